@@ -1,0 +1,96 @@
+"""The error types pixelbuild raises on purpose, and the exit codes they map to.
+
+Every error a user can cause is one of these; the CLI prints ``str(error)`` (one paragraph) and exits
+with ``error.exit_code``. Anything else escaping is a bug.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # check found disagreements, or a build step failed
+EXIT_BAD_INPUT = 2  # the manifest, a referenced file or the command line is wrong
+EXIT_UNAVAILABLE = 3  # the backend (e.g. a ComfyUI server) cannot be reached
+EXIT_INTERRUPTED = 130
+
+
+class PixelbuildError(Exception):
+    """Base class: a failure with a message meant for the user."""
+
+    exit_code = EXIT_FAILED
+
+
+class ManifestError(PixelbuildError):
+    """Bad input in a manifest (or a file it references), located to file, line, sprite and field."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        sprite: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        self.sprite = sprite
+        self.field = field
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file
+            if self.line:
+                where += f":{self.line}"
+                if self.column:
+                    where += f":{self.column}"
+            where += ": "
+        subject = []
+        if self.sprite:
+            subject.append(f"sprite '{self.sprite}'")
+        if self.field:
+            subject.append(f"field '{self.field}'")
+        prefix = (", ".join(subject) + ": ") if subject else ""
+        return f"{where}{prefix}{self.message}"
+
+
+class UsageError(PixelbuildError):
+    """The command line asks for something impossible (unknown sprite in --only, bad -j, ...)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class GenerationError(PixelbuildError):
+    """A backend failed to generate a sprite (a validation error from the server, a crash, ...)."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, sprite: str | None = None, field: str | None = None) -> None:
+        self.message = message
+        self.sprite = sprite
+        self.field = field
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        subject = f"sprite '{self.sprite}': " if self.sprite else ""
+        if self.field:
+            subject += f"field '{self.field}': "
+        return f"{subject}{self.message}"
+
+
+class BackendUnavailable(PixelbuildError):
+    """No server of the configured backend answers."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class FrozenError(PixelbuildError):
+    """``build --frozen`` found work that needs the generator."""
+
+    exit_code = EXIT_FAILED

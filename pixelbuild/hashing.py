@@ -1,0 +1,62 @@
+"""Canonical JSON and the content hashes built on it (xxhash xxh3_128).
+
+Canonical JSON: sorted keys, no whitespace, UTF-8, and floats that hold an integer written as that
+integer, so ``cfg: 8`` and ``cfg: 8.0`` hash the same.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+HASH_PREFIX_LEN = 32  # hex digits of an xxh3_128 digest
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot hash a non-finite number: {value!r}")
+        if value.is_integer():
+            return int(value)
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    """Return the canonical JSON text of ``value`` (mappings, sequences, str, int, float, bool, None)."""
+    return json.dumps(
+        _normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def hash_bytes(data: bytes) -> str:
+    """xxh3_128 of ``data`` as 32 lowercase hex digits."""
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+def hash_value(value: Any) -> str:
+    """xxh3_128 of the canonical JSON of ``value``."""
+    return xxhash.xxh3_128_hexdigest(canonical_json(value).encode("utf-8"))
+
+
+def short_hash(value: Any) -> str:
+    """A 16-hex-digit digest of ``value``'s canonical JSON: enough to tell which field changed."""
+    return xxhash.xxh3_64_hexdigest(canonical_json(value).encode("utf-8"))
+
+
+def hash_file(path: Path) -> str:
+    """xxh3_128 of a file's bytes, read in chunks."""
+    hasher = xxhash.xxh3_128()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            hasher.update(chunk)
+    return hasher.hexdigest()

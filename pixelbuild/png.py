@@ -1,0 +1,78 @@
+"""Deterministic PNG encoding and the pixel hash.
+
+The same pixels always give the same bytes with one Pillow/zlib build: no time or text chunks, fixed
+compression, and indexed colour chosen by a rule that depends only on the pixels. Because zlib builds
+can differ, the lock also records a hash of the decoded pixels.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import xxhash
+from PIL import Image
+
+MAX_PALETTE = 256
+
+
+def _to_indexed(image: Image.Image) -> Image.Image | None:
+    """Return ``image`` as a 'P' image with a value-sorted palette, or None if it has > 256 colours."""
+    rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+    if rgba.getcolors(MAX_PALETTE) is None:
+        return None
+    pixels = np.asarray(rgba, dtype=np.uint8)
+    # Pack RGBA big-endian into one integer so sorting orders colours by (R, G, B, A).
+    packed = pixels.astype(np.uint32)
+    keys = (packed[..., 0] << 24) | (packed[..., 1] << 16) | (packed[..., 2] << 8) | packed[..., 3]
+    palette_keys = np.unique(keys)
+    indices = np.searchsorted(palette_keys, keys).astype(np.uint8)
+    indexed = Image.fromarray(indices, mode="P")
+    rgb = np.stack(
+        [(palette_keys >> 24) & 255, (palette_keys >> 16) & 255, (palette_keys >> 8) & 255], axis=1
+    ).astype(np.uint8)
+    indexed.putpalette(rgb.tobytes(), rawmode="RGB")
+    alphas = (palette_keys & 255).astype(np.uint8).tobytes()
+    if any(alpha != 255 for alpha in alphas):
+        indexed.info["transparency"] = alphas
+    return indexed
+
+
+def encode_png(image: Image.Image, *, indexed: bool = True, compress_level: int = 9) -> bytes:
+    """Encode ``image`` as PNG bytes that depend only on its pixels (and the zlib build).
+
+    With ``indexed`` an image of at most 256 RGBA colours is written as palette PNG, else as RGB(A).
+    """
+    if image.mode not in ("RGB", "RGBA", "P", "L", "LA"):
+        image = image.convert("RGBA")
+    out_image: Image.Image = image
+    if indexed:
+        candidate = _to_indexed(image)
+        if candidate is not None:
+            out_image = candidate
+    elif image.mode == "P":
+        out_image = image.convert("RGBA")
+    buffer = io.BytesIO()
+    params: dict[str, object] = {"optimize": False, "compress_level": compress_level}
+    if out_image.mode == "P" and "transparency" in out_image.info:
+        params["transparency"] = out_image.info["transparency"]
+    out_image.save(buffer, format="PNG", **params)
+    return buffer.getvalue()
+
+
+def decode_png(data: bytes) -> Image.Image:
+    """Decode PNG (or any Pillow-readable) bytes fully into memory, dropping every metadata chunk."""
+    with Image.open(io.BytesIO(data)) as opened:
+        opened.load()
+        image = opened.copy()
+    image.info = {k: v for k, v in image.info.items() if k == "transparency"}
+    return image
+
+
+def pixel_hash(image: Image.Image) -> str:
+    """xxh3_128 of the image's size and its RGBA pixels: the same for any lossless encoding."""
+    rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+    hasher = xxhash.xxh3_128()
+    hasher.update(f"RGBA {rgba.width}x{rgba.height}\n".encode("ascii"))
+    hasher.update(rgba.tobytes())
+    return hasher.hexdigest()

@@ -1,0 +1,89 @@
+"""Resolved, fully explicit sprite specifications: the typed models every later stage consumes.
+
+A ``SpriteSpec`` is what ``resolve`` makes of one manifest entry after defaults are merged, paths
+normalised and the seed derived. Nothing downstream looks at the raw manifest again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Lora:
+    """One LoRA applied on top of the checkpoint, in manifest order."""
+
+    name: str
+    weight: float
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PostOp:
+    """One step of a post-processing chain: an op name and its (already validated) parameters."""
+
+    op: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a sprite was declared, for error messages (never hashed)."""
+
+    file: str
+    line: int
+    column: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationSpec:
+    """Everything the generator sees for one image (or one batch of images).
+
+    File references (``workflow_file``, ``init_image``) are project-relative POSIX paths; their
+    content hashes, not their names, enter the generation key.
+    """
+
+    backend: str
+    prompt: str
+    negative_prompt: str
+    seed: int
+    width: int
+    height: int
+    steps: int
+    cfg: float
+    sampler: str
+    scheduler: str
+    denoise: float
+    checkpoint: str
+    loras: tuple[Lora, ...]
+    workflow: str
+    workflow_file: str
+    batch_size: int = 1
+    init_image: str | None = None
+    bindings: Mapping[str, Any] = field(default_factory=dict)
+
+    def file_refs(self) -> tuple[str, ...]:
+        """Project-relative paths of every file this generation depends on."""
+        refs = [self.workflow_file]
+        if self.init_image:
+            refs.append(self.init_image)
+        return tuple(refs)
+
+
+@dataclass(frozen=True, slots=True)
+class SpriteSpec:
+    """A fully resolved sprite: its generation(s), its post chain and where its output goes.
+
+    ``generations`` usually holds one entry; an animation has one per frame (or one batch).
+    ``output`` is relative to the project's output root.
+    """
+
+    id: str
+    generations: tuple[GenerationSpec, ...]
+    post: tuple[PostOp, ...]
+    output: str
+    source: Source
+    post_files: tuple[str, ...] = ()
+    layout: str = "strip"
