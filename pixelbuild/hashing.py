@@ -33,9 +33,7 @@ def _normalise(value: Any) -> Any:
 
 def canonical_json(value: Any) -> str:
     """Return the canonical JSON text of ``value`` (mappings, sequences, str, int, float, bool, None)."""
-    return json.dumps(
-        _normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return json.dumps(_normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def hash_bytes(data: bytes) -> str:

@@ -28,9 +28,9 @@ def _to_indexed(image: Image.Image) -> Image.Image | None:
     palette_keys = np.unique(keys)
     indices = np.searchsorted(palette_keys, keys).astype(np.uint8)
     indexed = Image.fromarray(indices, mode="P")
-    rgb = np.stack(
-        [(palette_keys >> 24) & 255, (palette_keys >> 16) & 255, (palette_keys >> 8) & 255], axis=1
-    ).astype(np.uint8)
+    rgb = np.stack([(palette_keys >> 24) & 255, (palette_keys >> 16) & 255, (palette_keys >> 8) & 255], axis=1).astype(
+        np.uint8
+    )
     indexed.putpalette(rgb.tobytes(), rawmode="RGB")
     alphas = (palette_keys & 255).astype(np.uint8).tobytes()
     if any(alpha != 255 for alpha in alphas):

@@ -30,11 +30,14 @@ class PostOp:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Where a sprite was declared, for error messages (never hashed)."""
+    """Where a sprite was declared, for error messages (never hashed).
+
+    ``file`` is the manifest file as shown to the user; ``path`` is the sprite's place in that
+    document (e.g. ``("sprites", 3)``), turned into a line number only when an error needs one.
+    """
 
     file: str
-    line: int
-    column: int = 0
+    path: tuple[str | int, ...]
 
 
 @dataclass(frozen=True, slots=True)

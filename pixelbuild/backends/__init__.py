@@ -7,33 +7,72 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pixelbuild.backends.base import Backend, BackendIdentity, GenerationJob, GenerationResult
 from pixelbuild.errors import UsageError
 
-#: name -> (module, version of the output it makes). The version enters every generation key, so bumping
-#: it regenerates that backend's sprites; it changes when the same spec would give different pixels.
-BACKENDS: Mapping[str, tuple[str, str]] = {
-    "placeholder": ("pixelbuild.backends.placeholder", "1"),
+
+@dataclass(frozen=True, slots=True)
+class BackendInfo:
+    """What the engine needs to know about a backend without importing it.
+
+    ``version`` enters every generation key: bump it when the same spec would give other pixels.
+    ``inputs`` are the ``GenerationSpec`` fields the backend reads; only they enter the key, so editing
+    a field a backend ignores regenerates nothing.
+    """
+
+    module: str
+    version: str
+    inputs: tuple[str, ...]
+
+
+ALL_INPUTS = (
+    "prompt",
+    "negative_prompt",
+    "seed",
+    "width",
+    "height",
+    "steps",
+    "cfg",
+    "sampler",
+    "scheduler",
+    "denoise",
+    "checkpoint",
+    "loras",
+    "workflow_file",
+    "batch_size",
+    "init_image",
+    "bindings",
+)
+
+BACKENDS: Mapping[str, BackendInfo] = {
+    "placeholder": BackendInfo(
+        "pixelbuild.backends.placeholder",
+        "1",
+        ("prompt", "negative_prompt", "seed", "width", "height", "batch_size"),
+    ),
 }
 
 __all__ = [
+    "ALL_INPUTS",
     "BACKENDS",
     "Backend",
     "BackendIdentity",
+    "BackendInfo",
     "GenerationJob",
     "GenerationResult",
-    "backend_key_version",
+    "backend_info",
     "create_backend",
 ]
 
 
-def backend_key_version(name: str) -> str:
-    """The output version of backend ``name`` (part of the generation key)."""
+def backend_info(name: str) -> BackendInfo:
+    """The registry entry of backend ``name``."""
     try:
-        return BACKENDS[name][1]
+        return BACKENDS[name]
     except KeyError:
         known = ", ".join(sorted(BACKENDS))
         raise UsageError(f"unknown backend '{name}' (known: {known})") from None
@@ -41,7 +80,6 @@ def backend_key_version(name: str) -> str:
 
 def create_backend(name: str, settings: Mapping[str, Any], project_root: Path) -> Backend:
     """Instantiate backend ``name`` with its project settings."""
-    backend_key_version(name)
-    module = importlib.import_module(BACKENDS[name][0])
+    module = importlib.import_module(backend_info(name).module)
     backend: Backend = module.create(settings, project_root)
     return backend

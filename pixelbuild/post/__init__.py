@@ -60,6 +60,14 @@ def register(name: str, check: ParamCheck | None = None) -> Callable[[OpFunction
     return decorate
 
 
+def normalise_post_entry(entry: str | Mapping[str, Any]) -> PostOp:
+    """Turn a manifest ``post:`` entry (``- trim`` or ``- resize: {size: 32}``) into a ``PostOp``."""
+    if isinstance(entry, str):
+        return PostOp(entry, {})
+    ((name, params),) = entry.items()
+    return PostOp(name, dict(params or {}))
+
+
 def load_ops() -> dict[str, OpDef]:
     """Import every op module (once) and return the registry."""
     for module in _OP_MODULES:
@@ -84,3 +92,17 @@ def apply_chain(frames: Sequence[Image.Image], chain: Sequence[PostOp], ctx: Pos
     for step in chain:
         current = ops[step.op].function(current, step.params, ctx)
     return current
+
+
+def assemble_frames(frames: Sequence[Image.Image], layout: str = "strip") -> Image.Image:
+    """Lay several frames out side by side (a horizontal strip) on a transparent canvas."""
+    from PIL import Image
+
+    width = sum(frame.width for frame in frames)
+    height = max(frame.height for frame in frames)
+    canvas = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    x = 0
+    for frame in frames:
+        canvas.paste(frame, (x, 0))
+        x += frame.width
+    return canvas

@@ -1,0 +1,224 @@
+"""``build``: bring the asset tree and the lock up to date with the manifest.
+
+The no-op path (the stamp still holds) touches no parser, schema, engine or image library; only
+``pixelbuild.state`` is imported for it. Everything else loads lazily.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pixelbuild.errors import FrozenError, PixelbuildError
+from pixelbuild.paths import ProjectPaths
+from pixelbuild.progress import Progress, QuietProgress
+from pixelbuild.state import check_stamp
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    """How to build: which sprites, how many parallel jobs, whether generating is allowed."""
+
+    only: Sequence[str] = ()
+    jobs: int = 1
+    frozen: bool = False
+    servers: Sequence[str] = ()
+
+
+@dataclass(slots=True)
+class BuildReport:
+    """What a build did."""
+
+    generated: int = 0
+    post_processed: int = 0
+    restored: int = 0
+    removed: int = 0
+    up_to_date: int = 0
+    generator_calls: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+    noop: bool = False
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed and the build was not interrupted."""
+        return not self.failures and not self.interrupted
+
+    def summary(self) -> str:
+        """One line, e.g. ``1 generated, 2 restored, 9 up to date``."""
+        parts = [f"{self.generated} generated"]
+        for count, label in (
+            (self.post_processed, "post-processed"),
+            (self.restored, "restored"),
+            (self.removed, "removed"),
+            (len(self.failures), "failed"),
+        ):
+            if count:
+                parts.append(f"{count} {label}")
+        parts.append(f"{self.up_to_date} up to date")
+        return ", ".join(parts)
+
+
+class _ProjectLock:
+    """Holds ``.pixelbuild/build.lock`` so that two builds never write one project at once."""
+
+    def __init__(self, paths: ProjectPaths) -> None:
+        from filelock import FileLock
+
+        paths.state_dir.mkdir(parents=True, exist_ok=True)
+        self.paths = paths
+        self.lock = FileLock(str(paths.build_lock))
+
+    def __enter__(self) -> _ProjectLock:
+        from filelock import Timeout
+
+        try:
+            self.lock.acquire(timeout=0.2)
+        except Timeout:
+            raise PixelbuildError(
+                f"another pixelbuild is building {self.paths.display(self.paths.manifest)} right now "
+                f"(it holds {self.paths.display(self.paths.build_lock)}); wait for it to finish"
+            ) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+def _ensure_gitignore(paths: ProjectPaths) -> None:
+    ignore = paths.state_dir / ".gitignore"
+    if not ignore.exists():
+        from pixelbuild.fsutil import atomic_write_bytes
+
+        atomic_write_bytes(ignore, b"# pixelbuild's local state and cache: never commit\n*\n")
+
+
+def build(manifest: Path, options: BuildOptions = BuildOptions(), progress: Progress | None = None) -> BuildReport:
+    """Build the project of ``manifest``; return what was done (failures are in the report)."""
+    started = time.perf_counter()
+    paths = ProjectPaths.for_manifest(manifest)
+    with _ProjectLock(paths):
+        if not options.only and not paths.journal.exists():
+            up_to_date = check_stamp(paths.stamp, paths.lock)
+            if up_to_date is not None:
+                return BuildReport(up_to_date=up_to_date, noop=True, seconds=time.perf_counter() - started)
+        _ensure_gitignore(paths)
+        report = _full_build(paths, options, progress or QuietProgress())
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _full_build(paths: ProjectPaths, options: BuildOptions, progress: Progress) -> BuildReport:
+    from pixelbuild.engine import Engine, EngineContext
+    from pixelbuild.lock import Journal, read_lock
+    from pixelbuild.plan import Action
+    from pixelbuild.project import open_session, read_current_lock
+    from pixelbuild.state import clear_stamp
+
+    clear_stamp(paths.stamp)
+    session = open_session(paths)
+    # A journal left by an interrupted build holds finished work: fold it in before anything else.
+    if paths.journal.exists():
+        _commit_lock(paths, read_current_lock(paths))
+    lock = read_lock(paths.lock, paths.display(paths.lock))
+    full_plan = session.plan(lock)
+    plan = session.select(full_plan, options.only)
+
+    if options.frozen:
+        needing = [d for d in plan.decisions if d.action is Action.GENERATE]
+        if needing:
+            listing = "; ".join(f"{d.sprite_id} ({', '.join(d.reasons)})" for d in needing)
+            raise FrozenError(
+                f"--frozen: {len(needing)} sprite(s) would need the generator: {listing}. "
+                "Run 'pixelbuild build' where a generator is available and commit the lock and assets."
+            )
+
+    settings = dict(session.resolved.project.backend_settings)
+    if options.servers:
+        settings["servers_override"] = list(options.servers)
+    journal = Journal(paths.journal)
+    context = EngineContext(
+        project_dir=paths.project_dir,
+        output_dir=session.output_dir,
+        store=session.store,
+        journal=journal,
+        hashes=session.hashes,
+        sprites=session.resolved.by_id,
+        keys=session.keys,
+        lock=lock,
+        backend_name=session.resolved.project.backend,
+        backend_settings=settings,
+        jobs=max(1, options.jobs),
+        progress=progress,
+    )
+    try:
+        result = Engine(context).run(plan)
+    finally:
+        journal.close()
+        final_lock = _commit_lock(paths, read_current_lock(paths))
+        session.hashes.save()
+
+    report = BuildReport(
+        generated=result.generated,
+        generator_calls=result.generator_calls,
+        post_processed=result.post_processed,
+        restored=result.restored,
+        removed=result.removed,
+        up_to_date=full_plan.count(Action.UP_TO_DATE),
+        failures=result.failures,
+        interrupted=result.interrupted,
+    )
+    everything_done = (
+        report.ok
+        and len(plan.stale) == len(full_plan.stale)
+        and all(decision.sprite_id in result.finished for decision in plan.stale)
+    )
+    if everything_done:
+        _write_stamp(session, final_lock)
+    return report
+
+
+def _commit_lock(paths: ProjectPaths, lock: object) -> bytes:
+    """Write ``lock`` if its bytes differ from the file's, then drop the journal it includes."""
+    from pixelbuild.lock import Lock, render_lock, write_lock
+
+    assert isinstance(lock, Lock)
+    raw = render_lock(lock)
+    try:
+        current = paths.lock.read_bytes()
+    except FileNotFoundError:
+        current = None
+    if current != raw:
+        write_lock(paths.lock, lock)
+    # Only once the lock is safely replaced may the journal go (a crash in between replays it: harmless).
+    paths.journal.unlink(missing_ok=True)
+    return raw
+
+
+def _write_stamp(session: object, lock_bytes: bytes) -> None:
+    from pixelbuild.hashing import hash_bytes
+    from pixelbuild.lock import parse_lock
+    from pixelbuild.project import Session
+    from pixelbuild.resolve import project_file_path
+    from pixelbuild.state import StampInputs, write_stamp
+
+    assert isinstance(session, Session)
+    paths = session.paths
+    lock = parse_lock(lock_bytes, paths.display(paths.lock))
+    write_stamp(
+        paths.stamp,
+        StampInputs(
+            manifests=[(str(f.path), f.digest) for f in session.manifest.files],
+            globs=[glob for f in session.manifest.files for glob in f.include_globs],
+            files=[str(project_file_path(paths.project_dir, ref)) for ref in session.resolved.files],
+            absent=[str(paths.project_dir / ref) for ref in session.resolved.absent],
+            lock_digest=hash_bytes(lock_bytes),
+            outputs=[
+                str(session.output_dir / output.path) for entry in lock.sprites.values() for output in entry.outputs
+            ],
+            sprites=len(lock.sprites),
+        ),
+    )

@@ -1,0 +1,120 @@
+"""``check``: does the committed state agree? Manifest vs lock vs files, without ever generating.
+
+Meant for CI on a fresh clone: every output file is hashed (no stat cache is trusted), and a file whose
+bytes differ is still accepted when its decoded pixels match the lock (zlib builds differ).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pixelbuild.fsutil import TEMP_PREFIX
+from pixelbuild.hashing import hash_file
+from pixelbuild.lock import read_lock
+from pixelbuild.paths import ProjectPaths
+from pixelbuild.plan import changed_fields
+from pixelbuild.project import open_session, pixels_match
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One disagreement: its kind, the sprite (or file) it concerns, and an explanation."""
+
+    kind: str
+    subject: str
+    detail: str
+
+
+@dataclass(slots=True)
+class CheckReport:
+    """Every disagreement found, plus how many sprites were checked."""
+
+    problems: list[Problem] = field(default_factory=list)
+    sprites: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when manifest, lock and files agree."""
+        return not self.problems
+
+
+def _output_problem(output_dir: Path, path: str, file_hash: str, pixel_hash: str) -> str | None:
+    target = output_dir / path
+    try:
+        digest = hash_file(target)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as error:
+        return f"unreadable ({error.strerror})"
+    if digest == file_hash:
+        return None
+    if pixels_match(target, pixel_hash):
+        return None
+    return "modified (its bytes and pixels differ from the lock)"
+
+
+def _orphans(output_dir: Path, owned: set[str], keep: tuple[str, ...]) -> list[str]:
+    found: list[str] = []
+    if not output_dir.is_dir():
+        return found
+    for folder, dirs, files in os.walk(output_dir):
+        dirs.sort()
+        for name in sorted(files):
+            relative = Path(folder, name).relative_to(output_dir).as_posix()
+            if relative in owned or any(fnmatch.fnmatchcase(relative, pattern) for pattern in keep):
+                continue
+            found.append(relative)
+    return found
+
+
+def check(manifest: Path) -> CheckReport:
+    """Compare the manifest, the lock and the output files of a project; never writes an asset."""
+    paths = ProjectPaths.for_manifest(manifest)
+    session = open_session(paths)
+    lock = read_lock(paths.lock, paths.display(paths.lock))
+    report = CheckReport(sprites=len(session.resolved.sprites))
+    if paths.journal.exists():
+        report.notes.append(
+            "an interrupted build left finished work in .pixelbuild/journal.jsonl; "
+            "'pixelbuild build' folds it into the lock"
+        )
+    output_dir = session.output_dir
+    lock_display = paths.display(paths.lock)
+    for sprite in session.resolved.sprites:
+        keys = session.keys[sprite.id]
+        entry = lock.sprites.get(sprite.id)
+        if entry is None:
+            report.problems.append(Problem("unlocked", sprite.id, f"is in the manifest but not in {lock_display}"))
+            continue
+        if entry.post_key != keys.post or entry.generation_keys != keys.generations:
+            fields = changed_fields(entry.fields, keys.fields)
+            what = f"{', '.join(fields)} changed" if fields else "the generator or post-processing version changed"
+            report.problems.append(Problem("stale", sprite.id, f"the lock entry is out of date: {what}"))
+            continue
+        paths_in_lock = [output.path for output in entry.outputs]
+        if paths_in_lock != [sprite.output]:
+            report.problems.append(
+                Problem(
+                    "stale", sprite.id, f"output is {sprite.output} in the manifest but {paths_in_lock} in the lock"
+                )
+            )
+        for output in entry.outputs:
+            problem = _output_problem(output_dir, output.path, output.file_hash, output.pixel_hash)
+            if problem is not None:
+                kind = "missing" if problem == "missing" else "modified"
+                shown = paths.display(output_dir / output.path)
+                report.problems.append(Problem(kind, sprite.id, f"output {shown} is {problem}"))
+    for sprite_id in sorted(set(lock.sprites) - set(session.resolved.by_id)):
+        report.problems.append(Problem("removed", sprite_id, f"is in {lock_display} but no longer in the manifest"))
+    owned = {output.path for entry in lock.sprites.values() for output in entry.outputs}
+    owned |= {sprite.output for sprite in session.resolved.sprites}
+    for orphan in _orphans(output_dir, owned, session.resolved.project.keep):
+        why = "left by an interrupted write" if Path(orphan).name.startswith(TEMP_PREFIX) else "no sprite makes it"
+        report.problems.append(
+            Problem("orphan", paths.display(output_dir / orphan), f"is in the output root but {why}")
+        )
+    return report

@@ -1,0 +1,239 @@
+"""The ``pixelbuild`` command: argument parsing, output for people (or ``--json``) and exit codes.
+
+Exit codes: 0 success; 1 a build step failed, ``check`` found disagreements, or ``--frozen`` needed the
+generator; 2 bad input (manifest, lock, referenced file, command line); 3 the backend is unreachable;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pixelbuild import __version__
+from pixelbuild.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PixelbuildError
+
+MANIFEST_NAME = "pixelbuild.yaml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-C", dest="directory", metavar="DIR", help="run as if started in DIR")
+    common.add_argument("--manifest", metavar="PATH", help=f"manifest file (default: {MANIFEST_NAME})")
+    common.add_argument("--json", action="store_true", help="print a JSON document instead of text")
+
+    parser = argparse.ArgumentParser(
+        prog="pixelbuild",
+        description="Build AI-generated pixel art the way make builds code.",
+        epilog="Exit codes: 0 ok, 1 failed/disagreement, 2 bad input, 3 backend unreachable, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"pixelbuild {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    build = commands.add_parser("build", parents=[common], help="generate and post-process what changed")
+    build.add_argument("--only", action="append", default=[], metavar="ID|GLOB", help="build only these sprites")
+    build.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="parallel jobs (default 1)")
+    build.add_argument("--frozen", action="store_true", help="fail instead of calling the generator")
+    build.add_argument("--server", action="append", default=[], metavar="URL", help="ComfyUI server (repeatable)")
+    build.add_argument(
+        "--progress", choices=("auto", "bar", "lines", "none"), default="auto", help="progress display"
+    )
+
+    plan = commands.add_parser("plan", parents=[common], help="show what a build would do, and why")
+    plan.add_argument("--only", action="append", default=[], metavar="ID|GLOB", help="plan only these sprites")
+    plan.add_argument("--all", action="store_true", help="list up-to-date sprites too")
+
+    commands.add_parser("check", parents=[common], help="verify manifest, lock and files agree (never generates)")
+    commands.add_parser("validate", parents=[common], help="parse and validate the manifest only")
+
+    gc = commands.add_parser("gc", parents=[common], help="prune the local cache")
+    gc.add_argument("--keep-days", type=float, default=0.0, metavar="N", help="also keep entries used in N days")
+    return parser
+
+
+def _manifest_path(args: argparse.Namespace) -> Path:
+    base = Path(args.directory) if args.directory else Path.cwd()
+    if args.directory and not base.is_dir():
+        raise PixelbuildError(f"-C {args.directory}: no such folder")
+    return base / (args.manifest or MANIFEST_NAME)
+
+
+def _emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
+    if args.json:
+        sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    elif text:
+        sys.stdout.write(text + "\n")
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    from pixelbuild.progress import BarProgress, LineProgress, QuietProgress
+
+    mode = args.progress
+    if args.json or mode == "none":
+        return QuietProgress()
+    if mode == "bar" or (mode == "auto" and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"):
+        return BarProgress(sys.stderr)
+    return LineProgress(sys.stderr)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from pixelbuild.build import BuildOptions, build
+    from pixelbuild.errors import UsageError
+
+    if args.jobs < 1:
+        raise UsageError(f"-j must be at least 1, got {args.jobs}")
+    options = BuildOptions(only=tuple(args.only), jobs=args.jobs, frozen=args.frozen, servers=tuple(args.server))
+    report = build(_manifest_path(args), options, _progress(args))
+    lines = []
+    for sprite_id, message in sorted(report.failures.items()):
+        lines.append(f"FAILED {sprite_id}: {message}")
+    if report.interrupted:
+        lines.append("interrupted: finished sprites are in the lock; run the build again to continue")
+    lines.append(f"{report.summary()} ({report.seconds:.2f}s)")
+    document = {
+        "ok": report.ok,
+        "noop": report.noop,
+        "generated": report.generated,
+        "generator_calls": report.generator_calls,
+        "post_processed": report.post_processed,
+        "restored": report.restored,
+        "removed": report.removed,
+        "up_to_date": report.up_to_date,
+        "failures": report.failures,
+        "interrupted": report.interrupted,
+        "seconds": round(report.seconds, 3),
+    }
+    _emit(args, document, "\n".join(lines))
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from pixelbuild.paths import ProjectPaths
+    from pixelbuild.plan import Action
+    from pixelbuild.project import open_session, read_current_lock
+
+    paths = ProjectPaths.for_manifest(_manifest_path(args))
+    session = open_session(paths)
+    plan = session.select(session.plan(read_current_lock(paths)), tuple(args.only))
+    session.hashes.save()
+    rows = [d for d in plan.decisions if args.all or d.action is not Action.UP_TO_DATE]
+    width = max((len(d.sprite_id) for d in rows), default=0)
+    lines = [f"{d.action.value:<11} {d.sprite_id:<{width}}  {'; '.join(d.reasons)}".rstrip() for d in rows]
+    counts = {action.value: plan.count(action) for action in Action}
+    stale = [
+        f"{counts[a.value]} to {verb}"
+        for a, verb in (
+            (Action.GENERATE, "generate"),
+            (Action.POST, "post-process"),
+            (Action.RESTORE, "restore"),
+            (Action.REMOVE, "remove"),
+        )
+        if counts[a.value]
+    ]
+    up = counts[Action.UP_TO_DATE.value]
+    lines.append(", ".join([*stale, f"{up} up to date"]) if stale else f"nothing to do: {up} up to date")
+    document = {
+        "sprites": [
+            {"id": d.sprite_id, "action": d.action.value, "reasons": list(d.reasons), "generate": list(d.missing)}
+            for d in plan.decisions
+        ],
+        "counts": counts,
+    }
+    _emit(args, document, "\n".join(lines))
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from pixelbuild.check import check
+
+    report = check(_manifest_path(args))
+    lines = [f"{p.kind:<9} {p.subject}: {p.detail}" for p in report.problems]
+    lines.extend(f"note: {note}" for note in report.notes)
+    if report.ok:
+        lines.append(f"ok: {report.sprites} sprites, manifest, lock and files agree")
+    else:
+        lines.append(f"{len(report.problems)} problem(s); run 'pixelbuild build' to fix them, then commit the lock")
+    document = {
+        "ok": report.ok,
+        "sprites": report.sprites,
+        "problems": [{"kind": p.kind, "subject": p.subject, "detail": p.detail} for p in report.problems],
+        "notes": report.notes,
+    }
+    _emit(args, document, "\n".join(lines))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from pixelbuild.manifest import load_manifest
+    from pixelbuild.resolve import resolve
+
+    manifest = load_manifest(_manifest_path(args))
+    resolved = resolve(manifest)
+    files = len(manifest.files)
+    text = f"ok: {len(resolved.sprites)} sprites in {files} file{'s' if files != 1 else ''}"
+    _emit(args, {"ok": True, "sprites": len(resolved.sprites), "files": files}, text)
+    return EXIT_OK
+
+
+def _cmd_gc(args: argparse.Namespace) -> int:
+    from pixelbuild.lock import read_lock
+    from pixelbuild.paths import ProjectPaths
+    from pixelbuild.store import Store
+
+    paths = ProjectPaths.for_manifest(_manifest_path(args))
+    lock = read_lock(paths.lock, paths.display(paths.lock))
+    live = {("post", entry.post_key) for entry in lock.sprites.values()}
+    live |= {("gen", key) for entry in lock.sprites.values() for key in entry.generation_keys}
+    try:  # also keep what the current manifest wants (built or not), when it loads
+        from pixelbuild.project import open_session
+
+        session = open_session(paths)
+        for keys in session.keys.values():
+            live.add(("post", keys.post))
+            live.update(("gen", key) for key in keys.generations)
+    except PixelbuildError:
+        pass
+    report = Store(paths.cache).gc(live, keep_seconds=args.keep_days * 86400)
+    text = f"removed {report.actions} cache entries and {report.blobs} files ({report.bytes / 1e6:.1f} MB)"
+    _emit(args, {"actions": report.actions, "blobs": report.blobs, "bytes": report.bytes}, text)
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "build": _cmd_build,
+    "plan": _cmd_plan,
+    "check": _cmd_check,
+    "validate": _cmd_validate,
+    "gc": _cmd_gc,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except PixelbuildError as error:
+        sys.stderr.write(f"pixelbuild: error: {error}\n")
+        return error.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("pixelbuild: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as error:  # a bug: say so plainly, keep the traceback behind a switch
+        if os.environ.get("PIXELBUILD_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"pixelbuild: internal error ({type(error).__name__}: {error}); this is a bug. "
+            "Run again with PIXELBUILD_DEBUG=1 for the traceback and report it.\n"
+        )
+        return EXIT_BAD_INPUT if isinstance(error, OSError) else EXIT_FAILED
+

@@ -1,0 +1,485 @@
+"""The engine: turns a plan into doit tasks (generate → post-process) and runs them.
+
+doit is used as a library and only ever sees stale work: up-to-dateness was decided by the plan from
+the lock and the files, so doit's own database is kept in memory and thrown away. Each finished
+sprite is written atomically and appended to the journal at once, so an interrupted build keeps it.
+CPU-bound post-processing runs in worker processes when ``jobs > 1``; generation runs in threads.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pixelbuild.backends import Backend, create_backend
+from pixelbuild.backends.base import GenerationJob
+from pixelbuild.errors import GenerationError, PixelbuildError
+from pixelbuild.fsutil import atomic_write_bytes, remove_file
+from pixelbuild.hashing import hash_bytes
+from pixelbuild.keys import SpriteKeys
+from pixelbuild.lock import Journal, Lock, LockEntry, OutputRecord
+from pixelbuild.plan import Action, Decision, Plan
+from pixelbuild.progress import Progress
+from pixelbuild.resolve import project_file_path
+from pixelbuild.spec import GenerationSpec, SpriteSpec
+from pixelbuild.state import FileHashCache
+from pixelbuild.store import Store
+
+#: Below this many post-processing tasks, worker processes cost more to start than they save.
+_MIN_TASKS_FOR_PROCESSES = 8
+
+
+@dataclass(slots=True)
+class EngineResult:
+    """What the engine did: sprites finished per action, generator calls, a message per failed sprite."""
+
+    generator_calls: int = 0
+    generated: int = 0
+    post_processed: int = 0
+    restored: int = 0
+    removed: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)
+    interrupted: bool = False
+
+
+@dataclass(slots=True)
+class EngineContext:
+    """Everything the engine needs, computed by the build before it starts."""
+
+    project_dir: Path
+    output_dir: Path
+    store: Store
+    journal: Journal
+    hashes: FileHashCache
+    sprites: Mapping[str, SpriteSpec]
+    keys: Mapping[str, SpriteKeys]
+    lock: Lock
+    backend_name: str
+    backend_settings: Mapping[str, Any]
+    jobs: int
+    progress: Progress
+    backend_factory: Callable[[str, Mapping[str, Any], Path], Backend] = create_backend
+
+
+# ---------------------------------------------------------------------------------------- pure work
+
+
+def render_sprite(
+    raw_paths: Sequence[str], chain: Sequence[Any], layout: str, project_dir: str
+) -> tuple[bytes, str, int, int]:
+    """Post-process a sprite's raw frames into its output PNG: (bytes, pixel hash, width, height).
+
+    A module-level function of plain arguments, so it can run in a worker process.
+    """
+    from pixelbuild.png import decode_png, encode_png, pixel_hash
+    from pixelbuild.post import PostContext, apply_chain, assemble_frames
+
+    frames = [decode_png(Path(path).read_bytes()) for path in raw_paths]
+    context = PostContext(read_file=lambda ref: (Path(project_dir) / ref).read_bytes())
+    frames = apply_chain(frames, chain, context)
+    image = frames[0] if len(frames) == 1 else assemble_frames(frames, layout)
+    return encode_png(image), pixel_hash(image), image.width, image.height
+
+
+def _warm_up() -> None:
+    """Import the image stack in a worker before real work arrives."""
+    import pixelbuild.post
+
+    pixelbuild.post.load_ops()
+
+
+# ------------------------------------------------------------------------------------------- engine
+
+
+class Engine:
+    """Runs the stale part of a plan."""
+
+    def __init__(self, context: EngineContext) -> None:
+        self.ctx = context
+        self.result = EngineResult()
+        self._backend: Backend | None = None
+        self._pool: Executor | None = None
+        self._lock = threading.Lock()
+        self._jobs: dict[str, GenerationJob] = {}
+        self._needed_by: dict[str, list[str]] = {}
+        self._claimed = {sprite.output for sprite in context.sprites.values()}
+
+    # ---------------------------------------------------------------- setup
+
+    def _generation_jobs(self, plan: Plan) -> list[GenerationJob]:
+        specs: dict[str, tuple[str, GenerationSpec]] = {}
+        for decision in plan.decisions:
+            if not decision.missing:
+                continue
+            sprite = self.ctx.sprites[decision.sprite_id]
+            keys = self.ctx.keys[decision.sprite_id]
+            for key, generation in zip(keys.generations, sprite.generations, strict=True):
+                if key in decision.missing:
+                    specs.setdefault(key, (sprite.id, generation))
+                    self._needed_by.setdefault(key, []).append(sprite.id)
+        jobs = []
+        for key, (sprite_id, generation) in specs.items():
+            init = project_file_path(self.ctx.project_dir, generation.init_image) if generation.init_image else None
+            jobs.append(
+                GenerationJob(
+                    key=key,
+                    sprite_id=sprite_id,
+                    spec=generation,
+                    workflow_path=project_file_path(self.ctx.project_dir, generation.workflow_file),
+                    init_image_path=init,
+                )
+            )
+        return jobs
+
+    def _start_pool(self, post_tasks: int) -> None:
+        if self.ctx.jobs <= 1 or post_tasks < _MIN_TASKS_FOR_PROCESSES:
+            return
+        import multiprocessing
+
+        # Fork before any thread exists (backend, doit runner): workers inherit imported modules cheaply.
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        pool = ProcessPoolExecutor(max_workers=self.ctx.jobs, mp_context=multiprocessing.get_context(method))
+        for warm in [pool.submit(_warm_up) for _ in range(self.ctx.jobs)]:
+            warm.result()
+        self._pool = pool
+
+    # ---------------------------------------------------------------- tasks
+
+    def _fail(self, sprite_ids: Sequence[str], message: str) -> None:
+        with self._lock:
+            for sprite_id in sprite_ids:
+                self.result.failures.setdefault(sprite_id, message)
+        for sprite_id in sprite_ids:
+            self.ctx.progress.failed(sprite_id, message)
+
+    def _guard(self, sprite_ids: Sequence[str], work: Callable[[], None]) -> bool:
+        """Run ``work``; turn an exception into a recorded failure of ``sprite_ids`` (doit sees False)."""
+        try:
+            work()
+            return True
+        except PixelbuildError as error:
+            message = error.message if isinstance(error, GenerationError) else str(error)
+            self._fail(sprite_ids, message)
+        except Exception as error:  # a bug: keep the traceback for the report
+            detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+            self._fail(sprite_ids, f"internal error: {detail}\n{traceback.format_exc()}")
+        return False
+
+    def _generate(self, key: str) -> bool:
+        def work() -> None:
+            assert self._backend is not None
+            job = self._jobs[key]
+            self.ctx.progress.working(job.sprite_id, "generating")
+            generated = self._backend.result(key)
+            from pixelbuild.png import encode_png
+
+            images = []
+            for image in generated.images:
+                # Raw generations are an intermediate: fast compression is worth more than size here.
+                blob = self.ctx.store.put_blob(encode_png(image, indexed=False, compress_level=1))
+                images.append({"blob": blob, "width": image.width, "height": image.height})
+            identity = generated.identity
+            self.ctx.store.put_action(
+                "gen",
+                key,
+                {
+                    "images": images,
+                    "identity": {"name": identity.name, "version": identity.version, "models": list(identity.models)},
+                    "seed": job.spec.seed,
+                },
+            )
+            with self._lock:
+                self.result.generator_calls += 1
+
+        return self._guard(self._needed_by.get(key, []), work)
+
+    def _raw_frames(self, keys: SpriteKeys) -> tuple[list[str], dict[str, Any]]:
+        paths: list[str] = []
+        identity: dict[str, Any] = {}
+        for key in keys.generations:
+            record = self.ctx.store.get_action("gen", key)
+            if record is None:
+                raise GenerationError("its raw generation vanished from the cache during the build")
+            identity = identity or record["identity"]
+            paths.extend(
+                str(self.ctx.store.root / "blobs" / item["blob"][:2] / item["blob"]) for item in record["images"]
+            )
+        return paths, identity
+
+    def _post_process(self, sprite: SpriteSpec, keys: SpriteKeys) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
+        raw_paths, identity = self._raw_frames(keys)
+        args = (raw_paths, sprite.post, sprite.layout, str(self.ctx.project_dir))
+        if self._pool is not None:
+            png, pixels, width, height = self._pool.submit(render_sprite, *args).result()
+        else:
+            png, pixels, width, height = render_sprite(*args)
+        blob = self.ctx.store.put_blob(png)
+        image = {"blob": blob, "pixel_hash": pixels, "width": width, "height": height}
+        self.ctx.store.put_action("post", keys.post, {"images": [image], "identity": identity})
+        return png, image, identity
+
+    def _restore(
+        self, sprite: SpriteSpec, keys: SpriteKeys, from_files: bool
+    ) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
+        if from_files:
+            entry = self.ctx.lock.sprites[sprite.id]
+            output = entry.outputs[0]
+            png = (self.ctx.output_dir / output.path).read_bytes()
+            image = {
+                "blob": self.ctx.store.put_blob(png),
+                "pixel_hash": output.pixel_hash,
+                "width": output.width,
+                "height": output.height,
+            }
+            identity = dict(entry.backend)
+            self.ctx.store.put_action("post", keys.post, {"images": [image], "identity": identity})
+            return png, image, identity
+        record = self.ctx.store.get_action("post", keys.post)
+        if record is None:
+            raise GenerationError("its cached result vanished from the cache during the build")
+        image = record["images"][0]
+        data = self.ctx.store.read_blob(image["blob"])
+        if data is None:
+            raise GenerationError("its cached result is damaged; run 'pixelbuild gc' and build again")
+        return data, image, record["identity"]
+
+    def _finish_sprite(self, decision: Decision) -> bool:
+        def work() -> None:
+            sprite = self.ctx.sprites[decision.sprite_id]
+            keys = self.ctx.keys[decision.sprite_id]
+            if decision.action is Action.RESTORE:
+                png, image, identity = self._restore(sprite, keys, decision.restore_from_files)
+            else:
+                self.ctx.progress.working(sprite.id, "post-processing")
+                png, image, identity = self._post_process(sprite, keys)
+            target = self.ctx.output_dir / sprite.output
+            atomic_write_bytes(target, png)
+            self.ctx.hashes.remember(target, hash_bytes(png))
+            self._remove_stale_outputs(sprite)
+            seeds = [generation.seed for generation in sprite.generations]
+            entry = LockEntry(
+                generations=tuple(zip(keys.generations, seeds, strict=True)),
+                post_key=keys.post,
+                backend=identity,
+                fields=keys.fields,
+                outputs=(
+                    OutputRecord(
+                        sprite.output, hash_bytes(png), image["pixel_hash"], int(image["width"]), int(image["height"])
+                    ),
+                ),
+            )
+            self.ctx.journal.record_set(sprite.id, entry)
+            with self._lock:
+                self.result.finished.add(sprite.id)
+                if decision.action is Action.RESTORE:
+                    self.result.restored += 1
+                elif decision.action is Action.POST:
+                    self.result.post_processed += 1
+                else:
+                    self.result.generated += 1
+            self.ctx.progress.done(sprite.id, decision.action)
+
+        return self._guard([decision.sprite_id], work)
+
+    def _remove_stale_outputs(self, sprite: SpriteSpec) -> None:
+        """Delete files the sprite wrote before under other paths (unless another sprite now owns them)."""
+        entry = self.ctx.lock.sprites.get(sprite.id)
+        if entry is None:
+            return
+        for output in entry.outputs:
+            if output.path != sprite.output and output.path not in self._claimed:
+                remove_file(self.ctx.output_dir / output.path, self.ctx.output_dir)
+
+    def _remove(self, sprite_id: str) -> bool:
+        def work() -> None:
+            entry = self.ctx.lock.sprites[sprite_id]
+            for output in entry.outputs:
+                if output.path not in self._claimed:
+                    remove_file(self.ctx.output_dir / output.path, self.ctx.output_dir)
+            self.ctx.journal.record_remove(sprite_id)
+            with self._lock:
+                self.result.finished.add(sprite_id)
+                self.result.removed += 1
+            self.ctx.progress.done(sprite_id, Action.REMOVE)
+
+        return self._guard([sprite_id], work)
+
+    # ------------------------------------------------------------------ run
+
+    def _tasks(self, plan: Plan, generation_order: Sequence[str]) -> list[Any]:
+        from doit.task import Task
+
+        tasks = [Task(f"gen:{key}", actions=[(self._generate, (key,))], verbosity=2) for key in generation_order]
+        for decision in plan.stale:
+            if decision.action is Action.REMOVE:
+                tasks.append(
+                    Task(f"remove:{decision.sprite_id}", actions=[(self._remove, (decision.sprite_id,))], verbosity=2)
+                )
+            else:
+                tasks.append(
+                    Task(
+                        f"sprite:{decision.sprite_id}",
+                        actions=[(self._finish_sprite, (decision,))],
+                        task_dep=[f"gen:{key}" for key in decision.missing],
+                        verbosity=2,
+                    )
+                )
+        return tasks
+
+    def run(self, plan: Plan) -> EngineResult:
+        """Run every stale decision of ``plan``; failures are collected, not raised."""
+        stale = plan.stale
+        if not stale:
+            return self.result
+        post_tasks = sum(1 for decision in stale if decision.action in (Action.POST, Action.GENERATE))
+        self._start_pool(post_tasks)
+        jobs = self._generation_jobs(plan)
+        try:
+            order = [job.key for job in jobs]
+            if jobs:
+                self._backend = self.ctx.backend_factory(
+                    self.ctx.backend_name, self.ctx.backend_settings, self.ctx.project_dir
+                )
+                self._jobs = {job.key: job for job in jobs}
+                ordered = getattr(self._backend, "ordered", None)
+                if callable(ordered):
+                    order = [job.key for job in ordered(jobs)]
+                self._backend.start(jobs)
+            self.ctx.progress.start(len(jobs), len(stale))
+            self._run_doit(self._tasks(plan, order))
+        except KeyboardInterrupt:
+            self.result.interrupted = True
+            if self._backend is not None:
+                self._backend.cancel()
+        finally:
+            if self._backend is not None:
+                self._backend.close()
+            if self._pool is not None:
+                self._pool.shutdown(wait=not self.result.interrupted, cancel_futures=True)
+            self.ctx.progress.finish()
+        # Sprites whose generation failed never ran; name them too.
+        for decision in stale:
+            if decision.action is not Action.REMOVE and decision.missing:
+                for key in decision.missing:
+                    if any(sprite in self.result.failures for sprite in self._needed_by.get(key, [])):
+                        self.result.failures.setdefault(decision.sprite_id, "its generation failed")
+        return self.result
+
+    def _run_doit(self, tasks: list[Any]) -> None:
+        from doit.cmd_base import TaskLoader2
+        from doit.doit_cmd import DoitMain
+
+        jobs = self.ctx.jobs
+
+        class Loader(TaskLoader2):  # type: ignore[misc]
+            def load_doit_config(self) -> dict[str, Any]:
+                return {
+                    "dep_file": "",
+                    "backend": "pixelbuild-memory",
+                    "verbosity": 2,
+                    "reporter": _SilentReporter,
+                }
+
+            def load_tasks(self, cmd: Any, pos_args: Any) -> list[Any]:
+                return tasks
+
+        arguments = ["run", "--continue"]
+        if jobs > 1:
+            arguments += ["-n", str(jobs), "-P", "thread"]
+        saved = sys.stdout, sys.stderr
+        errors = io.StringIO()
+        try:
+            # doit prints its own runtime errors (not task failures: those are ours) to stderr.
+            sys.stderr = errors
+            code = DoitMain(
+                Loader(),
+                config_filenames=(),
+                extra_config={"BACKEND": {"pixelbuild-memory": "pixelbuild.engine:MemoryDB"}},
+            ).run(arguments)
+        finally:
+            # doit's runners swap these out while tasks run; put the real ones back whatever happened.
+            sys.stdout, sys.stderr = saved
+        if code not in (0, 1):  # 1 = some task failed, already recorded by _guard
+            raise RuntimeError(f"doit could not run the build (exit {code}): {errors.getvalue().strip()}")
+
+
+class MemoryDB:
+    """A doit dependency database that forgets everything: the lock is pixelbuild's build log."""
+
+    def __init__(self, name: str, codec: Any, *, module_name: str | None = None) -> None:
+        self.name = name
+        self._db: dict[str, dict[str, Any]] = {}
+
+    def dump(self) -> None:
+        """Nothing is kept."""
+
+    def set(self, task_id: str, dependency: str, value: Any) -> None:
+        """Store a value for this run."""
+        self._db.setdefault(task_id, {})[dependency] = value
+
+    def get(self, task_id: str, dependency: str) -> Any:
+        """A value stored in this run, or None."""
+        return self._db.get(task_id, {}).get(dependency)
+
+    def in_(self, task_id: str) -> bool:
+        """Whether the task has stored values."""
+        return task_id in self._db
+
+    def remove(self, task_id: str) -> None:
+        """Forget a task."""
+        self._db.pop(task_id, None)
+
+    def remove_all(self) -> None:
+        """Forget everything."""
+        self._db.clear()
+
+
+class _SilentReporter:
+    """doit reporter that says nothing: progress is pixelbuild's, failures are collected by the engine."""
+
+    def __init__(self, outstream: Any, options: Any) -> None:
+        self.failures: list[Any] = []
+        self.runtime_errors: list[str] = []
+
+    def initialize(self, tasks: Any, selected_tasks: Any) -> None:
+        """Nothing to set up."""
+
+    def get_status(self, task: Any) -> None:
+        """Not reported."""
+
+    def execute_task(self, task: Any) -> None:
+        """Not reported."""
+
+    def add_failure(self, task: Any, fail: Any) -> None:
+        """Collected by the engine already."""
+        self.failures.append((task.name, fail))
+
+    def add_success(self, task: Any) -> None:
+        """Not reported."""
+
+    def skip_uptodate(self, task: Any) -> None:
+        """Not reported."""
+
+    def skip_ignore(self, task: Any) -> None:
+        """Not reported."""
+
+    def cleanup_error(self, exception: Any) -> None:
+        """Not reported."""
+
+    def runtime_error(self, msg: str) -> None:
+        """Kept for debugging."""
+        self.runtime_errors.append(msg)
+
+    def teardown_task(self, task: Any) -> None:
+        """Not reported."""
+
+    def complete_run(self) -> None:
+        """Not reported."""

@@ -1,0 +1,90 @@
+"""Stage keys: what identifies a generation, a post-processed sprite and (later) an atlas.
+
+A *generation key* hashes what the generator sees (only the spec fields its backend reads, plus the
+content of every file it reads); a *post key* hashes the generation keys plus the post chain. A change
+to post-processing alone therefore never changes a generation key. Keys are xxh3_128 of canonical
+JSON, prefixed by ``KEY_VERSION`` so a change of the scheme itself invalidates everything once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pixelbuild.backends import backend_info
+from pixelbuild.hashing import hash_value, short_hash
+from pixelbuild.post import POST_VERSION
+from pixelbuild.spec import GenerationSpec, Lora, SpriteSpec
+
+KEY_VERSION = "1"
+
+#: Maps a file reference of a resolved spec to the hash of its content.
+FileHasher = Callable[[str], str]
+
+_FILE_FIELDS = ("workflow_file", "init_image")
+
+
+@dataclass(frozen=True, slots=True)
+class SpriteKeys:
+    """A sprite's stage keys and a short digest per input field (to tell which field changed)."""
+
+    generations: tuple[str, ...]
+    post: str
+    fields: Mapping[str, str]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Lora):
+        return {"name": value.name, "weight": value.weight, "sha256": value.sha256}
+    if isinstance(value, tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _jsonable(item) for key, item in value.items()}
+    return value
+
+
+def generation_inputs(generation: GenerationSpec, file_hash: FileHasher) -> dict[str, Any]:
+    """The values of every field the generation's backend reads (files as content hashes)."""
+    info = backend_info(generation.backend)
+    inputs: dict[str, Any] = {"backend": f"{generation.backend}/{info.version}"}
+    for name in info.inputs:
+        value = getattr(generation, name)
+        if name in _FILE_FIELDS:
+            value = file_hash(value) if value else None
+        inputs[name] = _jsonable(value)
+    return inputs
+
+
+def generation_key(generation: GenerationSpec, file_hash: FileHasher) -> str:
+    """The generation key of one generation spec."""
+    return hash_value({"v": KEY_VERSION, "generation": generation_inputs(generation, file_hash)})
+
+
+def sprite_keys(sprite: SpriteSpec, file_hash: FileHasher) -> SpriteKeys:
+    """Compute a sprite's generation keys, post key and per-field digests."""
+    fields: dict[str, str] = {}
+    generation_keys: list[str] = []
+    several = len(sprite.generations) > 1
+    for index, generation in enumerate(sprite.generations):
+        inputs = generation_inputs(generation, file_hash)
+        generation_keys.append(hash_value({"v": KEY_VERSION, "generation": inputs}))
+        prefix = f"frames[{index}]." if several else ""
+        for name, value in inputs.items():
+            fields[prefix + name] = short_hash(value)
+    chain = [[op.op, _jsonable(op.params)] for op in sprite.post]
+    post_files = {ref: file_hash(ref) for ref in sprite.post_files}
+    post_key = hash_value(
+        {
+            "v": KEY_VERSION,
+            "post_version": POST_VERSION,
+            "generations": generation_keys,
+            "chain": chain,
+            "files": post_files,
+            "layout": sprite.layout,
+        }
+    )
+    fields["post"] = short_hash([chain, sprite.layout])
+    for ref, digest in post_files.items():
+        fields[f"file:{ref}"] = digest[:16]
+    return SpriteKeys(tuple(generation_keys), post_key, fields)

@@ -1,0 +1,216 @@
+"""The lock file (``pixelbuild.lock``) and the journal of finished work that feeds it.
+
+The lock is JSON with deterministic bytes: sprites sorted by id, one block per sprite and one line per
+field, no timestamps, so two branches that touched different sprites merge without conflict. It is
+replaced atomically. During a build every finished sprite is appended to a journal
+(``.pixelbuild/journal.jsonl``); the journal is folded into the lock at the end of the run, or by the
+next run after a crash, so finished work survives without rewriting the lock after every sprite.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pixelbuild.errors import ManifestError
+from pixelbuild.fsutil import atomic_write_bytes
+
+LOCK_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRecord:
+    """One file a sprite wrote: its path under the output root, its byte hash and its pixel hash."""
+
+    path: str
+    file_hash: str
+    pixel_hash: str
+    width: int
+    height: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as a JSON object."""
+        return {
+            "path": self.path,
+            "file_hash": self.file_hash,
+            "pixel_hash": self.pixel_hash,
+            "width": self.width,
+            "height": self.height,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OutputRecord:
+        """Read a record written by ``to_json``."""
+        return cls(data["path"], data["file_hash"], data["pixel_hash"], int(data["width"]), int(data["height"]))
+
+
+@dataclass(frozen=True, slots=True)
+class LockEntry:
+    """What the lock knows of one sprite: its stage keys, seeds, generator identity and outputs."""
+
+    generations: tuple[tuple[str, int], ...]
+    post_key: str
+    backend: Mapping[str, Any]
+    fields: Mapping[str, str]
+    outputs: tuple[OutputRecord, ...]
+
+    @property
+    def generation_keys(self) -> tuple[str, ...]:
+        """The generation keys, in frame order."""
+        return tuple(key for key, _seed in self.generations)
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as a JSON object."""
+        return {
+            "generations": [{"key": key, "seed": seed} for key, seed in self.generations],
+            "post_key": self.post_key,
+            "backend": dict(self.backend),
+            "fields": dict(self.fields),
+            "outputs": [output.to_json() for output in self.outputs],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LockEntry:
+        """Read an entry written by ``to_json``."""
+        return cls(
+            generations=tuple((item["key"], int(item["seed"])) for item in data["generations"]),
+            post_key=data["post_key"],
+            backend=data["backend"],
+            fields=data["fields"],
+            outputs=tuple(OutputRecord.from_json(item) for item in data["outputs"]),
+        )
+
+
+@dataclass(slots=True)
+class Lock:
+    """The whole lock: an entry per sprite id."""
+
+    sprites: dict[str, LockEntry] = field(default_factory=dict)
+
+
+def render_lock(lock: Lock) -> bytes:
+    """Serialise ``lock`` to its deterministic bytes."""
+    lines = ["{", f'  "version": {LOCK_VERSION},']
+    if not lock.sprites:
+        lines.append('  "sprites": {}')
+    else:
+        lines.append('  "sprites": {')
+        blocks = []
+        for sprite_id in sorted(lock.sprites):
+            entry = lock.sprites[sprite_id].to_json()
+            body = ",\n".join(
+                f"      {json.dumps(name)}: {json.dumps(entry[name], sort_keys=True, ensure_ascii=False)}"
+                for name in sorted(entry)
+            )
+            blocks.append(f"    {json.dumps(sprite_id, ensure_ascii=False)}: {{\n{body}\n    }}")
+        lines.append(",\n".join(blocks))
+        lines.append("  }")
+    lines.append("}")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def parse_lock(raw: bytes, display: str) -> Lock:
+    """Parse lock bytes; a damaged lock is a ManifestError naming the file and line."""
+    try:
+        data = json.loads(raw)
+    except ValueError as error:
+        line = getattr(error, "lineno", None)
+        raise ManifestError(
+            f"the lock file is not valid JSON ({getattr(error, 'msg', error)}); restore it from version "
+            "control, or delete it to rebuild every sprite",
+            file=display,
+            line=line,
+        ) from None
+    if not isinstance(data, dict) or data.get("version") != LOCK_VERSION:
+        raise ManifestError(
+            f"unsupported lock format (expected version {LOCK_VERSION}); was it written by a newer pixelbuild?",
+            file=display,
+            line=1,
+        )
+    try:
+        sprites = {sprite_id: LockEntry.from_json(entry) for sprite_id, entry in data.get("sprites", {}).items()}
+    except (KeyError, TypeError, ValueError) as error:
+        raise ManifestError(f"the lock file has a malformed sprite entry ({error!r})", file=display) from None
+    return Lock(sprites)
+
+
+def read_lock(path: Path, display: str | None = None) -> Lock:
+    """Read the lock at ``path``; a missing lock is an empty one."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Lock()
+    return parse_lock(raw, display or str(path))
+
+
+def write_lock(path: Path, lock: Lock) -> bytes:
+    """Atomically replace the lock at ``path``; return the bytes written."""
+    raw = render_lock(lock)
+    atomic_write_bytes(path, raw, durable=True)
+    return raw
+
+
+class Journal:
+    """Append-only record of finished sprites, one JSON object per line; safe to call from threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._handle: IO[str] | None = None
+
+    def _write(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+        with self._lock:
+            if self._handle is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+            # One write + flush per line: a crash loses at most the line being written.
+            self._handle.write(line)
+            self._handle.flush()
+
+    def record_set(self, sprite_id: str, entry: LockEntry) -> None:
+        """Note that ``sprite_id`` finished with ``entry``."""
+        self._write({"op": "set", "id": sprite_id, "entry": entry.to_json()})
+
+    def record_remove(self, sprite_id: str) -> None:
+        """Note that ``sprite_id``'s outputs were removed."""
+        self._write({"op": "remove", "id": sprite_id})
+
+    def close(self) -> None:
+        """Close the file (it stays on disk until folded)."""
+        with self._lock:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """Every complete record of the journal at ``path`` (a torn last line is ignored)."""
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # the line a crash cut short
+        if isinstance(record, dict) and record.get("op") in ("set", "remove") and "id" in record:
+            records.append(record)
+    return records
+
+
+def apply_journal(lock: Lock, records: Iterable[Mapping[str, Any]]) -> Lock:
+    """Return ``lock`` with the journal ``records`` applied in order."""
+    sprites = dict(lock.sprites)
+    for record in records:
+        if record["op"] == "set":
+            sprites[record["id"]] = LockEntry.from_json(record["entry"])
+        else:
+            sprites.pop(record["id"], None)
+    return Lock(sprites)

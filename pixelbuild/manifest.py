@@ -1,0 +1,526 @@
+"""Read manifest files: YAML → JSON Schema validation → documents, with errors located to file:line.
+
+Each file (the root ``pixelbuild.yaml`` and every file it includes) is parsed and validated on its
+own, and the validated document is cached under ``.pixelbuild/state/manifests`` by the digest of its
+bytes: an unchanged file is never parsed twice. Line numbers are worked out only when an error needs
+one, by composing the YAML node tree of that file again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import glob
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pixelbuild import __version__
+from pixelbuild._resources import data_dir
+from pixelbuild.errors import ManifestError
+from pixelbuild.hashing import hash_bytes
+
+try:  # the C parser is ~3x faster; fall back where libyaml is missing
+    from yaml import CSafeLoader as _BaseLoader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+DocPath = tuple[str | int, ...]
+
+MANIFEST_NAME = "pixelbuild.yaml"
+_CACHE_FORMAT = f"1/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestFile:
+    """One parsed and validated manifest file."""
+
+    path: Path
+    display: str
+    digest: str
+    data: Mapping[str, Any]
+    includes: tuple[Path, ...]
+    include_globs: tuple[tuple[str, str, tuple[str, ...]], ...]  # (base folder, pattern, matches)
+    is_root: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """The root manifest file and all files it includes, root first, in include order."""
+
+    project_dir: Path
+    files: tuple[ManifestFile, ...]
+
+    @property
+    def root(self) -> ManifestFile:
+        """The root manifest file."""
+        return self.files[0]
+
+    def file(self, display: str) -> ManifestFile:
+        """The file shown to users as ``display``."""
+        for manifest_file in self.files:
+            if manifest_file.display == display:
+                return manifest_file
+        raise KeyError(display)
+
+
+class _LoadError(Exception):
+    """A YAML-level problem found while constructing Python objects, with its position."""
+
+    def __init__(self, message: str, mark: yaml.Mark) -> None:
+        super().__init__(message)
+        self.message = message
+        self.mark = mark
+
+
+class _StrictLoader(_BaseLoader):
+    """Safe YAML loader that rejects duplicate keys and non-string keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                raise _LoadError(f"mapping keys must be text, got {key!r}", key_node.start_mark)
+            if key in seen:
+                raise _LoadError(f"duplicate key '{key}'", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+# --------------------------------------------------------------------------------------------- schema
+
+
+@cache
+def manifest_schema() -> dict[str, Any]:
+    """The manifest JSON Schema (with the post-ops schema it refers to)."""
+    schema: dict[str, Any] = json.loads((data_dir("schemas") / "manifest.schema.json").read_text("utf-8"))
+    return schema
+
+
+@cache
+def post_ops_schema() -> dict[str, Any]:
+    """The JSON Schema of the post-processing ops' parameters."""
+    schema: dict[str, Any] = json.loads((data_dir("schemas") / "post-ops.schema.json").read_text("utf-8"))
+    return schema
+
+
+@cache
+def _validators() -> tuple[Any, Any]:
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    root = manifest_schema()
+    post_ops = post_ops_schema()
+    registry: Registry[Any] = Registry().with_resources(
+        [
+            (root["$id"], Resource.from_contents(root)),
+            (post_ops["$id"], Resource.from_contents(post_ops)),
+        ]
+    )
+    fragment = {"$schema": root["$schema"], "$ref": root["$id"] + "#/$defs/fragment"}
+    return (
+        Draft202012Validator(root, registry=registry),
+        Draft202012Validator(fragment, registry=registry),
+    )
+
+
+# ------------------------------------------------------------------------------------------- locating
+
+
+def _compose(path: Path) -> yaml.Node | None:
+    try:
+        return yaml.compose(path.read_bytes(), Loader=_BaseLoader)
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def _walk(node: yaml.Node | None, doc_path: Sequence[str | int], key: bool = False) -> yaml.Node | None:
+    """Follow ``doc_path`` through a composed node tree; with ``key`` return the last key's node."""
+    for depth, step in enumerate(doc_path):
+        last = depth == len(doc_path) - 1
+        if isinstance(node, yaml.MappingNode) and isinstance(step, str):
+            for key_node, value_node in node.value:
+                if key_node.value == step:
+                    node = key_node if (key and last) else value_node
+                    break
+            else:
+                return node
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            node = node.value[step]
+        else:
+            return node
+    return node
+
+
+def locate(path: Path, doc_path: Sequence[str | int], key: bool = False) -> tuple[int, int] | None:
+    """1-based (line, column) of the value (or with ``key``, the key) at ``doc_path`` in a YAML file."""
+    node = _walk(_compose(path), doc_path, key=key)
+    if node is None:
+        return None
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def format_field(doc_path: Sequence[str | int]) -> str:
+    """Render a document path as ``post[2].pixelate.size``."""
+    text = ""
+    for step in doc_path:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
+    return text
+
+
+def sprite_and_field(data: Mapping[str, Any], doc_path: Sequence[str | int]) -> tuple[str | None, str | None]:
+    """Name the sprite (by id, or by position) and the field that ``doc_path`` points into."""
+    if len(doc_path) >= 2 and doc_path[0] == "sprites" and isinstance(doc_path[1], int):
+        sprites = data.get("sprites")
+        sprite_id: str | None = None
+        if isinstance(sprites, list) and doc_path[1] < len(sprites):
+            entry = sprites[doc_path[1]]
+            if isinstance(entry, Mapping) and isinstance(entry.get("id"), str):
+                sprite_id = entry["id"]
+        if sprite_id is None:
+            sprite_id = f"#{doc_path[1] + 1}"
+        rest = doc_path[2:]
+        return sprite_id, (format_field(rest) or None)
+    return None, (format_field(doc_path) or None)
+
+
+def located_error(
+    message: str,
+    path: Path,
+    data: Mapping[str, Any],
+    doc_path: Sequence[str | int],
+    key: bool = False,
+) -> ManifestError:
+    """Build a ManifestError for ``doc_path`` in file ``path``, with its line and column."""
+    position = locate(path, doc_path, key=key)
+    sprite, field = sprite_and_field(data, doc_path)
+    line, column = position if position else (None, None)
+    return ManifestError(message, file=_display_path(path), line=line, column=column, sprite=sprite, field=field)
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+
+def _describe_type(expected: Any) -> str:
+    names = {
+        "integer": "a whole number",
+        "number": "a number",
+        "string": "text",
+        "array": "a list",
+        "object": "a mapping",
+        "boolean": "true or false",
+        "null": "nothing",
+    }
+    if isinstance(expected, list):
+        return " or ".join(names.get(item, str(item)) for item in expected)
+    return names.get(expected, str(expected))
+
+
+def _allowed_keys(schema: Mapping[str, Any], root: Mapping[str, Any]) -> set[str]:
+    """Property names a (possibly allOf/$ref-composed) object schema accepts."""
+    keys: set[str] = set(schema.get("properties", {}))
+    for part in schema.get("allOf", []):
+        ref = part.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            keys |= _allowed_keys(root["$defs"][ref.removeprefix("#/$defs/")], root)
+        else:
+            keys |= _allowed_keys(part, root)
+    return keys
+
+
+def _did_you_mean(word: str, options: set[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    return f" (expected one of: {', '.join(sorted(options))})" if len(options) <= 12 else ""
+
+
+def _is_noise(error: Any) -> bool:
+    """An unevaluatedProperties error that only repeats a failure of a known key's own schema."""
+    if error.validator != "unevaluatedProperties" or not isinstance(error.instance, Mapping):
+        return False
+    allowed = _allowed_keys(error.schema, manifest_schema())
+    return all(key in allowed for key in error.instance)
+
+
+def _best_error(errors: list[Any]) -> Any:
+    from jsonschema.exceptions import best_match
+
+    # best_match descends into oneOf alternatives, preferring the one whose type matches the value.
+    return best_match([error for error in errors if not _is_noise(error)] or errors)
+
+
+_PATTERN_HINTS = {
+    "id": "ids are '/'-separated names of letters, digits, '_', '.' and '-', none starting with '.'",
+    "sha256": "a sha256 is 64 hexadecimal digits",
+}
+
+
+def _resolve_ref(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Follow a ``$ref`` into either schema file (their ``$defs`` names do not collide)."""
+    ref = schema.get("$ref")
+    if not isinstance(ref, str) or "#/$defs/" not in ref:
+        return schema
+    name = ref.split("#/$defs/")[1]
+    defs = manifest_schema()["$defs"]
+    if name not in defs:
+        defs = post_ops_schema()["$defs"]
+    return _resolve_ref(defs[name])
+
+
+def _alternatives_message(error: Any) -> str:
+    """Explain a failed oneOf: an unknown tag of a tagged union, or the shapes that were expected."""
+    branches = [_resolve_ref(branch) for branch in error.validator_value]
+    tags: set[str] = set()
+    for branch in branches:
+        tags.update(branch.get("required", []) if branch.get("type") == "object" else branch.get("enum", []))
+    instance = error.instance
+    if tags and all((b.get("type") == "object" and len(b.get("required", [])) == 1) or "enum" in b for b in branches):
+        name = None
+        if isinstance(instance, str):
+            name = instance
+        elif isinstance(instance, Mapping) and len(instance) == 1:
+            name = next(iter(instance))
+        elif isinstance(instance, Mapping):
+            return (
+                "each step is a mapping with exactly one key, the op name "
+                f"(e.g. '- resize: {{size: 32}}'), got {len(instance)} keys"
+            )
+        if name is not None and name not in tags:
+            return f"unknown op '{name}'{_did_you_mean(name, tags)}"
+    kinds = []
+    for branch in branches:
+        kind = branch.get("type")
+        if kind and _describe_type(kind) not in kinds:
+            kinds.append(_describe_type(kind))
+    expected = " or ".join(kinds) if kinds else "one of the allowed shapes"
+    return f"expected {expected}, got {json.dumps(instance, default=str)}"
+
+
+def _schema_error(error: Any, path: Path, data: Mapping[str, Any]) -> ManifestError:
+    doc_path: DocPath = tuple(error.absolute_path)
+    validator = error.validator
+    instance = error.instance
+    if validator in ("additionalProperties", "unevaluatedProperties") and isinstance(instance, Mapping):
+        allowed = _allowed_keys(error.schema, manifest_schema())
+        unknown = sorted(k for k in instance if k not in allowed)
+        if unknown:
+            name = unknown[0]
+            return located_error(
+                f"unknown key '{name}'{_did_you_mean(name, allowed)}", path, data, (*doc_path, name), key=True
+            )
+    if validator in ("oneOf", "anyOf"):
+        return located_error(_alternatives_message(error), path, data, doc_path)
+    if validator == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        name = missing[0] if missing else "?"
+        return located_error(f"missing required key '{name}'", path, data, doc_path)
+    if validator == "type":
+        message = f"expected {_describe_type(error.validator_value)}, got {json.dumps(instance, default=str)}"
+        return located_error(message, path, data, doc_path)
+    if validator in ("enum", "const"):
+        options = error.validator_value if validator == "enum" else [error.validator_value]
+        hint = ""
+        if isinstance(instance, str):
+            hint = _did_you_mean(instance, {str(o) for o in options})
+        else:
+            hint = f" (expected one of: {', '.join(json.dumps(o) for o in options)})"
+        return located_error(f"{json.dumps(instance, default=str)} is not allowed{hint}", path, data, doc_path)
+    if validator == "pattern":
+        last = doc_path[-1] if doc_path else ""
+        hint = _PATTERN_HINTS.get(str(last), f"it must match {error.validator_value}")
+        return located_error(f"{json.dumps(instance)} is not well formed: {hint}", path, data, doc_path)
+    if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        bound = {"minimum": "at least", "maximum": "at most"}.get(validator, validator)
+        return located_error(
+            f"{instance} is out of range (must be {bound} {error.validator_value})", path, data, doc_path
+        )
+    return located_error(error.message, path, data, doc_path)
+
+
+def validate_document(data: Any, path: Path, *, is_root: bool) -> None:
+    """Raise a located ManifestError when ``data`` does not match the manifest schema."""
+    root_validator, fragment_validator = _validators()
+    validator = root_validator if is_root else fragment_validator
+    if not isinstance(data, Mapping):
+        kind = "an empty file" if data is None else f"{type(data).__name__}"
+        raise ManifestError(
+            f"a manifest must be a mapping with 'version: 1' and 'sprites:', got {kind}",
+            file=_display_path(path),
+            line=1,
+        )
+    errors = list(validator.iter_errors(data))
+    if errors:
+        raise _schema_error(_best_error(errors), path, data)
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def parse_yaml(raw: bytes, path: Path) -> Any:
+    """Parse YAML bytes with the strict loader; syntax problems become a located ManifestError."""
+    try:
+        return yaml.load(raw, Loader=_StrictLoader)
+    except _LoadError as error:
+        raise ManifestError(
+            error.message, file=_display_path(path), line=error.mark.line + 1, column=error.mark.column + 1
+        ) from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        detail = " ".join(part for part in (error.context, error.problem) if part)
+        raise ManifestError(
+            f"YAML syntax error: {detail}",
+            file=_display_path(path),
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
+    except yaml.YAMLError as error:
+        raise ManifestError(f"YAML error: {error}", file=_display_path(path)) from None
+
+
+class ParseCache:
+    """Validated documents by the digest of their file's bytes, as JSON files under ``root``."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+
+    def _path(self, digest: str, is_root: bool) -> Path | None:
+        if self.root is None:
+            return None
+        return self.root / f"{digest}{'.root' if is_root else ''}.json"
+
+    def get(self, digest: str, is_root: bool) -> Any | None:
+        """The cached document for ``digest``, or None."""
+        path = self._path(digest, is_root)
+        if path is None:
+            return None
+        try:
+            cached = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(cached, dict) or cached.get("format") != _CACHE_FORMAT:
+            return None
+        return cached.get("data")
+
+    def put(self, digest: str, is_root: bool, data: Any) -> None:
+        """Store a validated document (best effort: a cache write never fails a build)."""
+        from pixelbuild.fsutil import atomic_write_bytes
+
+        path = self._path(digest, is_root)
+        if path is None:
+            return
+        payload = json.dumps({"format": _CACHE_FORMAT, "data": data}, separators=(",", ":"))
+        with contextlib.suppress(OSError):
+            atomic_write_bytes(path, payload.encode("utf-8"))
+
+
+def read_manifest_bytes(path: Path) -> bytes:
+    """Read a manifest file, turning a missing or unreadable file into a ManifestError."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        hint = ""
+        if path.name == MANIFEST_NAME:
+            hint = " (run pixelbuild in the folder that holds it, or pass -C DIR or --manifest PATH)"
+        raise ManifestError(f"manifest not found{hint}", file=_display_path(path)) from None
+    except OSError as error:
+        raise ManifestError(f"cannot read manifest: {error.strerror}", file=_display_path(path)) from None
+
+
+def _expand_includes(
+    manifest_file: Path, data: Mapping[str, Any], project_dir: Path
+) -> tuple[tuple[Path, ...], tuple[tuple[str, str, tuple[str, ...]], ...]]:
+    base = manifest_file.parent
+    found: list[Path] = []
+    globs: list[tuple[str, str, tuple[str, ...]]] = []
+    for index, pattern in enumerate(data.get("include", ())):
+        doc_path = ("include", index)
+        if os.path.isabs(pattern):
+            raise located_error("include paths must be relative to this file", manifest_file, data, doc_path)
+        if glob.has_magic(pattern):
+            matches = tuple(sorted(glob.glob(pattern, root_dir=base, recursive=True)))
+            if not matches:
+                raise located_error(f"'{pattern}' matches no file", manifest_file, data, doc_path)
+            globs.append((str(base), pattern, matches))
+        else:
+            matches = (pattern,)
+            if not (base / pattern).is_file():
+                raise located_error(f"included file '{pattern}' does not exist", manifest_file, data, doc_path)
+        for match in matches:
+            target = (base / match).resolve()
+            if not target.is_relative_to(project_dir):
+                raise located_error(
+                    f"included file '{match}' is outside the project folder", manifest_file, data, doc_path
+                )
+            found.append(target)
+    return tuple(found), tuple(globs)
+
+
+def load_file(path: Path, project_dir: Path, cache: ParseCache, *, is_root: bool) -> ManifestFile:
+    """Read, parse (or fetch from the cache) and validate one manifest file."""
+    raw = read_manifest_bytes(path)
+    digest = hash_bytes(raw)
+    data = cache.get(digest, is_root)
+    if data is None:
+        data = parse_yaml(raw, path)
+        validate_document(data, path, is_root=is_root)
+        cache.put(digest, is_root, data)
+    includes, include_globs = _expand_includes(path, data, project_dir)
+    return ManifestFile(
+        path=path,
+        display=_display_path(path),
+        digest=digest,
+        data=data,
+        includes=includes,
+        include_globs=include_globs,
+        is_root=is_root,
+    )
+
+
+def load_manifest(path: Path, cache_dir: Path | None = None) -> Manifest:
+    """Load the root manifest at ``path`` and, depth first, every file it includes."""
+    path = path.resolve()
+    project_dir = path.parent
+    cache = ParseCache(cache_dir)
+    files: list[ManifestFile] = []
+    seen: dict[Path, Path] = {}
+
+    def visit(file_path: Path, parent: Path | None, is_root: bool) -> None:
+        if file_path in seen:
+            raise ManifestError(
+                f"'{_display_path(file_path)}' is included more than once "
+                f"(already by '{_display_path(seen[file_path])}')",
+                file=_display_path(parent or file_path),
+            )
+        seen[file_path] = parent or file_path
+        manifest_file = load_file(file_path, project_dir, cache, is_root=is_root)
+        files.append(manifest_file)
+        for include in manifest_file.includes:
+            visit(include, file_path, False)
+
+    visit(path, None, True)
+    return Manifest(project_dir=project_dir, files=tuple(files))
+
+
+def iter_sprite_entries(manifest: Manifest) -> Iterator[tuple[ManifestFile, int, Mapping[str, Any]]]:
+    """Every raw sprite entry with its file and index, in manifest order."""
+    for manifest_file in manifest.files:
+        for index, entry in enumerate(manifest_file.data.get("sprites", ())):
+            yield manifest_file, index, entry

@@ -1,0 +1,157 @@
+"""The plan: for every sprite, what a build must do and why, from keys vs lock vs files vs cache.
+
+Pure: the state of the files on disk and of the cache comes in as functions, so ``plan``, ``build`` and
+``check`` share one decision procedure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pixelbuild.keys import SpriteKeys
+from pixelbuild.lock import Lock, LockEntry, OutputRecord
+from pixelbuild.spec import SpriteSpec
+
+
+class Action(StrEnum):
+    """What a build does with one sprite, cheapest first."""
+
+    UP_TO_DATE = "up-to-date"
+    RESTORE = "restore"  # the post-processed result exists (cache or old file): just write it
+    POST = "post"  # the raw generation is cached: post-process it again
+    GENERATE = "generate"  # the generator must run
+    REMOVE = "remove"  # the sprite left the manifest: delete its outputs
+
+
+class FileState(StrEnum):
+    """How an output on disk compares with its lock record."""
+
+    OK = "ok"
+    MISSING = "missing"
+    MODIFIED = "modified"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The plan for one sprite. ``missing`` lists the generation keys the generator must produce."""
+
+    sprite_id: str
+    action: Action
+    reasons: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    restore_from_files: bool = False
+
+
+@dataclass(slots=True)
+class Plan:
+    """Decisions for every sprite of the manifest, then removals (sorted by id)."""
+
+    decisions: list[Decision] = field(default_factory=list)
+
+    def count(self, action: Action) -> int:
+        """How many sprites get ``action``."""
+        return sum(1 for decision in self.decisions if decision.action is action)
+
+    @property
+    def stale(self) -> list[Decision]:
+        """The decisions that need work."""
+        return [decision for decision in self.decisions if decision.action is not Action.UP_TO_DATE]
+
+    @property
+    def generation_keys(self) -> list[str]:
+        """Every generation key the generator must produce, once each, in plan order."""
+        return list(dict.fromkeys(key for decision in self.decisions for key in decision.missing))
+
+
+#: Manifest names of the generation inputs (``keys.generation_inputs``), for "what changed" messages.
+_FIELD_NAMES: Mapping[str, str] = {
+    "width": "size",
+    "height": "size",
+    "batch_size": "batch",
+    "workflow_file": "workflow",
+    "post": "post chain",
+}
+
+
+def changed_fields(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    """Manifest-level names of the fields whose digests differ, in a stable order."""
+    names: dict[str, None] = {}
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name):
+            prefix, _, leaf = name.rpartition(".")
+            label = _FIELD_NAMES.get(leaf, leaf)
+            if leaf.startswith("file:"):
+                label = f"file {leaf.removeprefix('file:')}"
+            names[f"{prefix}.{label}" if prefix else label] = None
+    return list(names)
+
+
+def _describe_change(entry: LockEntry, keys: SpriteKeys) -> list[str]:
+    fields = changed_fields(entry.fields, keys.fields)
+    if "backend" in fields:
+        return [f"backend changed ({entry.backend.get('name', '?')} → {keys.fields and 'new backend'})"]
+    if fields:
+        return [f"{', '.join(fields)} changed"]
+    if entry.generation_keys != keys.generations:
+        return ["generator version changed"]
+    return ["post-processing version changed"]
+
+
+def decide(
+    sprite: SpriteSpec,
+    keys: SpriteKeys,
+    entry: LockEntry | None,
+    file_state: Callable[[OutputRecord], FileState],
+    has_post: Callable[[str], bool],
+    has_generation: Callable[[str], bool],
+) -> Decision:
+    """Decide what to do with one sprite."""
+    reasons: list[str] = []
+    keys_match = entry is not None and entry.post_key == keys.post and entry.generation_keys == keys.generations
+    old_outputs_intact = False
+    if entry is None:
+        reasons.append("new sprite")
+    elif not keys_match:
+        reasons.extend(_describe_change(entry, keys))
+    else:
+        states = [(output, file_state(output)) for output in entry.outputs]
+        old_outputs_intact = all(state is FileState.OK for _output, state in states)
+        for output, state in states:
+            if state is not FileState.OK:
+                reasons.append(f"output {output.path} is {state.value}")
+        old_paths = [output.path for output in entry.outputs]
+        if old_paths != [sprite.output]:
+            reasons.append(f"output moved from {', '.join(old_paths)} to {sprite.output}")
+        if not reasons:
+            return Decision(sprite.id, Action.UP_TO_DATE)
+    if has_post(keys.post):
+        return Decision(sprite.id, Action.RESTORE, tuple(reasons))
+    if keys_match and old_outputs_intact:
+        return Decision(sprite.id, Action.RESTORE, tuple(reasons), restore_from_files=True)
+    missing = tuple(key for key in dict.fromkeys(keys.generations) if not has_generation(key))
+    if not missing:
+        return Decision(sprite.id, Action.POST, tuple(reasons))
+    return Decision(sprite.id, Action.GENERATE, tuple(reasons), missing)
+
+
+def make_plan(
+    sprites: Iterable[SpriteSpec],
+    keys: Mapping[str, SpriteKeys],
+    lock: Lock,
+    file_state: Callable[[OutputRecord], FileState],
+    has_post: Callable[[str], bool],
+    has_generation: Callable[[str], bool],
+) -> Plan:
+    """Plan a build of ``sprites`` against ``lock``: a decision per sprite, then one per removed sprite."""
+    plan = Plan()
+    present: set[str] = set()
+    for sprite in sprites:
+        present.add(sprite.id)
+        plan.decisions.append(
+            decide(sprite, keys[sprite.id], lock.sprites.get(sprite.id), file_state, has_post, has_generation)
+        )
+    for sprite_id in sorted(set(lock.sprites) - present):
+        plan.decisions.append(Decision(sprite_id, Action.REMOVE, ("no longer in the manifest",)))
+    return plan

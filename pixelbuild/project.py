@@ -1,0 +1,105 @@
+"""A project on disk: where its files live, and its loaded state (manifest → specs → keys → plan)."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pixelbuild.errors import ManifestError, UsageError
+from pixelbuild.keys import SpriteKeys, sprite_keys
+from pixelbuild.lock import Lock, OutputRecord, apply_journal, read_journal, read_lock
+from pixelbuild.manifest import Manifest, load_manifest
+from pixelbuild.paths import ProjectPaths
+from pixelbuild.plan import FileState, Plan, make_plan
+from pixelbuild.resolve import Resolved, project_file_path, resolve
+from pixelbuild.state import FileHashCache
+from pixelbuild.store import Store
+
+
+@dataclass(slots=True)
+class Session:
+    """A loaded project: manifest, resolved sprites, their keys, and access to files and cache."""
+
+    paths: ProjectPaths
+    manifest: Manifest
+    resolved: Resolved
+    keys: dict[str, SpriteKeys]
+    hashes: FileHashCache
+    store: Store
+
+    @property
+    def output_dir(self) -> Path:
+        """Absolute output root."""
+        return self.resolved.project.output_dir
+
+    def file_state(self, output: OutputRecord) -> FileState:
+        """Compare an output on disk with its lock record (bytes, else decoded pixels)."""
+        path = self.output_dir / output.path
+        digest = self.hashes.hash(path)
+        if digest is None:
+            return FileState.MISSING
+        if digest == output.file_hash:
+            return FileState.OK
+        return FileState.OK if pixels_match(path, output.pixel_hash) else FileState.MODIFIED
+
+    def plan(self, lock: Lock) -> Plan:
+        """Plan a build against ``lock``."""
+        return make_plan(
+            self.resolved.sprites,
+            self.keys,
+            lock,
+            self.file_state,
+            has_post=lambda key: self.store.has_action("post", key),
+            has_generation=lambda key: self.store.has_action("gen", key),
+        )
+
+    def select(self, plan: Plan, only: Sequence[str]) -> Plan:
+        """Restrict ``plan`` to sprites whose id matches one of the ``only`` globs (no removals then)."""
+        if not only:
+            return plan
+        for pattern in only:
+            if not any(fnmatch.fnmatchcase(sprite.id, pattern) for sprite in self.resolved.sprites):
+                raise UsageError(f"--only '{pattern}' matches no sprite in {self.paths.display(self.paths.manifest)}")
+        return Plan(
+            [
+                decision
+                for decision in plan.decisions
+                if decision.sprite_id in self.resolved.by_id
+                and any(fnmatch.fnmatchcase(decision.sprite_id, pattern) for pattern in only)
+            ]
+        )
+
+
+def pixels_match(path: Path, expected: str) -> bool:
+    """Whether the image at ``path`` decodes to pixels with hash ``expected``."""
+    from pixelbuild.png import decode_png, pixel_hash
+
+    try:
+        return pixel_hash(decode_png(path.read_bytes())) == expected
+    except (OSError, ValueError, SyntaxError):
+        return False
+
+
+def open_session(paths: ProjectPaths) -> Session:
+    """Load, validate and resolve the manifest and compute every sprite's keys."""
+    manifest = load_manifest(paths.manifest, cache_dir=paths.parse_cache)
+    resolved = resolve(manifest)
+    hashes = FileHashCache(paths.hashes)
+
+    def file_hash(ref: str) -> str:
+        digest = hashes.hash(project_file_path(paths.project_dir, ref))
+        if digest is None:
+            raise ManifestError(f"file '{ref}' disappeared while pixelbuild was reading the project")
+        return digest
+
+    keys = {sprite.id: sprite_keys(sprite, file_hash) for sprite in resolved.sprites}
+    return Session(paths, manifest, resolved, keys, hashes, Store(paths.cache))
+
+
+def read_current_lock(paths: ProjectPaths) -> Lock:
+    """The lock as the next build will see it: the file with any unfolded journal applied."""
+    lock = read_lock(paths.lock, paths.display(paths.lock))
+    records = read_journal(paths.journal)
+    return apply_journal(lock, records) if records else lock

@@ -1,0 +1,373 @@
+"""Resolution: raw manifest entries → complete, explicit ``SpriteSpec``s.
+
+Defaults are merged (built-ins ← root ``defaults`` ← each including file's ``defaults`` ← the sprite),
+paths normalised and checked, workflow names turned into files, and a missing seed derived from the
+sprite id, so a resolved spec says everything about how its asset is made.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from pixelbuild._resources import data_dir
+from pixelbuild.backends import BACKENDS
+from pixelbuild.errors import ManifestError
+from pixelbuild.manifest import Manifest, ManifestFile, located_error
+from pixelbuild.post import FILE_PARAMS, check_params, normalise_post_entry
+from pixelbuild.spec import GenerationSpec, Lora, PostOp, Source, SpriteSpec
+
+BUILTIN_PREFIX = "builtin:"
+
+#: What a sprite gets when neither it nor any ``defaults`` says otherwise (the SDXL txt2img template's own
+#: values, so a template and a manifest that leave a field out agree).
+BUILTIN_DEFAULTS: Mapping[str, Any] = {
+    "negative_prompt": "",
+    "size": 1024,
+    "steps": 20,
+    "cfg": 8.0,
+    "sampler": "euler",
+    "scheduler": "normal",
+    "denoise": 1.0,
+    "checkpoint": "sd_xl_base_1.0.safetensors",
+    "loras": [],
+    "workflow": "txt2img_sdxl",
+    "batch": 1,
+    "bindings": {},
+    "post": [],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectSettings:
+    """The manifest's ``project`` section, with defaults filled in."""
+
+    project_dir: Path
+    output: str
+    backend: str
+    backend_settings: Mapping[str, Any]
+    workflows: str
+    keep: tuple[str, ...]
+
+    @property
+    def output_dir(self) -> Path:
+        """Absolute output root."""
+        return self.project_dir / self.output
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """Every sprite of a manifest, resolved, plus the project settings and the files they read.
+
+    ``absent`` lists project paths whose absence a resolution relied on (a workflow name that fell
+    through to a built-in template): creating one of them changes the resolution.
+    """
+
+    project: ProjectSettings
+    sprites: tuple[SpriteSpec, ...]
+    files: tuple[str, ...]
+    absent: tuple[str, ...] = ()
+    by_id: Mapping[str, SpriteSpec] = field(default_factory=dict)
+
+
+def derive_seed(sprite_id: str) -> int:
+    """A seed from the sprite id alone: stable when sprites are reordered, added or removed."""
+    return xxhash.xxh3_64_intdigest(b"pixelbuild-seed\0" + sprite_id.encode("utf-8")) % (1 << 32)
+
+
+def normalise_relative(path: str) -> str | None:
+    """Normalise a relative POSIX path; None if it is absolute or climbs out with '..'."""
+    if not path or path.startswith("/") or "\\" in path or (len(path) > 1 and path[1] == ":"):
+        return None
+    normal = posixpath.normpath(path)
+    if normal == "." or normal == ".." or normal.startswith("../"):
+        return None
+    return normal
+
+
+def builtin_workflow_path(name: str) -> Path:
+    """Absolute path of a built-in workflow template file name (``txt2img_sdxl.json``)."""
+    return data_dir("workflows") / name
+
+
+def project_file_path(project_dir: Path, ref: str) -> Path:
+    """Absolute path of a resolved file reference (a project path or ``builtin:<name>``)."""
+    if ref.startswith(BUILTIN_PREFIX):
+        return builtin_workflow_path(ref.removeprefix(BUILTIN_PREFIX))
+    return project_dir / ref
+
+
+@dataclass(slots=True)
+class _Layer:
+    """One source of field values: a defaults mapping or the sprite itself, and where it was written."""
+
+    file: ManifestFile
+    doc_path: tuple[str | int, ...]
+    values: Mapping[str, Any]
+
+
+class _Resolver:
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self.project_dir = manifest.project_dir
+        self.files: dict[str, None] = {}
+        self.absent: dict[str, None] = {}
+        self._workflow_cache: dict[str, str | None] = {}
+        self.project = self._project_settings()
+
+    # ------------------------------------------------------------------ errors
+
+    def error(self, message: str, layers: Sequence[_Layer], name: str, *suffix: str | int) -> ManifestError:
+        """A located error at the layer that supplied field ``name``: the sprite, else a default."""
+        sprite_layer = layers[-1]
+        for layer in reversed(layers):
+            if name in layer.values:
+                error = located_error(message, layer.file.path, layer.file.data, (*layer.doc_path, name, *suffix))
+                if layer is not sprite_layer:
+                    error.message += f" (the value comes from 'defaults' in {layer.file.display})"
+                    error.sprite = str(sprite_layer.values.get("id"))
+                return error
+        return located_error(message, sprite_layer.file.path, sprite_layer.file.data, sprite_layer.doc_path)
+
+    # ----------------------------------------------------------------- project
+
+    def _project_settings(self) -> ProjectSettings:
+        root = self.manifest.root
+        project = root.data.get("project", {})
+        output = normalise_relative(project.get("output", "assets"))
+        if output is None:
+            raise located_error(
+                "the output root must be a folder inside the project (relative, without '..')",
+                root.path,
+                root.data,
+                ("project", "output"),
+            )
+        workflows = normalise_relative(project.get("workflows", "workflows"))
+        if workflows is None:
+            raise located_error(
+                "the workflows folder must be inside the project (relative, without '..')",
+                root.path,
+                root.data,
+                ("project", "workflows"),
+            )
+        backend = project.get("backend", "placeholder")
+        return ProjectSettings(
+            project_dir=self.project_dir,
+            output=output,
+            backend=backend,
+            backend_settings=project.get(backend, {}),
+            workflows=workflows,
+            keep=tuple(project.get("keep", ())),
+        )
+
+    # ------------------------------------------------------------------- files
+
+    def project_file(self, layers: Sequence[_Layer], name: str, value: str, *suffix: str | int) -> str:
+        """Check that ``value`` names an existing file inside the project; return it normalised."""
+        base = layers[-1].file.path.parent
+        for layer in reversed(layers):
+            if name in layer.values:
+                base = layer.file.path.parent
+                break
+        relative = normalise_relative(value)
+        absolute = (base / relative).resolve() if relative else None
+        if absolute is None or not absolute.is_relative_to(self.project_dir):
+            raise self.error(f"'{value}' must be a path inside the project", layers, name, *suffix)
+        if not absolute.is_file():
+            raise self.error(f"file '{value}' does not exist", layers, name, *suffix)
+        ref = absolute.relative_to(self.project_dir).as_posix()
+        self.files[ref] = None
+        return ref
+
+    def workflow(self, layers: Sequence[_Layer], value: str) -> str:
+        """Resolve a workflow name or path to a file reference."""
+        if value.endswith(".json") or "/" in value:
+            return self.project_file(layers, "workflow", value)
+        if value in self._workflow_cache:
+            cached = self._workflow_cache[value]
+            if cached is None:
+                raise self._unknown_workflow(layers, value)
+            return cached
+        local = f"{self.project.workflows}/{value}.json"
+        if (self.project_dir / local).is_file():
+            self.files[local] = None
+            ref: str | None = local
+        elif builtin_workflow_path(f"{value}.json").is_file():
+            self.absent[local] = None
+            ref = f"{BUILTIN_PREFIX}{value}.json"
+            self.files[ref] = None
+        else:
+            ref = None
+        self._workflow_cache[value] = ref
+        if ref is None:
+            raise self._unknown_workflow(layers, value)
+        return ref
+
+    def _unknown_workflow(self, layers: Sequence[_Layer], value: str) -> ManifestError:
+        import difflib
+
+        names = {p.stem for p in data_dir("workflows").glob("*.json")}
+        local_dir = self.project_dir / self.project.workflows
+        if local_dir.is_dir():
+            names |= {p.stem for p in local_dir.glob("*.json")}
+        close = difflib.get_close_matches(value, sorted(names), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else f" (available: {', '.join(sorted(names))})"
+        return self.error(
+            f"unknown workflow '{value}': not in '{self.project.workflows}/' nor built in{hint}",
+            layers,
+            "workflow",
+        )
+
+    # ----------------------------------------------------------------- sprites
+
+    def sprite(self, layers: list[_Layer]) -> SpriteSpec:
+        merged: dict[str, Any] = dict(BUILTIN_DEFAULTS)
+        for layer in layers:
+            merged.update(layer.values)
+        sprite_id: str = merged["id"]
+        if "prompt" not in merged:
+            raise self.error("missing required key 'prompt' (set it on the sprite or in 'defaults')", layers, "prompt")
+
+        size = merged["size"]
+        width, height = (size, size) if isinstance(size, int) else (size[0], size[1])
+        loras = tuple(
+            Lora(
+                entry["name"],
+                float(entry.get("weight", 1.0)),
+                entry["sha256"].lower() if "sha256" in entry else None,
+            )
+            for entry in merged["loras"]
+        )
+        init_image = merged.get("init_image")
+        if init_image is not None:
+            init_image = self.project_file(layers, "init_image", init_image)
+        workflow_ref = self.workflow(layers, merged["workflow"])
+
+        generation = GenerationSpec(
+            backend=self.project.backend,
+            prompt=merged["prompt"],
+            negative_prompt=merged["negative_prompt"],
+            seed=merged["seed"] if "seed" in merged else derive_seed(sprite_id),
+            width=width,
+            height=height,
+            steps=merged["steps"],
+            cfg=float(merged["cfg"]),
+            sampler=merged["sampler"],
+            scheduler=merged["scheduler"],
+            denoise=float(merged["denoise"]),
+            checkpoint=merged["checkpoint"],
+            loras=loras,
+            workflow=merged["workflow"],
+            workflow_file=workflow_ref,
+            batch_size=merged["batch"],
+            init_image=init_image,
+            bindings=dict(merged["bindings"]),
+        )
+
+        post, post_files = self.post_chain(layers, merged["post"])
+        output = self.output(layers, merged.get("output", f"{sprite_id}.png"))
+        sprite_layer = layers[-1]
+        return SpriteSpec(
+            id=sprite_id,
+            generations=(generation,),
+            post=post,
+            output=output,
+            source=Source(sprite_layer.file.display, sprite_layer.doc_path),
+            post_files=post_files,
+        )
+
+    def post_chain(
+        self, layers: Sequence[_Layer], entries: Sequence[Any]
+    ) -> tuple[tuple[PostOp, ...], tuple[str, ...]]:
+        chain: list[PostOp] = []
+        files: list[str] = []
+        for index, entry in enumerate(entries):
+            op = normalise_post_entry(entry)
+            try:
+                check_params(op)
+            except ValueError as problem:
+                raise self.error(str(problem), layers, "post", index) from None
+            for param in FILE_PARAMS.get(op.op, ()):
+                value = op.params.get(param)
+                if isinstance(value, str):
+                    ref = self.project_file(layers, "post", value, index, op.op, param)
+                    files.append(ref)
+                    op = PostOp(op.op, {**op.params, param: ref})
+            chain.append(op)
+        return tuple(chain), tuple(files)
+
+    def output(self, layers: Sequence[_Layer], value: str) -> str:
+        normal = normalise_relative(value)
+        if normal is None:
+            raise self.error(
+                f"output '{value}' must stay inside the output root '{self.project.output}' "
+                "(a relative path without '..')",
+                layers,
+                "output" if "output" in layers[-1].values else "id",
+            )
+        if not normal.endswith(".png"):
+            raise self.error(f"output '{value}' must be a .png file", layers, "output")
+        return normal
+
+    def resolve(self) -> Resolved:
+        sprites: list[SpriteSpec] = []
+        seen_ids: dict[str, SpriteSpec] = {}
+        seen_outputs: dict[str, SpriteSpec] = {}
+        defaults_of: dict[Path, list[_Layer]] = {}
+        for manifest_file in self.manifest.files:
+            inherited = self._inherited_defaults(manifest_file, defaults_of)
+            own = list(inherited)
+            if "defaults" in manifest_file.data:
+                own.append(_Layer(manifest_file, ("defaults",), manifest_file.data["defaults"]))
+            defaults_of[manifest_file.path] = own
+            for index, entry in enumerate(manifest_file.data.get("sprites", ())):
+                layers = [*own, _Layer(manifest_file, ("sprites", index), entry)]
+                spec = self.sprite(layers)
+                for other, seen, what in (
+                    (spec.id, seen_ids, "id"),
+                    (spec.output.lower(), seen_outputs, "output"),
+                ):
+                    if other in seen:
+                        first = seen[other].source
+                        raise self.error(
+                            f"duplicate {what} '{spec.id if what == 'id' else spec.output}' "
+                            f"(first used by sprite '{seen[other].id}' in {first.file})",
+                            layers,
+                            "output" if what == "output" and "output" in entry else "id",
+                        )
+                    seen[other] = spec
+                sprites.append(spec)
+        return Resolved(
+            project=self.project,
+            sprites=tuple(sprites),
+            files=tuple(sorted(self.files)),
+            absent=tuple(sorted(self.absent)),
+            by_id=seen_ids,
+        )
+
+    def _inherited_defaults(
+        self, manifest_file: ManifestFile, defaults_of: Mapping[Path, list[_Layer]]
+    ) -> list[_Layer]:
+        for parent in self.manifest.files:
+            if manifest_file.path in parent.includes:
+                return defaults_of.get(parent.path, [])
+        return []
+
+
+def resolve(manifest: Manifest) -> Resolved:
+    """Resolve every sprite of ``manifest``; raise a located ManifestError on the first problem."""
+    resolved = _Resolver(manifest).resolve()
+    if resolved.project.backend not in BACKENDS:
+        root = manifest.root
+        raise located_error(
+            f"backend '{resolved.project.backend}' is not available in this installation",
+            root.path,
+            root.data,
+            ("project", "backend"),
+        )
+    return resolved

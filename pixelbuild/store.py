@@ -1,0 +1,119 @@
+"""The local content-addressed cache (``.pixelbuild/cache``), after Bazel's action cache + CAS.
+
+*Blobs* are files named by the hash of their bytes. *Actions* map a stage key (a generation key or a
+post key) to a small JSON record naming the blobs it produced. Reverting a manifest edit finds the old
+key's action again, so the old asset comes back with no generator call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pixelbuild.fsutil import atomic_write_bytes
+from pixelbuild.hashing import hash_bytes
+
+ACTION_KINDS = ("gen", "post")
+
+
+@dataclass(frozen=True, slots=True)
+class GcReport:
+    """What ``Store.gc`` removed."""
+
+    actions: int
+    blobs: int
+    bytes: int
+
+
+class Store:
+    """Blobs and action records under ``root``; safe for concurrent writers (atomic renames)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _blob_path(self, digest: str) -> Path:
+        return self.root / "blobs" / digest[:2] / digest
+
+    def _action_path(self, kind: str, key: str) -> Path:
+        return self.root / "actions" / kind / key[:2] / f"{key}.json"
+
+    def put_blob(self, data: bytes) -> str:
+        """Store ``data`` (if not already there) and return its hash."""
+        digest = hash_bytes(data)
+        path = self._blob_path(digest)
+        if not path.exists():
+            atomic_write_bytes(path, data)
+        return digest
+
+    def read_blob(self, digest: str) -> bytes | None:
+        """The bytes of blob ``digest``, or None if it is missing or damaged."""
+        try:
+            data = self._blob_path(digest).read_bytes()
+        except FileNotFoundError:
+            return None
+        if hash_bytes(data) != digest:
+            return None
+        return data
+
+    def has_blob(self, digest: str) -> bool:
+        """Whether blob ``digest`` is present (not verified)."""
+        return self._blob_path(digest).is_file()
+
+    def put_action(self, kind: str, key: str, record: Mapping[str, Any]) -> None:
+        """Record that stage ``kind`` with ``key`` produced ``record`` (which names its blobs)."""
+        payload = json.dumps(record, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        atomic_write_bytes(self._action_path(kind, key), payload)
+
+    def get_action(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The record of a stage run, or None if absent, unreadable or missing a blob."""
+        path = self._action_path(kind, key)
+        try:
+            record: dict[str, Any] = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not all(self.has_blob(item["blob"]) for item in record.get("images", ())):
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # last use, for gc --keep-days
+        return record
+
+    def has_action(self, kind: str, key: str) -> bool:
+        """Whether a usable record of stage ``kind`` with ``key`` exists."""
+        return self._action_path(kind, key).is_file()
+
+    def gc(self, live: Iterable[tuple[str, str]], keep_seconds: float = 0.0) -> GcReport:
+        """Delete actions not in ``live`` (and not used within ``keep_seconds``), then unreferenced blobs."""
+        live_set = set(live)
+        cutoff = time.time() - keep_seconds
+        removed_actions = 0
+        referenced: set[str] = set()
+        for kind in ACTION_KINDS:
+            for path in (self.root / "actions" / kind).glob("*/*.json"):
+                key = path.stem
+                keep = (kind, key) in live_set or (keep_seconds > 0 and path.stat().st_mtime >= cutoff)
+                if keep:
+                    try:
+                        record = json.loads(path.read_bytes())
+                        referenced.update(item["blob"] for item in record.get("images", ()))
+                        continue
+                    except (OSError, ValueError, KeyError, TypeError):
+                        pass  # an unreadable record is garbage
+                path.unlink(missing_ok=True)
+                removed_actions += 1
+        removed_blobs = 0
+        freed = 0
+        for path in (self.root / "blobs").glob("*/*"):
+            if path.name not in referenced:
+                freed += path.stat().st_size
+                path.unlink(missing_ok=True)
+                removed_blobs += 1
+        for folder in list((self.root / "blobs").glob("*")) + list((self.root / "actions").glob("*/*")):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        return GcReport(removed_actions, removed_blobs, freed)
