@@ -40,9 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="parallel jobs (default 1)")
     build.add_argument("--frozen", action="store_true", help="fail instead of calling the generator")
     build.add_argument("--server", action="append", default=[], metavar="URL", help="ComfyUI server (repeatable)")
-    build.add_argument(
-        "--progress", choices=("auto", "bar", "lines", "none"), default="auto", help="progress display"
-    )
+    build.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto", help="progress display")
 
     plan = commands.add_parser("plan", parents=[common], help="show what a build would do, and why")
     plan.add_argument("--only", action="append", default=[], metavar="ID|GLOB", help="plan only these sprites")
@@ -236,4 +234,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Run again with PIXELBUILD_DEBUG=1 for the traceback and report it.\n"
         )
         return EXIT_BAD_INPUT if isinstance(error, OSError) else EXIT_FAILED
-

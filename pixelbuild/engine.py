@@ -66,7 +66,7 @@ class EngineContext:
     backend_settings: Mapping[str, Any]
     jobs: int
     progress: Progress
-    backend_factory: Callable[[str, Mapping[str, Any], Path], Backend] = create_backend
+    backend_factory: Callable[[str, Mapping[str, Any], Path], Backend] | None = None
 
 
 # ---------------------------------------------------------------------------------------- pure work
@@ -315,23 +315,36 @@ class Engine:
     # ------------------------------------------------------------------ run
 
     def _tasks(self, plan: Plan, generation_order: Sequence[str]) -> list[Any]:
+        """doit tasks, each sprite right after the generations it needs, in the backend's preferred order.
+
+        Interleaving lets finished sprites land (and be journaled) while later ones still generate.
+        """
         from doit.task import Task
 
-        tasks = [Task(f"gen:{key}", actions=[(self._generate, (key,))], verbosity=2) for key in generation_order]
-        for decision in plan.stale:
+        rank = {key: index for index, key in enumerate(generation_order)}
+        stale = sorted(
+            plan.stale,
+            key=lambda d: min((rank[key] for key in d.missing), default=-1),
+        )
+        tasks: list[Any] = []
+        emitted: set[str] = set()
+        for decision in stale:
             if decision.action is Action.REMOVE:
-                tasks.append(
-                    Task(f"remove:{decision.sprite_id}", actions=[(self._remove, (decision.sprite_id,))], verbosity=2)
+                name, action = f"remove:{decision.sprite_id}", (self._remove, (decision.sprite_id,))
+                tasks.append(Task(name, actions=[action], verbosity=2))
+                continue
+            for key in decision.missing:
+                if key not in emitted:
+                    emitted.add(key)
+                    tasks.append(Task(f"gen:{key}", actions=[(self._generate, (key,))], verbosity=2))
+            tasks.append(
+                Task(
+                    f"sprite:{decision.sprite_id}",
+                    actions=[(self._finish_sprite, (decision,))],
+                    task_dep=[f"gen:{key}" for key in decision.missing],
+                    verbosity=2,
                 )
-            else:
-                tasks.append(
-                    Task(
-                        f"sprite:{decision.sprite_id}",
-                        actions=[(self._finish_sprite, (decision,))],
-                        task_dep=[f"gen:{key}" for key in decision.missing],
-                        verbosity=2,
-                    )
-                )
+            )
         return tasks
 
     def run(self, plan: Plan) -> EngineResult:
@@ -345,9 +358,8 @@ class Engine:
         try:
             order = [job.key for job in jobs]
             if jobs:
-                self._backend = self.ctx.backend_factory(
-                    self.ctx.backend_name, self.ctx.backend_settings, self.ctx.project_dir
-                )
+                factory = self.ctx.backend_factory or create_backend
+                self._backend = factory(self.ctx.backend_name, self.ctx.backend_settings, self.ctx.project_dir)
                 self._jobs = {job.key: job for job in jobs}
                 ordered = getattr(self._backend, "ordered", None)
                 if callable(ordered):
@@ -407,7 +419,8 @@ class Engine:
         finally:
             # doit's runners swap these out while tasks run; put the real ones back whatever happened.
             sys.stdout, sys.stderr = saved
-        if code not in (0, 1):  # 1 = some task failed, already recorded by _guard
+        # A failed task (or one whose dependency failed) is already recorded by _guard; anything else is doit's.
+        if code != 0 and not self.result.failures:
             raise RuntimeError(f"doit could not run the build (exit {code}): {errors.getvalue().strip()}")
 
 

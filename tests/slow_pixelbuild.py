@@ -1,0 +1,23 @@
+"""Run the pixelbuild CLI with a slowed-down placeholder generator (for interruption tests)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from pixelbuild.backends import placeholder
+from pixelbuild.cli import main
+
+_original = placeholder.PlaceholderBackend.result
+
+
+def _slow_result(self: placeholder.PlaceholderBackend, key: str) -> placeholder.GenerationResult:
+    time.sleep(float(os.environ.get("SLOW_GENERATOR_SECONDS", "0.2")))
+    return _original(self, key)
+
+
+placeholder.PlaceholderBackend.result = _slow_result  # type: ignore[method-assign]
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

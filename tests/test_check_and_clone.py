@@ -1,0 +1,99 @@
+"""`check` on a fresh clone, and each kind of disagreement it must name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Result, build_json, copy_committed
+
+
+@pytest.fixture
+def built(cli: Callable[..., Result], make_project: Callable[..., Path]) -> Path:
+    project = make_project()
+    build_json(cli, project)
+    return project
+
+
+def test_fresh_clone_is_up_to_date_and_calls_no_backend(
+    cli: Callable[..., Result], built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clone = tmp_path / "clone"
+    copy_committed(built, clone)
+    assert not (clone / ".pixelbuild").exists()
+
+    def no_backend(*args: object) -> None:
+        raise AssertionError("a fresh clone must not create a backend")
+
+    monkeypatch.setattr("pixelbuild.engine.create_backend", no_backend)
+    result = cli("check", "-C", clone)
+    assert result.code == 0, result.out
+    assert "ok: 3 sprites" in result.out
+    report = build_json(cli, clone)
+    assert report["generator_calls"] == 0 and report["up_to_date"] == 3 and report["noop"] is False
+    assert build_json(cli, clone)["noop"] is True
+
+
+def test_check_names_every_disagreement(cli: Callable[..., Result], built: Path) -> None:
+    (built / "assets/items/coin.png").write_bytes((built / "assets/slime.png").read_bytes())  # tampered
+    (built / "assets/slime.png").unlink()  # missing
+    (built / "assets/stray.png").write_bytes(b"x")  # orphan
+    manifest = built / "pixelbuild.yaml"
+    manifest.write_text(manifest.read_text().replace("blue knight", "red knight"))  # stale lock entry
+    result = cli("check", "-C", built)
+    assert result.code == 1
+    lines = result.out.splitlines()
+    assert any(line.startswith("stale") and "hero" in line and "prompt changed" in line for line in lines)
+    assert any(line.startswith("missing") and "assets/slime.png" in line for line in lines)
+    assert any(line.startswith("modified") and "assets/items/coin.png" in line for line in lines)
+    assert any(line.startswith("orphan") and "assets/stray.png" in line for line in lines)
+    document = cli("check", "-C", built, "--json").json
+    assert document["ok"] is False
+    assert sorted(p["kind"] for p in document["problems"]) == ["missing", "modified", "orphan", "stale"]
+
+
+def test_check_finds_lock_entries_without_sprites_and_sprites_without_entries(
+    cli: Callable[..., Result], built: Path
+) -> None:
+    manifest = built / "pixelbuild.yaml"
+    manifest.write_text(manifest.read_text().replace("- id: hero", "- id: hero2"))
+    document = cli("check", "-C", built, "--json").json
+    kinds = {(p["kind"], p["subject"]) for p in document["problems"]}
+    assert ("removed", "hero") in kinds and ("unlocked", "hero2") in kinds
+
+
+def test_check_accepts_other_png_bytes_with_the_same_pixels(cli: Callable[..., Result], built: Path) -> None:
+    from PIL import Image
+
+    path = built / "assets/hero.png"
+    with Image.open(path) as image:
+        image.convert("RGBA").save(path, compress_level=0)  # other bytes, same pixels (another zlib, say)
+    assert cli("check", "-C", built).code == 0
+
+
+def test_keep_globs_are_not_orphans(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
+    project = make_project(
+        """\
+        version: 1
+        project: {keep: ["ui/**", "*.txt"]}
+        defaults: {size: 32}
+        sprites:
+          - id: hero
+            prompt: knight
+        """
+    )
+    build_json(cli, project)
+    (project / "assets/ui").mkdir()
+    (project / "assets/ui/button.png").write_bytes(b"hand made")
+    (project / "assets/README.txt").write_text("art")
+    assert cli("check", "-C", project).code == 0
+
+
+def test_check_never_writes(cli: Callable[..., Result], built: Path) -> None:
+    (built / "assets/hero.png").unlink()
+    lock = (built / "pixelbuild.lock").read_bytes()
+    assert cli("check", "-C", built).code == 1
+    assert not (built / "assets/hero.png").exists()
+    assert (built / "pixelbuild.lock").read_bytes() == lock

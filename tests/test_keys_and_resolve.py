@@ -1,0 +1,89 @@
+"""Resolution and keys: complete specs, stable seeds, keys that change exactly when they should."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pixelbuild.hashing import canonical_json, hash_value
+from pixelbuild.keys import sprite_keys
+from pixelbuild.manifest import load_manifest
+from pixelbuild.resolve import derive_seed, resolve
+from pixelbuild.spec import SpriteSpec
+
+
+def resolved(make_project: Callable[..., Path], manifest: str, **files: str) -> dict[str, SpriteSpec]:
+    project = make_project(manifest, files=files)
+    return {s.id: s for s in resolve(load_manifest(project / "pixelbuild.yaml")).sprites}
+
+
+def keys_of(sprite: SpriteSpec) -> tuple[tuple[str, ...], str]:
+    keys = sprite_keys(sprite, lambda ref: hash_value(ref))
+    return keys.generations, keys.post
+
+
+def test_canonical_json_is_type_and_order_insensitive() -> None:
+    assert canonical_json({"b": 8.0, "a": [1, 2.5]}) == canonical_json({"a": [1, 2.5], "b": 8}) == '{"a":[1,2.5],"b":8}'
+
+
+def test_defaults_layering_and_explicit_resolution(make_project: Callable[..., Path]) -> None:
+    sprites = resolved(
+        make_project,
+        """\
+        version: 1
+        include: [more.yaml]
+        defaults: {size: [64, 32], steps: 9, loras: [{name: pixel.safetensors}]}
+        sprites:
+          - id: a
+            prompt: one
+        """,
+        **{"more.yaml": "defaults: {steps: 4}\nsprites:\n  - id: b\n    prompt: two\n    cfg: 3\n"},
+    )
+    a, b = sprites["a"].generations[0], sprites["b"].generations[0]
+    assert (a.width, a.height, a.steps, a.cfg, a.sampler) == (64, 32, 9, 8.0, "euler")
+    assert a.loras[0].name == "pixel.safetensors" and a.loras[0].weight == 1.0
+    assert (b.steps, b.cfg, b.width) == (4, 3.0, 64)
+    assert a.workflow_file == "builtin:txt2img_sdxl.json"
+    assert sprites["a"].output == "a.png"
+
+
+def test_derived_seed_depends_on_id_only(make_project: Callable[..., Path]) -> None:
+    one = resolved(make_project, "version: 1\nsprites:\n  - {id: a, prompt: x}\n  - {id: b, prompt: y}\n")
+    two = resolved(
+        make_project,
+        "version: 1\nsprites:\n  - {id: z, prompt: q}\n  - {id: b, prompt: other}\n  - {id: a, prompt: x}\n",
+    )
+    assert one["a"].generations[0].seed == two["a"].generations[0].seed == derive_seed("a")
+    assert one["b"].generations[0].seed == two["b"].generations[0].seed
+    assert derive_seed("a") != derive_seed("b")
+
+
+def test_fields_the_backend_ignores_do_not_change_the_key(make_project: Callable[..., Path]) -> None:
+    base = "version: 1\nsprites:\n  - id: a\n    prompt: x\n"
+    plain = resolved(make_project, base)["a"]
+    other_sampler = resolved(make_project, base + "    sampler: dpmpp_2m\n    steps: 30\n")["a"]
+    assert keys_of(plain) == keys_of(other_sampler)  # the placeholder reads neither
+    other_seed = resolved(make_project, base + "    seed: 1\n")["a"]
+    assert keys_of(plain)[0] != keys_of(other_seed)[0]
+    batch = resolved(make_project, base + "    batch: 2\n")["a"]
+    assert keys_of(plain)[0] != keys_of(batch)[0]
+
+
+def test_post_change_keeps_the_generation_key(make_project: Callable[..., Path]) -> None:
+    base = "version: 1\nsprites:\n  - id: a\n    prompt: x\n"
+    plain = resolved(make_project, base)["a"]
+    posted = resolved(make_project, base + "    post: [{resize: {size: 8}}]\n")["a"]
+    assert keys_of(plain)[0] == keys_of(posted)[0]
+    assert keys_of(plain)[1] != keys_of(posted)[1]
+
+
+def test_same_value_written_differently_gives_the_same_keys(make_project: Callable[..., Path]) -> None:
+    a = resolved(
+        make_project, "version: 1\nsprites:\n  - {id: a, prompt: x, cfg: 8, size: 64, post: [{resize: {size: 8}}]}\n"
+    )
+    b = resolved(
+        make_project,
+        "version: 1\nsprites:\n  - {id: a, prompt: x, cfg: 8.0, size: [64, 64],"
+        " post: [{resize: {size: 8, filter: nearest}}]}\n",
+    )
+    assert keys_of(a["a"])[0] == keys_of(b["a"])[0]
