@@ -10,11 +10,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pixelbuild.errors import FrozenError, PixelbuildError
+from pixelbuild.noop import check_stamp
 from pixelbuild.paths import ProjectPaths
 from pixelbuild.progress import Progress, QuietProgress
-from pixelbuild.state import check_stamp
+
+if TYPE_CHECKING:
+    from pixelbuild.lock import Lock
+    from pixelbuild.project import Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +105,12 @@ def build(manifest: Path, options: BuildOptions = BuildOptions(), progress: Prog
     """Build the project of ``manifest``; return what was done (failures are in the report)."""
     started = time.perf_counter()
     paths = ProjectPaths.for_manifest(manifest)
+    # Read-only, so no lock needed: a concurrent build clears the stamp before it changes anything.
+    if not options.only and not paths.journal.exists():
+        up_to_date = check_stamp(paths.stamp, paths.lock)
+        if up_to_date is not None:
+            return BuildReport(up_to_date=up_to_date, noop=True, seconds=time.perf_counter() - started)
     with _ProjectLock(paths):
-        if not options.only and not paths.journal.exists():
-            up_to_date = check_stamp(paths.stamp, paths.lock)
-            if up_to_date is not None:
-                return BuildReport(up_to_date=up_to_date, noop=True, seconds=time.perf_counter() - started)
         _ensure_gitignore(paths)
         report = _full_build(paths, options, progress or QuietProgress())
     report.seconds = time.perf_counter() - started
@@ -113,17 +119,19 @@ def build(manifest: Path, options: BuildOptions = BuildOptions(), progress: Prog
 
 def _full_build(paths: ProjectPaths, options: BuildOptions, progress: Progress) -> BuildReport:
     from pixelbuild.engine import Engine, EngineContext
-    from pixelbuild.lock import Journal, read_lock
+    from pixelbuild.lock import Journal, apply_journal, read_journal, read_lock
     from pixelbuild.plan import Action
-    from pixelbuild.project import open_session, read_current_lock
+    from pixelbuild.project import open_session
     from pixelbuild.state import clear_stamp
 
     clear_stamp(paths.stamp)
     session = open_session(paths)
-    # A journal left by an interrupted build holds finished work: fold it in before anything else.
-    if paths.journal.exists():
-        _commit_lock(paths, read_current_lock(paths))
     lock = read_lock(paths.lock, paths.display(paths.lock))
+    # A journal left by an interrupted build holds finished work: fold it in before anything else.
+    leftover = read_journal(paths.journal)
+    if leftover or paths.journal.exists():
+        lock = apply_journal(lock, leftover)
+        _commit_lock(paths, lock)
     full_plan = session.plan(lock)
     plan = session.select(full_plan, options.only)
 
@@ -158,7 +166,8 @@ def _full_build(paths: ProjectPaths, options: BuildOptions, progress: Progress) 
         result = Engine(context).run(plan)
     finally:
         journal.close()
-        final_lock = _commit_lock(paths, read_current_lock(paths))
+        final_lock = apply_journal(lock, read_journal(paths.journal))
+        lock_bytes = _commit_lock(paths, final_lock)
         session.hashes.save()
 
     report = BuildReport(
@@ -177,37 +186,33 @@ def _full_build(paths: ProjectPaths, options: BuildOptions, progress: Progress) 
         and all(decision.sprite_id in result.finished for decision in plan.stale)
     )
     if everything_done:
-        _write_stamp(session, final_lock)
+        _write_stamp(session, final_lock, lock_bytes)
     return report
 
 
-def _commit_lock(paths: ProjectPaths, lock: object) -> bytes:
+def _commit_lock(paths: ProjectPaths, lock: Lock) -> bytes:
     """Write ``lock`` if its bytes differ from the file's, then drop the journal it includes."""
-    from pixelbuild.lock import Lock, render_lock, write_lock
+    from pixelbuild.fsutil import atomic_write_bytes
+    from pixelbuild.lock import render_lock
 
-    assert isinstance(lock, Lock)
     raw = render_lock(lock)
     try:
-        current = paths.lock.read_bytes()
+        current: bytes | None = paths.lock.read_bytes()
     except FileNotFoundError:
         current = None
     if current != raw:
-        write_lock(paths.lock, lock)
+        atomic_write_bytes(paths.lock, raw, durable=True)
     # Only once the lock is safely replaced may the journal go (a crash in between replays it: harmless).
     paths.journal.unlink(missing_ok=True)
     return raw
 
 
-def _write_stamp(session: object, lock_bytes: bytes) -> None:
+def _write_stamp(session: Session, lock: Lock, lock_bytes: bytes) -> None:
     from pixelbuild.hashing import hash_bytes
-    from pixelbuild.lock import parse_lock
-    from pixelbuild.project import Session
     from pixelbuild.resolve import project_file_path
     from pixelbuild.state import StampInputs, write_stamp
 
-    assert isinstance(session, Session)
     paths = session.paths
-    lock = parse_lock(lock_bytes, paths.display(paths.lock))
     write_stamp(
         paths.stamp,
         StampInputs(

@@ -11,14 +11,18 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pixelbuild import __version__
 from pixelbuild.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PixelbuildError
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 MANIFEST_NAME = "pixelbuild.yaml"
+_STARTED = time.perf_counter()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _manifest_path(args: argparse.Namespace) -> Path:
+    from pathlib import Path
+
     base = Path(args.directory) if args.directory else Path.cwd()
     if args.directory and not base.is_dir():
         raise PixelbuildError(f"-C {args.directory}: no such folder")
@@ -79,12 +85,46 @@ def _progress(args: argparse.Namespace) -> Any:
     return LineProgress(sys.stderr)
 
 
-def _cmd_build(args: argparse.Namespace) -> int:
-    from pixelbuild.build import BuildOptions, build
-    from pixelbuild.errors import UsageError
+def _noop_build(args: argparse.Namespace) -> bool:
+    """The no-op fast path: if the last build's stamp holds, report and return True (imports almost nothing)."""
+    from pixelbuild.noop import check_stamp, stamp_paths
 
+    if args.only:
+        return False
+    base = args.directory or os.getcwd()
+    manifest = os.path.abspath(os.path.join(base, args.manifest or MANIFEST_NAME))
+    stamp, lock, journal = stamp_paths(os.path.dirname(manifest))
+    if os.path.exists(journal):
+        return False
+    up_to_date = check_stamp(stamp, lock)
+    if up_to_date is None:
+        return False
+    document = {
+        "ok": True,
+        "noop": True,
+        "generated": 0,
+        "generator_calls": 0,
+        "post_processed": 0,
+        "restored": 0,
+        "removed": 0,
+        "up_to_date": up_to_date,
+        "failures": {},
+        "interrupted": False,
+        "seconds": round(time.perf_counter() - _STARTED, 3),
+    }
+    _emit(args, document, f"0 generated, {up_to_date} up to date ({time.perf_counter() - _STARTED:.2f}s)")
+    return True
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
     if args.jobs < 1:
+        from pixelbuild.errors import UsageError
+
         raise UsageError(f"-j must be at least 1, got {args.jobs}")
+    if _noop_build(args):
+        return EXIT_OK
+    from pixelbuild.build import BuildOptions, build
+
     options = BuildOptions(only=tuple(args.only), jobs=args.jobs, frozen=args.frozen, servers=tuple(args.server))
     report = build(_manifest_path(args), options, _progress(args))
     lines = []

@@ -31,9 +31,37 @@ def _normalise(value: Any) -> Any:
     return value
 
 
+_encode_string = json.encoder.encode_basestring
+
+
 def canonical_json(value: Any) -> str:
     """Return the canonical JSON text of ``value`` (mappings, sequences, str, int, float, bool, None)."""
+    kind = type(value)
+    # Fast paths for scalars: most spec fields are one, and keys hash thousands of them.
+    if kind is str:
+        return str(_encode_string(value))
+    if kind is int:
+        return str(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
     return json.dumps(_normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def canonical_object(pieces: Mapping[str, str]) -> str:
+    """Canonical JSON of an object from the canonical JSON of its values (``canonical_json`` of each)."""
+    return "{" + ",".join(f"{_encode_string(name)}:{pieces[name]}" for name in sorted(pieces)) + "}"
+
+
+def hash_text(text: str) -> str:
+    """xxh3_128 of UTF-8 ``text``."""
+    return xxhash.xxh3_128_hexdigest(text.encode("utf-8"))
+
+
+def short_hash_text(text: str) -> str:
+    """16 hex digits of xxh3_64 of UTF-8 ``text``."""
+    return xxhash.xxh3_64_hexdigest(text.encode("utf-8"))
 
 
 def hash_bytes(data: bytes) -> str:

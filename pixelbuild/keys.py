@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pixelbuild.backends import backend_info
-from pixelbuild.hashing import hash_value, short_hash
+from pixelbuild.hashing import canonical_json, canonical_object, hash_text, short_hash_text
 from pixelbuild.post import POST_VERSION
 from pixelbuild.spec import GenerationSpec, Lora, SpriteSpec
 
@@ -44,21 +44,25 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def generation_inputs(generation: GenerationSpec, file_hash: FileHasher) -> dict[str, Any]:
-    """The values of every field the generation's backend reads (files as content hashes)."""
+def generation_inputs(generation: GenerationSpec, file_hash: FileHasher) -> dict[str, str]:
+    """The canonical JSON of every field the generation's backend reads (files as content hashes)."""
     info = backend_info(generation.backend)
-    inputs: dict[str, Any] = {"backend": f"{generation.backend}/{info.version}"}
+    inputs = {"backend": canonical_json(f"{generation.backend}/{info.version}")}
     for name in info.inputs:
         value = getattr(generation, name)
         if name in _FILE_FIELDS:
             value = file_hash(value) if value else None
-        inputs[name] = _jsonable(value)
+        inputs[name] = canonical_json(_jsonable(value))
     return inputs
+
+
+def _generation_key(inputs: Mapping[str, str]) -> str:
+    return hash_text(canonical_object({"v": canonical_json(KEY_VERSION), "generation": canonical_object(inputs)}))
 
 
 def generation_key(generation: GenerationSpec, file_hash: FileHasher) -> str:
     """The generation key of one generation spec."""
-    return hash_value({"v": KEY_VERSION, "generation": generation_inputs(generation, file_hash)})
+    return _generation_key(generation_inputs(generation, file_hash))
 
 
 def sprite_keys(sprite: SpriteSpec, file_hash: FileHasher) -> SpriteKeys:
@@ -68,23 +72,25 @@ def sprite_keys(sprite: SpriteSpec, file_hash: FileHasher) -> SpriteKeys:
     several = len(sprite.generations) > 1
     for index, generation in enumerate(sprite.generations):
         inputs = generation_inputs(generation, file_hash)
-        generation_keys.append(hash_value({"v": KEY_VERSION, "generation": inputs}))
+        generation_keys.append(_generation_key(inputs))
         prefix = f"frames[{index}]." if several else ""
-        for name, value in inputs.items():
-            fields[prefix + name] = short_hash(value)
-    chain = [[op.op, _jsonable(op.params)] for op in sprite.post]
+        for name, piece in inputs.items():
+            fields[prefix + name] = short_hash_text(piece)
+    chain = canonical_json([[op.op, _jsonable(op.params)] for op in sprite.post])
     post_files = {ref: file_hash(ref) for ref in sprite.post_files}
-    post_key = hash_value(
-        {
-            "v": KEY_VERSION,
-            "post_version": POST_VERSION,
-            "generations": generation_keys,
-            "chain": chain,
-            "files": post_files,
-            "layout": sprite.layout,
-        }
+    post_key = hash_text(
+        canonical_object(
+            {
+                "v": canonical_json(KEY_VERSION),
+                "post_version": canonical_json(POST_VERSION),
+                "generations": canonical_json(generation_keys),
+                "chain": chain,
+                "files": canonical_json(post_files),
+                "layout": canonical_json(sprite.layout),
+            }
+        )
     )
-    fields["post"] = short_hash([chain, sprite.layout])
+    fields["post"] = short_hash_text(f"[{chain},{canonical_json(sprite.layout)}]")
     for ref, digest in post_files.items():
         fields[f"file:{ref}"] = digest[:16]
     return SpriteKeys(tuple(generation_keys), post_key, fields)

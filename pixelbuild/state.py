@@ -2,18 +2,15 @@
 
 * ``FileHashCache``: content hashes of files, trusted while their size and mtime are unchanged (as git's
   index does), so a build does not re-read every asset.
-* The no-op *stamp*: after a build that left everything up to date, what it read (manifest digests,
-  include globs, referenced files' stats, the lock's digest) and wrote (outputs' stats). When all of it
-  still holds, the next build is a no-op and needs no YAML parser, schema, engine or image library:
-  this module must stay cheap to import.
+* The no-op *stamp* (written here, checked by ``pixelbuild.noop``): after a build that left everything up
+  to date, what it read (manifest digests, include globs, referenced files' stats, the lock's digest) and
+  wrote (outputs' stats).
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +19,7 @@ from typing import Any
 import xxhash
 
 from pixelbuild import __version__
-
-STAMP_FORMAT = 1
-
-
-def _stat_signature(path: str) -> tuple[int, int] | None:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_size, stat.st_mtime_ns
+from pixelbuild.noop import STAMP_FORMAT, stat_signature
 
 
 class FileHashCache:
@@ -58,7 +46,7 @@ class FileHashCache:
         """The content hash of ``path``, or None if it does not exist."""
         entries = self._load()
         key = str(path)
-        signature = _stat_signature(key)
+        signature = stat_signature(key)
         if signature is None:
             return None
         cached = entries.get(key)
@@ -78,7 +66,7 @@ class FileHashCache:
     def remember(self, path: Path, digest: str, signature: tuple[int, int] | None = None) -> None:
         """Record that ``path`` (as it is now on disk) has content hash ``digest``."""
         if signature is None:
-            signature = _stat_signature(str(path))
+            signature = stat_signature(str(path))
             if signature is None:
                 return
         self._load()[str(path)] = [signature[0], signature[1], digest]
@@ -118,7 +106,7 @@ def write_stamp(path: Path, inputs: StampInputs) -> None:
     def stats(paths: Iterable[str]) -> list[list[Any]]:
         rows = []
         for item in paths:
-            signature = _stat_signature(item)
+            signature = stat_signature(item)
             if signature is None:
                 raise FileNotFoundError(item)
             rows.append([item, signature[0], signature[1]])
@@ -146,40 +134,3 @@ def clear_stamp(path: Path) -> None:
     """Forget the stamp: the next build takes the full path."""
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-
-
-def _file_digest(path: str) -> str | None:
-    try:
-        with open(path, "rb") as handle:
-            return xxhash.xxh3_128_hexdigest(handle.read())
-    except OSError:
-        return None
-
-
-def check_stamp(path: Path, lock_path: Path) -> int | None:
-    """If the stamp at ``path`` still holds, the number of up-to-date sprites; else None."""
-    try:
-        stamp = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    try:
-        if stamp["format"] != STAMP_FORMAT or stamp["version"] != __version__:
-            return None
-        if _file_digest(str(lock_path)) != stamp["lock"]:
-            return None
-        for manifest, digest in stamp["manifests"]:
-            if _file_digest(manifest) != digest:
-                return None
-        for base, pattern, matches in stamp["globs"]:
-            if sorted(glob.glob(pattern, root_dir=base, recursive=True)) != matches:
-                return None
-        for absent in stamp["absent"]:
-            if os.path.exists(absent):
-                return None
-        for group in ("files", "outputs"):
-            for item, size, mtime in stamp[group]:
-                if _stat_signature(item) != (size, mtime):
-                    return None
-        return int(stamp["sprites"])
-    except (KeyError, TypeError, ValueError):
-        return None

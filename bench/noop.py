@@ -1,0 +1,191 @@
+"""No-op and one-change build times for a large project, against the floor, measured in the same run.
+
+    python bench/noop.py [--sprites 10000] [--files 100] [--runs 7] [--keep DIR]
+
+Generates a manifest of N sprites split over F included files (~350 bytes of YAML per sprite), builds it
+once with the placeholder backend, then prints:
+
+* the *floor*: a whole Python process that hashes the manifest bytes, looks that digest up in the lock
+  file and stats every output (the least any no-op check can do);
+* the median no-op ``pixelbuild build`` (a fresh process each time) and its ratio to the floor
+  (target: within 3x);
+* the median one-change build (one sprite's prompt edited: one file re-parsed, one sprite generated);
+* the cost of parsing + validating the whole manifest as one file with the YAML loader in use;
+* peak memory (max RSS) of the no-op and one-change processes (target: under 150 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+# The console script, as users run it (python -m would add runpy's start-up to every figure).
+_SCRIPT = Path(sys.executable).with_name("pixelbuild")
+PIXELBUILD = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "pixelbuild"]
+
+FLOOR_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, xxhash
+    root = sys.argv[1]
+    digest = xxhash.xxh3_128()
+    manifests = [os.path.join(root, "pixelbuild.yaml")]
+    parts = os.path.join(root, "sprites")
+    manifests += sorted(os.path.join(parts, name) for name in os.listdir(parts))
+    for path in manifests:
+        with open(path, "rb") as handle:
+            digest.update(handle.read())
+    with open(os.path.join(root, "pixelbuild.lock"), "rb") as handle:
+        lock = handle.read()
+    lock.find(digest.hexdigest().encode())
+    outputs = os.path.join(root, "assets")
+    for folder, _dirs, files in os.walk(outputs):
+        for name in files:
+            os.stat(os.path.join(folder, name))
+    """
+)
+
+
+def write_project(root: Path, sprites: int, files: int) -> None:
+    """A manifest of ``sprites`` sprites over ``files`` included files."""
+    (root / "sprites").mkdir(parents=True)
+    (root / "pixelbuild.yaml").write_text(
+        textwrap.dedent(
+            """\
+            version: 1
+            project:
+              output: assets
+              backend: placeholder
+            include: [sprites/*.yaml]
+            defaults:
+              size: 32
+              negative_prompt: blurry, photo, 3d render, text, watermark, jpeg artifacts
+              steps: 20
+              cfg: 7.5
+              checkpoint: sd_xl_base_1.0.safetensors
+              post:
+                - resize: {size: 16, filter: box}
+            """
+        )
+    )
+    per_file = (sprites + files - 1) // files
+    colours = ["red", "blue", "green", "gold", "purple", "orange", "teal", "pink"]
+    kinds = ["slime", "knight", "bat", "coin", "potion", "wizard", "beast", "gem"]
+    for part in range(files):
+        lines = ["sprites:"]
+        for index in range(part * per_file, min(sprites, (part + 1) * per_file)):
+            colour, kind = colours[index % 8], kinds[(index // 8) % 8]
+            lines += [
+                f"  - id: set{part:03d}/{kind}_{index:05d}",
+                f"    prompt: pixel art {colour} {kind}, 16-bit game sprite, side view, clean outline, number {index}",
+                f"    seed: {index * 7919 % 100000}",
+                "    loras:",
+                f"      - {{name: pixel-art-xl.safetensors, weight: {0.5 + (index % 5) / 10}}}",
+                "    post:",
+                f"      - resize: {{size: {16 + (index % 3) * 8}, filter: box}}",
+            ]
+        (root / "sprites" / f"part{part:03d}.yaml").write_text("\n".join(lines) + "\n")
+
+
+def timed(command: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
+    """Run ``command``; return (seconds, max RSS in MB, stdout)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    out = process.stdout.read().decode() if process.stdout else ""
+    err = process.stderr.read().decode() if process.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{out}\n{err}")
+    return elapsed, usage.ru_maxrss // 1024, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sprites", type=int, default=10_000)
+    parser.add_argument("--files", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--jobs", type=int, default=2, help="-j for the initial build")
+    parser.add_argument("--keep", type=Path, help="build in this folder and keep it")
+    args = parser.parse_args()
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="pixelbuild-bench-"))
+    if not (root / "pixelbuild.lock").exists():
+        if root.exists() and any(root.iterdir()):
+            shutil.rmtree(root)
+        write_project(root, args.sprites, args.files)
+        yaml_bytes = sum(p.stat().st_size for p in root.rglob("*.yaml"))
+        print(f"project: {args.sprites} sprites in {args.files} files, {yaml_bytes / 1e6:.1f} MB of YAML ({root})")
+        seconds, rss, out = timed([*PIXELBUILD, "build", "-C", str(root), "-j", str(args.jobs), "--progress", "none"])
+        print(f"initial build (-j {args.jobs}): {seconds:.1f} s, peak {rss} MB: {out.strip()}")
+    else:
+        print(f"project: reusing {root}")
+
+    floor = [timed([sys.executable, "-c", FLOOR_SCRIPT, str(root)])[0] for _ in range(args.runs)]
+    noop_runs = [timed([*PIXELBUILD, "build", "-C", str(root), "--json"]) for _ in range(args.runs)]
+    assert all(json.loads(out)["noop"] for _s, _r, out in noop_runs), "the no-op build was not a no-op"
+    noop = [seconds for seconds, _rss, _out in noop_runs]
+    noop_rss = max(rss for _s, rss, _out in noop_runs)
+
+    part = root / "sprites" / "part000.yaml"
+    original = re.sub(r"number 0 edit .*\n", "number 0\n", part.read_text(), count=1)
+    change_runs = []
+    for run in range(max(3, args.runs // 2)):
+        part.write_text(original.replace("number 0\n", f"number 0 edit {run} {time.time_ns()}\n", 1))
+        seconds, rss, out = timed([*PIXELBUILD, "build", "-C", str(root), "--json"])
+        document = json.loads(out)
+        assert document["generator_calls"] == 1, document
+        change_runs.append((seconds, rss))
+    part.write_text(original)
+    timed([*PIXELBUILD, "build", "-C", str(root)])  # back to the built state (restored from cache)
+
+    # Parse + validate the whole manifest as one file, as an edit of an unsplit manifest would.
+    single = Path(tempfile.mkdtemp(prefix="pixelbuild-single-"))
+    body = (root / "pixelbuild.yaml").read_text().replace("include: [sprites/*.yaml]\n", "")
+    body += "sprites:\n" + "".join(
+        p.read_text().removeprefix("sprites:\n") for p in sorted((root / "sprites").glob("*.yaml"))
+    )
+    (single / "pixelbuild.yaml").write_text(body)
+    parse_script = textwrap.dedent(
+        f"""
+        import time, yaml
+        from pathlib import Path
+        from pixelbuild.manifest import load_manifest
+        t = time.perf_counter()
+        load_manifest(Path({str(single / "pixelbuild.yaml")!r}))
+        print(time.perf_counter() - t, "C" if hasattr(yaml, "CSafeLoader") else "pure-Python")
+        """
+    )
+    parse_out = subprocess.run([sys.executable, "-c", parse_script], capture_output=True, text=True, check=True)
+    parse_seconds, loader = parse_out.stdout.split()
+    shutil.rmtree(single)
+
+    floor_median = statistics.median(floor)
+    noop_median = statistics.median(noop)
+    change_median = statistics.median(seconds for seconds, _rss in change_runs)
+    print(f"floor (hash manifests, find digest in lock, stat outputs): median {floor_median * 1000:.0f} ms")
+    print(
+        f"no-op pixelbuild build: median {noop_median * 1000:.0f} ms = {noop_median / floor_median:.2f}x the floor "
+        f"(target <= 3x), peak {noop_rss} MB"
+    )
+    print(
+        f"one sprite changed: median {change_median * 1000:.0f} ms (1 file re-parsed, 1 generated), "
+        f"peak {max(rss for _s, rss in change_runs)} MB (target < 150 MB)"
+    )
+    print(f"parse + validate the whole manifest as one file ({loader} YAML loader): {float(parse_seconds):.2f} s")
+    print(f"runs: {args.runs} no-op, {len(change_runs)} one-change; machine: {os.cpu_count()} cores")
+    if args.keep is None:
+        shutil.rmtree(root)
+
+
+if __name__ == "__main__":
+    main()
