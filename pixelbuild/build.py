@@ -6,6 +6,7 @@ The no-op path (the stamp still holds) touches no parser, schema, engine or imag
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -213,6 +214,7 @@ def _write_stamp(session: Session, lock: Lock, lock_bytes: bytes) -> None:
     from pixelbuild.state import StampInputs, write_stamp
 
     paths = session.paths
+    output_root = str(session.output_dir)
     write_stamp(
         paths.stamp,
         StampInputs(
@@ -221,9 +223,7 @@ def _write_stamp(session: Session, lock: Lock, lock_bytes: bytes) -> None:
             files=[str(project_file_path(paths.project_dir, ref)) for ref in session.resolved.files],
             absent=[str(paths.project_dir / ref) for ref in session.resolved.absent],
             lock_digest=hash_bytes(lock_bytes),
-            outputs=[
-                str(session.output_dir / output.path) for entry in lock.sprites.values() for output in entry.outputs
-            ],
+            outputs=[os.path.join(output_root, o.path) for entry in lock.sprites.values() for o in entry.outputs],
             sprites=len(lock.sprites),
         ),
     )

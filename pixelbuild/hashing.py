@@ -32,6 +32,8 @@ def _normalise(value: Any) -> Any:
 
 
 _encode_string = json.encoder.encode_basestring
+# One encoder for every call: json.dumps with options builds a new encoder each time.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def canonical_json(value: Any) -> str:
@@ -46,7 +48,14 @@ def canonical_json(value: Any) -> str:
         return "null"
     if kind is bool:
         return "true" if value else "false"
-    return json.dumps(_normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(_normalise(value))
+
+
+def canonical_json_of_normalised(value: Any) -> str:
+    """``canonical_json`` for data whose floats are already normalised (integral floats made ints)."""
+    if type(value) is str:
+        return str(_encode_string(value))
+    return _ENCODER.encode(value)
 
 
 def canonical_object(pieces: Mapping[str, str]) -> str:

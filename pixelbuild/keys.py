@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pixelbuild.backends import backend_info
-from pixelbuild.hashing import canonical_json, canonical_object, hash_text, short_hash_text
+from pixelbuild.hashing import (
+    canonical_json,
+    canonical_json_of_normalised,
+    canonical_object,
+    hash_text,
+    short_hash_text,
+)
 from pixelbuild.post import POST_VERSION
 from pixelbuild.spec import GenerationSpec, Lora, SpriteSpec
 
@@ -34,13 +40,17 @@ class SpriteKeys:
     fields: Mapping[str, str]
 
 
-def _jsonable(value: Any) -> Any:
+def _canonical_value(value: Any) -> Any:
+    """Plain JSON data for ``value``, already normalised as ``canonical_json`` wants (one pass, not two)."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
     if isinstance(value, Lora):
-        return {"name": value.name, "weight": value.weight, "sha256": value.sha256}
-    if isinstance(value, tuple):
-        return [_jsonable(item) for item in value]
+        weight = int(value.weight) if value.weight.is_integer() else value.weight
+        return {"name": value.name, "weight": weight, "sha256": value.sha256}
+    if isinstance(value, tuple | list):
+        return [_canonical_value(item) for item in value]
     if isinstance(value, Mapping):
-        return {key: _jsonable(item) for key, item in value.items()}
+        return {str(key): _canonical_value(item) for key, item in value.items()}
     return value
 
 
@@ -52,7 +62,7 @@ def generation_inputs(generation: GenerationSpec, file_hash: FileHasher) -> dict
         value = getattr(generation, name)
         if name in _FILE_FIELDS:
             value = file_hash(value) if value else None
-        inputs[name] = canonical_json(_jsonable(value))
+        inputs[name] = canonical_json_of_normalised(_canonical_value(value))
     return inputs
 
 
@@ -76,7 +86,7 @@ def sprite_keys(sprite: SpriteSpec, file_hash: FileHasher) -> SpriteKeys:
         prefix = f"frames[{index}]." if several else ""
         for name, piece in inputs.items():
             fields[prefix + name] = short_hash_text(piece)
-    chain = canonical_json([[op.op, _jsonable(op.params)] for op in sprite.post])
+    chain = canonical_json_of_normalised([[op.op, _canonical_value(op.params)] for op in sprite.post])
     post_files = {ref: file_hash(ref) for ref in sprite.post_files}
     post_key = hash_text(
         canonical_object(

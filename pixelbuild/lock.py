@@ -20,6 +20,7 @@ from pixelbuild.errors import ManifestError
 from pixelbuild.fsutil import atomic_write_bytes
 
 LOCK_VERSION = 1
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +103,8 @@ def render_lock(lock: Lock) -> bytes:
         blocks = []
         for sprite_id in sorted(lock.sprites):
             entry = lock.sprites[sprite_id].to_json()
-            body = ",\n".join(
-                f"      {json.dumps(name)}: {json.dumps(entry[name], sort_keys=True, ensure_ascii=False)}"
-                for name in sorted(entry)
-            )
-            blocks.append(f"    {json.dumps(sprite_id, ensure_ascii=False)}: {{\n{body}\n    }}")
+            body = ",\n".join(f'      "{name}": {_ENCODER.encode(entry[name])}' for name in sorted(entry))
+            blocks.append(f"    {_ENCODER.encode(sprite_id)}: {{\n{body}\n    }}")
         lines.append(",\n".join(blocks))
         lines.append("  }")
     lines.append("}")

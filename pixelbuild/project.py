@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from pixelbuild.errors import ManifestError, UsageError
@@ -18,7 +20,7 @@ from pixelbuild.state import FileHashCache
 from pixelbuild.store import Store
 
 
-@dataclass(slots=True)
+@dataclass
 class Session:
     """A loaded project: manifest, resolved sprites, their keys, and access to files and cache."""
 
@@ -34,15 +36,19 @@ class Session:
         """Absolute output root."""
         return self.resolved.project.output_dir
 
+    @cached_property
+    def _output_root(self) -> str:
+        return str(self.output_dir)
+
     def file_state(self, output: OutputRecord) -> FileState:
         """Compare an output on disk with its lock record (bytes, else decoded pixels)."""
-        path = self.output_dir / output.path
+        path = os.path.join(self._output_root, output.path)  # plain strings: this runs per sprite
         digest = self.hashes.hash(path)
         if digest is None:
             return FileState.MISSING
         if digest == output.file_hash:
             return FileState.OK
-        return FileState.OK if pixels_match(path, output.pixel_hash) else FileState.MODIFIED
+        return FileState.OK if pixels_match(Path(path), output.pixel_hash) else FileState.MODIFIED
 
     def plan(self, lock: Lock) -> Plan:
         """Plan a build against ``lock``."""

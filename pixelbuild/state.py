@@ -42,7 +42,7 @@ class FileHashCache:
                     pass
         return self._entries
 
-    def hash(self, path: Path) -> str | None:
+    def hash(self, path: Path | str) -> str | None:
         """The content hash of ``path``, or None if it does not exist."""
         entries = self._load()
         key = str(path)
@@ -63,7 +63,7 @@ class FileHashCache:
         self.remember(path, digest, signature)
         return digest
 
-    def remember(self, path: Path, digest: str, signature: tuple[int, int] | None = None) -> None:
+    def remember(self, path: Path | str, digest: str, signature: tuple[int, int] | None = None) -> None:
         """Record that ``path`` (as it is now on disk) has content hash ``digest``."""
         if signature is None:
             signature = stat_signature(str(path))

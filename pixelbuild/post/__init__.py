@@ -48,6 +48,7 @@ class OpDef:
 
 
 OPS: dict[str, OpDef] = {}
+_loaded: list[bool] = []
 
 
 def register(name: str, check: ParamCheck | None = None) -> Callable[[OpFunction], OpFunction]:
@@ -70,8 +71,10 @@ def normalise_post_entry(entry: str | Mapping[str, Any]) -> PostOp:
 
 def load_ops() -> dict[str, OpDef]:
     """Import every op module (once) and return the registry."""
-    for module in _OP_MODULES:
-        importlib.import_module(module)
+    if not _loaded:
+        for module in _OP_MODULES:
+            importlib.import_module(module)
+        _loaded.append(True)
     return OPS
 
 
