@@ -160,14 +160,32 @@ class Engine:
         for sprite_id in sprite_ids:
             self.ctx.progress.failed(sprite_id, message)
 
+    def _located(self, sprite_id: str, field: str | None, message: str) -> str:
+        """``message`` prefixed with where the sprite (or its field) is written: ``file:line: field 'x': ...``."""
+        sprite = self.ctx.sprites.get(sprite_id)
+        if sprite is None:
+            return message
+        from pixelbuild.manifest import locate
+
+        source = Path(sprite.source.file)
+        position = None
+        if field:
+            position = locate(source, (*sprite.source.path, field), key=True)
+        if position is None or position == locate(source, sprite.source.path):
+            position = locate(source, sprite.source.path)
+        where = f"{sprite.source.file}:{position[0]}: " if position else f"{sprite.source.file}: "
+        return f"{where}{f'field {field!r}: ' if field else ''}{message}"
+
     def _guard(self, sprite_ids: Sequence[str], work: Callable[[], None]) -> bool:
         """Run ``work``; turn an exception into a recorded failure of ``sprite_ids`` (doit sees False)."""
         try:
             work()
             return True
+        except GenerationError as error:
+            for sprite_id in sprite_ids:
+                self._fail([sprite_id], self._located(sprite_id, error.field, error.message))
         except PixelbuildError as error:
-            message = error.message if isinstance(error, GenerationError) else str(error)
-            self._fail(sprite_ids, message)
+            self._fail(sprite_ids, str(error))
         except Exception as error:  # a bug: keep the traceback for the report
             detail = "".join(traceback.format_exception_only(type(error), error)).strip()
             self._fail(sprite_ids, f"internal error: {detail}\n{traceback.format_exc()}")

@@ -98,10 +98,12 @@ class _StrictLoader(_BaseLoader):
 
 
 def _display_path(path: Path) -> str:
+    """``path`` relative to the working folder when it is inside it, else absolute."""
     try:
-        return os.path.relpath(path)
+        relative = os.path.relpath(path)
     except ValueError:  # another drive on Windows
         return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 # --------------------------------------------------------------------------------------------- schema
