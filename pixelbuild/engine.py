@@ -73,7 +73,7 @@ class EngineContext:
 
 
 def render_sprite(
-    raw_paths: Sequence[str], chain: Sequence[Any], layout: str, project_dir: str
+    raw_paths: Sequence[str], chain: Sequence[Any], layout: Mapping[str, Any], project_dir: str
 ) -> tuple[bytes, str, int, int]:
     """Post-process a sprite's raw frames into its output PNG: (bytes, pixel hash, width, height).
 

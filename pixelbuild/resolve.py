@@ -7,7 +7,9 @@ sprite id, so a resolved spec says everything about how its asset is made.
 
 from __future__ import annotations
 
+import itertools
 import posixpath
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +39,15 @@ BUILTIN_DEFAULTS: Mapping[str, Any] = {
     "checkpoint": "sd_xl_base_1.0.safetensors",
     "loras": [],
     "workflow": "txt2img_sdxl",
-    "batch": 1,
     "bindings": {},
     "post": [],
+    "layout": "strip",
 }
+
+_STRICT_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: Fields a frame of an animation may override.
+FRAME_FIELDS = ("prompt", "negative_prompt", "seed", "init_image", "denoise", "steps", "cfg")
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,11 +232,43 @@ class _Resolver:
 
     # ----------------------------------------------------------------- sprites
 
-    def sprite(self, layers: list[_Layer]) -> SpriteSpec:
+    def sprites(self, layers: list[_Layer]) -> list[SpriteSpec]:
+        """The sprite(s) of one manifest entry: one, or one per combination of its ``matrix``."""
         merged: dict[str, Any] = dict(BUILTIN_DEFAULTS)
         for layer in layers:
             merged.update(layer.values)
+        matrix = merged.pop("matrix", None)
+        if matrix is None:
+            if not _STRICT_ID.match(merged["id"]):
+                raise self.error(
+                    f"id '{merged['id']}' has a '{{...}}' placeholder but the sprite has no 'matrix'", layers, "id"
+                )
+            return [self.sprite(layers, merged)]
+        names = list(matrix)
+        used = set(_PLACEHOLDER.findall(merged["id"]))
+        for name in names:
+            if name not in used:
+                raise self.error(
+                    f"matrix variable '{name}' does not appear in the id '{merged['id']}': "
+                    f"write '{{{name}}}' in it so that every variant gets its own id",
+                    layers,
+                    "matrix",
+                    name,
+                )
+        unknown = used - set(names)
+        if unknown:
+            raise self.error(f"the id uses '{{{sorted(unknown)[0]}}}', which the matrix does not define", layers, "id")
+        specs = []
+        for values in itertools.product(*(matrix[name] for name in names)):
+            env = {name: str(value) for name, value in zip(names, values, strict=True)}
+            specs.append(self.sprite(layers, _substitute(merged, env)))
+        return specs
+
+    def sprite(self, layers: list[_Layer], merged: dict[str, Any]) -> SpriteSpec:
+        """Resolve one sprite from its merged fields."""
         sprite_id: str = merged["id"]
+        if not _STRICT_ID.match(sprite_id):
+            raise self.error(f"id '{sprite_id}' is not well formed", layers, "id")
         if "prompt" not in merged:
             raise self.error("missing required key 'prompt' (set it on the sprite or in 'defaults')", layers, "prompt")
 
@@ -243,42 +282,55 @@ class _Resolver:
             )
             for entry in merged["loras"]
         )
-        init_image = merged.get("init_image")
-        if init_image is not None:
-            init_image = self.project_file(layers, "init_image", init_image)
         workflow_ref = self.workflow(layers, merged["workflow"])
+        base_seed = merged["seed"] if "seed" in merged else derive_seed(sprite_id)
+        frames = merged.get("frames", 1)
+        batch_size = frames if isinstance(frames, int) else 1
+        frame_overrides: list[dict[str, Any]] = [{}] if isinstance(frames, int) else frames
 
-        generation = GenerationSpec(
-            backend=self.project.backend,
-            prompt=merged["prompt"],
-            negative_prompt=merged["negative_prompt"],
-            seed=merged["seed"] if "seed" in merged else derive_seed(sprite_id),
-            width=width,
-            height=height,
-            steps=merged["steps"],
-            cfg=float(merged["cfg"]),
-            sampler=merged["sampler"],
-            scheduler=merged["scheduler"],
-            denoise=float(merged["denoise"]),
-            checkpoint=merged["checkpoint"],
-            loras=loras,
-            workflow=merged["workflow"],
-            workflow_file=workflow_ref,
-            batch_size=merged["batch"],
-            init_image=init_image,
-            bindings=dict(merged["bindings"]),
-        )
+        generations = []
+        for index, overrides in enumerate(frame_overrides):
+            fields = {**merged, **overrides}
+            init_image = fields.get("init_image")
+            if init_image is not None and "init_image" in overrides:
+                init_image = self.project_file(layers, "frames", init_image, index, "init_image")
+            elif init_image is not None:
+                init_image = self.project_file(layers, "init_image", init_image)
+            seed = overrides["seed"] if "seed" in overrides else (base_seed + index) % (1 << 64)
+            generations.append(
+                GenerationSpec(
+                    backend=self.project.backend,
+                    prompt=fields["prompt"],
+                    negative_prompt=fields["negative_prompt"],
+                    seed=seed,
+                    width=width,
+                    height=height,
+                    steps=fields["steps"],
+                    cfg=float(fields["cfg"]),
+                    sampler=fields["sampler"],
+                    scheduler=fields["scheduler"],
+                    denoise=float(fields["denoise"]),
+                    checkpoint=fields["checkpoint"],
+                    loras=loras,
+                    workflow=fields["workflow"],
+                    workflow_file=workflow_ref,
+                    batch_size=batch_size,
+                    init_image=init_image,
+                    bindings=dict(fields["bindings"]),
+                )
+            )
 
         post, post_files = self.post_chain(layers, merged["post"])
         output = self.output(layers, merged.get("output", f"{sprite_id}.png"))
         sprite_layer = layers[-1]
         return SpriteSpec(
             id=sprite_id,
-            generations=(generation,),
+            generations=tuple(generations),
             post=post,
             output=output,
             source=Source(sprite_layer.file.display, sprite_layer.doc_path),
             post_files=post_files,
+            layout=_layout(merged["layout"]),
         )
 
     def post_chain(
@@ -327,21 +379,9 @@ class _Resolver:
             defaults_of[manifest_file.path] = own
             for index, entry in enumerate(manifest_file.data.get("sprites", ())):
                 layers = [*own, _Layer(manifest_file, ("sprites", index), entry)]
-                spec = self.sprite(layers)
-                for other, seen, what in (
-                    (spec.id, seen_ids, "id"),
-                    (spec.output.lower(), seen_outputs, "output"),
-                ):
-                    if other in seen:
-                        first = seen[other].source
-                        raise self.error(
-                            f"duplicate {what} '{spec.id if what == 'id' else spec.output}' "
-                            f"(first used by sprite '{seen[other].id}' in {first.file})",
-                            layers,
-                            "output" if what == "output" and "output" in entry else "id",
-                        )
-                    seen[other] = spec
-                sprites.append(spec)
+                for spec in self.sprites(layers):
+                    self._register(spec, layers, entry, seen_ids, seen_outputs)
+                    sprites.append(spec)
         return Resolved(
             project=self.project,
             sprites=tuple(sprites),
@@ -350,6 +390,26 @@ class _Resolver:
             by_id=seen_ids,
         )
 
+    def _register(
+        self,
+        spec: SpriteSpec,
+        layers: Sequence[_Layer],
+        entry: Mapping[str, Any],
+        seen_ids: dict[str, SpriteSpec],
+        seen_outputs: dict[str, SpriteSpec],
+    ) -> None:
+        """Reject a second sprite with the same id or output (case-insensitively: not every disk cares)."""
+        for key, seen, what in ((spec.id, seen_ids, "id"), (spec.output.lower(), seen_outputs, "output")):
+            if key in seen:
+                first = seen[key]
+                value = spec.id if what == "id" else spec.output
+                raise self.error(
+                    f"duplicate {what} '{value}' (first used by sprite '{first.id}' in {first.source.file})",
+                    layers,
+                    "output" if what == "output" and "output" in entry else "id",
+                )
+            seen[key] = spec
+
     def _inherited_defaults(
         self, manifest_file: ManifestFile, defaults_of: Mapping[Path, list[_Layer]]
     ) -> list[_Layer]:
@@ -357,6 +417,23 @@ class _Resolver:
             if manifest_file.path in parent.includes:
                 return defaults_of.get(parent.path, [])
         return []
+
+
+def _substitute(value: Any, env: Mapping[str, str]) -> Any:
+    """Replace ``{name}`` placeholders of ``env`` in every string inside ``value`` (keys excepted)."""
+    if isinstance(value, str):
+        return _PLACEHOLDER.sub(lambda match: env.get(match.group(1), match.group(0)), value)
+    if isinstance(value, list):
+        return [_substitute(item, env) for item in value]
+    if isinstance(value, dict):
+        return {key: _substitute(item, env) for key, item in value.items()}
+    return value
+
+
+def _layout(value: str | Mapping[str, Any]) -> Mapping[str, Any]:
+    """Normalise a ``layout`` field to ``{type, columns, padding}`` (columns None: as many as frames)."""
+    layout = {"type": value} if isinstance(value, str) else dict(value)
+    return {"type": layout.get("type", "strip"), "columns": layout.get("columns"), "padding": layout.get("padding", 0)}
 
 
 def resolve(manifest: Manifest) -> Resolved:

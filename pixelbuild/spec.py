@@ -89,4 +89,4 @@ class SpriteSpec:
     output: str
     source: Source
     post_files: tuple[str, ...] = ()
-    layout: str = "strip"
+    layout: Mapping[str, Any] = field(default_factory=lambda: {"type": "strip", "columns": None, "padding": 0})

@@ -65,7 +65,7 @@ def test_fields_the_backend_ignores_do_not_change_the_key(make_project: Callable
     assert keys_of(plain) == keys_of(other_sampler)  # the placeholder reads neither
     other_seed = resolved(make_project, base + "    seed: 1\n")["a"]
     assert keys_of(plain)[0] != keys_of(other_seed)[0]
-    batch = resolved(make_project, base + "    batch: 2\n")["a"]
+    batch = resolved(make_project, base + "    frames: 2\n")["a"]
     assert keys_of(plain)[0] != keys_of(batch)[0]
 
 

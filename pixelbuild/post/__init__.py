@@ -97,15 +97,30 @@ def apply_chain(frames: Sequence[Image.Image], chain: Sequence[PostOp], ctx: Pos
     return current
 
 
-def assemble_frames(frames: Sequence[Image.Image], layout: str = "strip") -> Image.Image:
-    """Lay several frames out side by side (a horizontal strip) on a transparent canvas."""
+def assemble_frames(frames: Sequence[Image.Image], layout: Mapping[str, Any]) -> Image.Image:
+    """Lay frames out as a strip (one row) or a grid of ``columns``, ``padding`` pixels apart, on transparency."""
     from PIL import Image
 
-    width = sum(frame.width for frame in frames)
-    height = max(frame.height for frame in frames)
-    canvas = Image.new("RGBA", (width, height), (0, 0, 0, 0))
-    x = 0
-    for frame in frames:
-        canvas.paste(frame, (x, 0))
-        x += frame.width
+    count = len(frames)
+    columns = count if layout.get("type", "strip") == "strip" else (layout.get("columns") or _square_columns(count))
+    columns = max(1, min(columns, count))
+    rows = (count + columns - 1) // columns
+    padding = int(layout.get("padding", 0))
+    cell_width = max(frame.width for frame in frames)
+    cell_height = max(frame.height for frame in frames)
+    canvas = Image.new(
+        "RGBA",
+        (columns * cell_width + (columns - 1) * padding, rows * cell_height + (rows - 1) * padding),
+        (0, 0, 0, 0),
+    )
+    for index, frame in enumerate(frames):
+        row, column = divmod(index, columns)
+        canvas.paste(frame, (column * (cell_width + padding), row * (cell_height + padding)))
     return canvas
+
+
+def _square_columns(count: int) -> int:
+    columns = 1
+    while columns * columns < count:
+        columns += 1
+    return columns
