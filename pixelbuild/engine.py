@@ -12,7 +12,7 @@ import io
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,8 @@ from pixelbuild.spec import GenerationSpec, SpriteSpec
 from pixelbuild.state import FileHashCache
 from pixelbuild.store import Store
 
+#: Sprites per doit run (see ``Engine._batches``).
+_BATCH = 1000
 #: Below this many post-processing tasks, worker processes cost more to start than they save.
 _MIN_TASKS_FOR_PROCESSES = 8
 
@@ -111,6 +113,7 @@ class Engine:
         self._jobs: dict[str, GenerationJob] = {}
         self._needed_by: dict[str, list[str]] = {}
         self._claimed = {sprite.output for sprite in context.sprites.values()}
+        self._failed_keys: set[str] = set()
 
     # ---------------------------------------------------------------- setup
 
@@ -217,7 +220,10 @@ class Engine:
             with self._lock:
                 self.result.generator_calls += 1
 
-        return self._guard(self._needed_by.get(key, []), work)
+        if self._guard(self._needed_by.get(key, []), work):
+            return True
+        self._failed_keys.add(key)
+        return False
 
     def _raw_frames(self, keys: SpriteKeys) -> tuple[list[str], dict[str, Any]]:
         paths: list[str] = []
@@ -270,6 +276,9 @@ class Engine:
         return data, image, record["identity"]
 
     def _finish_sprite(self, decision: Decision) -> bool:
+        if any(key in self._failed_keys for key in decision.missing):
+            return False  # already reported with the generation's error
+
         def work() -> None:
             sprite = self.ctx.sprites[decision.sprite_id]
             keys = self.ctx.keys[decision.sprite_id]
@@ -332,38 +341,42 @@ class Engine:
 
     # ------------------------------------------------------------------ run
 
-    def _tasks(self, plan: Plan, generation_order: Sequence[str]) -> list[Any]:
+    def _batches(self, plan: Plan, generation_order: Sequence[str]) -> Iterator[list[Any]]:
         """doit tasks, each sprite right after the generations it needs, in the backend's preferred order.
 
-        Interleaving lets finished sprites land (and be journaled) while later ones still generate.
+        Interleaving lets finished sprites land (and be journaled) while later ones still generate. Tasks
+        come in batches of ``_BATCH`` sprites, one doit run each: a doit task costs ~3 KB, and 20,000 of
+        them at once would double a large build's memory. A generation shared by sprites of two batches
+        runs in the first; the second finds it in the cache.
         """
         from doit.task import Task
 
         rank = {key: index for index, key in enumerate(generation_order)}
-        stale = sorted(
-            plan.stale,
-            key=lambda d: min((rank[key] for key in d.missing), default=-1),
-        )
-        tasks: list[Any] = []
+        stale = sorted(plan.stale, key=lambda d: min((rank[key] for key in d.missing), default=-1))
         emitted: set[str] = set()
-        for decision in stale:
-            if decision.action is Action.REMOVE:
-                name, action = f"remove:{decision.sprite_id}", (self._remove, (decision.sprite_id,))
-                tasks.append(Task(name, actions=[action], verbosity=2))
-                continue
-            for key in decision.missing:
-                if key not in emitted:
-                    emitted.add(key)
-                    tasks.append(Task(f"gen:{key}", actions=[(self._generate, (key,))], verbosity=2))
-            tasks.append(
-                Task(
-                    f"sprite:{decision.sprite_id}",
-                    actions=[(self._finish_sprite, (decision,))],
-                    task_dep=[f"gen:{key}" for key in decision.missing],
-                    verbosity=2,
+        for start in range(0, len(stale), _BATCH):
+            tasks: list[Any] = []
+            in_batch: set[str] = set()
+            for decision in stale[start : start + _BATCH]:
+                if decision.action is Action.REMOVE:
+                    name, action = f"remove:{decision.sprite_id}", (self._remove, (decision.sprite_id,))
+                    tasks.append(Task(name, actions=[action], verbosity=2))
+                    continue
+                for key in decision.missing:
+                    if key not in emitted:
+                        emitted.add(key)
+                        in_batch.add(key)
+                        tasks.append(Task(f"gen:{key}", actions=[(self._generate, (key,))], verbosity=2))
+                depends = [f"gen:{key}" for key in decision.missing if key in in_batch]
+                tasks.append(
+                    Task(
+                        f"sprite:{decision.sprite_id}",
+                        actions=[(self._finish_sprite, (decision,))],
+                        task_dep=depends,
+                        verbosity=2,
+                    )
                 )
-            )
-        return tasks
+            yield tasks
 
     def run(self, plan: Plan) -> EngineResult:
         """Run every stale decision of ``plan``; failures are collected, not raised."""
@@ -384,7 +397,8 @@ class Engine:
                     order = [job.key for job in ordered(jobs)]
                 self._backend.start(jobs)
             self.ctx.progress.start(len(jobs), len(stale))
-            self._run_doit(self._tasks(plan, order))
+            for tasks in self._batches(plan, order):
+                self._run_doit(tasks)
         except KeyboardInterrupt:
             self.result.interrupted = True
             if self._backend is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import BASIC_MANIFEST, Result, build_json, snapshot
 
 
@@ -202,3 +204,16 @@ def test_parallel_build_matches_serial(cli: Callable[..., Result], make_project:
     assert build_json(cli, serial)["generator_calls"] == 20
     assert build_json(cli, parallel, "-j", "3")["generator_calls"] == 20
     assert snapshot(serial) == snapshot(parallel)
+
+
+def test_work_split_over_several_doit_runs_is_complete(
+    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pixelbuild.engine._BATCH", 3)
+    shared = "version: 1\ndefaults: {size: 32, seed: 3}\nsprites:\n" + "".join(
+        f"  - id: s{i}\n    prompt: blob {i // 2}\n    post: [{{resize: {{size: {8 + i}}}}}]\n" for i in range(8)
+    )
+    project = make_project(shared)
+    report = build_json(cli, project, "-j", "2")
+    assert (report["generator_calls"], report["generated"]) == (4, 8)  # pairs share a generation
+    assert cli("check", "-C", project).code == 0
