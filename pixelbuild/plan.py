@@ -88,10 +88,12 @@ def changed_fields(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
     return list(names)
 
 
-def _describe_change(entry: LockEntry, keys: SpriteKeys) -> list[str]:
+def _describe_change(entry: LockEntry, keys: SpriteKeys, sprite: SpriteSpec) -> list[str]:
     fields = changed_fields(entry.fields, keys.fields)
     if "backend" in fields:
-        return [f"backend changed ({entry.backend.get('name', '?')} → {keys.fields and 'new backend'})"]
+        old = entry.backend.get("name", "?")
+        new = sprite.generations[0].backend
+        return [f"backend changed ({old} → {new})" if old != new else "backend version changed"]
     if fields:
         return [f"{', '.join(fields)} changed"]
     if entry.generation_keys != keys.generations:
@@ -114,7 +116,7 @@ def decide(
     if entry is None:
         reasons.append("new sprite")
     elif not keys_match:
-        reasons.extend(_describe_change(entry, keys))
+        reasons.extend(_describe_change(entry, keys, sprite))
     else:
         states = [(output, file_state(output)) for output in entry.outputs]
         old_outputs_intact = all(state is FileState.OK for _output, state in states)
