@@ -1,0 +1,159 @@
+"""The multi-server dispatcher on its own: slots, model-group affinity, failover, revival, give-up, cancel."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+
+from pixelbuild.backends.comfyui.scheduler import Scheduler, ServerDown
+
+
+class Recorder:
+    """A work function with per-server behaviour and a log of (server, item)."""
+
+    def __init__(self, delay: float = 0.01, failing: Callable[[int], bool] = lambda index: False) -> None:
+        self.delay = delay
+        self.failing = failing
+        self.done: list[tuple[int, str]] = []
+        self.given_up: list[tuple[str, str]] = []
+        self.active: dict[int, int] = {}
+        self.peak: dict[int, int] = {}
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+        self.expected = 0
+
+    def work(self, index: int, item: str) -> None:
+        with self.lock:
+            self.active[index] = self.active.get(index, 0) + 1
+            self.peak[index] = max(self.peak.get(index, 0), self.active[index])
+        try:
+            time.sleep(self.delay)
+            if self.failing(index):
+                raise ServerDown(f"server {index} is gone")
+            with self.lock:
+                self.done.append((index, item))
+        finally:
+            with self.lock:
+                self.active[index] -= 1
+            self._check()
+
+    def give_up(self, item: str, reason: str) -> None:
+        with self.lock:
+            self.given_up.append((item, reason))
+        self._check()
+
+    def _check(self) -> None:
+        with self.lock:
+            if len(self.done) + len(self.given_up) >= self.expected:
+                self.finished.set()
+
+
+def _run(
+    slots: list[int],
+    items: list[tuple[str, str]],
+    recorder: Recorder,
+    probe: Callable[[int], bool] = lambda i: False,
+    **kwargs: float,
+) -> Scheduler[str]:
+    recorder.expected = len(items)
+    scheduler: Scheduler[str] = Scheduler(
+        slots, work=recorder.work, give_up=recorder.give_up, probe=probe, probe_interval=0.05, **kwargs
+    )
+    scheduler.start()
+    everyone = frozenset(range(len(slots)))
+    scheduler.add([(name, group, everyone) for name, group in items])
+    assert recorder.finished.wait(10)
+    return scheduler
+
+
+def test_every_item_runs_once_and_slots_are_used() -> None:
+    recorder = Recorder(delay=0.05)
+    items = [(f"i{n}", "g") for n in range(12)]
+    scheduler = _run([3, 1], items, recorder)
+    scheduler.close()
+    assert sorted(item for _, item in recorder.done) == sorted(name for name, _ in items)
+    assert recorder.peak == {0: 3, 1: 1}
+
+
+def test_one_server_keeps_groups_together() -> None:
+    recorder = Recorder(delay=0.0)
+    items = [(f"i{n}", "abc"[n % 3]) for n in range(30)]  # interleaved groups
+    scheduler = _run([2], items, recorder)
+    scheduler.close()
+    groups = [dict(items)[item] for _, item in recorder.done]
+    switches = sum(1 for before, after in itertools.pairwise(groups) if before != after)
+    assert switches <= 2 + 1  # three groups; one slot may finish a last item of the previous group
+    assert scheduler.stats.group_switches == [3]
+
+
+def test_servers_prefer_different_groups() -> None:
+    recorder = Recorder(delay=0.02)
+    items = [(f"a{n}", "a") for n in range(6)] + [(f"b{n}", "b") for n in range(6)]
+    scheduler = _run([1, 1], items, recorder)
+    scheduler.close()
+    by_server = {index: {item[0] for i, item in recorder.done if i == index} for index in (0, 1)}
+    assert by_server[0] != by_server[1]
+    assert sum(scheduler.stats.group_switches) <= 3
+
+
+def test_failed_server_work_goes_to_the_others() -> None:
+    recorder = Recorder(delay=0.01, failing=lambda index: index == 0)
+    items = [(f"i{n}", "g") for n in range(8)]
+    scheduler = _run([2, 2], items, recorder)
+    scheduler.close()
+    assert sorted(item for _, item in recorder.done) == sorted(name for name, _ in items)
+    assert {index for index, _ in recorder.done} == {1}
+    assert not scheduler.is_up(0)
+    assert scheduler.stats.requeued >= 1
+
+
+def test_all_down_gives_up_after_the_timeout() -> None:
+    recorder = Recorder(delay=0.0, failing=lambda index: True)
+    started = time.monotonic()
+    scheduler = _run([1], [("x", "g"), ("y", "g")], recorder, unavailable_timeout=0.3)
+    scheduler.close()
+    assert sorted(item for item, _ in recorder.given_up) == ["x", "y"]
+    assert "server 0 is gone" in recorder.given_up[0][1]
+    assert 0.25 <= time.monotonic() - started < 3
+
+
+def test_probe_brings_a_server_back() -> None:
+    state = {"down": True}
+    recorder = Recorder(delay=0.0, failing=lambda index: state["down"])
+
+    def probe(index: int) -> bool:
+        state["down"] = False  # the server came back
+        return True
+
+    scheduler = _run([1], [("x", "g")], recorder, probe=probe, unavailable_timeout=5)
+    scheduler.close()
+    assert recorder.done == [(0, "x")]
+
+
+def test_cancel_returns_unstarted_items() -> None:
+    recorder = Recorder(delay=0.2)
+    scheduler: Scheduler[str] = Scheduler(
+        [1], work=recorder.work, give_up=recorder.give_up, probe=lambda i: True
+    )
+    scheduler.start()
+    scheduler.add([(f"i{n}", "g", frozenset({0})) for n in range(5)])
+    time.sleep(0.05)
+    left = scheduler.cancel()
+    assert len(left) == 4 and scheduler.pending_count() == 0
+    scheduler.close()
+    assert len(recorder.done) == 1
+
+
+def test_ineligible_servers_get_nothing() -> None:
+    recorder = Recorder(delay=0.0)
+    recorder.expected = 4
+    scheduler: Scheduler[str] = Scheduler(
+        [1, 1], work=recorder.work, give_up=recorder.give_up, probe=lambda i: True
+    )
+    scheduler.start()
+    scheduler.add([(f"i{n}", "g", frozenset({1})) for n in range(4)])
+    assert recorder.finished.wait(5)
+    scheduler.close()
+    assert {index for index, _ in recorder.done} == {1}
