@@ -17,6 +17,7 @@ from pixelbuild.errors import UsageError
 #: it regenerates that backend's sprites; it changes when the same spec would give different pixels.
 BACKENDS: Mapping[str, tuple[str, str]] = {
     "placeholder": ("pixelbuild.backends.placeholder", "1"),
+    "comfyui": ("pixelbuild.backends.comfyui", "1"),
 }
 
 __all__ = [

@@ -320,6 +320,7 @@ class EventStream:
         self.queue_remaining: int | None = None
         self.reconnects = 0
         self._closed = threading.Event()
+        self._attempted = threading.Event()  # the first connection attempt has resolved
         self._lock = threading.Lock()
         self._watches: dict[str, PromptWatch] = {}
         self._early: OrderedDict[str, list[Message]] = OrderedDict()
@@ -331,8 +332,12 @@ class EventStream:
         self._thread.start()
 
     def wait_connected(self, timeout: float) -> bool:
-        """Block until the socket is open (or ``timeout``); True if it is."""
-        return self.connected.wait(timeout)
+        """Wait (up to ``timeout``) for the first connection attempt; True if the socket is open now.
+
+        Once an attempt has failed there is no waiting: the caller polls until the socket is back.
+        """
+        self._attempted.wait(timeout)
+        return self.connected.is_set()
 
     def watch(self, prompt_id: str, on_progress: Callable[[Progress], None] | None = None) -> PromptWatch:
         """Start routing ``prompt_id``'s messages to a new watch (replaying any that came first)."""
@@ -367,41 +372,42 @@ class EventStream:
     def _run(self) -> None:
         delay = 0.05
         while not self._closed.is_set():
+            opened = False
             try:
-                ws = connect(
+                with connect(
                     self.url,
                     open_timeout=self.open_timeout,
                     proxy=True if self.use_proxy else None,
                     max_size=64 * 1024 * 1024,
                     compression=None,
                     close_timeout=1.0,
-                )
+                ) as ws:
+                    self._ws = ws
+                    if self._closed.is_set():
+                        break
+                    opened = True
+                    delay = 0.05
+                    self.connected.set()
+                    self._attempted.set()
+                    for frame in ws:
+                        message = parse_ws_text(frame) if isinstance(frame, str) else parse_ws_binary(frame)
+                        self._dispatch(message)
             except (OSError, WebSocketException, TimeoutError) as error:
-                log.debug("websocket %s: connect failed: %s", self.url, error)
-                if self._closed.wait(delay):
-                    break
-                delay = min(2.0, delay * 2)
-                continue
-            self._ws = ws
-            if self._closed.is_set():
-                ws.close()
-                break
-            delay = 0.05
-            self.connected.set()
-            try:
-                for frame in ws:
-                    message = parse_ws_text(frame) if isinstance(frame, str) else parse_ws_binary(frame)
-                    self._dispatch(message)
-            except (OSError, WebSocketException) as error:
-                log.debug("websocket %s dropped: %s", self.url, error)
+                log.debug("websocket %s: %s", self.url, error)
             finally:
                 self.connected.clear()
                 self._ws = None
-                with contextlib.suppress(Exception):
-                    ws.close()
-                self._poke_all()
-            if not self._closed.is_set():
+                self._attempted.set()
+                if opened:
+                    self._poke_all()  # waiters switch to polling until we are back
+            if self._closed.is_set():
+                break
+            if opened:
                 self.reconnects += 1
+            elif self._closed.wait(delay):
+                break
+            else:
+                delay = min(2.0, delay * 2)
 
     def _dispatch(self, message: Message) -> None:
         if isinstance(message, Status):
