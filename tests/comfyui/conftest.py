@@ -10,6 +10,13 @@ import pytest
 from tests.fakecomfy import FakeComfyServer
 
 
+@pytest.fixture(autouse=True)
+def _no_server_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings in these tests name their servers; PIXELBUILD_COMFYUI_URL (set for ``-m comfyui`` runs)
+    would otherwise override them."""
+    monkeypatch.delenv("PIXELBUILD_COMFYUI_URL", raising=False)
+
+
 @pytest.fixture
 def fake_factory() -> Iterator[Callable[..., FakeComfyServer]]:
     """Make any number of fake servers; all are closed after the test."""
