@@ -157,3 +157,58 @@ def test_ineligible_servers_get_nothing() -> None:
     assert recorder.finished.wait(5)
     scheduler.close()
     assert {index for index, _ in recorder.done} == {1}
+
+
+class LoadingServers:
+    """Servers that pay ``penalty`` seconds when an item's group differs from the last one they ran."""
+
+    def __init__(self, penalty: float, item_time: float, groups: dict[str, str]) -> None:
+        self.penalty = penalty
+        self.item_time = item_time
+        self.groups = groups
+        self.loaded: dict[int, str] = {}
+        self.loads = 0
+        self.done = 0
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+
+    def work(self, index: int, item: str) -> None:
+        group = self.groups[item]
+        with self.lock:
+            switch = self.loaded.get(index) != group
+            if switch:
+                self.loads += 1
+                self.loaded[index] = group
+        time.sleep(self.item_time + (self.penalty if switch else 0.0))
+        with self.lock:
+            self.done += 1
+            if self.done == len(self.groups):
+                self.finished.set()
+
+
+def _loading_run(penalty: float, item_time: float, sizes: dict[str, int]) -> tuple[LoadingServers, float]:
+    groups = {f"{group}{n}": group for group, size in sizes.items() for n in range(size)}
+    servers = LoadingServers(penalty, item_time, groups)
+    scheduler: Scheduler[str] = Scheduler(
+        [1, 1], work=servers.work, give_up=lambda item, reason: None, probe=lambda index: True
+    )
+    scheduler.start()
+    started = time.monotonic()
+    scheduler.add([(item, group, frozenset({0, 1})) for item, group in groups.items()])
+    assert servers.finished.wait(20)
+    elapsed = time.monotonic() - started
+    scheduler.close()
+    return servers, elapsed
+
+
+def test_idle_server_does_not_load_a_group_that_is_nearly_done() -> None:
+    # Loading costs far more than the few items left in the other server's group: better to idle.
+    servers, _ = _loading_run(penalty=0.3, item_time=0.01, sizes={"a": 10, "b": 10, "c": 10})
+    assert servers.loads == 3
+
+
+def test_idle_server_joins_a_long_group() -> None:
+    # Plenty of work left in the other group: loading it pays off.
+    servers, elapsed = _loading_run(penalty=0.05, item_time=0.03, sizes={"a": 40, "b": 1})
+    assert servers.loads == 3
+    assert elapsed < 40 * 0.03 * 0.8

@@ -3,10 +3,14 @@
 Each server runs K worker threads that pull from one shared list, so a server takes work exactly when it
 has a free slot: the least loaded (or fastest) server gets the next item, and each server's queue stays fed.
 Items carry a *group* (the checkpoint + LoRA set): a server keeps to its current group while that group has
-items, and a server looking for new work prefers a group no other server is on, so model switches stay
-close to one per group. A server whose work raises ``ServerDown`` is taken out, its item goes back to the
-front of the list for the others, and a probe brings it back when it answers again. When no server that
-may run an item is up for ``unavailable_timeout`` seconds, the item is given up.
+items, and a server looking for new work prefers a group no other server is on. Joining a group another
+server is already on costs a model load, so an idle server does that only when the group's remaining work,
+shared by the servers on it, would outlast the load; both times are learned during the run (the gap
+between completions, and how much longer a group's first item takes).
+
+A server whose work raises ``ServerDown`` is taken out, its item goes back to the front of the list for the
+others, and a probe brings it back when it answers again. When no server that may run an item is up for
+``unavailable_timeout`` seconds, the item is given up.
 """
 
 from __future__ import annotations
@@ -36,6 +40,15 @@ class _Server:
     active: int = 0
     down_reason: str = ""
     failures: int = 0
+    switched_at: float | None = None  # when the current group was taken up
+    first_done: bool = False  # the current group's first item has completed
+    last_done: float | None = None
+    per_item: float | None = None  # seconds between completions within a group (EWMA)
+    first_item: float | None = None  # seconds from a switch to the first completion (EWMA)
+
+
+def _ewma(old: float | None, new: float, weight: float = 0.3) -> float:
+    return new if old is None else old + weight * (new - old)
 
 
 @dataclass
@@ -54,6 +67,7 @@ class SchedulerStats:
     dispatched: list[int] = field(default_factory=list)  # per server
     group_switches: list[int] = field(default_factory=list)  # per server
     requeued: int = 0
+    steals_declined: int = 0  # times an idle server stayed idle rather than load another's group
 
 
 class Scheduler(Generic[T]):
@@ -166,6 +180,7 @@ class Scheduler(Generic[T]):
             else:
                 with self._cond:
                     server.failures = 0
+                    self._completed(server, entry)
             finally:
                 with self._cond:
                     server.active -= 1
@@ -191,15 +206,52 @@ class Scheduler(Generic[T]):
             return None
         chosen = next((entry for entry in candidates if entry.group == server.group), None)
         if chosen is None:
-            taken = {
-                other.group for other in self._servers if other is not server and other.up and other.active
-            }
-            chosen = next((entry for entry in candidates if entry.group not in taken), candidates[0])
+            taken = {other.group for other in self._servers if other is not server and other.up}
+            chosen = next((entry for entry in candidates if entry.group not in taken), None)
+        if chosen is None:
+            chosen = next((entry for entry in candidates if self._worth_joining(server, entry.group)), None)
+            if chosen is None:
+                self.stats.steals_declined += 1
+                return None
         if chosen.group != server.group:
             self.stats.group_switches[server.index] += 1
             server.group = chosen.group
+            server.switched_at = time.monotonic()
+            server.first_done = False
         self._pending.remove(chosen)
         return chosen
+
+    def _worth_joining(self, server: _Server, group: Hashable) -> bool:
+        """Whether loading ``group``, which other servers are on, finishes its items sooner than leaving
+        them to those servers. Without estimates yet, join: throughput first."""
+        owners = [
+            other for other in self._servers if other is not server and other.up and other.group == group
+        ]
+        per_item = [other.per_item for other in owners if other.per_item is not None]
+        penalties = [
+            other.first_item - other.per_item
+            for other in self._servers
+            if other.first_item is not None and other.per_item is not None
+        ]
+        if not owners or not per_item or not penalties:
+            return True
+        pending = sum(1 for entry in self._pending if entry.group == group)
+        remaining = pending * (sum(per_item) / len(per_item)) / len(owners)
+        load = max(0.0, sum(penalties) / len(penalties))
+        return remaining > load + min(per_item)
+
+    def _completed(self, server: _Server, entry: _Entry[T]) -> None:
+        """Learn the time per item and the extra time of a group's first item (the model load)."""
+        now = time.monotonic()
+        if entry.group != server.group:
+            return
+        if not server.first_done:
+            server.first_done = True
+            if server.switched_at is not None:
+                server.first_item = _ewma(server.first_item, now - server.switched_at)
+        elif server.last_done is not None:
+            server.per_item = _ewma(server.per_item, now - server.last_done)
+        server.last_done = now
 
     def _server_failed(self, server: _Server, entry: _Entry[T], reason: str) -> None:
         with self._cond:
