@@ -156,3 +156,12 @@ def test_hash_cache_is_trusted_while_size_and_mtime_hold(tmp_path: Path) -> None
     _write(models / "loras" / TINY_LORA, b"lora bytes!")  # size changes: rehashed
     new = [("hero", make_spec(loras=(lora(sha256=hashlib.sha256(b"lora bytes!").hexdigest()),)))]
     assert check_pins(new, models, cache_dir) == []
+
+
+def test_missing_lora_loader_class_names_the_lora() -> None:
+    info = fixture("object_info.json")
+    del info["LoraLoader"]
+    catalog = Catalog("http://s", "0.8.0", info, {"checkpoints": (TINY_CKPT,), "loras": (TINY_LORA,)})
+    problems = check_bound(_bound(loras=(lora(),)), catalog, sprite="s")
+    assert [problem.field for problem in problems] == ["loras[0]"]
+    assert "no node type 'LoraLoader'" in str(problems[0])

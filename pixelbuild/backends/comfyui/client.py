@@ -165,7 +165,11 @@ class ComfyClient:
         return ids("queue_running"), ids("queue_pending")
 
     def submit(self, graph: Mapping[str, Any]) -> PromptAccepted | PromptRejected:
-        """POST /prompt with our client_id (so the websocket carries this prompt's messages)."""
+        """POST /prompt with our client_id (so the websocket carries this prompt's messages).
+
+        A retry after a read timeout may queue the prompt twice; the copy is identical, so ComfyUI's cache
+        answers it without running anything.
+        """
         body = {"prompt": graph, "client_id": self.client_id}
         response = self._request("POST", "/prompt", json=body, ok=(200, 400))
         try:

@@ -76,7 +76,7 @@ def check_bound(bound: BoundWorkflow, catalog: Catalog, *, sprite: str) -> list[
     info = catalog.object_info
 
     def report(message: str, node: str, input_name: str | None = None) -> None:
-        field = bound.field_for(node, input_name) if input_name else None
+        field = bound.field_for(node, input_name)  # without an input: the field bound to the node, if one
         problems.append(GenerationError(message, sprite=sprite, field=field or "workflow"))
 
     for node_id, node in bound.graph.items():
@@ -183,7 +183,10 @@ def _check_value(
         source = bound.graph.get(str(value[0]))
         if source is None:
             return f"{label}: input '{name}' links to node {value[0]}, which does not exist"
-        outputs = (catalog.object_info.get(source["class_type"]) or {}).get("output") or []
+        source_schema = catalog.object_info.get(source["class_type"])
+        if not isinstance(source_schema, Mapping):
+            return None  # the unknown node type is reported on its own
+        outputs = source_schema.get("output") or []
         slot = int(value[1])
         if slot >= len(outputs):
             return f"{label}: input '{name}' uses output {slot} of node {value[0]}, which has {len(outputs)}"

@@ -50,6 +50,7 @@ _POLL_INTERVAL = 0.25  # ... and this often while it is down
 _HISTORY_GRACE = 5.0  # seconds to wait for the history entry after the websocket said "done"
 _LOST_STRIKES = 2  # polls in a row that find the prompt neither queued nor in history
 _MAX_RESUBMITS = 3  # lost prompts, deleted output files, foreign interrupts
+_WITHDRAW_TIMEOUT = 3.0  # seconds per request when taking a prompt back (cancel, timeout)
 
 
 class Cancelled(GenerationError):
@@ -333,9 +334,9 @@ def _history_after_end(
 def _withdraw(client: ComfyClient, prompt_id: str) -> None:
     """Delete the prompt from the queue, or interrupt it if it is running (best effort)."""
     with contextlib.suppress(ServerUnreachable, ServerFailed):
-        client.delete_queued([prompt_id])
+        client.delete_queued([prompt_id], timeout=_WITHDRAW_TIMEOUT)
     with contextlib.suppress(ServerUnreachable, ServerFailed):
-        client.interrupt(prompt_id)
+        client.interrupt(prompt_id, timeout=_WITHDRAW_TIMEOUT)
 
 
 def _with_fresh_prefix(graph: Graph, output_node: str, attempt: int) -> Graph:
