@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 from websockets.sync.client import ClientConnection, connect
 
+from pixelbuild.backends.comfyui.client import _NO_PROXY
 from tests.comfyui.util import fixture
 from tests.fakecomfy import FakeComfyServer
 
@@ -35,7 +36,7 @@ def _normalise(body: Any) -> Any:
 
 @contextmanager
 def _socket(server: FakeComfyServer, client_id: str) -> Iterator[ClientConnection]:
-    with connect(f"ws://127.0.0.1:{server.port}/ws?clientId={client_id}", proxy=None) as ws:
+    with connect(f"ws://127.0.0.1:{server.port}/ws?clientId={client_id}", close_timeout=1, **_NO_PROXY) as ws:
         yield ws
 
 

@@ -12,6 +12,7 @@ prompt's messages to a ``PromptWatch``. Only prompts posted with our ``client_id
 from __future__ import annotations
 
 import contextlib
+import inspect
 import ipaddress
 import json
 import logging
@@ -52,6 +53,9 @@ log = logging.getLogger(__name__)
 
 _BACKOFF_CAP = 5.0
 _EARLY_PROMPTS = 256  # prompts whose messages arrived before we knew their id (POST still in flight)
+# websockets >= 15 honours proxy environment variables unless told proxy=None; older ones have no proxy
+# support (and no such parameter) at all.
+_NO_PROXY: dict[str, Any] = {"proxy": None} if "proxy" in inspect.signature(connect).parameters else {}
 
 
 class ServerUnreachable(Exception):
@@ -117,7 +121,8 @@ class ComfyClient:
                 self._events = EventStream(
                     ws_url, open_timeout=min(self.timeout, 10.0), use_proxy=not self._loopback
                 )
-                self._events.start()
+                if not self._closing.is_set():  # a closed client hands out a stream that never connects
+                    self._events.start()
             return self._events
 
     def close(self) -> None:
@@ -369,6 +374,7 @@ class EventStream:
     def close(self) -> None:
         """Stop the thread and close the socket."""
         self._closed.set()
+        self._attempted.set()
         self.drop()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=2.0)
@@ -381,10 +387,10 @@ class EventStream:
                 with connect(
                     self.url,
                     open_timeout=self.open_timeout,
-                    proxy=True if self.use_proxy else None,
                     max_size=64 * 1024 * 1024,
                     compression=None,
                     close_timeout=1.0,
+                    **({} if self.use_proxy else _NO_PROXY),
                 ) as ws:
                     self._ws = ws
                     if self._closed.is_set():

@@ -171,17 +171,16 @@ def _run(
     emit = _emitter(progress, task, server.url)
     if cancelled.is_set():
         raise Cancelled("cancelled before it started", sprite=task.sprite)
-    graph: Graph = bound.graph
+    base: Graph = bound.graph
     if bound.init_targets:
         assert task.init_image is not None
         suffix = "." + (task.job.init_image_path.suffix.lstrip(".") if task.job.init_image_path else "png")
-        graph = bound.with_init_image(server.upload_once(task.init_image, suffix.lower()))
+        base = bound.with_init_image(server.upload_once(task.init_image, suffix.lower()))
     # Messages for our client id go nowhere while no socket is open; wait briefly, then rely on polling.
     events.wait_connected(min(2.0, client.timeout))
 
     for attempt in range(_MAX_RESUBMITS + 1):
-        if attempt:
-            graph = _with_fresh_prefix(graph, bound.output_node, attempt)
+        graph = _with_fresh_prefix(base, bound.output_node, attempt) if attempt else base
         answer = client.submit(graph)
         if isinstance(answer, PromptRejected):
             raise rejection_error(answer, sprite=task.sprite, server=server.url, bound=bound)
@@ -234,7 +233,7 @@ def _run(
         for data in pngs:
             try:
                 decode_clean(data)
-            except (OSError, ValueError) as error:
+            except (OSError, ValueError, Image.DecompressionBombError) as error:
                 raise GenerationError(
                     f"ComfyUI at {server.url} sent an image that does not decode: {error}", sprite=task.sprite
                 ) from None
