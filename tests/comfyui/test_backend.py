@@ -220,10 +220,10 @@ def test_cancel_deletes_queued_and_interrupts_running(
             backend.result(job.key)
     assert backend.result("k0").images[0].tobytes() == done.images[0].tobytes()
     deadline = time.monotonic() + 3
-    while fake.running_id() is not None and time.monotonic() < deadline:
+    while running not in fake.history and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert fake.running_id() is None and fake.pending_ids() == []
     assert fake.history[running]["status"]["status_str"] == "error"  # interrupted at the next step
+    assert fake.running_id() is None and fake.pending_ids() == []
 
 
 def test_close_withdraws_unfinished_work(fake: FakeComfyServer, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pixelbuild.backends.comfyui.client import PromptWatch
+from pixelbuild.backends.comfyui.client import EventStream, PromptWatch
 from pixelbuild.backends.comfyui.errors import execution_error, interrupted_error, rejection_error
 from pixelbuild.backends.comfyui.messages import (
     Executed,
@@ -39,7 +39,7 @@ from tests.comfyui.util import fixture, lora, make_spec
 
 
 def _frames(frames: list[dict[str, Any]]) -> list[Any]:
-    out = []
+    out: list[Any] = []
     for frame in frames:
         if "binary_header_hex" in frame:
             out.append(parse_ws_binary(bytes.fromhex(frame["binary_header_hex"])))
@@ -291,3 +291,20 @@ def test_tolerant_parsing() -> None:
     with pytest.raises(UnexpectedAnswer):
         parse_history([], "p")
     assert parse_history({}, "p") is None
+
+
+def test_messages_that_arrive_before_the_watch_are_replayed() -> None:
+    # A fast (or cached) prompt can finish before POST /prompt has returned its id to us.
+    data = fixture("txt2img.json")
+    prompt_id = data["response"]["prompt_id"]
+    stream = EventStream("ws://127.0.0.1:1/ws?clientId=x")  # never started: fed by hand
+    for message in _frames(data["ws_frames"]):
+        stream._dispatch(message)
+    assert stream.queue_remaining == 0
+    steps: list[Progress] = []
+    watch = stream.watch(prompt_id, on_progress=steps.append)
+    assert watch.finished and watch.outcome == ExecutionSuccess(prompt_id)
+    assert [done.node for done in watch.executed] == ["7"]
+    assert [step.value for step in steps] == [1, 2, 3, 4]
+    stream.unwatch(prompt_id)
+    assert stream.watch(prompt_id).finished is False  # consumed once

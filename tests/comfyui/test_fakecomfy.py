@@ -68,7 +68,7 @@ def _kinds(frames: list[dict[str, Any]]) -> list[str]:
 
 
 def _prompt(seed: int = 42, prefix: str = "pixelbuild/t", batch: int = 1) -> dict[str, Any]:
-    prompt = copy.deepcopy(PROMPT)
+    prompt: dict[str, Any] = copy.deepcopy(PROMPT)
     prompt["5"]["inputs"]["seed"] = seed
     prompt["7"]["inputs"]["filename_prefix"] = prefix
     prompt["4"]["inputs"]["batch_size"] = batch
@@ -80,7 +80,8 @@ def _wait_history(http: httpx.Client, prompt_id: str, timeout: float = 10.0) -> 
     while time.monotonic() < deadline:
         body = http.get(f"/history/{prompt_id}").json()
         if body:
-            entry: dict[str, Any] = body[prompt_id]
+            entry = body[prompt_id]
+            assert isinstance(entry, dict)
             return entry
         time.sleep(0.02)
     raise AssertionError("no history")

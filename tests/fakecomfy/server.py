@@ -213,9 +213,9 @@ class FakeComfyServer:
     async def _astart(self) -> None:
         self._sockets: dict[str, web.WebSocketResponse] = {}
         self._all_sockets: set[web.WebSocketResponse] = set()
-        self._ws_transports: dict[int, asyncio.BaseTransport] = {}
+        self._ws_transports: dict[int, asyncio.Transport] = {}
         self._frames_sent: Counter[int] = Counter()
-        self._transports: set[asyncio.BaseTransport] = set()
+        self._transports: set[asyncio.Transport] = set()
         self._wake = asyncio.Event()
         app = web.Application(middlewares=[self._middleware], client_max_size=256 * 1024 * 1024)
         routes = [
@@ -245,9 +245,7 @@ class FakeComfyServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = int(self._runner.addresses[0][1])
         self._executor_task = asyncio.ensure_future(self._executor())
         if self.queue:
             self._wake.set()
@@ -385,7 +383,7 @@ class FakeComfyServer:
         return web.json_response(self._exec_info())
 
     def _object_info_all(self) -> dict[str, Any]:
-        info = json.loads(json.dumps(self.object_info_base))
+        info: dict[str, Any] = json.loads(json.dumps(self.object_info_base))
         inputs = sorted(name for kind, sub, name in self.files if kind == "input" and not sub)
         for class_type, input_name, values in (
             ("CheckpointLoaderSimple", "ckpt_name", self.checkpoints),
@@ -453,7 +451,7 @@ class FakeComfyServer:
     async def _upload(self, request: web.Request) -> web.Response:
         form = await request.post()
         image = form.get("image")
-        if image is None or not hasattr(image, "file"):
+        if not isinstance(image, web.FileField):
             return web.Response(status=400)
         data = image.file.read()
         subfolder = str(form.get("subfolder", "") or "")
@@ -651,8 +649,6 @@ class FakeComfyServer:
             self.executed += 1
         # ComfyUI's classic cache keeps what the last prompt used.
         self.cache = used if status == "success" else {**self.cache, **used}
-        self.running = None
-        await self._broadcast_status()
         entry = {
             "prompt": item.row(),
             "outputs": outputs if status == "success" else {},
@@ -677,6 +673,9 @@ class FakeComfyServer:
             )
         else:
             self.history[pid] = entry
+        # Like ComfyUI's task_done: history stored and the running item gone in one step, then status.
+        self.running = None
+        await self._broadcast_status()
         await self._send(client, "executing", {"node": None, "prompt_id": pid})
 
     def _signature(self, graph: dict[str, Any], node_id: str, known: dict[str, str]) -> str:

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 _BACKOFF_CAP = 5.0
 _EARLY_PROMPTS = 256  # prompts whose messages arrived before we knew their id (POST still in flight)
+_EARLY_MESSAGES = 4096  # ... and how many messages of each we keep
 # websockets >= 15 honours proxy environment variables unless told proxy=None; older ones have no proxy
 # support (and no such parameter) at all.
 _NO_PROXY: dict[str, Any] = {"proxy": None} if "proxy" in inspect.signature(connect).parameters else {}
@@ -352,10 +353,10 @@ class EventStream:
         """Start routing ``prompt_id``'s messages to a new watch (replaying any that came first)."""
         watch = PromptWatch(prompt_id, on_progress)
         with self._lock:
+            # Replayed under the lock so that no newer message for this prompt overtakes them.
+            for message in self._early.pop(prompt_id, []):
+                watch.feed(message)
             self._watches[prompt_id] = watch
-            early = self._early.pop(prompt_id, [])
-        for message in early:
-            watch.feed(message)
         return watch
 
     def unwatch(self, prompt_id: str) -> None:
@@ -429,10 +430,10 @@ class EventStream:
         with self._lock:
             watch = self._watches.get(prompt_id)
             if watch is None:
-                # The POST that created this prompt has not returned yet: keep what matters for later.
-                if isinstance(message, Progress):
-                    return
-                self._early.setdefault(prompt_id, []).append(message)
+                # The POST that created this prompt has not returned yet: keep its messages for later.
+                early = self._early.setdefault(prompt_id, [])
+                if len(early) < _EARLY_MESSAGES:
+                    early.append(message)
                 self._early.move_to_end(prompt_id)
                 while len(self._early) > _EARLY_PROMPTS:
                     self._early.popitem(last=False)
