@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pixelbuild.backends.base import GenerationJob, GenerationResult
@@ -194,16 +195,25 @@ class ComfyUIBackend:
         if self._connected:
             return
         failures: list[str] = []
-        for client, config in zip(self._clients, self.settings.servers, strict=True):
+
+        def probe(client: ComfyClient) -> tuple[str, Catalog] | str:
             try:
                 version = client.version()
-                catalog = fetch_catalog(client, version)
-            except (ServerUnreachable, ServerFailed) as error:
-                failures.append(
-                    f"{client.url} ({getattr(error, 'cause', None) or getattr(error, 'detail', error)})"
-                )
+                return version, fetch_catalog(client, version)
+            except ServerUnreachable as error:
+                return f"{client.url} ({error.cause})"
+            except ServerFailed as error:
+                return f"{client.url} ({error.detail})"
+
+        # In parallel: one slow or unreachable server must not hold up the start of the others.
+        with ThreadPoolExecutor(max_workers=len(self._clients), thread_name_prefix="comfyui-connect") as pool:
+            answers = list(pool.map(probe, self._clients))
+        for client, config, answer in zip(self._clients, self.settings.servers, answers, strict=True):
+            if isinstance(answer, str):
+                failures.append(answer)
                 client.close()
                 continue
+            version, catalog = answer
             client.events()  # open the websocket now: it must be up before our first POST /prompt
             self._live.append(ServerHandle(client, version, self.settings.upload_subfolder))
             self._live_slots.append(config.max_in_flight)
