@@ -224,6 +224,8 @@ def test_cancel_deletes_queued_and_interrupts_running(
         time.sleep(0.01)
     assert fake.history[running]["status"]["status_str"] == "error"  # interrupted at the next step
     assert fake.running_id() is None and fake.pending_ids() == []
+    with pytest.raises(RuntimeError, match="cancelled"):
+        backend.start([make_job("k9")])
 
 
 def test_close_withdraws_unfinished_work(fake: FakeComfyServer, tmp_path: Path) -> None:

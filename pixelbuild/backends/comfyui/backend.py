@@ -84,8 +84,8 @@ class ComfyUIBackend:
 
     def start(self, jobs: Sequence[GenerationJob]) -> None:
         """Bind and preflight every job (raising before any GPU time), then start generating."""
-        if self._closed:
-            raise RuntimeError("the ComfyUI backend is closed")
+        if self._closed or self._cancelled.is_set():
+            raise RuntimeError("the ComfyUI backend was closed or cancelled; create a new one")
         new_tasks = self._prepare(jobs)
         if not new_tasks:
             return
