@@ -54,6 +54,7 @@ BACKENDS: Mapping[str, BackendInfo] = {
         "1",
         ("prompt", "negative_prompt", "seed", "width", "height", "batch_size"),
     ),
+    "comfyui": BackendInfo("pixelbuild.backends.comfyui", "1", ALL_INPUTS),
 }
 
 __all__ = [

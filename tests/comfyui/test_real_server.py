@@ -1,0 +1,134 @@
+"""The same client end to end against a real ComfyUI server named by PIXELBUILD_COMFYUI_URL (else skipped).
+
+Uses the first checkpoint and LoRA the server lists (the tiny test models when present), 64x64, 4 steps.
+Run: ``PIXELBUILD_COMFYUI_URL=http://127.0.0.1:8188 pytest -m comfyui``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelbuild.backends.comfyui import Cancelled, ComfyUIBackend, PreflightError, create
+from tests.comfyui.util import TINY_CKPT, TINY_LORA, lora, make_job
+
+URL = os.environ.get("PIXELBUILD_COMFYUI_URL", "").split(",")[0].strip()
+pytestmark = [
+    pytest.mark.comfyui,
+    pytest.mark.skipif(not URL, reason="set PIXELBUILD_COMFYUI_URL to run against a real ComfyUI server"),
+]
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, str]:
+    with httpx.Client(base_url=URL, timeout=10, trust_env=False) as http:
+        checkpoints = http.get("/models/checkpoints").json()
+        loras = http.get("/models/loras").json()
+    if not checkpoints:
+        pytest.skip("the server has no checkpoint")
+    return {
+        "checkpoint": TINY_CKPT if TINY_CKPT in checkpoints else checkpoints[0],
+        "lora": TINY_LORA if TINY_LORA in loras else (loras[0] if loras else ""),
+    }
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[ComfyUIBackend]:
+    made = create({"servers": [URL], "timeout": 60}, tmp_path)
+    yield made
+    made.close()
+
+
+def _job(key: str, models: dict[str, str], **overrides: Any) -> Any:
+    # A run-unique key keeps the server's cache from answering with another run's files.
+    return make_job(f"{key}-{int(time.time() * 1000)}", checkpoint=models["checkpoint"], **overrides)
+
+
+def test_txt2img(backend: ComfyUIBackend, models: dict[str, str]) -> None:
+    job = _job("t2i", models, seed=11)
+    backend.start([job])
+    result = backend.result(job.key)
+    assert [image.size for image in result.images] == [(64, 64)]
+    assert result.images[0].info == {}
+    assert result.identity.name == "comfyui" and result.identity.version not in ("", "unknown")
+    assert result.identity.models == (models["checkpoint"],)
+
+
+def test_lora_batch_of_four(backend: ComfyUIBackend, models: dict[str, str]) -> None:
+    if not models["lora"]:
+        pytest.skip("the server has no LoRA")
+    job = _job("lora", models, workflow="batch_generation", batch_size=4, loras=[lora(models["lora"], 0.8)])
+    backend.start([job])
+    result = backend.result(job.key)
+    assert len(result.images) == 4
+    arrays = [np.asarray(image) for image in result.images]
+    assert not np.array_equal(arrays[0], arrays[1])
+    assert result.identity.models == (models["checkpoint"], f"lora:{models['lora']}@0.8")
+
+
+def test_img2img_with_upload(backend: ComfyUIBackend, models: dict[str, str], tmp_path: Path) -> None:
+    init = tmp_path / "init.png"
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 40), (30, 200, 90)).save(buffer, format="PNG")
+    init.write_bytes(buffer.getvalue())
+    jobs = [
+        _job(f"i2i{n}", models, workflow="img2img_sd15", init_image=init, denoise=0.6, seed=n)
+        for n in range(2)
+    ]
+    backend.start(jobs)
+    results = [backend.result(job.key) for job in jobs]
+    assert all(result.images[0].size == (64, 64) for result in results)
+
+
+def test_identical_job_is_served_from_the_server_cache(tmp_path: Path, models: dict[str, str]) -> None:
+    job = _job("cache", models, seed=5)
+    images = []
+    for _ in range(2):
+        backend = create({"servers": [URL], "timeout": 60}, tmp_path)
+        try:
+            backend.start([job])
+            result = backend.result(job.key)
+            images.append(result)
+        finally:
+            backend.close()
+    assert images[0].info["files"] == images[1].info["files"]  # the replayed first file
+    assert images[0].images[0].tobytes() == images[1].images[0].tobytes()
+
+
+def test_preflight_catches_an_unknown_checkpoint(backend: ComfyUIBackend, models: dict[str, str]) -> None:
+    job = make_job("bad", checkpoint=models["checkpoint"].replace(".safetensors", "x.safetensors"))
+    with pytest.raises(PreflightError) as caught:
+        backend.start([job])
+    assert caught.value.field == "checkpoint"
+    assert f"did you mean '{models['checkpoint']}'" in str(caught.value)
+
+
+def test_cancel_interrupts_the_running_prompt(backend: ComfyUIBackend, models: dict[str, str]) -> None:
+    jobs = [_job(f"slow{n}", models, width=512, height=512, steps=30, seed=n) for n in range(3)]
+    backend.start(jobs)
+    with httpx.Client(base_url=URL, timeout=10, trust_env=False) as http:
+        deadline = time.monotonic() + 60
+        while not http.get("/queue").json()["queue_running"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        started = time.monotonic()
+        backend.cancel()
+        assert time.monotonic() - started < 5
+        for job in jobs:
+            with pytest.raises(Cancelled):
+                backend.result(job.key)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            queue = http.get("/queue").json()
+            if not queue["queue_running"] and not queue["queue_pending"]:
+                break
+            time.sleep(0.2)
+        assert queue == {"queue_running": [], "queue_pending": []}

@@ -1,0 +1,216 @@
+"""The multi-server dispatcher on its own: slots, model-group affinity, failover, revival, give-up, cancel."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from pixelbuild.backends.comfyui.scheduler import Scheduler, ServerDown
+
+
+class Recorder:
+    """A work function with per-server behaviour and a log of (server, item)."""
+
+    def __init__(self, delay: float = 0.01, failing: Callable[[int], bool] = lambda index: False) -> None:
+        self.delay = delay
+        self.failing = failing
+        self.done: list[tuple[int, str]] = []
+        self.given_up: list[tuple[str, str]] = []
+        self.active: dict[int, int] = {}
+        self.peak: dict[int, int] = {}
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+        self.expected = 0
+
+    def work(self, index: int, item: str) -> None:
+        with self.lock:
+            self.active[index] = self.active.get(index, 0) + 1
+            self.peak[index] = max(self.peak.get(index, 0), self.active[index])
+        try:
+            time.sleep(self.delay)
+            if self.failing(index):
+                raise ServerDown(f"server {index} is gone")
+            with self.lock:
+                self.done.append((index, item))
+        finally:
+            with self.lock:
+                self.active[index] -= 1
+            self._check()
+
+    def give_up(self, item: str, reason: str) -> None:
+        with self.lock:
+            self.given_up.append((item, reason))
+        self._check()
+
+    def _check(self) -> None:
+        with self.lock:
+            if len(self.done) + len(self.given_up) >= self.expected:
+                self.finished.set()
+
+
+def _run(
+    slots: list[int],
+    items: list[tuple[str, str]],
+    recorder: Recorder,
+    probe: Callable[[int], bool] = lambda i: False,
+    unavailable_timeout: float = 30.0,
+) -> Scheduler[str]:
+    recorder.expected = len(items)
+    scheduler: Scheduler[str] = Scheduler(
+        slots,
+        work=recorder.work,
+        give_up=recorder.give_up,
+        probe=probe,
+        probe_interval=0.05,
+        unavailable_timeout=unavailable_timeout,
+    )
+    scheduler.start()
+    everyone = frozenset(range(len(slots)))
+    scheduler.add([(name, group, everyone) for name, group in items])
+    assert recorder.finished.wait(10)
+    return scheduler
+
+
+def test_every_item_runs_once_and_slots_are_used() -> None:
+    recorder = Recorder(delay=0.05)
+    items = [(f"i{n}", "g") for n in range(12)]
+    scheduler = _run([3, 1], items, recorder)
+    scheduler.close()
+    assert sorted(item for _, item in recorder.done) == sorted(name for name, _ in items)
+    assert recorder.peak == {0: 3, 1: 1}
+
+
+def test_one_server_keeps_groups_together() -> None:
+    recorder = Recorder(delay=0.0)
+    items = [(f"i{n}", "abc"[n % 3]) for n in range(30)]  # interleaved groups
+    scheduler = _run([2], items, recorder)
+    scheduler.close()
+    assert sorted(item for _, item in recorder.done) == sorted(name for name, _ in items)
+    assert scheduler.stats.group_switches == [3]  # handed out group by group despite the interleaving
+
+
+def test_servers_prefer_different_groups() -> None:
+    recorder = Recorder(delay=0.02)
+    items = [(f"a{n}", "a") for n in range(6)] + [(f"b{n}", "b") for n in range(6)]
+    scheduler = _run([1, 1], items, recorder)
+    scheduler.close()
+    by_server = {index: {item[0] for i, item in recorder.done if i == index} for index in (0, 1)}
+    assert by_server[0] != by_server[1]
+    assert sum(scheduler.stats.group_switches) <= 3
+
+
+def test_failed_server_work_goes_to_the_others() -> None:
+    recorder = Recorder(delay=0.01, failing=lambda index: index == 0)
+    items = [(f"i{n}", "g") for n in range(8)]
+    scheduler = _run([2, 2], items, recorder)
+    scheduler.close()
+    assert sorted(item for _, item in recorder.done) == sorted(name for name, _ in items)
+    assert {index for index, _ in recorder.done} == {1}
+    assert not scheduler.is_up(0)
+    assert scheduler.stats.requeued >= 1
+
+
+def test_all_down_gives_up_after_the_timeout() -> None:
+    recorder = Recorder(delay=0.0, failing=lambda index: True)
+    started = time.monotonic()
+    scheduler = _run([1], [("x", "g"), ("y", "g")], recorder, unavailable_timeout=0.3)
+    scheduler.close()
+    assert sorted(item for item, _ in recorder.given_up) == ["x", "y"]
+    assert "server 0 is gone" in recorder.given_up[0][1]
+    assert 0.25 <= time.monotonic() - started < 3
+
+
+def test_probe_brings_a_server_back() -> None:
+    state = {"down": True}
+    recorder = Recorder(delay=0.0, failing=lambda index: state["down"])
+
+    def probe(index: int) -> bool:
+        state["down"] = False  # the server came back
+        return True
+
+    scheduler = _run([1], [("x", "g")], recorder, probe=probe, unavailable_timeout=5)
+    scheduler.close()
+    assert recorder.done == [(0, "x")]
+
+
+def test_cancel_returns_unstarted_items() -> None:
+    recorder = Recorder(delay=0.2)
+    scheduler: Scheduler[str] = Scheduler(
+        [1], work=recorder.work, give_up=recorder.give_up, probe=lambda i: True
+    )
+    scheduler.start()
+    scheduler.add([(f"i{n}", "g", frozenset({0})) for n in range(5)])
+    time.sleep(0.05)
+    left = scheduler.cancel()
+    assert len(left) == 4 and scheduler.pending_count() == 0
+    scheduler.close()
+    assert len(recorder.done) == 1
+
+
+def test_ineligible_servers_get_nothing() -> None:
+    recorder = Recorder(delay=0.0)
+    recorder.expected = 4
+    scheduler: Scheduler[str] = Scheduler(
+        [1, 1], work=recorder.work, give_up=recorder.give_up, probe=lambda i: True
+    )
+    scheduler.start()
+    scheduler.add([(f"i{n}", "g", frozenset({1})) for n in range(4)])
+    assert recorder.finished.wait(5)
+    scheduler.close()
+    assert {index for index, _ in recorder.done} == {1}
+
+
+class LoadingServers:
+    """Servers that pay ``penalty`` seconds when an item's group differs from the last one they ran."""
+
+    def __init__(self, penalty: float, item_time: float, groups: dict[str, str]) -> None:
+        self.penalty = penalty
+        self.item_time = item_time
+        self.groups = groups
+        self.loaded: dict[int, str] = {}
+        self.loads = 0
+        self.done = 0
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+
+    def work(self, index: int, item: str) -> None:
+        group = self.groups[item]
+        with self.lock:
+            switch = self.loaded.get(index) != group
+            if switch:
+                self.loads += 1
+                self.loaded[index] = group
+        time.sleep(self.item_time + (self.penalty if switch else 0.0))
+        with self.lock:
+            self.done += 1
+            if self.done == len(self.groups):
+                self.finished.set()
+
+
+def _loading_run(penalty: float, item_time: float, sizes: dict[str, int]) -> tuple[LoadingServers, float]:
+    groups = {f"{group}{n}": group for group, size in sizes.items() for n in range(size)}
+    servers = LoadingServers(penalty, item_time, groups)
+    scheduler: Scheduler[str] = Scheduler(
+        [1, 1], work=servers.work, give_up=lambda item, reason: None, probe=lambda index: True
+    )
+    scheduler.start()
+    started = time.monotonic()
+    scheduler.add([(item, group, frozenset({0, 1})) for item, group in groups.items()])
+    assert servers.finished.wait(20)
+    elapsed = time.monotonic() - started
+    scheduler.close()
+    return servers, elapsed
+
+
+def test_idle_server_does_not_load_a_group_that_is_nearly_done() -> None:
+    # Loading costs far more than the few items left in the other server's group: better to idle.
+    servers, _ = _loading_run(penalty=0.3, item_time=0.01, sizes={"a": 10, "b": 10, "c": 10})
+    assert servers.loads == 3
+
+
+def test_idle_server_joins_a_long_group() -> None:
+    # Plenty of work left in the other group: loading it pays off.
+    servers, elapsed = _loading_run(penalty=0.05, item_time=0.03, sizes={"a": 40, "b": 1})
+    assert servers.loads == 3
+    assert elapsed < 40 * 0.03 * 0.8
