@@ -61,9 +61,7 @@ def _run_naive(server: FakeComfyServer, jobs: list[GenerationJob]) -> float:
     started = time.monotonic()
     with httpx.Client(base_url=server.url, timeout=30, trust_env=False) as http:
         for job in jobs:
-            graph = bind(
-                load_template(job.workflow_path), job.spec, template_name="t", output_prefix="naive/x"
-            ).graph
+            graph = bind(load_template(job.workflow_path), job.spec, template_name="t", output_prefix="naive/x").graph
             prompt_id = http.post("/prompt", json={"prompt": graph}).json()["prompt_id"]
             for _ in range(120):  # bounded: two minutes per prompt at most
                 time.sleep(1.0)
@@ -77,8 +75,7 @@ def _run_naive(server: FakeComfyServer, jobs: list[GenerationJob]) -> float:
 
 def throughput() -> None:
     print(
-        f"1. Throughput, service time {SERVICE_TIME * 1000:.0f} ms per image, 64x64, "
-        "K=2 prompts in flight per server"
+        f"1. Throughput, service time {SERVICE_TIME * 1000:.0f} ms per image, 64x64, K=2 prompts in flight per server"
     )
     print(
         f"{'servers':>8} {'jobs':>5} {'capacity img/s':>15} {'pixelbuild img/s':>17} {'ratio':>6}"

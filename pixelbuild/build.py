@@ -201,7 +201,8 @@ def _commit_lock(paths: ProjectPaths, lock: Lock) -> bytes:
         current: bytes | None = paths.lock.read_bytes()
     except FileNotFoundError:
         current = None
-    if current != raw:
+    # No lock yet and nothing to lock (e.g. the backend refused to start): write nothing.
+    if current != raw and (current is not None or lock.sprites):
         atomic_write_bytes(paths.lock, raw, durable=True)
     # Only once the lock is safely replaced may the journal go (a crash in between replays it: harmless).
     paths.journal.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 from pixelbuild.backends import Backend, create_backend
 from pixelbuild.backends.base import GenerationJob
-from pixelbuild.errors import GenerationError, PixelbuildError
+from pixelbuild.errors import GenerationError, ManifestError, PixelbuildError
 from pixelbuild.fsutil import atomic_write_bytes, remove_file
 from pixelbuild.hashing import hash_bytes
 from pixelbuild.keys import SpriteKeys
@@ -168,16 +168,38 @@ class Engine:
         sprite = self.ctx.sprites.get(sprite_id)
         if sprite is None:
             return message
-        from pixelbuild.manifest import locate
+        from pixelbuild.manifest import locate_field
 
-        source = Path(sprite.source.file)
-        position = None
-        if field:
-            position = locate(source, (*sprite.source.path, field), key=True)
-        if position is None or position == locate(source, sprite.source.path):
-            position = locate(source, sprite.source.path)
-        where = f"{sprite.source.file}:{position[0]}: " if position else f"{sprite.source.file}: "
+        line = locate_field(sprite.source.file, sprite.source.path, field)
+        where = f"{sprite.source.file}:{line}: " if line else f"{sprite.source.file}: "
         return f"{where}{f'field {field!r}: ' if field else ''}{message}"
+
+    def _start_error(self, error: GenerationError) -> ManifestError:
+        """A located, one-paragraph error for problems a backend found before generating anything."""
+        from pixelbuild.manifest import locate_field
+
+        problems: list[GenerationError] = list(getattr(error, "problems", None) or [error])
+        first = problems[0]
+        sprite = self.ctx.sprites.get(first.sprite or "")
+        line = locate_field(sprite.source.file, sprite.source.path, first.field) if sprite else None
+        message = first.message
+        if len(problems) > 1:
+            others = [f"{p.sprite}: {p.field + ': ' if p.field else ''}{p.message}" for p in problems[1:4]]
+            more = f"; and {len(problems) - 4} more" if len(problems) > 4 else ""
+            message += f" (also: {'; '.join(others)}{more})"
+        return ManifestError(
+            message,
+            file=sprite.source.file if sprite else None,
+            line=line,
+            sprite=first.sprite,
+            field=first.field,
+        )
+
+    def _on_backend_progress(self, event: Any) -> None:
+        if event.phase == "sampling" and event.max:
+            self.ctx.progress.working(event.sprite_id, f"sampling {event.value}/{event.max}")
+        elif event.phase in ("queued", "downloading"):
+            self.ctx.progress.working(event.sprite_id, event.phase)
 
     def _guard(self, sprite_ids: Sequence[str], work: Callable[[], None]) -> bool:
         """Run ``work``; turn an exception into a recorded failure of ``sprite_ids`` (doit sees False)."""
@@ -395,7 +417,21 @@ class Engine:
                 ordered = getattr(self._backend, "ordered", None)
                 if callable(ordered):
                     order = [job.key for job in ordered(jobs)]
-                self._backend.start(jobs)
+                callback = getattr(self._backend, "set_progress_callback", None)
+                if callable(callback):
+                    callback(self._on_backend_progress)
+                try:
+                    self._backend.start(jobs)
+                except GenerationError as error:
+                    raise self._start_error(error) from None
+                except ManifestError as error:
+                    if error.file is None and error.sprite in self.ctx.sprites:
+                        sprite = self.ctx.sprites[error.sprite]
+                        from pixelbuild.manifest import locate_field
+
+                        error.file = sprite.source.file
+                        error.line = locate_field(sprite.source.file, sprite.source.path, error.field)
+                    raise
             self.ctx.progress.start(len(jobs), len(stale))
             for tasks in self._batches(plan, order):
                 self._run_doit(tasks)

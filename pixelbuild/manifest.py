@@ -203,6 +203,45 @@ def locate(path: Path, doc_path: Sequence[str | int], key: bool = False) -> tupl
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+def parse_field(field: str) -> tuple[str | int, ...]:
+    """Turn ``loras[0].name`` into ``("loras", 0, "name")`` (the inverse of ``format_field``)."""
+    path: list[str | int] = []
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", field):
+        path.append(int(part[1:-1]) if part.startswith("[") else part)
+    return tuple(path)
+
+
+def _find(node: yaml.Node | None, doc_path: Sequence[str | int]) -> yaml.Node | None:
+    """Like ``_walk`` but None unless every step exists; returns the last key's node for mappings."""
+    for depth, step in enumerate(doc_path):
+        last = depth == len(doc_path) - 1
+        if isinstance(node, yaml.MappingNode) and isinstance(step, str):
+            match = next(((k, v) for k, v in node.value if k.value == step), None)
+            if match is None:
+                return None
+            node = match[0] if last else match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            node = node.value[step]
+        else:
+            return None
+    return node
+
+
+def locate_field(file: str, sprite_path: Sequence[str | int], field: str | None) -> int | None:
+    """The line where a sprite's ``field`` is written: on the sprite, else in its file's defaults, else
+    the sprite's own line."""
+    tree = _compose(Path(file))
+    if tree is None:
+        return None
+    if field:
+        for base in (tuple(sprite_path), ("defaults",)):
+            node = _find(tree, (*base, *parse_field(field)))
+            if node is not None:
+                return node.start_mark.line + 1
+    node = _walk(tree, sprite_path)
+    return node.start_mark.line + 1 if node is not None else None
+
+
 def format_field(doc_path: Sequence[str | int]) -> str:
     """Render a document path as ``post[2].pixelate.size``."""
     text = ""

@@ -80,9 +80,7 @@ def test_txt2img_result(fake: FakeComfyServer, backends: Callable[..., ComfyUIBa
     assert result.info["server"] == fake.url and result.info["files"] == ["pixelbuild/k1_00001_.png"]
     phases = [event.phase for event in events]
     assert phases[0] == "queued" and phases[-2:] == ["downloading", "done"]
-    assert [(event.value, event.max) for event in events if event.phase == "sampling"] == [
-        (n, 4) for n in range(1, 5)
-    ]
+    assert [(event.value, event.max) for event in events if event.phase == "sampling"] == [(n, 4) for n in range(1, 5)]
     assert all(event.sprite_id == "hero" and event.key == "k1" for event in events)
     # Deterministic: the same spec on a fresh server gives the same pixels.
     stored = fake.files[("output", "pixelbuild", "k1_00001_.png")]
@@ -148,9 +146,7 @@ def test_two_servers_share_the_work(fake_factory: Factory, backends: Callable[..
     assert {result.info["server"] for result in results.values()} == {one.url, two.url}
 
 
-def test_killed_server_work_goes_elsewhere(
-    fake_factory: Factory, backends: Callable[..., ComfyUIBackend]
-) -> None:
+def test_killed_server_work_goes_elsewhere(fake_factory: Factory, backends: Callable[..., ComfyUIBackend]) -> None:
     one, two = fake_factory(), fake_factory()
     for server in (one, two):
         server.knobs.image_time = 0.15
@@ -165,9 +161,7 @@ def test_killed_server_work_goes_elsewhere(
     assert backend.scheduler is not None and backend.scheduler.stats.requeued >= 1
 
 
-def test_only_server_killed_fails_cleanly(
-    fake: FakeComfyServer, backends: Callable[..., ComfyUIBackend]
-) -> None:
+def test_only_server_killed_fails_cleanly(fake: FakeComfyServer, backends: Callable[..., ComfyUIBackend]) -> None:
     fake.knobs.image_time = 0.15
     backend = backends(fake)
     jobs = [make_job(f"k{n}", seed=n) for n in range(5)]
@@ -242,9 +236,7 @@ def test_close_withdraws_unfinished_work(fake: FakeComfyServer, tmp_path: Path) 
     assert fake.interrupts
 
 
-def test_websocket_drops_fall_back_to_polling(
-    fake: FakeComfyServer, backends: Callable[..., ComfyUIBackend]
-) -> None:
+def test_websocket_drops_fall_back_to_polling(fake: FakeComfyServer, backends: Callable[..., ComfyUIBackend]) -> None:
     fake.knobs.drop_ws_after_frames = 4
     backend = backends(fake)
     results = _run_all(backend, [make_job(f"k{n}", seed=n) for n in range(4)])
@@ -273,9 +265,7 @@ def test_5xx_is_retried_4xx_is_not(fake: FakeComfyServer, backends: Callable[...
     assert "HTTP 500" in str(error) and "sprite 'sprite-k2'" in str(error)
 
 
-def test_server_side_rejection_after_preflight(
-    fake: FakeComfyServer, backends: Callable[..., ComfyUIBackend]
-) -> None:
+def test_server_side_rejection_after_preflight(fake: FakeComfyServer, backends: Callable[..., ComfyUIBackend]) -> None:
     backend = backends(fake)
     backend.start([make_job("warm")])
     backend.result("warm")
@@ -334,9 +324,7 @@ def test_interrupted_by_someone_else_is_resubmitted(
     assert fake.accepted == 2
 
 
-def test_deleted_output_files_are_regenerated(
-    fake: FakeComfyServer, backends: Callable[..., ComfyUIBackend]
-) -> None:
+def test_deleted_output_files_are_regenerated(fake: FakeComfyServer, backends: Callable[..., ComfyUIBackend]) -> None:
     first = _run_all(backends(fake), [make_job("k1")])["k1"]
     made = fake.images_made
     second = _run_all(backends(fake), [make_job("k1")])["k1"]  # identical prompt: served from cache
@@ -355,9 +343,7 @@ def test_job_timeout(fake: FakeComfyServer, backends: Callable[..., ComfyUIBacke
     assert fake.interrupts or fake.deleted
 
 
-def test_preflight_stops_before_any_prompt(
-    fake: FakeComfyServer, backends: Callable[..., ComfyUIBackend]
-) -> None:
+def test_preflight_stops_before_any_prompt(fake: FakeComfyServer, backends: Callable[..., ComfyUIBackend]) -> None:
     backend = backends(fake)
     jobs = [
         make_job("k1", "hero", checkpoint="tiny-sd16.safetensors"),
@@ -374,9 +360,7 @@ def test_preflight_stops_before_any_prompt(
     assert "did you mean 'tiny-sd15.safetensors'" in str(caught.value)
 
 
-def test_preflight_uses_each_servers_catalog(
-    fake_factory: Factory, backends: Callable[..., ComfyUIBackend]
-) -> None:
+def test_preflight_uses_each_servers_catalog(fake_factory: Factory, backends: Callable[..., ComfyUIBackend]) -> None:
     plain, styled = fake_factory(), fake_factory(loras=(TINY_LORA, "style.safetensors"))
     backend = backends(plain, styled)
     jobs = [make_job(f"k{n}", seed=n, loras=[lora("style.safetensors")]) for n in range(4)]
@@ -396,9 +380,7 @@ def test_no_server_answers(backends: Callable[..., ComfyUIBackend]) -> None:
     assert caught.value.exit_code == 3
 
 
-def test_one_of_two_servers_down_at_start(
-    fake: FakeComfyServer, backends: Callable[..., ComfyUIBackend]
-) -> None:
+def test_one_of_two_servers_down_at_start(fake: FakeComfyServer, backends: Callable[..., ComfyUIBackend]) -> None:
     backend = backends("http://127.0.0.1:9", fake)
     assert len(_run_all(backend, [make_job("k1")])["k1"].images) == 1
     assert [server.url for server in backend.servers] == [fake.url]

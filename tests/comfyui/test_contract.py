@@ -181,9 +181,7 @@ def test_execution_error_frames_and_history() -> None:
 
 def test_interrupted_frames_and_history() -> None:
     data = fixture("interrupt.json")
-    interrupted = [
-        message for message in _frames(data["ws_frames"]) if isinstance(message, ExecutionInterrupted)
-    ]
+    interrupted = [message for message in _frames(data["ws_frames"]) if isinstance(message, ExecutionInterrupted)]
     assert [(message.node_id, message.node_type) for message in interrupted] == [
         ("5", "KSampler"),
         ("5", "KSampler"),
@@ -280,9 +278,7 @@ def test_tolerant_parsing() -> None:
     assert parse_ws_text("not json") == Other("invalid", "not json")
     assert parse_ws_text('{"type": "brand_new", "data": {"x": 1}}') == Other("brand_new", {"x": 1})
     assert parse_ws_message("executed", {"prompt_id": "p"}) == Other("executed", {"prompt_id": "p"})
-    assert parse_ws_message("progress", {"value": "x", "max": 1}) == Other(
-        "progress", {"value": "x", "max": 1}
-    )
+    assert parse_ws_message("progress", {"value": "x", "max": 1}) == Other("progress", {"value": "x", "max": 1})
     assert parse_ws_binary(struct.pack(">II", 1, 1) + b"\xff\xd8") == Other("preview_image")
     assert parse_ws_binary(struct.pack(">I", 4)) == Other("preview_image_with_metadata")
     assert parse_ws_binary(b"") == Other("binary")

@@ -46,11 +46,7 @@ def _read_until_done(ws: ClientConnection, prompt_id: str, timeout: float = 10.0
     while time.monotonic() < deadline:
         frame = json.loads(ws.recv(timeout=deadline - time.monotonic()))
         frames.append(frame)
-        if (
-            frame["type"] == "executing"
-            and frame["data"]["node"] is None
-            and frame["data"]["prompt_id"] == prompt_id
-        ):
+        if frame["type"] == "executing" and frame["data"]["node"] is None and frame["data"]["prompt_id"] == prompt_id:
             return frames
     raise AssertionError("prompt did not finish")
 
@@ -157,18 +153,14 @@ def test_identical_resubmission_replays_the_first_files(fake: FakeComfyServer) -
         ws.recv(timeout=5)
         ids = []
         for seed in (42, 42, 43):
-            prompt_id = http.post("/prompt", json={"prompt": _prompt(seed=seed), "client_id": "me"}).json()[
-                "prompt_id"
-            ]
+            prompt_id = http.post("/prompt", json={"prompt": _prompt(seed=seed), "client_id": "me"}).json()["prompt_id"]
             ids.append((prompt_id, _read_until_done(ws, prompt_id)))
     executed = [
         next(f for f in frames if f["type"] == "executed")["data"]["output"]["images"][0]["filename"]
         for _, frames in ids
     ]
     assert executed == ["t_00001_.png", "t_00001_.png", "t_00002_.png"]
-    cached = [
-        next(f for f in frames if f["type"] == "execution_cached")["data"]["nodes"] for _, frames in ids
-    ]
+    cached = [next(f for f in frames if f["type"] == "execution_cached")["data"]["nodes"] for _, frames in ids]
     assert cached[1] == ["1", "2", "3", "4", "5", "6", "7"]
     assert cached[2] == ["1", "2", "3", "4"]
     assert fake.executed == 2 and fake.images_made == 2
@@ -190,10 +182,7 @@ def test_uploads_dedup_rename_and_subfolders(fake: FakeComfyServer) -> None:
             upload(two, subfolder="pixelbuild", overwrite="1").json(),
         ]
         missing = upload(None)
-        assert (
-            http.get("/view", params={"filename": "slime (1).png", "subfolder": "", "type": "input"}).content
-            == two
-        )
+        assert http.get("/view", params={"filename": "slime (1).png", "subfolder": "", "type": "input"}).content == two
     assert answers == recorded[:4]
     assert missing.status_code == 400 == fixture("uploads.json")[4]["status"]
 

@@ -61,10 +61,7 @@ def test_values_are_checked_against_object_info() -> None:
     problems = _problems(_bound(sampler="eulr", scheduler="karras", width=8, steps=0, cfg=101.0))
     by_field = {problem.field: str(problem) for problem in problems}
     assert set(by_field) == {"sampler", "width", "steps", "cfg"}
-    assert (
-        "'eulr' is not a sampler ComfyUI at http://gpu:8188 knows (did you mean 'euler'?)"
-        in by_field["sampler"]
-    )
+    assert "'eulr' is not a sampler ComfyUI at http://gpu:8188 knows (did you mean 'euler'?)" in by_field["sampler"]
     assert "width 8 is below the minimum 16 of node 4 (EmptyLatentImage" in by_field["width"]
     assert "cfg 101.0 is above the maximum 100.0" in by_field["cfg"]
 

@@ -80,10 +80,7 @@ def test_img2img_with_upload(backend: ComfyUIBackend, models: dict[str, str], tm
     buffer = io.BytesIO()
     Image.new("RGB", (40, 40), (30, 200, 90)).save(buffer, format="PNG")
     init.write_bytes(buffer.getvalue())
-    jobs = [
-        _job(f"i2i{n}", models, workflow="img2img_sd15", init_image=init, denoise=0.6, seed=n)
-        for n in range(2)
-    ]
+    jobs = [_job(f"i2i{n}", models, workflow="img2img_sd15", init_image=init, denoise=0.6, seed=n) for n in range(2)]
     backend.start(jobs)
     results = [backend.result(job.key) for job in jobs]
     assert all(result.images[0].size == (64, 64) for result in results)

@@ -136,9 +136,7 @@ def test_probe_brings_a_server_back() -> None:
 
 def test_cancel_returns_unstarted_items() -> None:
     recorder = Recorder(delay=0.2)
-    scheduler: Scheduler[str] = Scheduler(
-        [1], work=recorder.work, give_up=recorder.give_up, probe=lambda i: True
-    )
+    scheduler: Scheduler[str] = Scheduler([1], work=recorder.work, give_up=recorder.give_up, probe=lambda i: True)
     scheduler.start()
     scheduler.add([(f"i{n}", "g", frozenset({0})) for n in range(5)])
     time.sleep(0.05)
@@ -151,9 +149,7 @@ def test_cancel_returns_unstarted_items() -> None:
 def test_ineligible_servers_get_nothing() -> None:
     recorder = Recorder(delay=0.0)
     recorder.expected = 4
-    scheduler: Scheduler[str] = Scheduler(
-        [1, 1], work=recorder.work, give_up=recorder.give_up, probe=lambda i: True
-    )
+    scheduler: Scheduler[str] = Scheduler([1, 1], work=recorder.work, give_up=recorder.give_up, probe=lambda i: True)
     scheduler.start()
     scheduler.add([(f"i{n}", "g", frozenset({1})) for n in range(4)])
     assert recorder.finished.wait(5)

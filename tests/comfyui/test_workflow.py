@@ -28,9 +28,7 @@ TEMPLATES = ["txt2img_sdxl", "img2img_sdxl", "batch_generation", "txt2img_sd15",
 
 def _bind(name: str, **overrides: Any) -> Any:
     spec = make_spec(workflow=name, **overrides)
-    return bind(
-        load_template(builtin_template(name)), spec, template_name=name, output_prefix="pixelbuild/k123"
-    )
+    return bind(load_template(builtin_template(name)), spec, template_name=name, output_prefix="pixelbuild/k123")
 
 
 def test_builtin_templates_are_found() -> None:
@@ -93,10 +91,7 @@ def test_bound_graphs_match_golden(name: str, overrides: dict[str, Any]) -> None
     bound = _bind(name, **overrides)
     got = {
         "graph": bound.graph,
-        "fields": {
-            str(target): field
-            for target, field in sorted(bound.fields.items(), key=lambda item: str(item[0]))
-        },
+        "fields": {str(target): field for target, field in sorted(bound.fields.items(), key=lambda item: str(item[0]))},
         "output_node": bound.output_node,
         "checkpoint_node": bound.checkpoint_node,
         "init_targets": [str(target) for target in bound.init_targets],
@@ -199,9 +194,7 @@ def test_img2img_without_resize_node_gets_one() -> None:
     graph["11"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["10", 0], "vae": ["1", 2]}}
     graph["5"]["inputs"]["latent_image"] = ["11", 0]
     del graph["4"]
-    bound = bind(
-        graph, make_spec(init_image="a.png", width=48, height=80), template_name="x", output_prefix="p"
-    )
+    bound = bind(graph, make_spec(init_image="a.png", width=48, height=80), template_name="x", output_prefix="p")
     scale = bound.inserted[0]
     assert bound.graph[scale]["class_type"] == "ImageScale"
     assert bound.graph[scale]["inputs"] | {} == {

@@ -40,9 +40,7 @@ def make_spec(**overrides: Any) -> GenerationSpec:
     return GenerationSpec(**values)
 
 
-def make_job(
-    key: str, sprite: str | None = None, *, init_image: Path | None = None, **overrides: Any
-) -> GenerationJob:
+def make_job(key: str, sprite: str | None = None, *, init_image: Path | None = None, **overrides: Any) -> GenerationJob:
     """A job for ``make_spec(**overrides)`` using the built-in template named by ``workflow``."""
     if init_image is not None:
         overrides.setdefault("init_image", init_image.name)

@@ -89,8 +89,7 @@ class Knobs:
         default_factory=lambda: {
             "corrupt-test.safetensors": (
                 "safetensors._safetensors_rust.SafetensorError",
-                "Error while deserializing header: invalid JSON in header: "
-                "key must be a string at line 1 column 2\n",
+                "Error while deserializing header: invalid JSON in header: key must be a string at line 1 column 2\n",
             )
         }
     )
@@ -279,9 +278,7 @@ class FakeComfyServer:
             transport.abort()
 
     @web.middleware
-    async def _middleware(
-        self, request: web.Request, handler: Callable[[web.Request], Any]
-    ) -> web.StreamResponse:
+    async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
         if request.transport is not None:
             self._transports.add(request.transport)
         path = request.path.removeprefix("/api")
@@ -537,9 +534,7 @@ class FakeComfyServer:
         self.max_queue_depth = max(self.max_queue_depth, len(self.queue) + (1 if self.running else 0))
         await self._broadcast_status()
         self._wake.set()
-        return web.json_response(
-            {"prompt_id": prompt_id, "number": number, "node_errors": verdict.node_errors}
-        )
+        return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": verdict.node_errors})
 
     def _check_input_image(self, value: Any) -> str | None:
         subfolder, _, name = str(value).rpartition("/")
@@ -604,9 +599,7 @@ class FakeComfyServer:
                 continue
             ran = True
             await self._send(client, "progress_state", {"prompt_id": pid, "nodes": {}}, broadcast_ok=True)
-            await self._send(
-                client, "executing", {"node": node_id, "display_node": node_id, "prompt_id": pid}
-            )
+            await self._send(client, "executing", {"node": node_id, "display_node": node_id, "prompt_id": pid})
             try:
                 if self.interrupt_flag:
                     raise _Interrupted
@@ -668,9 +661,7 @@ class FakeComfyServer:
             },
         }
         if self.knobs.history_lag:
-            asyncio.get_running_loop().call_later(
-                self.knobs.history_lag, self.history.__setitem__, pid, entry
-            )
+            asyncio.get_running_loop().call_later(self.knobs.history_lag, self.history.__setitem__, pid, entry)
         else:
             self.history[pid] = entry
         # Like ComfyUI's task_done: history stored and the running item gone in one step, then status.
@@ -717,9 +708,7 @@ class FakeComfyServer:
         if class_type == "CLIPTextEncode":
             return [("cond", digest)], None
         if class_type == "EmptyLatentImage":
-            return [
-                Latent(int(inputs["width"]), int(inputs["height"]), int(inputs["batch_size"]), digest)
-            ], None
+            return [Latent(int(inputs["width"]), int(inputs["height"]), int(inputs["batch_size"]), digest)], None
         if class_type == "LoadImage":
             subfolder, _, name = str(inputs["image"]).rpartition("/")
             image = Image.open(io.BytesIO(self.files[("input", subfolder, name)])).convert("RGB")
@@ -797,9 +786,7 @@ class FakeComfyServer:
         else:
             kind, subfolder, base = "temp", "", "ComfyUI_temp_" + uuid.uuid4().hex[:5]
         existing = [
-            name
-            for k, sub, name in self.files
-            if k == kind and sub == subfolder and name.startswith(base + "_")
+            name for k, sub, name in self.files if k == kind and sub == subfolder and name.startswith(base + "_")
         ]
         counter = 1 + max(
             (
@@ -829,9 +816,7 @@ class FakeComfyServer:
 def _render(latent: Latent) -> list[np.ndarray]:
     images = []
     for index in range(latent.batch):
-        seed = int.from_bytes(
-            hashlib.sha256(f"{latent.digest}:{index}:{latent.batch}".encode()).digest()[:8], "big"
-        )
+        seed = int.from_bytes(hashlib.sha256(f"{latent.digest}:{index}:{latent.batch}".encode()).digest()[:8], "big")
         noise = np.random.default_rng(seed).integers(0, 256, (latent.height, latent.width, 3), dtype=np.uint8)
         if latent.init is not None and latent.denoise < 1.0:
             init = latent.init[index % len(latent.init)].astype(np.float32)

@@ -92,12 +92,8 @@ def validate_prompt(prompt: Any, object_info: Mapping[str, Any], custom: Custom 
             if output not in entry["dependent_outputs"]:
                 entry["dependent_outputs"].append(output)
     if not verdict.good_outputs:
-        details = "\n".join(
-            f"{reason['message']}: {reason['details']}" for _, reasons in failed for reason in reasons
-        )
-        verdict.error = _error(
-            "prompt_outputs_failed_validation", "Prompt outputs failed validation", details
-        )
+        details = "\n".join(f"{reason['message']}: {reason['details']}" for _, reasons in failed for reason in reasons)
+        verdict.error = _error("prompt_outputs_failed_validation", "Prompt outputs failed validation", details)
     return verdict
 
 
@@ -203,11 +199,7 @@ def _validate_inputs(
             continue
 
         combo = (
-            input_type
-            if isinstance(input_type, list)
-            else options.get("options")
-            if input_type == "COMBO"
-            else None
+            input_type if isinstance(input_type, list) else options.get("options") if input_type == "COMBO" else None
         )
         if combo is not None:
             if value not in combo:

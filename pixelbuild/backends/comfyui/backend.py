@@ -52,8 +52,7 @@ class ComfyUIBackend:
         self.settings = settings
         self.project_root = project_root
         self._clients = [
-            ComfyClient(server.url, timeout=settings.timeout, retries=settings.retries)
-            for server in settings.servers
+            ComfyClient(server.url, timeout=settings.timeout, retries=settings.retries) for server in settings.servers
         ]
         self._live: list[ServerHandle] = []  # servers that answered at start; scheduler indexes
         self._live_slots: list[int] = []

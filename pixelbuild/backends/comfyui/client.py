@@ -119,9 +119,7 @@ class ComfyClient:
             if self._events is None:
                 scheme = "wss" if self.url.startswith("https") else "ws"
                 ws_url = f"{scheme}{self.url[self.url.index(':') :]}/ws?clientId={self.client_id}"
-                self._events = EventStream(
-                    ws_url, open_timeout=min(self.timeout, 10.0), use_proxy=not self._loopback
-                )
+                self._events = EventStream(ws_url, open_timeout=min(self.timeout, 10.0), use_proxy=not self._loopback)
                 if not self._closing.is_set():  # a closed client hands out a stream that never connects
                     self._events.start()
             return self._events
@@ -213,17 +211,13 @@ class ComfyClient:
         folder = str(answer.get("subfolder") or "")
         return f"{folder}/{stored}" if folder else stored
 
-    def delete_queued(
-        self, prompt_ids: list[str], *, retries: int | None = 0, timeout: float | None = None
-    ) -> None:
+    def delete_queued(self, prompt_ids: list[str], *, retries: int | None = 0, timeout: float | None = None) -> None:
         """POST /queue {"delete": ids}; the running prompt is not affected (the server ignores it)."""
         if prompt_ids:
             extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
             self._request("POST", "/queue", json={"delete": prompt_ids}, retries=retries, **extra)
 
-    def interrupt(
-        self, prompt_id: str | None = None, *, retries: int | None = 0, timeout: float | None = None
-    ) -> None:
+    def interrupt(self, prompt_id: str | None = None, *, retries: int | None = 0, timeout: float | None = None) -> None:
         """POST /interrupt; with ``prompt_id`` only that prompt, and only if it is the running one."""
         body = {"prompt_id": prompt_id} if prompt_id else {}
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}

@@ -102,9 +102,7 @@ def parse_settings(
     if isinstance(raw, str):
         raw = [raw]
     if not isinstance(raw, list) or not raw:
-        raise ManifestError(
-            "must be a non-empty list of URLs or {url, max_in_flight}", field=f"{_FIELD}.servers"
-        )
+        raise ManifestError("must be a non-empty list of URLs or {url, max_in_flight}", field=f"{_FIELD}.servers")
     servers = tuple(_server(entry, default_k, index) for index, entry in enumerate(raw))
     urls = [server.url for server in servers]
     if len(set(urls)) != len(urls):
@@ -119,17 +117,13 @@ def parse_settings(
         isinstance(name, str) and isinstance(digest, str) and len(digest.removeprefix("sha256:")) == 64
         for name, digest in pins.items()
     ):
-        raise ManifestError(
-            "must map model file names to 64-hex-digit sha256 strings", field=f"{_FIELD}.model_sha256"
-        )
+        raise ManifestError("must map model file names to 64-hex-digit sha256 strings", field=f"{_FIELD}.model_sha256")
     return ComfySettings(
         servers=servers,
         timeout=_positive_float(settings.get("timeout", 30.0), "timeout"),
         job_timeout=None if job_timeout is None else _positive_float(job_timeout, "job_timeout"),
         retries=_non_negative_int(settings.get("retries", 3), "retries"),
-        unavailable_timeout=_non_negative_float(
-            settings.get("unavailable_timeout", 30.0), "unavailable_timeout"
-        ),
+        unavailable_timeout=_non_negative_float(settings.get("unavailable_timeout", 30.0), "unavailable_timeout"),
         models_dir=None if models_dir is None else (project_root / Path(models_dir).expanduser()).resolve(),
         model_sha256={name: digest.lower().removeprefix("sha256:") for name, digest in pins.items()},
         upload_subfolder=_folder(settings.get("upload_subfolder", "pixelbuild"), "upload_subfolder"),

@@ -67,9 +67,7 @@ def rejection_error(
             sprite=sprite,
             field="workflow",
         )
-    details = (
-        f" ({rejection.details})" if rejection.details and rejection.details != rejection.message else ""
-    )
+    details = f" ({rejection.details})" if rejection.details and rejection.details != rejection.message else ""
     kind = f"{rejection.type}: " if rejection.type else ""
     return GenerationError(
         f"ComfyUI at {server} rejected the prompt: {kind}{rejection.message}{details}", sprite=sprite
@@ -85,9 +83,7 @@ def node_errors_error(
     for node_error in node_errors:
         label = bound.node_label(node_error.node_id) if bound else _plain_label(node_error)
         for error in node_error.errors or (InputError("", "failed validation", ""),):
-            field = (
-                bound.field_for(node_error.node_id, error.input_name) if bound and error.input_name else None
-            )
+            field = bound.field_for(node_error.node_id, error.input_name) if bound and error.input_name else None
             fields.append(field or "workflow")
             parts.append(_input_error_text(error, label, field))
     return GenerationError(
@@ -97,14 +93,10 @@ def node_errors_error(
     )
 
 
-def execution_error(
-    error: ExecutionError, *, sprite: str, server: str, bound: BoundWorkflow | None
-) -> GenerationError:
+def execution_error(error: ExecutionError, *, sprite: str, server: str, bound: BoundWorkflow | None) -> GenerationError:
     """An ``execution_error`` (a node raised on the server) as a user message."""
     node = error.node_id or "?"
-    label = (
-        bound.node_label(node) if bound and node in bound.graph else f"node {node} ({error.node_type or '?'})"
-    )
+    label = bound.node_label(node) if bound and node in bound.graph else f"node {node} ({error.node_type or '?'})"
     field = bound.field_for(node) if bound and error.node_id else None
     exception = error.exception_message or "(no message)"
     kind = error.exception_type.rsplit(".", 1)[-1] if error.exception_type else "error"

@@ -163,9 +163,7 @@ def parse_ws_message(kind: str, data: Any) -> Message:
         if kind == "execution_error":
             return parse_execution_error(data)
         if kind == "execution_interrupted":
-            return ExecutionInterrupted(
-                prompt_id, _opt_str(data.get("node_id")), _opt_str(data.get("node_type"))
-            )
+            return ExecutionInterrupted(prompt_id, _opt_str(data.get("node_id")), _opt_str(data.get("node_type")))
     except (KeyError, TypeError, ValueError, AttributeError):
         return Other(kind, data)
     return Other(kind, data)
@@ -295,9 +293,7 @@ def parse_node_errors(raw: Any) -> tuple[NodeError, ...]:
         for item in entry.get("errors") or ():
             if not isinstance(item, Mapping):
                 continue
-            extra: Mapping[str, Any] = (
-                item["extra_info"] if isinstance(item.get("extra_info"), Mapping) else {}
-            )
+            extra: Mapping[str, Any] = item["extra_info"] if isinstance(item.get("extra_info"), Mapping) else {}
             errors.append(
                 InputError(
                     type=str(item.get("type", "")),

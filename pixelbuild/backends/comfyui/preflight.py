@@ -260,12 +260,7 @@ def _combo(config: Any) -> tuple[str, ...] | None:
 
 
 def _is_link(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) == 2
-        and isinstance(value[1], int)
-        and not isinstance(value[1], bool)
-    )
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[1], int) and not isinstance(value[1], bool)
 
 
 class _HashCache:
@@ -284,11 +279,7 @@ class _HashCache:
         stat = file.stat()
         key = str(file.resolve())
         entry = self.entries.get(key)
-        if (
-            isinstance(entry, dict)
-            and entry.get("size") == stat.st_size
-            and entry.get("mtime_ns") == stat.st_mtime_ns
-        ):
+        if isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
             return str(entry["sha256"])
         digest = hashlib.sha256()
         with open(file, "rb") as handle:

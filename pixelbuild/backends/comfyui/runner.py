@@ -191,13 +191,9 @@ def _run(
             if answer.node_errors:
                 # Queued with some outputs dropped: not what we asked for. Take it back, report why.
                 _withdraw(client, prompt_id)
-                raise node_errors_error(
-                    answer.node_errors, sprite=task.sprite, server=server.url, bound=bound
-                )
+                raise node_errors_error(answer.node_errors, sprite=task.sprite, server=server.url, bound=bound)
             emit("queued")
-            watch = events.watch(
-                prompt_id, on_progress=lambda message: emit("sampling", message.value, message.max)
-            )
+            watch = events.watch(prompt_id, on_progress=lambda message: emit("sampling", message.value, message.max))
             try:
                 entry = _await(client, watch, prompt_id, task, cancelled, job_timeout)
             finally:

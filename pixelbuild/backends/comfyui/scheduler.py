@@ -224,9 +224,7 @@ class Scheduler(Generic[T]):
     def _worth_joining(self, server: _Server, group: Hashable) -> bool:
         """Whether loading ``group``, which other servers are on, finishes its items sooner than leaving
         them to those servers. Without estimates yet, join: throughput first."""
-        owners = [
-            other for other in self._servers if other is not server and other.up and other.group == group
-        ]
+        owners = [other for other in self._servers if other is not server and other.up and other.group == group]
         per_item = [other.per_item for other in owners if other.per_item is not None]
         penalties = [
             other.first_item - other.per_item

@@ -103,9 +103,7 @@ def load_template(path: Path, *, sprite: str | None = None) -> Graph:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ManifestError(
-            f"workflow file '{path}' does not exist", sprite=sprite, field="workflow"
-        ) from None
+        raise ManifestError(f"workflow file '{path}' does not exist", sprite=sprite, field="workflow") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ManifestError(
             f"workflow file '{path}' is not valid JSON: {error}", sprite=sprite, field="workflow"
@@ -188,9 +186,7 @@ def bind(
     for name, found in auto.items():
         kept = [target for target in found if target not in claimed]
         if len(kept) < len(found):
-            taken = ", ".join(
-                f"{target} (bound to {claimed[target]})" for target in found if target in claimed
-            )
+            taken = ", ".join(f"{target} (bound to {claimed[target]})" for target in found if target in claimed)
             reasons[name] = f"its input {taken} is taken by an explicit binding"
         if kept:
             targets[name] = kept
@@ -325,11 +321,7 @@ def _explicit_targets(
                 field="bindings",
             )
         items = [spec_value] if isinstance(spec_value, str) else spec_value
-        if (
-            not isinstance(items, list | tuple)
-            or not items
-            or not all(isinstance(item, str) for item in items)
-        ):
+        if not isinstance(items, list | tuple) or not items or not all(isinstance(item, str) for item in items):
             raise ManifestError(
                 f'bindings.{name} must be "<node id or title>.<input name>" or a list of them',
                 sprite=sprite,
@@ -507,9 +499,7 @@ def _follow_latent(graph: Graph, link: Any, found: dict[str, list[Target]], reas
         if _is_link(inputs.get("pixels")):
             _follow_pixels(graph, node_id, inputs["pixels"], found, reasons)
             return
-        next_links = [
-            value for name, value in inputs.items() if _is_link(value) and name in ("samples", "latent")
-        ]
+        next_links = [value for name, value in inputs.items() if _is_link(value) and name in ("samples", "latent")]
         if len(next_links) != 1:
             return
         link = next_links[0]
@@ -533,9 +523,7 @@ def _follow_pixels(
         if "width" not in found and all(isinstance(inputs.get(name), int) for name in ("width", "height")):
             found["width"] = [Target(node_id, "width")]
             found["height"] = [Target(node_id, "height")]
-        image_links = [
-            value for name, value in inputs.items() if _is_link(value) and name in ("image", "pixels")
-        ]
+        image_links = [value for name, value in inputs.items() if _is_link(value) and name in ("image", "pixels")]
         if len(image_links) != 1:
             return
         link = image_links[0]
@@ -635,9 +623,7 @@ def _insert_latent_repeat(graph: Graph, vae_encode: str) -> str:
     return node_id
 
 
-def _set_input(
-    graph: Graph, target: Target, value: Any, name: str, template_name: str, sprite: str | None
-) -> None:
+def _set_input(graph: Graph, target: Target, value: Any, name: str, template_name: str, sprite: str | None) -> None:
     inputs = graph[target.node]["inputs"]
     if _is_link(inputs.get(target.input)):
         raise ManifestError(
