@@ -241,7 +241,7 @@ def test_ctrl_c_cancels_our_queued_prompts(make_project: Callable[..., Path], fa
         time.sleep(0.02)
     assert fake.pending_ids(), "prompts should be queued on the server"
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=30)
+    _out, err = process.communicate(timeout=30)
     assert process.returncode == 130, err.decode()
     assert b"Traceback" not in err
     assert fake.pending_ids() == []
