@@ -425,8 +425,8 @@ class Engine:
                 except GenerationError as error:
                     raise self._start_error(error) from None
                 except ManifestError as error:
-                    if error.file is None and error.sprite in self.ctx.sprites:
-                        sprite = self.ctx.sprites[error.sprite]
+                    sprite = self.ctx.sprites.get(error.sprite or "")
+                    if error.file is None and sprite is not None:
                         from pixelbuild.manifest import locate_field
 
                         error.file = sprite.source.file
