@@ -179,14 +179,22 @@ class Engine:
         from pixelbuild.manifest import locate_field
 
         problems: list[GenerationError] = list(getattr(error, "problems", None) or [error])
+        # One problem written in `defaults` shows up once per sprite: say it once, then who else has it.
+        groups: dict[tuple[str | None, str], list[str]] = {}
+        for problem in problems:
+            groups.setdefault((problem.field, problem.message), []).append(problem.sprite or "?")
+        (first_field, first_message), first_sprites = next(iter(groups.items()))
         first = problems[0]
         sprite = self.ctx.sprites.get(first.sprite or "")
-        line = locate_field(sprite.source.file, sprite.source.path, first.field) if sprite else None
-        message = first.message
-        if len(problems) > 1:
-            others = [f"{p.sprite}: {p.field + ': ' if p.field else ''}{p.message}" for p in problems[1:4]]
-            more = f"; and {len(problems) - 4} more" if len(problems) > 4 else ""
-            message += f" (also: {'; '.join(others)}{more})"
+        line = locate_field(sprite.source.file, sprite.source.path, first_field) if sprite else None
+        message = first_message
+        if len(first_sprites) > 1:
+            others = ", ".join(first_sprites[1:6]) + (", ..." if len(first_sprites) > 6 else "")
+            message += f"; the same for {len(first_sprites) - 1} more sprite(s): {others}"
+        rest = [f"{ids[0]}: {field + ': ' if field else ''}{text}" for (field, text), ids in list(groups.items())[1:4]]
+        if rest:
+            more = f"; and {len(groups) - 4} more" if len(groups) > 4 else ""
+            message += f" (also: {'; '.join(rest)}{more})"
         return ManifestError(
             message,
             file=sprite.source.file if sprite else None,

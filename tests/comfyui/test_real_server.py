@@ -129,3 +129,48 @@ def test_cancel_interrupts_the_running_prompt(backend: ComfyUIBackend, models: d
                 break
             time.sleep(0.2)
         assert queue == {"queue_running": [], "queue_pending": []}
+
+
+def test_pixelbuild_build_end_to_end(models: dict[str, str], tmp_path: Path) -> None:
+    """The whole tool on a real server: build, no-op, one edit, and a from-scratch rebuild that reproduces
+    the asset tree's pixels."""
+    import shutil
+
+    from pixelbuild.build import BuildOptions, build
+    from pixelbuild.check import check
+
+    project = tmp_path / "game"
+    project.mkdir()
+    run = int(time.time() * 1000)  # a run-unique prompt: the server's cache must not answer for us
+    (project / "pixelbuild.yaml").write_text(
+        f"""\
+version: 1
+project:
+  backend: comfyui
+  comfyui: {{servers: ["{URL}"], timeout: 120}}
+defaults:
+  size: 64
+  steps: 4
+  cfg: 7
+  checkpoint: {models["checkpoint"]}
+  workflow: txt2img_sd15
+  post: [{{resize: {{size: 16, filter: box}}}}]
+sprites:
+  - {{id: knight, prompt: "pixel knight {run}", seed: 1}}
+  - {{id: slime, prompt: "pixel slime {run}", seed: 2}}
+"""
+    )
+    manifest = project / "pixelbuild.yaml"
+    first = build(manifest, BuildOptions(jobs=2))
+    assert first.ok and first.generator_calls == 2, first.failures
+    assert build(manifest, BuildOptions()).noop
+    manifest.write_text(manifest.read_text().replace("pixel slime", "pixel red slime"))
+    assert build(manifest, BuildOptions()).generator_calls == 1
+    assert check(manifest).ok
+    lock_before = (project / "pixelbuild.lock").read_bytes()
+    shutil.rmtree(project / ".pixelbuild")
+    shutil.rmtree(project / "assets")
+    again = build(manifest, BuildOptions())
+    assert again.ok and again.generator_calls == 2
+    # Same seeds, same server: the same pixels, so the same lock, byte for byte.
+    assert (project / "pixelbuild.lock").read_bytes() == lock_before
