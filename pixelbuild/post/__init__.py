@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pixelbuild.spec import PostOp
@@ -21,10 +21,16 @@ if TYPE_CHECKING:
 POST_VERSION = "1"
 
 #: Modules that define ops; imported on first use so that a no-op build never pays for numpy.
-_OP_MODULES = ("pixelbuild.post.geometry",)
+_OP_MODULES = (
+    "pixelbuild.post.geometry",
+    "pixelbuild.post.pixelate",
+    "pixelbuild.post.palette",
+    "pixelbuild.post.background",
+    "pixelbuild.post.outline",
+)
 
 #: Parameters that name a project file (its content hash enters the post key), per op.
-FILE_PARAMS: Mapping[str, tuple[str, ...]] = {}
+FILE_PARAMS: Mapping[str, tuple[str, ...]] = {"palette": ("file",)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,25 +42,38 @@ class PostContext:
 
 OpFunction = Callable[[list["Image.Image"], Mapping[str, Any], PostContext], list["Image.Image"]]
 ParamCheck = Callable[[Mapping[str, Any]], None]
+ParamNormaliser = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
 class OpDef:
-    """A registered op: its function and an optional semantic check of its params."""
+    """A registered op: its function, a semantic check of its params, its defaults and normaliser.
+
+    ``defaults`` are filled into every use of the op by ``normalise_post_entry``; ``normalise`` then
+    rewrites equivalent spellings (``[255, 0, 0]`` and ``"#ff0000"``) to one, so they hash the same.
+    """
 
     name: str
     function: OpFunction
     check: ParamCheck | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    normalise: ParamNormaliser | None = None
 
 
 OPS: dict[str, OpDef] = {}
 
 
-def register(name: str, check: ParamCheck | None = None) -> Callable[[OpFunction], OpFunction]:
+def register(
+    name: str,
+    check: ParamCheck | None = None,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    normalise: ParamNormaliser | None = None,
+) -> Callable[[OpFunction], OpFunction]:
     """Class-free decorator that registers ``function`` as op ``name``."""
 
     def decorate(function: OpFunction) -> OpFunction:
-        OPS[name] = OpDef(name, function, check)
+        OPS[name] = OpDef(name, function, check, dict(defaults or {}), normalise)
         return function
 
     return decorate
@@ -67,6 +86,36 @@ def load_ops() -> dict[str, OpDef]:
     return OPS
 
 
+def normalise_post_entry(entry: str | Mapping[str, Any]) -> PostOp:
+    """Turn a manifest ``post:`` entry (``- trim`` or ``- resize: {size: 32}``) into a ``PostOp``.
+
+    Defaults are filled in and equivalent spellings unified, so the post key sees complete params.
+    Raises ``ValueError`` for an unknown op or a malformed entry; values are checked by ``check_params``.
+    """
+    ops = load_ops()
+    if isinstance(entry, str):
+        name, raw = entry, None
+    elif isinstance(entry, Mapping) and len(entry) == 1:
+        ((name, raw),) = entry.items()
+    else:
+        raise ValueError(
+            "a post step is an op name (e.g. '- trim') or a mapping with exactly one key, the op name "
+            "(e.g. '- resize: {size: 32}')"
+        )
+    definition = ops.get(str(name))
+    if definition is None:
+        known = ", ".join(sorted(ops))
+        raise ValueError(f"unknown post-processing op '{name}' (known ops: {known})")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"the parameters of op '{name}' must be a mapping, got {raw!r}")
+    params: dict[str, Any] = {**definition.defaults, **{str(k): v for k, v in raw.items()}}
+    if definition.normalise is not None:
+        params = definition.normalise(params)
+    return PostOp(definition.name, params)
+
+
 def check_params(op: PostOp) -> None:
     """Raise ``ValueError`` (with a user-facing message) when ``op``'s params make no sense."""
     ops = load_ops()
@@ -77,10 +126,19 @@ def check_params(op: PostOp) -> None:
         definition.check(op.params)
 
 
-def apply_chain(frames: Sequence[Image.Image], chain: Sequence[PostOp], ctx: PostContext) -> list[Image.Image]:
+def apply_chain(
+    frames: Sequence[Image.Image], chain: Sequence[PostOp], ctx: PostContext
+) -> list[Image.Image]:
     """Run ``chain`` over ``frames`` (converted to RGBA first) and return the resulting frames."""
     ops = load_ops()
     current = [frame if frame.mode == "RGBA" else frame.convert("RGBA") for frame in frames]
     for step in chain:
         current = ops[step.op].function(current, step.params, ctx)
     return current
+
+
+def assemble_frames(frames: Sequence[Image.Image], layout: str = "strip") -> Image.Image:
+    """Lay several frames out as one sheet (see ``pixelbuild.post.frames.assemble``)."""
+    from pixelbuild.post.frames import assemble
+
+    return assemble(frames, layout)

@@ -1,0 +1,482 @@
+"""The palette op: reduce to N colours, or map onto a fixed palette, optionally dithered.
+
+Everything here is integer arithmetic: colour distances, median cut, k-means centroids (rounded
+integer means) and dither offsets and errors, so a pixel cannot flip between machines. Fully
+transparent pixels are left out of palette building and come out as (0, 0, 0, 0); other pixels keep
+their alpha and get a palette colour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from pixelbuild.post import PostContext, register
+from pixelbuild.post.common import (
+    U8Array,
+    canonical_color,
+    clear_transparent,
+    from_array,
+    parse_color,
+    reject_unknown,
+    require_choice,
+    require_int,
+    require_number,
+    to_array,
+)
+from pixelbuild.post.palettes import BUILTIN_PALETTES, MAX_COLOURS, parse_palette
+
+IntArray = NDArray[np.int64]
+
+#: Channel weights of the colour distance (green matters most to the eye, then blue, then red).
+WEIGHTS = np.array([2, 4, 3], dtype=np.int64)
+
+DITHERS = ("none", "ordered", "floyd-steinberg")
+METHODS = ("kmeans", "median-cut")
+BAYER_SIZES = (2, 4, 8)
+PARAMS = ("colors", "preset", "file", "dither", "bayer", "strength", "palette_from", "method", "min_distance")
+_KMEANS_ROUNDS = 10
+#: Beyond this many distinct colours, palettes are built from colours reduced to 6 bits a channel.
+_MAX_DISTINCT = 1 << 15
+#: Fixed-point denominator of the dither ``strength``.
+_STRENGTH_ONE = 1024
+
+
+# ------------------------------------------------------------------------------------------- colours
+
+
+def distinct_colours(arrays: Sequence[U8Array]) -> tuple[IntArray, IntArray]:
+    """The distinct RGB colours of the visible (alpha > 0) pixels, sorted, with their pixel counts."""
+    packed_parts = []
+    for pixels in arrays:
+        visible = pixels[pixels[..., 3] > 0][:, :3].astype(np.int64)
+        packed_parts.append((visible[:, 0] << 16) | (visible[:, 1] << 8) | visible[:, 2])
+    packed = np.concatenate(packed_parts) if packed_parts else np.zeros(0, np.int64)
+    keys, counts = np.unique(packed, return_counts=True)
+    colours = np.stack([(keys >> 16) & 255, (keys >> 8) & 255, keys & 255], axis=1)
+    return colours.astype(np.int64), counts.astype(np.int64)
+
+
+def nearest(colours: IntArray, palette: IntArray) -> IntArray:
+    """Index of the nearest palette entry (weighted squared RGB distance; ties: the lower index)."""
+    if colours.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    # |c - p|^2 = |c|^2 - 2 c.p + |p|^2 (all weighted); |c|^2 is the same for every p of a row, so
+    # it is left out. Integer arithmetic keeps the comparison, ties included, exact.
+    palette_terms = (palette * palette) @ WEIGHTS
+    weighted = palette * WEIGHTS
+    result = np.empty(colours.shape[0], dtype=np.int64)
+    step = max(1, (1 << 20) // max(1, palette.shape[0]))  # bounds the distance table to a few MB
+    for start in range(0, colours.shape[0], step):
+        chunk = colours[start : start + step]
+        distance = palette_terms[None, :] - 2 * (chunk @ weighted.T)
+        result[start : start + step] = np.argmin(distance, axis=1)
+    return result
+
+
+def _weighted_mean(colours: IntArray, counts: IntArray) -> IntArray:
+    total = int(counts.sum())
+    sums: IntArray = (colours * counts[:, None]).sum(axis=0)
+    return (sums + total // 2) // total
+
+
+def _box_key(colours: IntArray, counts: IntArray, members: IntArray) -> tuple[int, int]:
+    ranges = colours[members].max(axis=0) - colours[members].min(axis=0)
+    return int(ranges.max()), int(counts[members].sum())
+
+
+def median_cut(colours: IntArray, counts: IntArray, size: int) -> IntArray:
+    """Split the colour set into ``size`` boxes (largest range first, at the weighted median).
+
+    Returns each box's rounded weighted mean colour, as an (n, 3) int array with n <= size.
+    """
+    everything = np.arange(colours.shape[0], dtype=np.int64)
+    boxes: list[tuple[tuple[int, int], IntArray]] = [(_box_key(colours, counts, everything), everything)]
+    while len(boxes) < size:
+        # The box with the widest channel range (then the most pixels; then the earliest) splits next.
+        best = max(range(len(boxes)), key=lambda i: (boxes[i][0], -i))
+        if boxes[best][0][0] == 0:
+            break  # every box holds one colour
+        members = boxes[best][1]
+        ranges = colours[members].max(axis=0) - colours[members].min(axis=0)
+        channel = int(np.argmax(ranges))
+        values = colours[members, channel]
+        order = np.argsort(values, kind="stable")
+        members, values = members[order], values[order]
+        cumulative = np.cumsum(counts[members])
+        half = (int(cumulative[-1]) + 1) // 2
+        # Cut between two distinct values, at the first value change after the weighted median.
+        changes = np.flatnonzero(values[1:] != values[:-1]) + 1
+        at = int(np.searchsorted(cumulative, half))
+        after = changes[changes > at]
+        cut = int(after[0]) if after.size else int(changes[-1])
+        low, high = members[:cut], members[cut:]
+        boxes[best : best + 1] = [
+            (_box_key(colours, counts, low), low),
+            (_box_key(colours, counts, high), high),
+        ]
+    return np.stack([_weighted_mean(colours[box], counts[box]) for _, box in boxes])
+
+
+def _box_error(colours: IntArray, counts: IntArray, members: IntArray) -> tuple[Fraction, int]:
+    """The box's weighted squared error (exact) and the channel holding most of it."""
+    weights = counts[members]
+    values = colours[members]
+    total = int(weights.sum())
+    sums = (values * weights[:, None]).sum(axis=0).tolist()
+    squares = (values * values * weights[:, None]).sum(axis=0).tolist()
+    # Python ints: total * squares can pass 2**63 for large images.
+    per_channel = [total * int(q) - int(t) * int(t) for q, t in zip(squares, sums, strict=True)]
+    channel = max(range(3), key=lambda c: (per_channel[c], -c))
+    return Fraction(sum(per_channel), total), channel
+
+
+def _best_cut(values: IntArray, weights: IntArray) -> int:
+    """Index splitting sorted ``values`` where the two sides' means are furthest apart (Otsu's
+    between-class variance); only cuts between distinct values are considered."""
+    counts_before = np.cumsum(weights)[:-1]
+    sums_before = np.cumsum(values * weights)[:-1]
+    total, grand = int(weights.sum()), int((values * weights).sum())
+    counts_after = total - counts_before
+    sums_after = grand - sums_before
+    # w1 * w2 * (m1 - m2)^2 = (w2 * s1 - w1 * s2)^2 / (w1 * w2): exact integers, then elementwise
+    # IEEE arithmetic, which is the same on every machine.
+    difference = (counts_after * sums_before - counts_before * sums_after).astype(np.float64)
+    score = difference * difference / (counts_before.astype(np.float64) * counts_after.astype(np.float64))
+    score[values[1:] == values[:-1]] = -1.0
+    return int(np.argmax(score)) + 1
+
+
+def variance_cut(colours: IntArray, counts: IntArray, size: int) -> IntArray:
+    """Split the colour set into ``size`` boxes: always the box with the largest squared error, on its
+    worst channel, where the two halves separate best. Returns the boxes' rounded weighted means.
+
+    Unlike the classic median cut this does not spend boxes slicing one dominant (noisy) colour.
+    """
+    everything = np.arange(colours.shape[0], dtype=np.int64)
+    boxes = [(_box_error(colours, counts, everything), everything)]
+    while len(boxes) < size:
+        best = max(range(len(boxes)), key=lambda i: (boxes[i][0][0], -i))
+        (error, channel), members = boxes[best]
+        if error == 0:
+            break  # every box holds one colour
+        values = colours[members, channel]
+        order = np.argsort(values, kind="stable")
+        members, values = members[order], values[order]
+        cut = _best_cut(values, counts[members])
+        low, high = members[:cut], members[cut:]
+        boxes[best : best + 1] = [
+            (_box_error(colours, counts, low), low),
+            (_box_error(colours, counts, high), high),
+        ]
+    return np.stack([_weighted_mean(colours[box], counts[box]) for _, box in boxes])
+
+
+def _cluster_means(colours: IntArray, counts: IntArray, assignment: IntArray, centres: IntArray) -> IntArray:
+    """Rounded weighted mean of each cluster; an empty cluster keeps its centre."""
+    size = centres.shape[0]
+    # Float sums of integers stay exact (far below 2**53), so bincount's float weights lose nothing.
+    totals = np.bincount(assignment, weights=counts, minlength=size).astype(np.int64)
+    updated = centres.copy()
+    filled = totals > 0
+    for channel in range(3):
+        sums = np.bincount(assignment, weights=colours[:, channel] * counts, minlength=size).astype(np.int64)
+        updated[filled, channel] = (sums[filled] + totals[filled] // 2) // totals[filled]
+    return updated
+
+
+def kmeans(colours: IntArray, counts: IntArray, centres: IntArray, rounds: int = _KMEANS_ROUNDS) -> IntArray:
+    """Refine ``centres`` by weighted k-means with integer (rounded) means; stops when stable."""
+    assignment = nearest(colours, centres)
+    for _ in range(rounds):
+        centres = _cluster_means(colours, counts, assignment, centres)
+        new_assignment = nearest(colours, centres)
+        if np.array_equal(new_assignment, assignment):
+            break
+        assignment = new_assignment
+    return centres
+
+
+def _reduce_bits(colours: IntArray, counts: IntArray) -> tuple[IntArray, IntArray]:
+    """Merge colours to 6 bits per channel (bucket centres), summing counts: bounds the work."""
+    reduced = (colours >> 2 << 2) | 2
+    keys = (reduced[:, 0] << 16) | (reduced[:, 1] << 8) | reduced[:, 2]
+    unique, inverse = np.unique(keys, return_inverse=True)
+    totals = np.zeros(unique.size, dtype=np.int64)
+    np.add.at(totals, inverse.reshape(-1), counts)
+    merged = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=1)
+    return merged.astype(np.int64), totals
+
+
+def merge_close(colours: IntArray, counts: IntArray, centres: IntArray, distance: int) -> IntArray:
+    """Merge palette entries whose largest channel difference is at most ``distance``, closest pair
+    first (ties: lowest indices), into their pixel-weighted mean; drop entries no colour maps to.
+
+    Quantizing a noisy image to more colours than it has spends the spare entries on noise (a flat
+    background becomes five near-identical greys); merging gives those pixels one colour back.
+    """
+    while True:
+        assignment = nearest(colours, centres)
+        weight = np.bincount(assignment, weights=counts, minlength=centres.shape[0]).astype(np.int64)
+        centres = centres[weight > 0]
+        weight = weight[weight > 0]
+        if centres.shape[0] < 2:
+            return centres
+        gaps = np.abs(centres[:, None, :] - centres[None, :, :]).max(axis=2)
+        np.fill_diagonal(gaps, np.iinfo(np.int64).max)
+        smallest = int(gaps.min())
+        if smallest > distance:
+            return centres
+        flat = int(np.argmin(gaps))  # row-major: the lowest (i, j) among the closest pairs
+        i, j = divmod(flat, centres.shape[0])
+        total = int(weight[i] + weight[j])
+        merged = (centres[i] * weight[i] + centres[j] * weight[j] + total // 2) // total
+        keep = np.ones(centres.shape[0], dtype=bool)
+        keep[j] = False
+        centres = centres.copy()
+        centres[i] = merged
+        centres = centres[keep]
+
+
+def build_palette(
+    arrays: Sequence[U8Array], size: int, method: str = "kmeans", min_distance: int = 0
+) -> IntArray:
+    """An adaptive palette of at most ``size`` colours for the visible pixels of ``arrays``.
+
+    ``kmeans``: a variance cut refined by k-means; ``median-cut``: the classic median cut. Then
+    entries within ``min_distance`` are merged.
+    """
+    colours, counts = distinct_colours(arrays)
+    if colours.shape[0] == 0:
+        return np.zeros((1, 3), dtype=np.int64)
+    if colours.shape[0] > _MAX_DISTINCT:
+        colours, counts = _reduce_bits(colours, counts)
+    if colours.shape[0] <= size:
+        centres = colours
+    else:
+        if method == "kmeans":
+            centres = kmeans(colours, counts, variance_cut(colours, counts, size))
+        else:
+            centres = median_cut(colours, counts, size)
+    if min_distance > 0:
+        centres = merge_close(colours, counts, centres, min_distance)
+        if method == "kmeans":
+            centres = kmeans(colours, counts, centres)
+    return np.unique(centres, axis=0)
+
+
+# ------------------------------------------------------------------------------------------- mapping
+
+
+def bayer_matrix(size: int) -> IntArray:
+    """The ``size`` x ``size`` Bayer threshold matrix (values 0 .. size*size - 1), size a power of 2."""
+    matrix = np.zeros((1, 1), dtype=np.int64)
+    while matrix.shape[0] < size:
+        matrix = np.block([[4 * matrix, 4 * matrix + 2], [4 * matrix + 3, 4 * matrix + 1]])
+    return matrix
+
+
+def palette_spread(palette: IntArray) -> int:
+    """The mean distance from each palette colour to its nearest other one (integer RGB units)."""
+    if palette.shape[0] < 2:
+        return 0
+    difference = palette[:, None, :] - palette[None, :, :]
+    distance = (difference * difference).sum(axis=2)
+    np.fill_diagonal(distance, np.iinfo(np.int64).max)
+    nearest_squared = distance.min(axis=1)
+    roots = [int(np.sqrt(value)) for value in nearest_squared.tolist()]
+    # Integer square roots (floor) keep the spread exact; the float sqrt is exact for these sizes.
+    roots = [
+        r + 1 if (r + 1) * (r + 1) <= v else r for r, v in zip(roots, nearest_squared.tolist(), strict=True)
+    ]
+    return sum(roots) // len(roots)
+
+
+def _map_plain(pixels: U8Array, palette: IntArray) -> U8Array:
+    visible = pixels[..., 3] > 0
+    rgb = pixels[visible][:, :3].astype(np.int64)
+    keys = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
+    unique, inverse = np.unique(keys, return_inverse=True)
+    colours = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=1)
+    mapped = palette[nearest(colours, palette)][inverse.reshape(-1)]
+    result = pixels.copy()
+    result[..., :3][visible] = mapped.astype(np.uint8)
+    return clear_transparent(result)
+
+
+def _map_ordered(pixels: U8Array, palette: IntArray, size: int, strength: int) -> U8Array:
+    height, width = pixels.shape[:2]
+    spread = palette_spread(palette) * strength // _STRENGTH_ONE
+    matrix = bayer_matrix(size)
+    cells = size * size
+    offsets = ((2 * matrix + 1 - cells) * spread) // (2 * cells)
+    tiled = np.tile(offsets, (height // size + 1, width // size + 1))[:height, :width]
+    shifted = np.clip(pixels[..., :3].astype(np.int64) + tiled[..., None], 0, 255).astype(np.uint8)
+    dithered = np.concatenate([shifted, pixels[..., 3:4]], axis=2)
+    return _map_plain(dithered, palette)
+
+
+def _map_floyd_steinberg(pixels: U8Array, palette: IntArray, strength: int) -> U8Array:
+    """Classic raster-order error diffusion (7, 3, 5, 1)/16 in integers; errors skip transparent pixels."""
+    height, width = pixels.shape[:2]
+    entries = [tuple(int(v) for v in colour) for colour in palette.tolist()]
+    weights = [int(w) for w in WEIGHTS.tolist()]
+    cache: dict[int, int] = {}
+
+    def closest(r: int, g: int, b: int) -> int:
+        key = (r << 16) | (g << 8) | b
+        found = cache.get(key)
+        if found is None:
+            best, best_distance = 0, -1
+            for index, (pr, pg, pb) in enumerate(entries):
+                distance = (
+                    weights[0] * (r - pr) ** 2 + weights[1] * (g - pg) ** 2 + weights[2] * (b - pb) ** 2
+                )
+                if best_distance < 0 or distance < best_distance:
+                    best, best_distance = index, distance
+            cache[key] = found = best
+        return found
+
+    rgb = pixels[..., :3].astype(np.int64).tolist()
+    visible = (pixels[..., 3] > 0).tolist()
+    errors = [[[0, 0, 0] for _ in range(width + 2)] for _ in range(2)]
+    out = pixels.copy()
+    out_rgb = out[..., :3]
+    for y in range(height):
+        current, below = errors[y % 2], errors[(y + 1) % 2]
+        for cell in below:
+            cell[0] = cell[1] = cell[2] = 0
+        row, row_visible = rgb[y], visible[y]
+        for x in range(width):
+            if not row_visible[x]:
+                continue
+            carried = current[x + 1]
+            r = min(255, max(0, row[x][0] + carried[0]))
+            g = min(255, max(0, row[x][1] + carried[1]))
+            b = min(255, max(0, row[x][2] + carried[2]))
+            index = closest(r, g, b)
+            pr, pg, pb = entries[index]
+            out_rgb[y, x] = (pr, pg, pb)
+            for channel, error in enumerate((r - pr, g - pg, b - pb)):
+                scaled = error * strength // _STRENGTH_ONE
+                if x + 1 < width and row_visible[x + 1]:
+                    current[x + 2][channel] += scaled * 7 // 16
+                if y + 1 < height:
+                    below_visible = visible[y + 1]
+                    if x > 0 and below_visible[x - 1]:
+                        below[x][channel] += scaled * 3 // 16
+                    if below_visible[x]:
+                        below[x + 1][channel] += scaled * 5 // 16
+                    if x + 1 < width and below_visible[x + 1]:
+                        below[x + 2][channel] += scaled // 16
+    return clear_transparent(out)
+
+
+def map_to_palette(
+    pixels: U8Array, palette: IntArray, dither: str = "none", *, bayer: int = 4, strength: float = 1.0
+) -> U8Array:
+    """Replace every visible pixel's colour by a palette colour (alpha kept), with optional dithering."""
+    strength_fixed = round(strength * _STRENGTH_ONE)
+    if dither == "ordered":
+        return _map_ordered(pixels, palette, bayer, strength_fixed)
+    if dither == "floyd-steinberg":
+        return _map_floyd_steinberg(pixels, palette, strength_fixed)
+    return _map_plain(pixels, palette)
+
+
+# ------------------------------------------------------------------------------------------------ op
+
+
+def fixed_palette(params: Mapping[str, Any], ctx: PostContext) -> IntArray | None:
+    """The palette named by ``preset``, ``file`` or a ``colors`` list, or None for an adaptive one."""
+    if "preset" in params:
+        colours: Sequence[tuple[int, int, int]] = BUILTIN_PALETTES[params["preset"]]
+    elif "file" in params:
+        colours = parse_palette(params["file"], ctx.read_file(params["file"]))
+    elif isinstance(params.get("colors"), list):
+        colours = [parse_color(value)[:3] for value in params["colors"]]
+    else:
+        return None
+    return np.array(colours, dtype=np.int64).reshape(-1, 3)
+
+
+def _normalise(params: dict[str, Any]) -> dict[str, Any]:
+    colours = params.get("colors")
+    if isinstance(colours, list):
+        params["colors"] = [canonical_color(value) for value in colours]
+    elif isinstance(colours, int) and not isinstance(colours, bool):
+        params.setdefault("method", "kmeans")
+        params.setdefault("palette_from", "all")
+        params.setdefault("min_distance", 8)
+    dither = params.setdefault("dither", "none")
+    if dither != "none":
+        params.setdefault("strength", 1.0)
+    if dither == "ordered":
+        params.setdefault("bayer", 4)
+    return params
+
+
+def _check(params: Mapping[str, Any]) -> None:
+    reject_unknown("palette", params, PARAMS)
+    sources = [key for key in ("colors", "preset", "file") if key in params]
+    if len(sources) != 1:
+        raise ValueError(
+            "op 'palette' needs exactly one of 'colors' (a count or a list), 'preset' (a built-in palette) "
+            f"or 'file' (a palette file), got {', '.join(sources) if sources else 'none'}"
+        )
+    colours = params.get("colors")
+    adaptive = isinstance(colours, int) and not isinstance(colours, bool)
+    if "colors" in params:
+        if adaptive:
+            require_int(params, "colors", 2, MAX_COLOURS)
+        elif isinstance(colours, list):
+            if not 1 <= len(colours) <= MAX_COLOURS:
+                raise ValueError(f"'colors' lists 1 to {MAX_COLOURS} colours, got {len(colours)}")
+            for value in colours:
+                parse_color(value)
+        else:
+            raise ValueError(f"'colors' must be a number of colours or a list of colours, got {colours!r}")
+    if "preset" in params:
+        require_choice(params, "preset", BUILTIN_PALETTES)
+    if "file" in params and (not isinstance(params["file"], str) or not params["file"]):
+        raise ValueError(f"'file' must be the path of a palette file, got {params['file']!r}")
+    for key in ("method", "palette_from", "min_distance"):
+        if key in params and not adaptive:
+            raise ValueError(f"'{key}' only applies when 'colors' is a number of colours")
+    if "method" in params:
+        require_choice(params, "method", METHODS)
+    if "palette_from" in params:
+        require_choice(params, "palette_from", ("all", "first"))
+    if "min_distance" in params:
+        require_int(params, "min_distance", 0, 255)
+    dither = require_choice(params, "dither", DITHERS)
+    if "bayer" in params:
+        if dither != "ordered":
+            raise ValueError("'bayer' only applies to dither 'ordered'")
+        require_choice(params, "bayer", BAYER_SIZES)
+    if "strength" in params:
+        if dither == "none":
+            raise ValueError("'strength' only applies when 'dither' is not 'none'")
+        require_number(params, "strength", 0.0, 4.0)
+
+
+@register("palette", check=_check, normalise=_normalise)
+def palette(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
+    """Quantize to ``colors`` colours or map onto a fixed palette; one palette for all frames."""
+    arrays = [to_array(frame) for frame in frames]
+    colours = fixed_palette(params, ctx)
+    if colours is None:
+        # Palette built before dithering and shared by every frame, so colours do not flicker.
+        source = arrays[:1] if params.get("palette_from", "all") == "first" else arrays
+        colours = build_palette(
+            source, int(params["colors"]), params.get("method", "kmeans"), int(params.get("min_distance", 8))
+        )
+    dither = params.get("dither", "none")
+    bayer = int(params.get("bayer", 4))
+    strength = float(params.get("strength", 1.0))
+    return [from_array(map_to_palette(a, colours, dither, bayer=bayer, strength=strength)) for a in arrays]

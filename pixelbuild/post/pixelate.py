@@ -1,0 +1,446 @@
+"""The pixelate op: downscale to a target size, or detect the pixel grid of "diffusion pixel art".
+
+Image generators draw pixel art at a non-integer, noisy scale: "pixels" are 15 or 16 screen pixels
+wide, edges are blurred and flat areas carry noise. ``detect_grid`` finds that grid from the edge
+profile of each axis (the summed absolute differences between neighbouring columns, or rows): cell
+boundaries make it periodic, so the strongest spectral peak in the allowed band gives the cell size
+and the peak's phase gives the grid offset. ``pixelate`` with ``mode: auto`` then takes each cell's
+dominant colour as the per-channel median of samples from the cell's inner part (away from blurred
+edges).
+
+Determinism: the edge profiles are exact integer sums; the spectral estimate is floating point, so
+its result is quantised to 1/1024 px before any pixel depends on it, and all cell arithmetic after
+that is integer. Two machines could only disagree if an FFT's last-bit rounding moved an estimate
+across a quantisation step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from pixelbuild.post import PostContext, register
+from pixelbuild.post.common import (
+    U8Array,
+    canonical_size,
+    clear_transparent,
+    from_array,
+    reject_unknown,
+    require_bool,
+    require_choice,
+    require_number,
+    size_pair,
+    to_array,
+)
+
+#: Fixed-point denominator for grid periods and offsets (1/1024 px).
+FIXED = 1024
+
+MODES = ("auto", "nearest", "box", "mode")
+_AUTO_ONLY = ("max_size", "min_cell", "max_cell", "square")
+_AUTO_DEFAULTS: Mapping[str, Any] = {"min_cell": 2, "max_cell": 64, "square": True}
+
+#: Share of a cell (centred) that ``auto`` samples: the rest is blurred into the neighbours.
+_INNER_NUM, _INNER_DEN = 3, 5
+#: Samples per cell and axis are at most this many (so a cell costs at most 25 samples).
+_MAX_SAMPLES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    """The grid along one axis: cell size and first boundary in 1/1024 px, cell count and confidence.
+
+    ``first`` is the first cell's left (top) edge and may be negative: the first cell can start
+    outside the image. ``confidence`` is the spectral peak over the band's median (about 1 for noise).
+    """
+
+    period: int
+    first: int
+    count: int
+    confidence: float
+
+    @property
+    def cell(self) -> float:
+        """The cell size in source pixels."""
+        return self.period / FIXED
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """A detected pixel grid: one ``Axis`` per direction."""
+
+    x: Axis
+    y: Axis
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The output size this grid gives: (columns, rows)."""
+        return self.x.count, self.y.count
+
+
+# --------------------------------------------------------------------------------------- edge profile
+
+
+def edge_profiles(image: Image.Image) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Summed absolute differences between neighbouring columns and between neighbouring rows.
+
+    Entry ``i`` of the column profile measures the edge between columns ``i`` and ``i + 1``, that is
+    at x coordinate ``i + 1``. The signal is Pillow's integer luma (plus alpha when not opaque), and
+    the sums are integers, so the profiles are exact.
+    """
+    rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+    signal = np.asarray(rgba.convert("L"), dtype=np.int16)
+    alpha = np.asarray(rgba.getchannel("A"))
+    if bool((alpha != 255).any()):
+        signal = signal + alpha
+    height, width = signal.shape
+    columns = np.zeros(0, np.int64)
+    rows = np.zeros(0, np.int64)
+    if width > 1:
+        columns = np.abs(np.diff(signal, axis=1)).sum(axis=0, dtype=np.int64)
+    if height > 1:
+        rows = np.abs(np.diff(signal, axis=0)).sum(axis=1, dtype=np.int64)
+    return columns, rows
+
+
+def _spectrum(profile: NDArray[np.int64], length: int) -> NDArray[np.float64]:
+    centred = profile.astype(np.float64) - float(profile.mean()) if profile.size else np.zeros(1)
+    return np.abs(np.fft.rfft(centred, n=length))
+
+
+def _dft(profiles: Sequence[NDArray[np.int64]], frequencies: NDArray[np.float64]) -> NDArray[np.complex128]:
+    """Each profile's Fourier sum at arbitrary frequencies (rows: profiles), positions at edge coordinates."""
+    longest = max(profile.size for profile in profiles)
+    positions = np.arange(1, longest + 1, dtype=np.float64)
+    basis = np.exp(np.outer(positions, frequencies) * (-2j * math.pi))
+    result = np.zeros((len(profiles), frequencies.size), dtype=np.complex128)
+    for row, profile in enumerate(profiles):
+        if profile.size:
+            centred = profile.astype(np.float64) - float(profile.mean())
+            result[row] = centred @ basis[: profile.size]
+    return result
+
+
+def _band(length: int, extent: int, min_cell: float, max_cell: float) -> tuple[int, int]:
+    low = max(1, math.ceil(length / max_cell))
+    high = min(length // 2, math.floor(length / min_cell))
+    return low, max(low, high)
+
+
+def _refine(profiles: Sequence[NDArray[np.int64]], bin_index: int, length: int) -> float:
+    """Refine a coarse spectral peak to about 1/100 of a bin by direct evaluation around it."""
+    steps = 17
+    frequencies = (bin_index + np.linspace(-1.0, 1.0, steps)) / length
+    magnitude = np.abs(_dft(profiles, frequencies)).sum(axis=0)
+    best = int(np.argmax(magnitude))
+    offset = 0.0
+    if 0 < best < steps - 1:
+        left, centre, right = magnitude[best - 1], magnitude[best], magnitude[best + 1]
+        curvature = left - 2.0 * centre + right
+        if curvature < 0:
+            offset = 0.5 * (left - right) / curvature
+    step = frequencies[1] - frequencies[0]
+    return float(frequencies[best] + offset * step)
+
+
+def _first_boundary(profile: NDArray[np.int64], period: int) -> int:
+    """Where the first cell boundary lies (1/1024 px, in [0, period)) for a known period."""
+    if not profile.size or not profile.any():
+        return 0
+    value = _dft([profile], np.array([FIXED / period]))[0, 0]
+    angle = -math.atan2(value.imag, value.real)  # in (-pi, pi]
+    phase = round(angle / (2.0 * math.pi) * period)
+    return phase % period
+
+
+def _axis(extent: int, period: int, boundary: int, confidence: float, count: int | None) -> Axis:
+    """Lay cells of ``period`` through ``boundary`` over ``extent`` pixels: keep those mostly inside."""
+    total = extent * FIXED
+    first = boundary % period
+    if count is not None:
+        # A forced count: start at the boundary nearest the image edge and take ``count`` cells.
+        if first * 2 > period:
+            first -= period
+        return Axis(period, first, count, confidence)
+    if first * 2 >= period:  # the partial cell before ``first`` is at least half a cell: keep it
+        first -= period
+    cells = 0
+    while first + (cells + 1) * period <= total or (total - (first + cells * period)) * 2 > period:
+        cells += 1
+    return Axis(period, first, max(1, cells), confidence)
+
+
+def detect_grid(
+    frames: Sequence[Image.Image],
+    *,
+    min_cell: float = 2.0,
+    max_cell: float = 64.0,
+    square: bool = True,
+    max_size: tuple[int, int] | None = None,
+    size: tuple[int, int] | None = None,
+) -> list[Grid]:
+    """Detect the pixel grid of each frame: one cell size shared by all frames, offsets per frame.
+
+    ``square`` assumes square cells (one period for both axes, more robust). ``max_size`` caps the
+    grid count (no cell smaller than extent/max_size); ``size`` forces it, leaving only the offset.
+    """
+    profiles = [edge_profiles(frame) for frame in frames]
+    extents = [frame.size for frame in frames]
+    periods: list[int] = []
+    confidences: list[float] = []
+    for axis in (0, 1):
+        if size is not None:
+            # Forced: the cell is the extent over the count (of the first frame; frames share a size).
+            periods.append(max(1, round(extents[0][axis] * FIXED / size[axis])))
+            confidences.append(0.0)
+            continue
+        periods.append(0)
+        confidences.append(0.0)
+    if size is None:
+        low_cell = [min_cell, min_cell]
+        if max_size is not None:
+            low_cell = [max(min_cell, extents[0][axis] / max_size[axis]) for axis in (0, 1)]
+        longest = max(max(extent) for extent in extents)
+        length = 1 << max(6, (4 * longest - 1).bit_length())
+        spectra = [[_spectrum(p[axis], length) for p in profiles] for axis in (0, 1)]
+        bands = [_band(length, longest, low_cell[axis], max_cell) for axis in (0, 1)]
+        if square:
+            low = max(bands[0][0], bands[1][0])
+            high = max(low, min(bands[0][1], bands[1][1]))
+            combined = sum(sum(s) for s in spectra)
+            periods[0] = periods[1] = _period(
+                combined, low, high, length, [p[a] for p in profiles for a in (0, 1)]
+            )
+            confidences[0] = confidences[1] = _confidence(combined, low, high)
+        else:
+            for axis in (0, 1):
+                low, high = bands[axis]
+                total = sum(spectra[axis])
+                periods[axis] = _period(total, low, high, length, [p[axis] for p in profiles])
+                confidences[axis] = _confidence(total, low, high)
+    grids = []
+    for (columns, rows), (width, height) in zip(profiles, extents, strict=True):
+        axes = []
+        for axis, profile, extent in ((0, columns, width), (1, rows, height)):
+            boundary = _first_boundary(profile, periods[axis])
+            forced = size[axis] if size is not None else None
+            axes.append(_axis(extent, periods[axis], boundary, confidences[axis], forced))
+        grids.append(Grid(axes[0], axes[1]))
+    return grids
+
+
+def _period(
+    spectrum: NDArray[np.float64] | float,
+    low: int,
+    high: int,
+    length: int,
+    profiles: Sequence[NDArray[np.int64]],
+) -> int:
+    if not isinstance(spectrum, np.ndarray) or not spectrum[low : high + 1].any():
+        # No edges at all (a flat image): one cell as large as the search allows.
+        return round(length / low * FIXED) if low else FIXED
+    peak = low + int(np.argmax(spectrum[low : high + 1]))
+    frequency = _refine(profiles, peak, length)
+    return max(FIXED, round(FIXED / frequency))
+
+
+def _confidence(spectrum: NDArray[np.float64] | float, low: int, high: int) -> float:
+    if not isinstance(spectrum, np.ndarray):
+        return 0.0
+    band = spectrum[low : high + 1]
+    floor = float(np.median(band))
+    return float(band.max() / floor) if floor > 0 else 0.0
+
+
+# ---------------------------------------------------------------------------------------- cell colours
+
+
+def _sample_positions(axis: Axis, extent: int) -> NDArray[np.int64]:
+    """(count, samples) pixel indices inside each cell's central part, clamped to the image."""
+    samples = max(1, min(_MAX_SAMPLES, (axis.period * _INNER_NUM) // (_INNER_DEN * FIXED)))
+    span = axis.period * _INNER_NUM // _INNER_DEN
+    cells = np.arange(axis.count, dtype=np.int64)
+    centres = axis.first + cells * axis.period + axis.period // 2
+    offsets = ((2 * np.arange(samples, dtype=np.int64) - (samples - 1)) * span) // (2 * samples)
+    positions: NDArray[np.int64] = np.clip((centres[:, None] + offsets[None, :]) // FIXED, 0, extent - 1)
+    return positions
+
+
+def _middle(stack: list[U8Array]) -> U8Array:
+    """Element-wise median of equally shaped arrays: an odd-even transposition sort, then the middle.
+
+    A sorting network over whole arrays costs a few vectorised min/max calls, where ``np.median``
+    or ``np.partition`` over thousands of tiny groups would pay per-group overhead.
+    """
+    values = list(stack)
+    for round_index in range(len(values)):
+        for i in range(round_index % 2, len(values) - 1, 2):
+            low = np.minimum(values[i], values[i + 1])
+            values[i + 1] = np.maximum(values[i], values[i + 1])
+            values[i] = low
+    return values[(len(values) - 1) // 2]
+
+
+def grid_colours(pixels: U8Array, grid: Grid) -> U8Array:
+    """Each cell's dominant colour, from samples of the cell's inner part (clear of blurred edges).
+
+    Per channel, the median of the sample rows' medians: a robust estimate that vectorises well.
+    Fully transparent cells come out as (0, 0, 0, 0).
+    """
+    height, width = pixels.shape[:2]
+    xs = _sample_positions(grid.x, width)
+    ys = _sample_positions(grid.y, height)
+    packed = np.ascontiguousarray(pixels).reshape(-1).view(np.uint32)
+    # samples[row, col, sample_y, sample_x, channel]
+    index = ys[:, None, :, None] * width + xs[None, :, None, :]
+    samples = packed[index].view(np.uint8).reshape(*index.shape, 4)
+    transparent = samples[..., 3] == 0
+    if transparent.any():
+        # Invisible samples alternate between black and white so they do not drag the colour median
+        # of the visible samples one way (the alpha median still decides whether the cell is empty).
+        sample_y, sample_x = samples.shape[2:4]
+        parity = (np.arange(sample_y)[:, None] + np.arange(sample_x)[None, :]) % 2
+        extreme = np.where(parity == 0, 0, 255).astype(np.uint8)
+        samples = samples.copy()
+        samples[..., :3] = np.where(transparent[..., None], extreme[..., None], samples[..., :3])
+    row_medians = _middle([samples[:, :, :, i] for i in range(samples.shape[3])])
+    result = np.ascontiguousarray(_middle([row_medians[:, :, j] for j in range(row_medians.shape[2])]))
+    return clear_transparent(result)
+
+
+# -------------------------------------------------------------------------------------- fixed sizes
+
+
+def _edges(extent: int, count: int) -> NDArray[np.int64]:
+    """Integer cell boundaries splitting ``extent`` pixels into ``count`` cells (each non-empty if
+    count <= extent)."""
+    return (np.arange(count + 1, dtype=np.int64) * extent) // count
+
+
+def downscale_nearest(pixels: U8Array, size: tuple[int, int]) -> U8Array:
+    """Pick the pixel at each target cell's centre (integer arithmetic)."""
+    height, width = pixels.shape[:2]
+    xs = ((2 * np.arange(size[0], dtype=np.int64) + 1) * width) // (2 * size[0])
+    ys = ((2 * np.arange(size[1], dtype=np.int64) + 1) * height) // (2 * size[1])
+    return np.ascontiguousarray(pixels[ys[:, None], xs[None, :]])
+
+
+def downscale_box(pixels: U8Array, size: tuple[int, int]) -> U8Array:
+    """Average each cell, colour weighted by alpha so transparent pixels add no colour (rounded)."""
+    height, width = pixels.shape[:2]
+    if size[0] > width or size[1] > height:
+        return downscale_nearest(pixels, size)
+    data = pixels.astype(np.int64)
+    alpha = data[..., 3:4]
+    weighted = np.concatenate([data[..., :3] * alpha, alpha], axis=2)
+    x_edges, y_edges = _edges(width, size[0]), _edges(height, size[1])
+    sums = np.add.reduceat(np.add.reduceat(weighted, y_edges[:-1], axis=0), x_edges[:-1], axis=1)
+    areas = np.outer(np.diff(y_edges), np.diff(x_edges))[..., None]
+    alpha_sum = sums[..., 3:4]
+    colour = (sums[..., :3] + alpha_sum // 2) // np.maximum(alpha_sum, 1)
+    mean_alpha = (alpha_sum + areas // 2) // areas
+    result = np.concatenate([colour, mean_alpha], axis=2).astype(np.uint8)
+    return clear_transparent(result)
+
+
+def downscale_mode(pixels: U8Array, size: tuple[int, int]) -> U8Array:
+    """The most frequent exact colour of each cell (ties: the smallest RGBA value)."""
+    height, width = pixels.shape[:2]
+    if size[0] > width or size[1] > height:
+        return downscale_nearest(pixels, size)
+    clean = clear_transparent(pixels.copy())
+    x_cells = np.repeat(np.arange(size[0], dtype=np.uint64), np.diff(_edges(width, size[0])))
+    y_cells = np.repeat(np.arange(size[1], dtype=np.uint64), np.diff(_edges(height, size[1])))
+    cell = y_cells[:, None] * np.uint64(size[0]) + x_cells[None, :]
+    packed = clean.view(">u4")[..., 0].astype(np.uint64)  # RGBA big-endian: sorts by R, G, B, A
+    keys, counts = np.unique(((cell << np.uint64(32)) | packed).ravel(), return_counts=True)
+    cells = keys >> np.uint64(32)
+    # Within each cell, the highest count first, then the smallest colour (keys are sorted by colour).
+    order = np.lexsort((keys, -counts, cells))
+    _, first = np.unique(cells[order], return_index=True)
+    winners = (keys[order][first] & np.uint64(0xFFFFFFFF)).astype(">u4")
+    result: U8Array = winners.view(np.uint8).reshape(size[1], size[0], 4).copy()
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ op
+
+
+def _normalise(params: dict[str, Any]) -> dict[str, Any]:
+    for key in ("size", "max_size"):
+        if key in params:
+            params[key] = canonical_size(params[key])
+    if params.get("mode") == "auto":
+        for key, value in _AUTO_DEFAULTS.items():
+            params.setdefault(key, value)
+    return params
+
+
+def _check(params: Mapping[str, Any]) -> None:
+    reject_unknown("pixelate", params, ("mode", "size", *_AUTO_ONLY))
+    mode = require_choice(params, "mode", MODES)
+    if "size" in params:
+        width, height = size_pair(params["size"])
+        if not (1 <= width <= 4096 and 1 <= height <= 4096):
+            raise ValueError(f"pixelate size must be 1..4096 per side, got {width}x{height}")
+    if mode != "auto":
+        if "size" not in params:
+            raise ValueError(f"pixelate mode '{mode}' needs 'size' (an integer or [width, height])")
+        stray = [key for key in _AUTO_ONLY if key in params]
+        if stray:
+            raise ValueError(f"'{stray[0]}' only applies to pixelate mode 'auto', not '{mode}'")
+        return
+    if "size" in params and "max_size" in params:
+        raise ValueError("give pixelate either 'size' (forces the grid count) or 'max_size' (caps it)")
+    if "max_size" in params:
+        width, height = size_pair(params["max_size"], "max_size")
+        if width < 1 or height < 1:
+            raise ValueError(f"max_size must be positive, got {width}x{height}")
+    min_cell = require_number(params, "min_cell", 1.0, 1024.0)
+    max_cell = require_number(params, "max_cell", 1.0, 4096.0)
+    if min_cell >= max_cell:
+        raise ValueError(f"min_cell ({min_cell:g}) must be smaller than max_cell ({max_cell:g})")
+    require_bool(params, "square")
+
+
+@register("pixelate", check=_check, defaults={"mode": "auto"}, normalise=_normalise)
+def pixelate(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
+    """Downscale to one image pixel per art pixel: to ``size``, or to the detected grid (``auto``)."""
+    mode = params.get("mode", "auto")
+    size = size_pair(params["size"]) if "size" in params else None
+    if mode != "auto":
+        assert size is not None
+        function = {"nearest": downscale_nearest, "box": downscale_box, "mode": downscale_mode}[mode]
+        return [from_array(function(to_array(frame), size)) for frame in frames]
+    result: list[Image.Image] = []
+    # Frames of one size share a cell size; a batch of mixed sizes is detected per size group.
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, frame in enumerate(frames):
+        groups.setdefault(frame.size, []).append(index)
+    outputs: dict[int, Image.Image] = {}
+    for indices in groups.values():
+        group = [frames[i] for i in indices]
+        grids = detect_grid(
+            group,
+            min_cell=float(params.get("min_cell", 2)),
+            max_cell=float(params.get("max_cell", 64)),
+            square=bool(params.get("square", True)),
+            max_size=size_pair(params["max_size"]) if "max_size" in params else None,
+            size=size,
+        )
+        # Frames of one animation keep one output size: the first frame's grid count.
+        count_x, count_y = grids[0].size
+        for index, frame, grid in zip(indices, group, grids, strict=True):
+            same = Grid(
+                Axis(grid.x.period, grid.x.first, count_x, grid.x.confidence),
+                Axis(grid.y.period, grid.y.first, count_y, grid.y.confidence),
+            )
+            outputs[index] = from_array(grid_colours(to_array(frame), same))
+    result = [outputs[index] for index in range(len(frames))]
+    return result
