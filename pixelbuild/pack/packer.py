@@ -186,7 +186,8 @@ def pack(
         else:
             used_width = max(x + w - padding for (x, _), (w, _) in zip(positions, footprints, strict=True))
             used_height = max(y + h - padding for (_, y), (_, h) in zip(positions, footprints, strict=True))
-        key = (used_width * used_height, max(used_width, used_height), used_width)
+        # The shorter longest side first (squarer atlases suit texture size limits), then area.
+        key = (max(used_width, used_height), used_width * used_height, used_width)
         if best is None or key < best[0]:
             best = (key, used_width, used_height, positions)
         if power_of_two:

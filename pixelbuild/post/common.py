@@ -110,10 +110,15 @@ def canonical_size(value: Any) -> Any:
 def anchor_offset(anchor: str, outer: tuple[int, int], inner: tuple[int, int]) -> tuple[int, int]:
     """Top-left position of an ``inner``-sized box placed at ``anchor`` in an ``outer``-sized one.
 
-    Centring rounds down, so odd leftovers go to the right/bottom; negative when inner is larger.
+    Negative when inner is larger (it gets cropped). Centring rounds toward zero: an odd leftover
+    pixel goes to the right/bottom, and an odd cropped pixel comes off the right/bottom.
     """
+
+    def offset(fraction: int, room: int) -> int:
+        return (fraction * room) // 2 if room >= 0 else -((fraction * -room) // 2)
+
     fx, fy = ANCHORS[anchor]
-    return (fx * (outer[0] - inner[0])) // 2, (fy * (outer[1] - inner[1])) // 2
+    return offset(fx, outer[0] - inner[0]), offset(fy, outer[1] - inner[1])
 
 
 def require_int(params: Mapping[str, Any], name: str, low: int | None = None, high: int | None = None) -> int:

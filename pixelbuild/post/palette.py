@@ -281,22 +281,6 @@ def bayer_matrix(size: int) -> IntArray:
     return matrix
 
 
-def palette_spread(palette: IntArray) -> int:
-    """The mean distance from each palette colour to its nearest other one (integer RGB units)."""
-    if palette.shape[0] < 2:
-        return 0
-    difference = palette[:, None, :] - palette[None, :, :]
-    distance = (difference * difference).sum(axis=2)
-    np.fill_diagonal(distance, np.iinfo(np.int64).max)
-    nearest_squared = distance.min(axis=1)
-    roots = [int(np.sqrt(value)) for value in nearest_squared.tolist()]
-    # Integer square roots (floor) keep the spread exact; the float sqrt is exact for these sizes.
-    roots = [
-        r + 1 if (r + 1) * (r + 1) <= v else r for r, v in zip(roots, nearest_squared.tolist(), strict=True)
-    ]
-    return sum(roots) // len(roots)
-
-
 def _map_plain(pixels: U8Array, palette: IntArray) -> U8Array:
     visible = pixels[..., 3] > 0
     rgb = pixels[visible][:, :3].astype(np.int64)
@@ -309,16 +293,68 @@ def _map_plain(pixels: U8Array, palette: IntArray) -> U8Array:
     return clear_transparent(result)
 
 
+def _mixes(
+    colours: IntArray, palette: IntArray, strength: int
+) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """For each colour: its nearest palette entry A, the entry B that best completes a mix with A,
+    and the share of B as the fraction ``share / scale`` (0 when the colour is A itself)."""
+    first = nearest(colours, palette)
+    count = colours.shape[0]
+    best_second = first.copy()
+    best_share = np.zeros(count, dtype=np.int64)
+    best_scale = np.ones(count, dtype=np.int64)
+    best_residual = np.full(count, np.inf)
+    step = max(1, (1 << 18) // max(1, palette.shape[0]))
+    for start in range(0, count, step):
+        a = palette[first[start : start + step]]  # (k, 3)
+        offset = colours[start : start + step] - a  # c - A
+        direction = palette[None, :, :] - a[:, None, :]  # B - A, (k, m, 3)
+        along = (direction * offset[:, None, :] * WEIGHTS).sum(axis=2)  # (c - A).(B - A), weighted
+        length = (direction * direction * WEIGHTS).sum(axis=2)  # |B - A|^2, weighted
+        along = np.clip(along, 0, length)
+        safe = np.maximum(length, 1)
+        # Squared distance from c to the mix A + t (B - A), t = along / length (elementwise IEEE
+        # arithmetic on exact integers: the same on every machine).
+        own = (offset * offset * WEIGHTS).sum(axis=1).astype(np.float64)
+        residual = own[:, None] - along.astype(np.float64) ** 2 / safe.astype(np.float64)
+        residual[length == 0] = np.inf
+        choice = np.argmin(residual, axis=1)
+        rows = np.arange(choice.size)
+        chosen = residual[rows, choice]
+        better = chosen < best_residual[start : start + step]
+        span = slice(start, start + step)
+        best_second[span] = np.where(better, choice, best_second[span])
+        best_share[span] = np.where(better, along[rows, choice], 0)
+        best_scale[span] = np.where(better, safe[rows, choice], 1)
+        best_residual[span] = np.where(better, chosen, best_residual[span])
+    share = np.minimum(best_share * strength // _STRENGTH_ONE, best_scale)
+    return first, best_second, share, best_scale
+
+
 def _map_ordered(pixels: U8Array, palette: IntArray, size: int, strength: int) -> U8Array:
+    """Ordered dithering by mixing: each colour lies between its nearest palette entry and a second
+    one; the Bayer threshold of each pixel picks the second where its share exceeds the threshold.
+
+    A colour already in the palette has a share of 0 and is never patterned; a colour halfway
+    between two entries becomes their even checkerboard.
+    """
     height, width = pixels.shape[:2]
-    spread = palette_spread(palette) * strength // _STRENGTH_ONE
-    matrix = bayer_matrix(size)
+    visible = pixels[..., 3] > 0
+    rgb = pixels[..., :3].astype(np.int64)
+    keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    unique, inverse = np.unique(keys[visible], return_inverse=True)
+    colours = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=1)
+    first, second, share, scale = _mixes(colours, palette, strength)
     cells = size * size
-    offsets = ((2 * matrix + 1 - cells) * spread) // (2 * cells)
-    tiled = np.tile(offsets, (height // size + 1, width // size + 1))[:height, :width]
-    shifted = np.clip(pixels[..., :3].astype(np.int64) + tiled[..., None], 0, 255).astype(np.uint8)
-    dithered = np.concatenate([shifted, pixels[..., 3:4]], axis=2)
-    return _map_plain(dithered, palette)
+    matrix = bayer_matrix(size)
+    thresholds = np.tile(matrix, (height // size + 1, width // size + 1))[:height, :width][visible]
+    inverse = inverse.reshape(-1)
+    # Pick the second entry where (threshold + 1/2) / cells < share / scale, in integers.
+    use_second = (2 * thresholds + 1) * scale[inverse] < 2 * cells * share[inverse]
+    index = np.where(use_second, second[inverse], first[inverse])
+    result = pixels.copy()
+    result[..., :3][visible] = palette[index].astype(np.uint8)
+    return clear_transparent(result)
 
 
 def _map_floyd_steinberg(pixels: U8Array, palette: IntArray, strength: int) -> U8Array:
