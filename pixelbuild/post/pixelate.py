@@ -87,26 +87,38 @@ class Grid:
 # --------------------------------------------------------------------------------------- edge profile
 
 
-def edge_profiles(image: Image.Image) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+def edge_profiles(
+    image: Image.Image, pixels: U8Array | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Summed absolute differences between neighbouring columns and between neighbouring rows.
 
     Entry ``i`` of the column profile measures the edge between columns ``i`` and ``i + 1``, that is
-    at x coordinate ``i + 1``. The signal is Pillow's integer luma (plus alpha when not opaque), and
-    the sums are integers, so the profiles are exact.
+    at x coordinate ``i + 1``. The signal is Pillow's integer luma (plus alpha where not opaque), and
+    the sums are integers, so the profiles are exact. ``pixels`` is ``image`` as an array if at hand.
     """
     rgba = image if image.mode == "RGBA" else image.convert("RGBA")
-    signal = np.asarray(rgba.convert("L"), dtype=np.int16)
-    alpha = np.asarray(rgba.getchannel("A"))
-    if bool((alpha != 255).any()):
-        signal = signal + alpha
-    height, width = signal.shape
-    columns = np.zeros(0, np.int64)
-    rows = np.zeros(0, np.int64)
-    if width > 1:
-        columns = np.abs(np.diff(signal, axis=1)).sum(axis=0, dtype=np.int64)
-    if height > 1:
-        rows = np.abs(np.diff(signal, axis=0)).sum(axis=1, dtype=np.int64)
-    return columns, rows
+    if pixels is None:
+        pixels = to_array(rgba)
+    luma = np.asarray(rgba.convert("L"))
+    if int(pixels[..., 3].min()) != 255:
+        # Alpha edges count too; int16 holds luma + alpha (at most 510).
+        signal = luma.astype(np.int16) + pixels[..., 3]
+        return (
+            np.abs(np.diff(signal, axis=1)).sum(axis=0, dtype=np.int64),
+            np.abs(np.diff(signal, axis=0)).sum(axis=1, dtype=np.int64),
+        )
+    # |a - b| in uint8 as max - min: no widening of the whole image. Column sums of up to
+    # 255 * height fit uint32 for any image below 16 million rows.
+    right, left = luma[:, 1:], luma[:, :-1]
+    across = np.maximum(right, left)
+    across -= np.minimum(right, left)
+    below, above = luma[1:], luma[:-1]
+    down = np.maximum(below, above)
+    down -= np.minimum(below, above)
+    return (
+        np.add.reduce(across, axis=0, dtype=np.uint32).astype(np.int64),
+        np.add.reduce(down, axis=1, dtype=np.uint32).astype(np.int64),
+    )
 
 
 def _spectrum(profile: NDArray[np.int64], length: int) -> NDArray[np.float64]:
@@ -134,20 +146,38 @@ def _band(length: int, min_cell: float, max_cell: float) -> tuple[int, int]:
     return low, max(low, high)
 
 
-def _refine(profiles: Sequence[NDArray[np.int64]], bin_index: int, length: int) -> float:
-    """Refine a coarse spectral peak to about 1/100 of a bin by direct evaluation around it."""
-    steps = 17
-    frequencies = (bin_index + np.linspace(-1.0, 1.0, steps)) / length
-    magnitude = np.abs(_dft(profiles, frequencies)).sum(axis=0)
-    best = int(np.argmax(magnitude))
-    offset = 0.0
-    if 0 < best < steps - 1:
-        left, centre, right = magnitude[best - 1], magnitude[best], magnitude[best + 1]
-        curvature = left - 2.0 * centre + right
-        if curvature < 0:
-            offset = 0.5 * (left - right) / curvature
-    step = frequencies[1] - frequencies[0]
-    return float(frequencies[best] + offset * step)
+def _prominence(spectrum: NDArray[np.float64], lobe: int) -> NDArray[np.float64]:
+    """Each bin's magnitude over the mean of its surroundings (4 lobes either side, own lobe left out).
+
+    A sprite's silhouette makes the edge profile's envelope, whose spectrum is strong but broad at
+    low frequencies; a pixel grid's peak is narrow. Comparing with the neighbourhood lets the grid
+    win where raw magnitude would pick the silhouette.
+    """
+    size = spectrum.size
+    totals = np.concatenate([[0.0], np.cumsum(spectrum)])
+    index = np.arange(size)
+
+    def window(half: int) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        start = np.clip(index - half, 0, size)
+        stop = np.clip(index + half + 1, 0, size)
+        return totals[stop] - totals[start], stop - start
+
+    outer_sum, outer_count = window(4 * lobe)
+    inner_sum, inner_count = window(lobe)
+    surroundings = (outer_sum - inner_sum) / np.maximum(outer_count - inner_count, 1)
+    result: NDArray[np.float64] = spectrum - surroundings
+    return result
+
+
+def _interpolate(spectrum: NDArray[np.float64], peak: int) -> float:
+    """The peak position in bins, refined by a parabola through the peak bin and its neighbours."""
+    if not 0 < peak < spectrum.size - 1:
+        return float(peak)
+    left, centre, right = spectrum[peak - 1], spectrum[peak], spectrum[peak + 1]
+    curvature = left - 2.0 * centre + right
+    if curvature >= 0:
+        return float(peak)
+    return float(peak + 0.5 * (left - right) / curvature)
 
 
 def _first_boundary(profile: NDArray[np.int64], period: int) -> int:
@@ -197,7 +227,28 @@ def detect_grid(
     leaving only the offset to detect.
     """
     profiles = [edge_profiles(frame) for frame in frames]
-    extents = [frame.size for frame in frames]
+    return grids_from_profiles(
+        profiles,
+        [frame.size for frame in frames],
+        min_cell=min_cell,
+        max_cell=max_cell,
+        square=square,
+        max_size=max_size,
+        size=size,
+    )
+
+
+def grids_from_profiles(
+    profiles: Sequence[tuple[NDArray[np.int64], NDArray[np.int64]]],
+    extents: Sequence[tuple[int, int]],
+    *,
+    min_cell: float = 2.0,
+    max_cell: float = 64.0,
+    square: bool = True,
+    max_size: tuple[int, int] | None = None,
+    size: tuple[int, int] | None = None,
+) -> list[Grid]:
+    """``detect_grid`` from the frames' ``edge_profiles`` and (width, height) extents."""
     if size is not None:
         # Forced: the cell is the extent over the count (of the first frame; frames share a size).
         periods = [max(1, round(extents[0][axis] * FIXED / size[axis])) for axis in (0, 1)]
@@ -229,8 +280,10 @@ def _detect_periods(
 ) -> tuple[list[int], list[float]]:
     """The cell size (1/1024 px) and confidence per axis, from all frames' spectra together."""
     longest = max(max(extent) for extent in extents)
-    # Zero-padding to 4x the longest side makes the coarse peak search fine enough to refine.
-    length = 1 << max(6, (4 * longest - 1).bit_length())
+    # Zero-padding to 8x the longest side samples each spectral peak finely enough that a parabola
+    # through its top gives the cell size to about 0.2%.
+    length = 1 << max(6, (8 * longest - 1).bit_length())
+    lobe = max(1, round(length / longest))
     spectra: list[NDArray[np.float64]] = [
         np.sum([_spectrum(p[axis], length) for p in profiles], axis=0) for axis in (0, 1)
     ]
@@ -238,13 +291,13 @@ def _detect_periods(
     if square:
         low, high = bands[0]
         combined = spectra[0] + spectra[1]
-        period = _period(combined, low, high, length, [p[a] for p in profiles for a in (0, 1)])
+        period = _period(combined, low, high, length, lobe)
         confidence = _confidence(combined, low, high)
         return [period, period], [confidence, confidence]
     periods, confidences = [], []
     for axis in (0, 1):
         low, high = bands[axis]
-        periods.append(_period(spectra[axis], low, high, length, [p[axis] for p in profiles]))
+        periods.append(_period(spectra[axis], low, high, length, lobe))
         confidences.append(_confidence(spectra[axis], low, high))
     return periods, confidences
 
@@ -271,16 +324,33 @@ def _coarsen(
     return coarse, (boundary + best * period) % coarse
 
 
-def _period(
-    spectrum: NDArray[np.float64], low: int, high: int, length: int, profiles: Sequence[NDArray[np.int64]]
-) -> int:
-    """The period (1/1024 px) of the strongest spectral peak in bins ``low..high``, refined."""
+#: A peak at 1/k of the chosen frequency at least this strong (relative) means the chosen peak was
+#: a harmonic of the real grid: sharp edges give harmonics as strong as the fundamental.
+_SUBHARMONIC_SHARE = 0.5
+
+
+def _period(spectrum: NDArray[np.float64], low: int, high: int, length: int, lobe: int) -> int:
+    """The period (1/1024 px) of the most prominent spectral peak in bins ``low..high``, moved down
+    to its fundamental when it is a harmonic."""
     if not spectrum[low : high + 1].any():
         # No edges at all (a flat image): one cell as large as the search allows.
         return round(length / low * FIXED) if low else FIXED
-    peak = low + int(np.argmax(spectrum[low : high + 1]))
-    frequency = _refine(profiles, peak, length)
-    return max(FIXED, round(FIXED / frequency))
+    score = _prominence(spectrum, lobe)
+    peak = low + int(np.argmax(score[low : high + 1]))
+    moved = True
+    while moved:
+        moved = False
+        for divisor in (2, 3):
+            centre = round(_interpolate(spectrum, peak) / divisor)
+            # Strictly below the current peak, so the search always ends.
+            start, stop = max(low, centre - lobe // 2), min(high, centre + lobe // 2, peak - 1)
+            if start > stop:
+                continue
+            candidate = start + int(np.argmax(score[start : stop + 1]))
+            if score[candidate] >= _SUBHARMONIC_SHARE * score[peak]:
+                peak, moved = candidate, True
+                break
+    return max(FIXED, round(FIXED * length / _interpolate(spectrum, peak)))
 
 
 def _confidence(spectrum: NDArray[np.float64], low: int, high: int) -> float:
@@ -341,8 +411,10 @@ def grid_colours(pixels: U8Array, grid: Grid) -> U8Array:
         extreme = np.where(parity == 0, 0, 255).astype(np.uint8)
         samples = samples.copy()
         samples[..., :3] = np.where(transparent[..., None], extreme[..., None], samples[..., :3])
-    row_medians = _middle([samples[:, :, :, i] for i in range(samples.shape[3])])
-    result = np.ascontiguousarray(_middle([row_medians[:, :, j] for j in range(row_medians.shape[2])]))
+    # Sample axes first, so that each sample's plane is one contiguous block for the network.
+    planes = np.ascontiguousarray(np.moveaxis(samples, (2, 3), (0, 1)))
+    row_medians = _middle([planes[:, i] for i in range(planes.shape[1])])
+    result = np.ascontiguousarray(_middle(list(row_medians)))
     return clear_transparent(result)
 
 
@@ -458,8 +530,10 @@ def pixelate(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostCont
     outputs: dict[int, Image.Image] = {}
     for indices in groups.values():
         group = [frames[i] for i in indices]
-        grids = detect_grid(
-            group,
+        arrays = [to_array(frame) for frame in group]
+        grids = grids_from_profiles(
+            [edge_profiles(frame, pixels) for frame, pixels in zip(group, arrays, strict=True)],
+            [frame.size for frame in group],
             min_cell=float(params.get("min_cell", 2)),
             max_cell=float(params.get("max_cell", 64)),
             square=bool(params.get("square", True)),
@@ -468,11 +542,11 @@ def pixelate(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostCont
         )
         # Frames of one animation keep one output size: the first frame's grid count.
         count_x, count_y = grids[0].size
-        for index, frame, grid in zip(indices, group, grids, strict=True):
+        for index, pixels, grid in zip(indices, arrays, grids, strict=True):
             same = Grid(
                 Axis(grid.x.period, grid.x.first, count_x, grid.x.confidence),
                 Axis(grid.y.period, grid.y.first, count_y, grid.y.confidence),
             )
-            outputs[index] = from_array(grid_colours(to_array(frame), same))
+            outputs[index] = from_array(grid_colours(pixels, same))
     result = [outputs[index] for index in range(len(frames))]
     return result
