@@ -170,19 +170,20 @@ def main() -> None:
     result = decode_png(output).convert("RGBA")
     colours = len(result.getcolors(1 << 16) or [])
     print(f"pixelbuild post-chain benchmark: {SIDE}x{SIDE} input, {len(data) / 1e6:.2f} MB PNG")
+    versions = f"numpy {np.__version__}, Pillow {PIL.__version__}"
     print(
-        f"python {platform.python_version()}, numpy {np.__version__}, Pillow {PIL.__version__}, {platform.machine()}"
+        f"python {platform.python_version()}, {versions}, {platform.machine()}, {platform.processor() or '?'}"
     )
     print(f"runs: {args.runs} (median), one thread")
     print(
-        f"detected cell {grid.x.cell:.3f} x {grid.y.cell:.3f} px (true {SIDE / (SPRITE + 1):.3f}), "
+        f"detected cell {grid.x.cell:.3f} x {grid.y.cell:.3f} px (true {(SIDE + 7) / (SPRITE + 1):.3f}), "
         f"grid {grid.size[0]}x{grid.size[1]}, confidence {grid.x.confidence:.0f}"
     )
     print(f"output {result.width}x{result.height}, {colours} colours, {len(output)} bytes")
     print()
     print(f"  pixelbuild chain   {statistics.median(ours) * 1000:7.2f} ms/image  (decode included)")
     print(f"  Pillow baseline    {statistics.median(theirs) * 1000:7.2f} ms/image  (decode included)")
-    print(f"  PNG decode alone   {statistics.median(decode_only) * 1000:7.2f} ms")
+    print(f"  PNG decode alone   {statistics.median(decode_only) * 1000:7.2f} ms  (in both figures above)")
     print()
     print("  pixelbuild stages (median ms):")
     for name, values in stages.items():

@@ -110,20 +110,28 @@ def normalise_post_entry(entry: str | Mapping[str, Any]) -> PostOp:
         raw = {}
     if not isinstance(raw, Mapping):
         raise ValueError(f"the parameters of op '{name}' must be a mapping, got {raw!r}")
-    params: dict[str, Any] = {**definition.defaults, **{str(k): v for k, v in raw.items()}}
+    return PostOp(definition.name, _complete(definition, raw))
+
+
+def _complete(definition: OpDef, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with the op's defaults filled in and its spellings unified (idempotent)."""
+    complete: dict[str, Any] = {**definition.defaults, **{str(k): v for k, v in params.items()}}
     if definition.normalise is not None:
-        params = definition.normalise(params)
-    return PostOp(definition.name, params)
+        complete = definition.normalise(complete)
+    return complete
 
 
 def check_params(op: PostOp) -> None:
-    """Raise ``ValueError`` (with a user-facing message) when ``op``'s params make no sense."""
+    """Raise ``ValueError`` (with a user-facing message) when ``op``'s params make no sense.
+
+    Params need not be normalised: defaults are filled in before checking.
+    """
     ops = load_ops()
     definition = ops.get(op.op)
     if definition is None:
         raise ValueError(f"unknown post-processing op '{op.op}'")
     if definition.check is not None:
-        definition.check(op.params)
+        definition.check(_complete(definition, op.params))
 
 
 def apply_chain(

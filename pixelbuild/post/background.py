@@ -6,7 +6,6 @@ not exceed ``tolerance``), integer throughout.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,45 +82,50 @@ def background_mask(pixels: U8Array, colour: RGBA, tolerance: int) -> BoolArray:
 def flood_from_border(mask: BoolArray) -> BoolArray:
     """The part of ``mask`` 4-connected to the image border (a flood fill seeded on every border pixel).
 
-    Works on horizontal runs: runs in neighbouring rows that overlap are connected, and a breadth-first
-    search over runs replaces a per-pixel fill.
+    Works on horizontal runs, all vectorised: runs in neighbouring rows that overlap are connected,
+    components are found by minimum-label propagation with pointer jumping, and the components
+    holding a border run are painted back.
     """
     height, width = mask.shape
+    result = np.zeros((height, width), dtype=bool)
     if height == 0 or width == 0:
-        return mask.copy()
+        return result
     padded = np.zeros((height, width + 2), dtype=np.int8)
     padded[:, 1:-1] = mask
     steps = np.diff(padded, axis=1)
-    starts_y, starts_x = np.nonzero(steps == 1)
-    _, ends_x = np.nonzero(steps == -1)
-    # np.nonzero walks row-major, so starts and ends pair up run by run.
-    run_count = starts_x.size
-    row_first = np.searchsorted(starts_y, np.arange(height + 1))
-    reached = np.zeros(run_count, dtype=bool)
-    queue: deque[int] = deque()
-    for run in range(run_count):
-        y = int(starts_y[run])
-        if y in (0, height - 1) or starts_x[run] == 0 or ends_x[run] == width:
-            reached[run] = True
-            queue.append(run)
-    while queue:
-        run = queue.popleft()
-        y, start, end = int(starts_y[run]), int(starts_x[run]), int(ends_x[run])
-        for other_y in (y - 1, y + 1):
-            if not 0 <= other_y < height:
-                continue
-            first, last = int(row_first[other_y]), int(row_first[other_y + 1])
-            # Runs of that row overlapping [start, end): end > start and start < end (4-connectivity).
-            low = first + int(np.searchsorted(ends_x[first:last], start, side="right"))
-            high = first + int(np.searchsorted(starts_x[first:last], end, side="left"))
-            for neighbour in range(low, high):
-                if not reached[neighbour]:
-                    reached[neighbour] = True
-                    queue.append(neighbour)
-    result = np.zeros((height, width), dtype=bool)
-    for run in np.flatnonzero(reached).tolist():
-        result[starts_y[run], starts_x[run] : ends_x[run]] = True
-    return result
+    rows, starts = np.nonzero(steps == 1)
+    _, ends = np.nonzero(steps == -1)  # row-major, so starts and ends pair up run by run
+    count = starts.size
+    if count == 0:
+        return result
+    # Keys that grow with (row, column): the runs of row r - 1 overlapping [start, end) of a run in
+    # row r are the contiguous block with end > start and start < end.
+    stride = width + 1
+    start_keys = rows * stride + starts
+    end_keys = rows * stride + ends
+    low = np.searchsorted(end_keys, (rows - 1) * stride + starts, side="right")
+    high = np.searchsorted(start_keys, (rows - 1) * stride + ends, side="left")
+    degree = np.maximum(high - low, 0)
+    source = np.repeat(np.arange(count), degree)
+    first_edge = np.cumsum(degree) - degree
+    target = np.arange(int(degree.sum())) - np.repeat(first_edge, degree) + np.repeat(low, degree)
+    labels = np.arange(count)
+    while True:
+        smaller = np.minimum(labels[source], labels[target])
+        updated = labels.copy()
+        np.minimum.at(updated, source, smaller)
+        np.minimum.at(updated, target, smaller)
+        updated = updated[updated]
+        if np.array_equal(updated, labels):
+            break
+        labels = updated
+    on_border = (rows == 0) | (rows == height - 1) | (starts == 0) | (ends == width)
+    reached = np.isin(labels, labels[on_border])
+    marks = np.zeros(height * stride, dtype=np.int8)
+    marks[start_keys[reached]] = 1
+    marks[end_keys[reached]] = -1
+    painted: BoolArray = np.cumsum(marks.reshape(height, stride), axis=1)[:, :width] > 0
+    return painted
 
 
 def _halo(pixels: U8Array, removed: BoolArray, colour: RGBA, tolerance: int) -> BoolArray:

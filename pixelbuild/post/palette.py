@@ -123,58 +123,59 @@ def median_cut(colours: IntArray, counts: IntArray, size: int) -> IntArray:
     return np.stack([_weighted_mean(colours[box], counts[box]) for _, box in boxes])
 
 
-def _box_error(colours: IntArray, counts: IntArray, members: IntArray) -> tuple[Fraction, int]:
-    """The box's weighted squared error (exact) and the channel holding most of it."""
-    weights = counts[members]
-    values = colours[members]
-    total = int(weights.sum())
-    sums = (values * weights[:, None]).sum(axis=0).tolist()
-    squares = (values * values * weights[:, None]).sum(axis=0).tolist()
+def _stats(colours: IntArray, counts: IntArray) -> IntArray:
+    """Per colour: weight, weighted channel values and weighted squares (7 integer columns)."""
+    weighted = colours * counts[:, None]
+    return np.concatenate([counts[:, None], weighted, weighted * colours], axis=1)
+
+
+def _box_error(stats: IntArray) -> tuple[Fraction, int]:
+    """A box's weighted squared error (exact) and the channel holding most of it, from its summed
+    ``_stats`` row."""
+    total = int(stats[0])
+    sums = [int(v) for v in stats[1:4]]
+    squares = [int(v) for v in stats[4:7]]
     # Python ints: total * squares can pass 2**63 for large images.
-    per_channel = [total * int(q) - int(t) * int(t) for q, t in zip(squares, sums, strict=True)]
+    per_channel = [total * q - t * t for q, t in zip(squares, sums, strict=True)]
     channel = max(range(3), key=lambda c: (per_channel[c], -c))
     return Fraction(sum(per_channel), total), channel
 
 
-def _best_cut(values: IntArray, weights: IntArray) -> int:
-    """Index splitting sorted ``values`` where the two sides' means are furthest apart (Otsu's
-    between-class variance); only cuts between distinct values are considered."""
-    counts_before = np.cumsum(weights)[:-1]
-    sums_before = np.cumsum(values * weights)[:-1]
-    total, grand = int(weights.sum()), int((values * weights).sum())
-    counts_after = total - counts_before
-    sums_after = grand - sums_before
-    # w1 * w2 * (m1 - m2)^2 = (w2 * s1 - w1 * s2)^2 / (w1 * w2): exact integers, then elementwise
-    # IEEE arithmetic, which is the same on every machine.
-    difference = (counts_after * sums_before - counts_before * sums_after).astype(np.float64)
-    score = difference * difference / (counts_before.astype(np.float64) * counts_after.astype(np.float64))
-    score[values[1:] == values[:-1]] = -1.0
-    return int(np.argmax(score)) + 1
-
-
 def variance_cut(colours: IntArray, counts: IntArray, size: int) -> IntArray:
     """Split the colour set into ``size`` boxes: always the box with the largest squared error, on its
-    worst channel, where the two halves separate best. Returns the boxes' rounded weighted means.
+    worst channel, where the two halves' means are furthest apart (Otsu's between-class variance,
+    cuts only between distinct values). Returns the boxes' rounded weighted means.
 
     Unlike the classic median cut this does not spend boxes slicing one dominant (noisy) colour.
     """
+    stats = _stats(colours, counts)
     everything = np.arange(colours.shape[0], dtype=np.int64)
-    boxes = [(_box_error(colours, counts, everything), everything)]
+    whole = stats.sum(axis=0)
+    boxes: list[tuple[tuple[Fraction, int], IntArray, IntArray]] = [(_box_error(whole), everything, whole)]
     while len(boxes) < size:
         best = max(range(len(boxes)), key=lambda i: (boxes[i][0][0], -i))
-        (error, channel), members = boxes[best]
+        (error, channel), members, total = boxes[best]
         if error == 0:
             break  # every box holds one colour
         values = colours[members, channel]
         order = np.argsort(values, kind="stable")
         members, values = members[order], values[order]
-        cut = _best_cut(values, counts[members])
-        low, high = members[:cut], members[cut:]
+        prefix = np.cumsum(stats[members], axis=0)[:-1]
+        weight_before, sum_before = prefix[:, 0], prefix[:, 1 + channel]
+        weight_after, sum_after = total[0] - weight_before, total[1 + channel] - sum_before
+        # w1 * w2 * (m1 - m2)^2 = (w2 * s1 - w1 * s2)^2 / (w1 * w2): exact integers, then elementwise
+        # IEEE arithmetic, which is the same on every machine.
+        difference = (weight_after * sum_before - weight_before * sum_after).astype(np.float64)
+        score = difference * difference / (weight_before.astype(np.float64) * weight_after.astype(np.float64))
+        score[values[1:] == values[:-1]] = -1.0
+        cut = int(np.argmax(score)) + 1
+        low_total = prefix[cut - 1]
+        high_total = total - low_total
         boxes[best : best + 1] = [
-            (_box_error(colours, counts, low), low),
-            (_box_error(colours, counts, high), high),
+            (_box_error(low_total), members[:cut], low_total),
+            (_box_error(high_total), members[cut:], high_total),
         ]
-    return np.stack([_weighted_mean(colours[box], counts[box]) for _, box in boxes])
+    return np.stack([(box[1:4] + box[0] // 2) // box[0] for _, _, box in boxes])
 
 
 def _cluster_means(colours: IntArray, counts: IntArray, assignment: IntArray, centres: IntArray) -> IntArray:
@@ -220,27 +221,21 @@ def merge_close(colours: IntArray, counts: IntArray, centres: IntArray, distance
     Quantizing a noisy image to more colours than it has spends the spare entries on noise (a flat
     background becomes five near-identical greys); merging gives those pixels one colour back.
     """
-    while True:
-        assignment = nearest(colours, centres)
-        weight = np.bincount(assignment, weights=counts, minlength=centres.shape[0]).astype(np.int64)
-        centres = centres[weight > 0]
-        weight = weight[weight > 0]
-        if centres.shape[0] < 2:
-            return centres
+    assignment = nearest(colours, centres)
+    weight = np.bincount(assignment, weights=counts, minlength=centres.shape[0]).astype(np.int64)
+    centres, weight = centres[weight > 0], weight[weight > 0]
+    while centres.shape[0] > 1:
         gaps = np.abs(centres[:, None, :] - centres[None, :, :]).max(axis=2)
         np.fill_diagonal(gaps, np.iinfo(np.int64).max)
-        smallest = int(gaps.min())
-        if smallest > distance:
-            return centres
-        flat = int(np.argmin(gaps))  # row-major: the lowest (i, j) among the closest pairs
-        i, j = divmod(flat, centres.shape[0])
-        total = int(weight[i] + weight[j])
+        if int(gaps.min()) > distance:
+            break
+        i, j = divmod(int(np.argmin(gaps)), centres.shape[0])  # row-major: lowest (i, j) first
+        total = weight[i] + weight[j]
         merged = (centres[i] * weight[i] + centres[j] * weight[j] + total // 2) // total
-        keep = np.ones(centres.shape[0], dtype=bool)
-        keep[j] = False
-        centres = centres.copy()
-        centres[i] = merged
-        centres = centres[keep]
+        centres, weight = centres.copy(), weight.copy()
+        centres[i], weight[i] = merged, total
+        centres, weight = np.delete(centres, j, axis=0), np.delete(weight, j)
+    return centres
 
 
 def build_palette(

@@ -111,9 +111,40 @@ def reference_flood(mask: np.ndarray) -> np.ndarray:
     return reached
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(16))
 def test_run_based_flood_matches_a_pixel_flood(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    shape = (int(rng.integers(1, 40)), int(rng.integers(1, 40)))
-    mask = rng.random(shape) < rng.uniform(0.3, 0.7)
+    shape = (int(rng.integers(1, 60)), int(rng.integers(1, 60)))
+    mask = rng.random(shape) < rng.uniform(0.3, 0.75)
     assert np.array_equal(flood_from_border(mask), reference_flood(mask))
+
+
+def spiral(size: int) -> np.ndarray:
+    """A one-pixel corridor winding inwards from the border: the longest path a flood can take."""
+    walls = np.zeros((size, size), dtype=bool)
+    top, left, bottom, right = 1, 0, size - 1, size - 1
+    while top <= bottom and left <= right:
+        walls[top, left : right + 1] = True
+        walls[top : bottom + 1, right] = True
+        walls[bottom, left + 2 : right + 1] = True
+        walls[top + 2 : bottom + 1, left + 2] = True
+        top, left, bottom, right = top + 4, left + 4, bottom - 4, right - 4
+    return ~walls
+
+
+def test_flood_follows_a_long_winding_corridor() -> None:
+    mask = spiral(41)
+    mask[0, :] = True
+    mask[17:24, 17:24] = False  # a walled pocket in the middle...
+    mask[19:22, 19:22] = True  # ...holding pixels the flood must not reach
+    flooded = flood_from_border(mask)
+    assert np.array_equal(flooded, reference_flood(mask))
+    assert flooded[0, 0] and flooded[18, 16] and not flooded[20, 20]
+
+
+def test_flood_of_nothing_and_everything() -> None:
+    assert not flood_from_border(np.zeros((3, 4), dtype=bool)).any()
+    assert flood_from_border(np.ones((3, 4), dtype=bool)).all()
+    enclosed = np.zeros((3, 3), dtype=bool)
+    enclosed[1, 1] = True
+    assert not flood_from_border(enclosed).any()

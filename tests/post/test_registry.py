@@ -161,6 +161,25 @@ def test_check_params_explains_bad_params(entry: object, message: str) -> None:
         check_params(op)
 
 
+@pytest.mark.parametrize(
+    "op",
+    [
+        PostOp("trim", {}),
+        PostOp("pixelate", {}),
+        PostOp("outline", {"mode": "inner"}),
+        PostOp("pad", {"amount": 1}),
+    ],
+)
+def test_check_params_accepts_ops_that_were_not_normalised(op: PostOp) -> None:
+    check_params(op)
+
+
+def test_normalising_twice_changes_nothing() -> None:
+    for entry in ("pixelate", {"palette": {"colors": ["#FF0000"]}}, {"pad": {"amount": 2}}, "outline"):
+        once = normalise_post_entry(entry)  # type: ignore[arg-type]
+        assert normalise_post_entry({once.op: dict(once.params)}) == once
+
+
 def test_check_params_rejects_unknown_op() -> None:
     with pytest.raises(ValueError, match="unknown post-processing op 'nope'"):
         check_params(PostOp("nope", {}))
