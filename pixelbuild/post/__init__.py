@@ -43,6 +43,7 @@ class PostContext:
 OpFunction = Callable[[list["Image.Image"], Mapping[str, Any], PostContext], list["Image.Image"]]
 ParamCheck = Callable[[Mapping[str, Any]], None]
 ParamNormaliser = Callable[[dict[str, Any]], dict[str, Any]]
+FileCheck = Callable[[Mapping[str, Any], Callable[[str], bytes]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,7 @@ class OpDef:
 
     ``defaults`` are filled into every use of the op by ``normalise_post_entry``; ``normalise`` then
     rewrites equivalent spellings (``[255, 0, 0]`` and ``"#ff0000"``) to one, so they hash the same.
+    ``check_files`` validates the content of the project files named in the params.
     """
 
     name: str
@@ -58,6 +60,7 @@ class OpDef:
     check: ParamCheck | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
     normalise: ParamNormaliser | None = None
+    check_files: FileCheck | None = None
 
 
 OPS: dict[str, OpDef] = {}
@@ -69,11 +72,12 @@ def register(
     *,
     defaults: Mapping[str, Any] | None = None,
     normalise: ParamNormaliser | None = None,
+    check_files: FileCheck | None = None,
 ) -> Callable[[OpFunction], OpFunction]:
     """Class-free decorator that registers ``function`` as op ``name``."""
 
     def decorate(function: OpFunction) -> OpFunction:
-        OPS[name] = OpDef(name, function, check, dict(defaults or {}), normalise)
+        OPS[name] = OpDef(name, function, check, dict(defaults or {}), normalise, check_files)
         return function
 
     return decorate
@@ -132,6 +136,14 @@ def check_params(op: PostOp) -> None:
         raise ValueError(f"unknown post-processing op '{op.op}'")
     if definition.check is not None:
         definition.check(_complete(definition, op.params))
+
+
+def check_files(op: PostOp, read_file: Callable[[str], bytes]) -> None:
+    """Validate the project files ``op`` names (``FILE_PARAMS``), e.g. parse a palette file, so that a
+    malformed file is reported when the manifest is checked; raises ``ManifestError`` (file:line)."""
+    definition = load_ops().get(op.op)
+    if definition is not None and definition.check_files is not None:
+        definition.check_files(op.params, read_file)
 
 
 def apply_chain(

@@ -8,7 +8,7 @@ their alpha and get a palette colour.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -277,6 +277,7 @@ def bayer_matrix(size: int) -> IntArray:
 
 
 def _map_plain(pixels: U8Array, palette: IntArray) -> U8Array:
+    """Each visible pixel's nearest palette colour, computed once per distinct colour."""
     visible = pixels[..., 3] > 0
     rgb = pixels[visible][:, :3].astype(np.int64)
     keys = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
@@ -496,7 +497,13 @@ def _check(params: Mapping[str, Any]) -> None:
         require_number(params, "strength", 0.0, 4.0)
 
 
-@register("palette", check=_check, normalise=_normalise)
+def _check_files(params: Mapping[str, Any], read_file: Callable[[str], bytes]) -> None:
+    """Parse the palette file, if any, so a malformed one is reported at check time."""
+    if isinstance(params.get("file"), str):
+        parse_palette(params["file"], read_file(params["file"]))
+
+
+@register("palette", check=_check, normalise=_normalise, check_files=_check_files)
 def palette(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Quantize to ``colors`` colours or map onto a fixed palette; one palette for all frames."""
     arrays = [to_array(frame) for frame in frames]

@@ -71,19 +71,23 @@ class _Reader:
         self.name = name
 
     def fail(self, line: int | None, message: str) -> ManifestError:
+        """The error to raise for ``line`` (1-based; None when lines do not apply)."""
         return ManifestError(message, file=self.name, line=line)
 
     def channel(self, word: str, line: int, what: str) -> int:
+        """``word`` as a channel value 0..255, or a located error naming ``what``."""
         if not re.fullmatch(r"[0-9]+", word) or int(word) > 255:
             raise self.fail(line, f"{what} must be a whole number from 0 to 255, got '{word}'")
         return int(word)
 
     def rgb(self, words: list[str], line: int) -> RGB:
+        """The first three ``words`` as red, green and blue."""
         names = ("red", "green", "blue")
         r, g, b = (self.channel(word, line, f"the {names[i]} value") for i, word in enumerate(words[:3]))
         return r, g, b
 
     def finish(self, colours: list[RGB], last_line: int | None) -> list[RGB]:
+        """``colours`` if there are 1..256 of them, else a located error."""
         if not colours:
             raise self.fail(None, "the palette file holds no colours")
         if len(colours) > MAX_COLOURS:

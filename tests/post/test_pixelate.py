@@ -95,6 +95,21 @@ def test_auto_grid_confidence_is_low_for_noise() -> None:
     assert grid.x.confidence < 5
 
 
+def test_auto_min_confidence_leaves_an_already_pixel_sized_image_alone() -> None:
+    native = Image.fromarray(random_sprite(64, 0)).convert("RGBA")
+    (grid,) = detect_grid([native])
+    assert grid.x.confidence < 8
+    (kept,) = run([{"pixelate": {"min_confidence": 8}}], [native])
+    assert np.array_equal(to_array(kept), to_array(native))
+    # Without the threshold, the best (meaningless) grid is applied.
+    (forced,) = run(["pixelate"], [native])
+    assert forced.size != native.size
+    # A real grid passes the same threshold.
+    image = diffusion_like(random_sprite(32, 1), 9.7, seed=1, crop=(2, 1))
+    (result,) = run([{"pixelate": {"min_confidence": 8}}], [image])
+    assert result.size == (32, 32)
+
+
 def test_auto_with_size_forces_the_grid_count() -> None:
     image = diffusion_like(random_sprite(32, 4), 9.7, seed=4, crop=(2, 1))
     (result,) = run([{"pixelate": {"size": [32, 30]}}], [image])

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from pixelbuild.errors import ManifestError
 from pixelbuild.post import (
     FILE_PARAMS,
     OPS,
     PostContext,
     apply_chain,
+    check_files,
     check_params,
     load_ops,
     normalise_post_entry,
@@ -46,7 +48,7 @@ def test_bare_name_and_empty_params_normalise_alike() -> None:
 @pytest.mark.parametrize(
     ("entry", "params"),
     [
-        ("pixelate", {"mode": "auto", "min_cell": 2, "max_cell": 64, "square": True}),
+        ("pixelate", {"mode": "auto", "min_cell": 2, "max_cell": 64, "square": True, "min_confidence": 0}),
         ({"pixelate": {"size": 32, "mode": "box"}}, {"mode": "box", "size": [32, 32]}),
         (
             {"palette": {"colors": 16}},
@@ -189,6 +191,15 @@ def test_file_params_name_the_palette_file() -> None:
     assert FILE_PARAMS == {"palette": ("file",)}
     op = normalise_post_entry({"palette": {"file": "art/palettes/main.gpl"}})
     assert op.params["file"] == "art/palettes/main.gpl"
+
+
+def test_check_files_parses_palette_files() -> None:
+    files = {"good.hex": b"000000\nffffff\n", "bad.gpl": b"GIMP Palette\n0 0 0\n1 2\n"}
+    check_files(normalise_post_entry({"palette": {"file": "good.hex"}}), files.__getitem__)
+    with pytest.raises(ManifestError) as caught:
+        check_files(normalise_post_entry({"palette": {"file": "bad.gpl"}}), files.__getitem__)
+    assert str(caught.value).startswith("bad.gpl:3: ")
+    check_files(normalise_post_entry("trim"), files.__getitem__)  # ops without files: nothing to do
 
 
 def test_apply_chain_converts_input_to_rgba_and_runs_steps_in_order() -> None:
