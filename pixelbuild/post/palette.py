@@ -1,9 +1,10 @@
 """The palette op: reduce to N colours, or map onto a fixed palette, optionally dithered.
 
-Everything here is integer arithmetic: colour distances, median cut, k-means centroids (rounded
-integer means) and dither offsets and errors, so a pixel cannot flip between machines. Fully
-transparent pixels are left out of palette building and come out as (0, 0, 0, 0); other pixels keep
-their alpha and get a palette colour.
+Colour distances, box statistics, k-means centroids (rounded integer means), dither thresholds and
+diffused errors are integer arithmetic; the few floating-point steps (comparing split scores and
+mix residuals) are single IEEE operations on exact integers, never order-dependent sums, so a pixel
+cannot flip between machines. Fully transparent pixels are left out of palette building and come
+out as (0, 0, 0, 0); other pixels keep their alpha and get a palette colour.
 """
 
 from __future__ import annotations

@@ -47,6 +47,22 @@ def test_adaptive_palette_is_not_spent_on_a_noisy_dominant_colour() -> None:
     assert len(build_palette([to_array(small)], 16, "kmeans", min_distance=0)) == 16
 
 
+def test_images_with_very_many_colours_are_reduced_deterministically() -> None:
+    # 65536 distinct colours: past the limit where palettes are built from 6-bit colours.
+    index = np.arange(1 << 16)
+    pixels = np.zeros((256, 256, 4), dtype=np.uint8)
+    pixels[..., 0] = (index & 255).reshape(256, 256)
+    pixels[..., 1] = (index >> 8).reshape(256, 256)
+    pixels[..., 2] = ((index * 37) & 255).reshape(256, 256)
+    pixels[..., 3] = 255
+    image = Image.fromarray(pixels)
+    assert len(np.unique(pixels.reshape(-1, 4), axis=0)) > 1 << 15
+    (first,) = run([{"palette": {"colors": 12}}], [image])
+    (second,) = run([{"palette": {"colors": 12}}], [image.copy()])
+    assert 2 <= len(colours_of(first)) <= 12
+    assert np.array_equal(to_array(first), to_array(second))
+
+
 def test_median_cut_method_gives_at_most_n_colours() -> None:
     rng = np.random.default_rng(3)
     pixels = rng.integers(0, 256, (16, 16, 4), dtype=np.uint8)
