@@ -130,9 +130,11 @@ def test_frames_share_one_palette() -> None:
     legend = {**LEGEND, "a": grey(0), "b": grey(100), "c": grey(200)}
     frames = [picture(["aabb"], legend), picture(["bbcc"], legend)]
     results = run([{"palette": {"colors": 2}}], frames)
-    # Quantized per frame, each would keep its own two greys: three colours in all.
-    assert len(colours_of(*results)) == 2
-    assert results[0].getpixel((2, 0)) == results[1].getpixel((0, 0))
+    # Quantized per frame, each would keep its own two greys: three colours in all. Together the
+    # greys 0 (2 px), 100 (4 px) and 200 (2 px) split into {0} and {100, 200} (weighted mean 133).
+    out = {**legend, "x": grey(0), "y": grey(133)}
+    assert rows_of(results[0], out) == ["xxyy"]
+    assert rows_of(results[1], out) == ["yyyy"]
 
 
 def test_palette_from_first_frame() -> None:
@@ -160,6 +162,16 @@ def test_ordered_dither_of_a_quarter_mix() -> None:
         [Image.new("RGBA", (4, 4), grey(64))],
     )
     assert rows_of(result) == ["WKWK", "KKKK", "WKWK", "KKKK"]
+
+
+def test_ordered_dither_ties_keep_the_nearest_colour() -> None:
+    # (1, 1, 1) lies 1/8 of the way from black to (8, 8, 8); Bayer 2's first threshold is exactly
+    # (0 + 1/2) / 4 = 1/8: the second colour needs a share strictly above the threshold.
+    (result,) = run(
+        [{"palette": {"colors": ["#000000", "#080808"], "dither": "ordered", "bayer": 2}}],
+        [Image.new("RGBA", (2, 2), grey(1))],
+    )
+    assert rows_of(result) == ["KK", "KK"]
 
 
 def test_ordered_dither_never_patterns_exact_palette_colours() -> None:

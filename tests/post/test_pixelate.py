@@ -88,6 +88,14 @@ def test_auto_recovers_diffusion_pixel_art(sprite_size: int, scale: float, seed:
     assert matching >= 0.99
 
 
+def test_auto_is_not_fooled_by_the_sprite_silhouette() -> None:
+    """Small cells (3.3 px): the silhouette's broad low-frequency energy is stronger in the raw spectrum
+    than the grid's peak (here at ~57 px); the grid's peak is the more prominent one."""
+    image = diffusion_like(random_sprite(64, 1), 3.3, seed=1, noise=6.0, blur=1.0, crop=(0, 0))
+    (grid,) = detect_grid([image])
+    assert grid.x.cell == pytest.approx(3.3, rel=0.005)
+
+
 def test_auto_grid_confidence_is_low_for_noise() -> None:
     rng = np.random.default_rng(5)
     noise = Image.fromarray(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8))
