@@ -78,7 +78,7 @@ def make_sprite(seed: int = 1) -> np.ndarray:
     return image
 
 
-def make_input(seed: int = 1) -> bytes:
+def make_input(seed: int = 1, noise: float = 5.0) -> bytes:
     """The sprite as a diffusion model draws "pixel art": upscaled by a non-integer factor (a 1024 px
     image of 65.0 cells minus a partial one: ~15.75 px cells, alternating 15 and 16), blurred, with
     noise; PNG-encoded at ComfyUI's default compression (4)."""
@@ -88,7 +88,7 @@ def make_input(seed: int = 1) -> bytes:
     widened = np.pad(sprite, ((0, 1), (0, 1), (0, 0)), mode="edge")
     big = Image.fromarray(widened).resize((SIDE + 7, SIDE + 7), Image.Resampling.NEAREST)
     big = big.crop((7, 7, SIDE + 7, SIDE + 7)).filter(ImageFilter.GaussianBlur(1.2))
-    pixels = np.asarray(big).astype(np.float64) + rng.normal(0.0, 5.0, (SIDE, SIDE, 3))
+    pixels = np.asarray(big).astype(np.float64) + rng.normal(0.0, noise, (SIDE, SIDE, 3))
     noisy = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
     buffer = io.BytesIO()
     noisy.save(buffer, format="PNG", compress_level=4)
@@ -135,9 +135,10 @@ def main() -> None:
     """Build the input, time both chains interleaved, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21, help="timed runs of each chain (median reported)")
+    parser.add_argument("--noise", type=float, default=5.0, help="noise sigma of the input (sets PNG size)")
     args = parser.parse_args()
 
-    data = make_input()
+    data = make_input(noise=args.noise)
     load_ops()
     # Warm up both (imports, caches), then interleave so drift affects both alike.
     pixelbuild_chain(data)
@@ -160,7 +161,8 @@ def main() -> None:
     (grid,) = detect_grid([decode_png(data).convert("RGBA")])
     result = decode_png(output).convert("RGBA")
     colours = len(result.getcolors(1 << 16) or [])
-    print(f"pixelbuild post-chain benchmark: {SIDE}x{SIDE} input, {len(data) / 1e6:.2f} MB PNG")
+    size = f"{len(data) / 1e6:.2f} MB PNG"
+    print(f"pixelbuild post-chain benchmark: {SIDE}x{SIDE} input, noise {args.noise:g}, {size}")
     versions = f"numpy {np.__version__}, Pillow {PIL.__version__}"
     print(
         f"python {platform.python_version()}, {versions}, {platform.machine()}, {platform.processor() or '?'}"
