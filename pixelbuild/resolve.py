@@ -21,7 +21,7 @@ from pixelbuild._resources import data_dir
 from pixelbuild.backends import BACKENDS
 from pixelbuild.errors import ManifestError
 from pixelbuild.manifest import Manifest, ManifestFile, located_error
-from pixelbuild.post import FILE_PARAMS, check_params, normalise_post_entry
+from pixelbuild.post import FILE_PARAMS, check_files, check_params, normalise_post_entry
 from pixelbuild.spec import GenerationSpec, Lora, PostOp, Source, SpriteSpec
 
 BUILTIN_PREFIX = "builtin:"
@@ -125,6 +125,7 @@ class _Resolver:
         self.files: dict[str, None] = {}
         self.absent: dict[str, None] = {}
         self._workflow_cache: dict[str, str | None] = {}
+        self._checked_files: set[tuple[str, tuple[Any, ...]]] = set()
         self.project = self._project_settings()
 
     # ------------------------------------------------------------------ errors
@@ -339,8 +340,8 @@ class _Resolver:
         chain: list[PostOp] = []
         files: list[str] = []
         for index, entry in enumerate(entries):
-            op = normalise_post_entry(entry)
             try:
+                op = normalise_post_entry(entry)
                 check_params(op)
             except ValueError as problem:
                 raise self.error(str(problem), layers, "post", index) from None
@@ -350,8 +351,18 @@ class _Resolver:
                     ref = self.project_file(layers, "post", value, index, op.op, param)
                     files.append(ref)
                     op = PostOp(op.op, {**op.params, param: ref})
+            if files and op.op in FILE_PARAMS:
+                self._check_files(op)
             chain.append(op)
         return tuple(chain), tuple(files)
+
+    def _check_files(self, op: PostOp) -> None:
+        """Parse the files an op reads (palette files) once per run, so a bad one fails validation."""
+        refs = tuple(op.params.get(param) for param in FILE_PARAMS[op.op])
+        if (op.op, refs) in self._checked_files:
+            return
+        check_files(op, lambda ref: (self.project_dir / ref).read_bytes())
+        self._checked_files.add((op.op, refs))
 
     def output(self, layers: Sequence[_Layer], value: str) -> str:
         normal = normalise_relative(value)

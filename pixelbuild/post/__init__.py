@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pixelbuild.spec import PostOp
@@ -21,10 +21,16 @@ if TYPE_CHECKING:
 POST_VERSION = "1"
 
 #: Modules that define ops; imported on first use so that a no-op build never pays for numpy.
-_OP_MODULES = ("pixelbuild.post.geometry",)
+_OP_MODULES = (
+    "pixelbuild.post.geometry",
+    "pixelbuild.post.pixelate",
+    "pixelbuild.post.palette",
+    "pixelbuild.post.background",
+    "pixelbuild.post.outline",
+)
 
 #: Parameters that name a project file (its content hash enters the post key), per op.
-FILE_PARAMS: Mapping[str, tuple[str, ...]] = {}
+FILE_PARAMS: Mapping[str, tuple[str, ...]] = {"palette": ("file",)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,37 +42,46 @@ class PostContext:
 
 OpFunction = Callable[[list["Image.Image"], Mapping[str, Any], PostContext], list["Image.Image"]]
 ParamCheck = Callable[[Mapping[str, Any]], None]
+ParamNormaliser = Callable[[dict[str, Any]], dict[str, Any]]
+FileCheck = Callable[[Mapping[str, Any], Callable[[str], bytes]], None]
 
 
 @dataclass(frozen=True, slots=True)
 class OpDef:
-    """A registered op: its function and an optional semantic check of its params."""
+    """A registered op: its function, a semantic check of its params, its defaults and normaliser.
+
+    ``defaults`` are filled into every use of the op by ``normalise_post_entry``; ``normalise`` then
+    rewrites equivalent spellings (``[255, 0, 0]`` and ``"#ff0000"``) to one, so they hash the same.
+    ``check_files`` validates the content of the project files named in the params.
+    """
 
     name: str
     function: OpFunction
     check: ParamCheck | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    normalise: ParamNormaliser | None = None
+    check_files: FileCheck | None = None
 
 
 OPS: dict[str, OpDef] = {}
 _loaded: list[bool] = []
 
 
-def register(name: str, check: ParamCheck | None = None) -> Callable[[OpFunction], OpFunction]:
+def register(
+    name: str,
+    check: ParamCheck | None = None,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    normalise: ParamNormaliser | None = None,
+    check_files: FileCheck | None = None,
+) -> Callable[[OpFunction], OpFunction]:
     """Class-free decorator that registers ``function`` as op ``name``."""
 
     def decorate(function: OpFunction) -> OpFunction:
-        OPS[name] = OpDef(name, function, check)
+        OPS[name] = OpDef(name, function, check, dict(defaults or {}), normalise, check_files)
         return function
 
     return decorate
-
-
-def normalise_post_entry(entry: str | Mapping[str, Any]) -> PostOp:
-    """Turn a manifest ``post:`` entry (``- trim`` or ``- resize: {size: 32}``) into a ``PostOp``."""
-    if isinstance(entry, str):
-        return PostOp(entry, {})
-    ((name, params),) = entry.items()
-    return PostOp(name, dict(params or {}))
 
 
 def load_ops() -> dict[str, OpDef]:
@@ -78,14 +93,60 @@ def load_ops() -> dict[str, OpDef]:
     return OPS
 
 
+def normalise_post_entry(entry: str | Mapping[str, Any]) -> PostOp:
+    """Turn a manifest ``post:`` entry (``- trim`` or ``- resize: {size: 32}``) into a ``PostOp``.
+
+    Defaults are filled in and equivalent spellings unified, so the post key sees complete params.
+    Raises ``ValueError`` for an unknown op or a malformed entry; values are checked by ``check_params``.
+    """
+    ops = load_ops()
+    if isinstance(entry, str):
+        name, raw = entry, None
+    elif isinstance(entry, Mapping) and len(entry) == 1:
+        ((name, raw),) = entry.items()
+    else:
+        raise ValueError(
+            "a post step is an op name (e.g. '- trim') or a mapping with exactly one key, the op name "
+            "(e.g. '- resize: {size: 32}')"
+        )
+    definition = ops.get(str(name))
+    if definition is None:
+        known = ", ".join(sorted(ops))
+        raise ValueError(f"unknown post-processing op '{name}' (known ops: {known})")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"the parameters of op '{name}' must be a mapping, got {raw!r}")
+    return PostOp(definition.name, _complete(definition, raw))
+
+
+def _complete(definition: OpDef, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with the op's defaults filled in and its spellings unified (idempotent)."""
+    complete: dict[str, Any] = {**definition.defaults, **{str(k): v for k, v in params.items()}}
+    if definition.normalise is not None:
+        complete = definition.normalise(complete)
+    return complete
+
+
 def check_params(op: PostOp) -> None:
-    """Raise ``ValueError`` (with a user-facing message) when ``op``'s params make no sense."""
+    """Raise ``ValueError`` (with a user-facing message) when ``op``'s params make no sense.
+
+    Params need not be normalised: defaults are filled in before checking.
+    """
     ops = load_ops()
     definition = ops.get(op.op)
     if definition is None:
         raise ValueError(f"unknown post-processing op '{op.op}'")
     if definition.check is not None:
-        definition.check(op.params)
+        definition.check(_complete(definition, op.params))
+
+
+def check_files(op: PostOp, read_file: Callable[[str], bytes]) -> None:
+    """Validate the project files ``op`` names (``FILE_PARAMS``), e.g. parse a palette file, so that a
+    malformed file is reported when the manifest is checked; raises ``ManifestError`` (file:line)."""
+    definition = load_ops().get(op.op)
+    if definition is not None and definition.check_files is not None:
+        definition.check_files(op.params, read_file)
 
 
 def apply_chain(frames: Sequence[Image.Image], chain: Sequence[PostOp], ctx: PostContext) -> list[Image.Image]:
@@ -98,29 +159,7 @@ def apply_chain(frames: Sequence[Image.Image], chain: Sequence[PostOp], ctx: Pos
 
 
 def assemble_frames(frames: Sequence[Image.Image], layout: Mapping[str, Any]) -> Image.Image:
-    """Lay frames out as a strip (one row) or a grid of ``columns``, ``padding`` pixels apart, on transparency."""
-    from PIL import Image
+    """Lay frames out as one sheet: ``layout`` is a resolved ``{type, columns, padding}``."""
+    from pixelbuild.post.frames import assemble
 
-    count = len(frames)
-    columns = count if layout.get("type", "strip") == "strip" else (layout.get("columns") or _square_columns(count))
-    columns = max(1, min(columns, count))
-    rows = (count + columns - 1) // columns
-    padding = int(layout.get("padding", 0))
-    cell_width = max(frame.width for frame in frames)
-    cell_height = max(frame.height for frame in frames)
-    canvas = Image.new(
-        "RGBA",
-        (columns * cell_width + (columns - 1) * padding, rows * cell_height + (rows - 1) * padding),
-        (0, 0, 0, 0),
-    )
-    for index, frame in enumerate(frames):
-        row, column = divmod(index, columns)
-        canvas.paste(frame, (column * (cell_width + padding), row * (cell_height + padding)))
-    return canvas
-
-
-def _square_columns(count: int) -> int:
-    columns = 1
-    while columns * columns < count:
-        columns += 1
-    return columns
+    return assemble(frames, layout["type"], columns=layout.get("columns"), padding=int(layout.get("padding", 0)))
