@@ -375,7 +375,7 @@ def test_no_server_answers(backends: Callable[..., ComfyUIBackend]) -> None:
         backend.start([make_job("k1")])
     text = str(caught.value)
     assert "http://127.0.0.1:9" in text
-    assert "docker compose -f docker/compose.yaml up comfyui" in text
+    assert "python main.py --listen 127.0.0.1 --port 8188" in text
     assert "PIXELBUILD_COMFYUI_URL" in text and "--server" in text
     assert caught.value.exit_code == 3
 

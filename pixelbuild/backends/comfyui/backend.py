@@ -330,8 +330,8 @@ def _unavailable(failures: Sequence[str], source: str) -> BackendUnavailable:
     where = "; ".join(failures)
     origin = "the default" if source == "default" else source
     return BackendUnavailable(
-        f"No ComfyUI server answers at {where}. Start one, for example with "
-        "`docker compose -f docker/compose.yaml up comfyui`, or point pixelbuild at a running server with "
+        f"No ComfyUI server answers at {where}. Start one (in a ComfyUI folder: "
+        "`python main.py --listen 127.0.0.1 --port 8188`), or point pixelbuild at a running server with "
         f"{ENV_URL}=http://host:8188 (comma-separate several) or `--server http://host:8188`; "
         f"the server list came from {origin}."
     )
