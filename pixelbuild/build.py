@@ -41,6 +41,7 @@ class BuildReport:
     post_processed: int = 0
     restored: int = 0
     removed: int = 0
+    packed: int = 0
     up_to_date: int = 0
     generator_calls: int = 0
     failures: dict[str, str] = field(default_factory=dict)
@@ -59,6 +60,7 @@ class BuildReport:
         for count, label in (
             (self.post_processed, "post-processed"),
             (self.restored, "restored"),
+            (self.packed, "packed"),
             (self.removed, "removed"),
             (len(self.failures), "failed"),
         ):
@@ -162,6 +164,7 @@ def _full_build(paths: ProjectPaths, options: BuildOptions, progress: Progress) 
         backend_settings=settings,
         jobs=max(1, options.jobs),
         progress=progress,
+        atlases={atlas.id: atlas for atlas in session.resolved.atlases},
     )
     try:
         result = Engine(context).run(plan)
@@ -177,6 +180,7 @@ def _full_build(paths: ProjectPaths, options: BuildOptions, progress: Progress) 
         post_processed=result.post_processed,
         restored=result.restored,
         removed=result.removed,
+        packed=result.packed,
         up_to_date=full_plan.count(Action.UP_TO_DATE),
         failures=result.failures,
         interrupted=result.interrupted,
@@ -184,6 +188,7 @@ def _full_build(paths: ProjectPaths, options: BuildOptions, progress: Progress) 
     everything_done = (
         report.ok
         and len(plan.stale) == len(full_plan.stale)
+        and len(plan.stale_atlases) == len(full_plan.stale_atlases)
         and all(decision.sprite_id in result.finished for decision in plan.stale)
     )
     if everything_done:
@@ -211,6 +216,7 @@ def _commit_lock(paths: ProjectPaths, lock: Lock) -> bytes:
 
 def _write_stamp(session: Session, lock: Lock, lock_bytes: bytes) -> None:
     from pixelbuild.hashing import hash_bytes
+    from pixelbuild.lock import lock_outputs
     from pixelbuild.resolve import project_file_path
     from pixelbuild.state import StampInputs, write_stamp
 
@@ -224,7 +230,7 @@ def _write_stamp(session: Session, lock: Lock, lock_bytes: bytes) -> None:
             files=[str(project_file_path(paths.project_dir, ref)) for ref in session.resolved.files],
             absent=[str(paths.project_dir / ref) for ref in session.resolved.absent],
             lock_digest=hash_bytes(lock_bytes),
-            outputs=[os.path.join(output_root, o.path) for entry in lock.sprites.values() for o in entry.outputs],
+            outputs=[os.path.join(output_root, o.path) for o in lock_outputs(lock)],
             sprites=len(lock.sprites),
         ),
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pixelbuild.fsutil import TEMP_PREFIX
 from pixelbuild.hashing import hash_file
-from pixelbuild.lock import read_lock
+from pixelbuild.lock import lock_outputs, read_lock
 from pixelbuild.paths import ProjectPaths
 from pixelbuild.plan import changed_fields
 from pixelbuild.project import open_session, pixels_match
@@ -42,7 +42,7 @@ class CheckReport:
         return not self.problems
 
 
-def _output_problem(output_dir: Path, path: str, file_hash: str, pixel_hash: str) -> str | None:
+def _output_problem(output_dir: Path, path: str, file_hash: str, pixel_hash: str | None) -> str | None:
     target = output_dir / path
     try:
         digest = hash_file(target)
@@ -52,6 +52,8 @@ def _output_problem(output_dir: Path, path: str, file_hash: str, pixel_hash: str
         return f"unreadable ({error.strerror})"
     if digest == file_hash:
         return None
+    if pixel_hash is None:
+        return "modified (its bytes differ from the lock)"
     if pixels_match(target, pixel_hash):
         return None
     return "modified (its bytes and pixels differ from the lock)"
@@ -110,8 +112,31 @@ def check(manifest: Path) -> CheckReport:
                 report.problems.append(Problem(kind, sprite.id, f"output {shown} is {problem}"))
     for sprite_id in sorted(set(lock.sprites) - set(session.resolved.by_id)):
         report.problems.append(Problem("removed", sprite_id, f"is in {lock_display} but no longer in the manifest"))
-    owned = {output.path for entry in lock.sprites.values() for output in entry.outputs}
+    for atlas in session.resolved.atlases:
+        atlas_entry = lock.atlases.get(atlas.id)
+        subject = f"atlas {atlas.id}"
+        if atlas_entry is None:
+            report.problems.append(Problem("unlocked", subject, f"is in the manifest but not in {lock_display}"))
+            continue
+        if atlas_entry.pack_key != session.atlas_keys[atlas.id]:
+            report.problems.append(
+                Problem("stale", subject, "the lock entry is out of date: a member or a setting changed")
+            )
+            continue
+        for output in atlas_entry.outputs:
+            problem = _output_problem(output_dir, output.path, output.file_hash, output.pixel_hash)
+            if problem is not None:
+                kind = "missing" if problem == "missing" else "modified"
+                report.problems.append(
+                    Problem(kind, subject, f"output {paths.display(output_dir / output.path)} is {problem}")
+                )
+    for atlas_id in sorted(set(lock.atlases) - {atlas.id for atlas in session.resolved.atlases}):
+        report.problems.append(
+            Problem("removed", f"atlas {atlas_id}", f"is in {lock_display} but no longer in the manifest")
+        )
+    owned = {output.path for output in lock_outputs(lock)}
     owned |= {sprite.output for sprite in session.resolved.sprites}
+    owned |= {path for atlas in session.resolved.atlases for path in atlas.outputs()}
     for orphan in _orphans(output_dir, owned, session.resolved.project.keep):
         why = "left by an interrupted write" if Path(orphan).name.startswith(TEMP_PREFIX) else "no sprite makes it"
         report.problems.append(

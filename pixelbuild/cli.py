@@ -107,6 +107,7 @@ def _noop_build(args: argparse.Namespace) -> bool:
         "post_processed": 0,
         "restored": 0,
         "removed": 0,
+        "packed": 0,
         "up_to_date": up_to_date,
         "failures": {},
         "interrupted": False,
@@ -141,6 +142,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         "post_processed": report.post_processed,
         "restored": report.restored,
         "removed": report.removed,
+        "packed": report.packed,
         "up_to_date": report.up_to_date,
         "failures": report.failures,
         "interrupted": report.interrupted,
@@ -161,16 +163,19 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     session = open_session(paths)
     plan = session.select(session.plan(read_current_lock(paths)), tuple(args.only))
     session.hashes.save()
-    rows = [d for d in plan.decisions if args.all or d.action is not Action.UP_TO_DATE]
-    width = max((len(d.sprite_id) for d in rows), default=0)
-    lines = [f"{d.action.value:<11} {d.sprite_id:<{width}}  {'; '.join(d.reasons)}".rstrip() for d in rows]
-    counts = {action.value: plan.count(action) for action in Action}
+    rows = [(d.action, d.sprite_id, d.reasons) for d in plan.decisions]
+    rows += [(a.action, f"atlas {a.atlas_id}", a.reasons) for a in plan.atlases]
+    shown = [row for row in rows if args.all or row[0] is not Action.UP_TO_DATE]
+    width = max((len(name) for _action, name, _reasons in shown), default=0)
+    lines = [f"{action.value:<11} {name:<{width}}  {'; '.join(reasons)}".rstrip() for action, name, reasons in shown]
+    counts = {action.value: sum(1 for row in rows if row[0] is action) for action in Action}
     stale = [
         f"{counts[a.value]} to {verb}"
         for a, verb in (
             (Action.GENERATE, "generate"),
             (Action.POST, "post-process"),
             (Action.RESTORE, "restore"),
+            (Action.PACK, "pack"),
             (Action.REMOVE, "remove"),
         )
         if counts[a.value]
@@ -182,6 +187,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             {"id": d.sprite_id, "action": d.action.value, "reasons": list(d.reasons), "generate": list(d.missing)}
             for d in plan.decisions
         ],
+        "atlases": [{"id": a.atlas_id, "action": a.action.value, "reasons": list(a.reasons)} for a in plan.atlases],
         "counts": counts,
     }
     _emit(args, document, "\n".join(lines))
@@ -229,6 +235,7 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     lock = read_lock(paths.lock, paths.display(paths.lock))
     live = {("post", entry.post_key) for entry in lock.sprites.values()}
     live |= {("gen", key) for entry in lock.sprites.values() for key in entry.generation_keys}
+    live |= {("pack", entry.pack_key) for entry in lock.atlases.values()}
     try:  # also keep what the current manifest wants (built or not), when it loads
         from pixelbuild.project import open_session
 
@@ -236,6 +243,7 @@ def _cmd_gc(args: argparse.Namespace) -> int:
         for keys in session.keys.values():
             live.add(("post", keys.post))
             live.update(("gen", key) for key in keys.generations)
+        live.update(("pack", key) for key in session.atlas_keys.values())
     except PixelbuildError:
         pass
     report = Store(paths.cache).gc(live, keep_seconds=args.keep_days * 86400)

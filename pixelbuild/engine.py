@@ -24,11 +24,11 @@ from pixelbuild.errors import GenerationError, ManifestError, PixelbuildError
 from pixelbuild.fsutil import atomic_write_bytes, remove_file
 from pixelbuild.hashing import hash_bytes
 from pixelbuild.keys import SpriteKeys
-from pixelbuild.lock import Journal, Lock, LockEntry, OutputRecord
-from pixelbuild.plan import Action, Decision, Plan
+from pixelbuild.lock import AtlasEntry, Journal, Lock, LockEntry, OutputRecord
+from pixelbuild.plan import Action, AtlasDecision, Decision, Plan
 from pixelbuild.progress import Progress
 from pixelbuild.resolve import project_file_path
-from pixelbuild.spec import GenerationSpec, SpriteSpec
+from pixelbuild.spec import AtlasSpec, GenerationSpec, SpriteSpec
 from pixelbuild.state import FileHashCache
 from pixelbuild.store import Store
 
@@ -47,6 +47,7 @@ class EngineResult:
     post_processed: int = 0
     restored: int = 0
     removed: int = 0
+    packed: int = 0
     failures: dict[str, str] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)
     interrupted: bool = False
@@ -68,6 +69,7 @@ class EngineContext:
     backend_settings: Mapping[str, Any]
     jobs: int
     progress: Progress
+    atlases: Mapping[str, AtlasSpec] = field(default_factory=dict)
     backend_factory: Callable[[str, Mapping[str, Any], Path], Backend] | None = None
 
 
@@ -114,6 +116,8 @@ class Engine:
         self._needed_by: dict[str, list[str]] = {}
         self._claimed = {sprite.output for sprite in context.sprites.values()}
         self._failed_keys: set[str] = set()
+        self._entries: dict[str, LockEntry] = dict(context.lock.sprites)
+        self._claimed.update(path for atlas in context.atlases.values() for path in atlas.outputs())
 
     # ---------------------------------------------------------------- setup
 
@@ -335,6 +339,7 @@ class Engine:
             )
             self.ctx.journal.record_set(sprite.id, entry)
             with self._lock:
+                self._entries[sprite.id] = entry
                 self.result.finished.add(sprite.id)
                 if decision.action is Action.RESTORE:
                     self.result.restored += 1
@@ -354,6 +359,85 @@ class Engine:
         for output in entry.outputs:
             if output.path != sprite.output and output.path not in self._claimed:
                 remove_file(self.ctx.output_dir / output.path, self.ctx.output_dir)
+
+    def _pack(self, decision: AtlasDecision) -> bool:
+        def work() -> None:
+            atlas_id = decision.atlas_id
+            if decision.action is Action.REMOVE:
+                for output in self.ctx.lock.atlases[atlas_id].outputs:
+                    if output.path not in self._claimed:
+                        remove_file(self.ctx.output_dir / output.path, self.ctx.output_dir)
+                self.ctx.journal.record_atlas_remove(atlas_id)
+                with self._lock:
+                    self.result.removed += 1
+                self.ctx.progress.done(f"atlas {atlas_id}", Action.REMOVE)
+                return
+            atlas = self.ctx.atlases[atlas_id]
+            self.ctx.progress.working(f"atlas {atlas_id}", "packing")
+            files = (
+                self._restore_atlas(decision)
+                if decision.action is Action.RESTORE
+                else self._pack_atlas(atlas, decision.key)
+            )
+            records = []
+            for path, (data, pixels, width, height) in zip(atlas.outputs(), files, strict=True):
+                target = self.ctx.output_dir / path
+                atomic_write_bytes(target, data)
+                digest = hash_bytes(data)
+                self.ctx.hashes.remember(target, digest)
+                records.append(OutputRecord(path, digest, pixels, width, height))
+            old = self.ctx.lock.atlases.get(atlas_id)
+            for output in old.outputs if old else ():
+                if output.path not in self._claimed:
+                    remove_file(self.ctx.output_dir / output.path, self.ctx.output_dir)
+            self.ctx.journal.record_atlas(atlas_id, AtlasEntry(decision.key, atlas.members, tuple(records)))
+            with self._lock:
+                if decision.action is Action.RESTORE:
+                    self.result.restored += 1
+                else:
+                    self.result.packed += 1
+            self.ctx.progress.done(f"atlas {atlas_id}", decision.action)
+
+        return self._guard([f"atlas {decision.atlas_id}"], work)
+
+    def _restore_atlas(self, decision: AtlasDecision) -> list[tuple[bytes, str | None, int | None, int | None]]:
+        record = self.ctx.store.get_action("pack", decision.key)
+        files = []
+        for item in record["images"] if record else ():
+            data = self.ctx.store.read_blob(item["blob"])
+            if data is None:
+                raise GenerationError("its cached files are damaged; run 'pixelbuild gc' and build again")
+            files.append((data, item.get("pixel_hash"), item.get("width"), item.get("height")))
+        if not files:
+            raise GenerationError("its cached files vanished from the cache during the build")
+        return files
+
+    def _pack_atlas(self, atlas: AtlasSpec, key: str) -> list[tuple[bytes, str | None, int | None, int | None]]:
+        from pixelbuild.pack.files import Member, atlas_files
+        from pixelbuild.png import decode_png
+
+        members = []
+        for sprite_id in atlas.members:
+            if sprite_id in self.result.failures:
+                raise GenerationError(f"member '{sprite_id}' failed to build")
+            entry = self._entries.get(sprite_id)
+            if entry is None or entry.post_key != self.ctx.keys[sprite_id].post:
+                raise GenerationError(f"member '{sprite_id}' is not built")
+            output = entry.outputs[0]
+            data = (self.ctx.output_dir / output.path).read_bytes()
+            sprite = self.ctx.sprites[sprite_id]
+            frames = sum(generation.batch_size for generation in sprite.generations)
+            members.append(Member(sprite_id, decode_png(data), frames, sprite.layout))
+        image_path = (self.ctx.output_dir / atlas.output).relative_to(self.ctx.project_dir).as_posix()
+        files = atlas_files(atlas, members, f"res://{image_path}")
+        blobs = []
+        for file in files:
+            item: dict[str, Any] = {"blob": self.ctx.store.put_blob(file.data)}
+            if file.pixel_hash is not None:
+                item.update(pixel_hash=file.pixel_hash, width=file.width, height=file.height)
+            blobs.append(item)
+        self.ctx.store.put_action("pack", key, {"images": blobs})
+        return [(file.data, file.pixel_hash, file.width, file.height) for file in files]
 
     def _remove(self, sprite_id: str) -> bool:
         def work() -> None:
@@ -411,7 +495,8 @@ class Engine:
     def run(self, plan: Plan) -> EngineResult:
         """Run every stale decision of ``plan``; failures are collected, not raised."""
         stale = plan.stale
-        if not stale:
+        stale_atlases = plan.stale_atlases
+        if not stale and not stale_atlases:
             return self.result
         post_tasks = sum(1 for decision in stale if decision.action in (Action.POST, Action.GENERATE))
         self._start_pool(post_tasks)
@@ -440,9 +525,16 @@ class Engine:
                         error.file = sprite.source.file
                         error.line = locate_field(sprite.source.file, sprite.source.path, error.field)
                     raise
-            self.ctx.progress.start(len(jobs), len(stale))
+            self.ctx.progress.start(len(jobs), len(stale) + len(stale_atlases))
             for tasks in self._batches(plan, order):
                 self._run_doit(tasks)
+            if stale_atlases:
+                from doit.task import Task
+
+                # Atlases go last: every member they read is finished (or has failed) by now.
+                self._run_doit(
+                    [Task(f"pack:{d.atlas_id}", actions=[(self._pack, (d,))], verbosity=2) for d in stale_atlases]
+                )
         except KeyboardInterrupt:
             self.result.interrupted = True
             if self._backend is not None:

@@ -21,7 +21,7 @@ from pixelbuild.hashing import (
     short_hash_text,
 )
 from pixelbuild.post import POST_VERSION
-from pixelbuild.spec import GenerationSpec, Lora, SpriteSpec
+from pixelbuild.spec import AtlasSpec, GenerationSpec, Lora, SpriteSpec
 
 KEY_VERSION = "1"
 
@@ -104,3 +104,31 @@ def sprite_keys(sprite: SpriteSpec, file_hash: FileHasher) -> SpriteKeys:
     for ref, digest in post_files.items():
         fields[f"file:{ref}"] = digest[:16]
     return SpriteKeys(tuple(generation_keys), post_key, fields)
+
+
+#: Bumped when packing or an atlas data format changes for the same inputs.
+PACK_VERSION = "1"
+
+
+def atlas_key(atlas: AtlasSpec, keys: Mapping[str, SpriteKeys], sprites: Mapping[str, SpriteSpec]) -> str:
+    """The pack key: the atlas's parameters and, per member, its post key, frame count and layout."""
+    members = [
+        [member, keys[member].post, sum(g.batch_size for g in sprites[member].generations), sprites[member].layout]
+        for member in atlas.members
+    ]
+    return hash_text(
+        canonical_json(
+            {
+                "v": KEY_VERSION,
+                "pack_version": PACK_VERSION,
+                "output": atlas.output,
+                "formats": list(atlas.formats),
+                "max_size": list(atlas.max_size),
+                "power_of_two": atlas.power_of_two,
+                "padding": atlas.padding,
+                "extrude": atlas.extrude,
+                "fps": atlas.fps,
+                "members": members,
+            }
+        )
+    )

@@ -25,28 +25,50 @@ _ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
 
 @dataclass(frozen=True, slots=True)
 class OutputRecord:
-    """One file a sprite wrote: its path under the output root, its byte hash and its pixel hash."""
+    """One file a build wrote: its path under the output root and its byte hash; for images also the
+    hash of the decoded pixels and the size (an atlas's data files have none)."""
 
     path: str
     file_hash: str
-    pixel_hash: str
-    width: int
-    height: int
+    pixel_hash: str | None = None
+    width: int | None = None
+    height: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record as a JSON object."""
-        return {
-            "path": self.path,
-            "file_hash": self.file_hash,
-            "pixel_hash": self.pixel_hash,
-            "width": self.width,
-            "height": self.height,
-        }
+        record: dict[str, Any] = {"path": self.path, "file_hash": self.file_hash}
+        if self.pixel_hash is not None:
+            record.update(pixel_hash=self.pixel_hash, width=self.width, height=self.height)
+        return record
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OutputRecord:
         """Read a record written by ``to_json``."""
+        if "pixel_hash" not in data:
+            return cls(data["path"], data["file_hash"])
         return cls(data["path"], data["file_hash"], data["pixel_hash"], int(data["width"]), int(data["height"]))
+
+
+@dataclass(frozen=True, slots=True)
+class AtlasEntry:
+    """What the lock knows of one atlas: its pack key, members and the files it wrote."""
+
+    pack_key: str
+    members: tuple[str, ...]
+    outputs: tuple[OutputRecord, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as a JSON object."""
+        return {
+            "pack_key": self.pack_key,
+            "members": list(self.members),
+            "outputs": [output.to_json() for output in self.outputs],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AtlasEntry:
+        """Read an entry written by ``to_json``."""
+        return cls(data["pack_key"], tuple(data["members"]), tuple(OutputRecord.from_json(o) for o in data["outputs"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,25 +110,36 @@ class LockEntry:
 
 @dataclass(slots=True)
 class Lock:
-    """The whole lock: an entry per sprite id."""
+    """The whole lock: an entry per sprite id and one per atlas id."""
 
     sprites: dict[str, LockEntry] = field(default_factory=dict)
+    atlases: dict[str, AtlasEntry] = field(default_factory=dict)
+
+
+def _render_section(entries: Mapping[str, LockEntry] | Mapping[str, AtlasEntry]) -> str:
+    if not entries:
+        return "{}"
+    blocks = []
+    for entry_id in sorted(entries):
+        entry = entries[entry_id].to_json()
+        body = ",\n".join(f'      "{name}": {_ENCODER.encode(entry[name])}' for name in sorted(entry))
+        blocks.append(f"    {_ENCODER.encode(entry_id)}: {{\n{body}\n    }}")
+    return "{\n" + ",\n".join(blocks) + "\n  }"
+
+
+def lock_outputs(lock: Lock) -> list[OutputRecord]:
+    """Every output the lock records, sprites' and atlases'."""
+    records = [output for entry in lock.sprites.values() for output in entry.outputs]
+    records += [output for atlas in lock.atlases.values() for output in atlas.outputs]
+    return records
 
 
 def render_lock(lock: Lock) -> bytes:
-    """Serialise ``lock`` to its deterministic bytes."""
+    """Serialise ``lock`` to its deterministic bytes (``atlases`` only when there are some)."""
     lines = ["{", f'  "version": {LOCK_VERSION},']
-    if not lock.sprites:
-        lines.append('  "sprites": {}')
-    else:
-        lines.append('  "sprites": {')
-        blocks = []
-        for sprite_id in sorted(lock.sprites):
-            entry = lock.sprites[sprite_id].to_json()
-            body = ",\n".join(f'      "{name}": {_ENCODER.encode(entry[name])}' for name in sorted(entry))
-            blocks.append(f"    {_ENCODER.encode(sprite_id)}: {{\n{body}\n    }}")
-        lines.append(",\n".join(blocks))
-        lines.append("  }")
+    if lock.atlases:
+        lines.append(f'  "atlases": {_render_section(lock.atlases)},')
+    lines.append(f'  "sprites": {_render_section(lock.sprites)}')
     lines.append("}")
     return ("\n".join(lines) + "\n").encode("utf-8")
 
@@ -131,9 +164,10 @@ def parse_lock(raw: bytes, display: str) -> Lock:
         )
     try:
         sprites = {sprite_id: LockEntry.from_json(entry) for sprite_id, entry in data.get("sprites", {}).items()}
+        atlases = {atlas_id: AtlasEntry.from_json(entry) for atlas_id, entry in data.get("atlases", {}).items()}
     except (KeyError, TypeError, ValueError) as error:
-        raise ManifestError(f"the lock file has a malformed sprite entry ({error!r})", file=display) from None
-    return Lock(sprites)
+        raise ManifestError(f"the lock file has a malformed entry ({error!r})", file=display) from None
+    return Lock(sprites, atlases)
 
 
 def read_lock(path: Path, display: str | None = None) -> Lock:
@@ -178,6 +212,14 @@ class Journal:
         """Note that ``sprite_id``'s outputs were removed."""
         self._write({"op": "remove", "id": sprite_id})
 
+    def record_atlas(self, atlas_id: str, entry: AtlasEntry) -> None:
+        """Note that atlas ``atlas_id`` was packed into ``entry``."""
+        self._write({"op": "set_atlas", "id": atlas_id, "entry": entry.to_json()})
+
+    def record_atlas_remove(self, atlas_id: str) -> None:
+        """Note that atlas ``atlas_id``'s outputs were removed."""
+        self._write({"op": "remove_atlas", "id": atlas_id})
+
     def close(self) -> None:
         """Close the file (it stays on disk until folded)."""
         with self._lock:
@@ -198,17 +240,26 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
             record = json.loads(line)
         except ValueError:
             continue  # the line a crash cut short
-        if isinstance(record, dict) and record.get("op") in ("set", "remove") and "id" in record:
+        if isinstance(record, dict) and record.get("op") in _JOURNAL_OPS and "id" in record:
             records.append(record)
     return records
+
+
+_JOURNAL_OPS = ("set", "remove", "set_atlas", "remove_atlas")
 
 
 def apply_journal(lock: Lock, records: Iterable[Mapping[str, Any]]) -> Lock:
     """Return ``lock`` with the journal ``records`` applied in order."""
     sprites = dict(lock.sprites)
+    atlases = dict(lock.atlases)
     for record in records:
-        if record["op"] == "set":
+        op = record["op"]
+        if op == "set":
             sprites[record["id"]] = LockEntry.from_json(record["entry"])
-        else:
+        elif op == "remove":
             sprites.pop(record["id"], None)
-    return Lock(sprites)
+        elif op == "set_atlas":
+            atlases[record["id"]] = AtlasEntry.from_json(record["entry"])
+        else:
+            atlases.pop(record["id"], None)
+    return Lock(sprites, atlases)

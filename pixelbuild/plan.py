@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pixelbuild.keys import SpriteKeys
-from pixelbuild.lock import Lock, LockEntry, OutputRecord
-from pixelbuild.spec import SpriteSpec
+from pixelbuild.lock import AtlasEntry, Lock, LockEntry, OutputRecord
+from pixelbuild.spec import AtlasSpec, SpriteSpec
 
 
 class Action(StrEnum):
@@ -22,7 +22,8 @@ class Action(StrEnum):
     RESTORE = "restore"  # the post-processed result exists (cache or old file): just write it
     POST = "post"  # the raw generation is cached: post-process it again
     GENERATE = "generate"  # the generator must run
-    REMOVE = "remove"  # the sprite left the manifest: delete its outputs
+    PACK = "pack"  # an atlas must be packed again
+    REMOVE = "remove"  # the sprite (or atlas) left the manifest: delete its outputs
 
 
 class FileState(StrEnum):
@@ -44,11 +45,27 @@ class Decision:
     restore_from_files: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class AtlasDecision:
+    """The plan for one atlas: up to date, restore (from the cache), pack, or remove."""
+
+    atlas_id: str
+    action: Action
+    reasons: tuple[str, ...] = ()
+    key: str = ""
+
+
 @dataclass(slots=True)
 class Plan:
-    """Decisions for every sprite of the manifest, then removals (sorted by id)."""
+    """Decisions for every sprite of the manifest, then removals (sorted by id); then the atlases."""
 
     decisions: list[Decision] = field(default_factory=list)
+    atlases: list[AtlasDecision] = field(default_factory=list)
+
+    @property
+    def stale_atlases(self) -> list[AtlasDecision]:
+        """The atlas decisions that need work."""
+        return [decision for decision in self.atlases if decision.action is not Action.UP_TO_DATE]
 
     def count(self, action: Action) -> int:
         """How many sprites get ``action``."""
@@ -138,6 +155,44 @@ def decide(
     return Decision(sprite.id, Action.GENERATE, tuple(reasons), missing)
 
 
+def decide_atlas(
+    atlas: AtlasSpec,
+    key: str,
+    entry: AtlasEntry | None,
+    changed_members: Iterable[str],
+    file_state: Callable[[OutputRecord], FileState],
+    has_pack: Callable[[str], bool],
+) -> AtlasDecision:
+    """Decide what to do with one atlas."""
+    reasons: list[str] = []
+    if entry is None:
+        reasons.append("new atlas")
+    elif entry.pack_key != key:
+        added = [m for m in atlas.members if m not in entry.members]
+        dropped = [m for m in entry.members if m not in atlas.members]
+        if added:
+            reasons.append(f"members added: {', '.join(added)}")
+        if dropped:
+            reasons.append(f"members removed: {', '.join(dropped)}")
+        changed = [m for m in changed_members if m in entry.members]
+        if changed:
+            shown = ", ".join(changed[:5]) + (", ..." if len(changed) > 5 else "")
+            reasons.append(f"member{'s' if len(changed) > 1 else ''} {shown} changed")
+        if not reasons:
+            reasons.append("atlas settings changed")
+    else:
+        for output in entry.outputs:
+            state = file_state(output)
+            if state is not FileState.OK:
+                reasons.append(f"output {output.path} is {state.value}")
+        if [o.path for o in entry.outputs] != list(atlas.outputs()):
+            reasons.append("outputs changed")
+        if not reasons:
+            return AtlasDecision(atlas.id, Action.UP_TO_DATE, key=key)
+    action = Action.RESTORE if has_pack(key) else Action.PACK
+    return AtlasDecision(atlas.id, action, tuple(reasons), key)
+
+
 def make_plan(
     sprites: Iterable[SpriteSpec],
     keys: Mapping[str, SpriteKeys],
@@ -145,8 +200,11 @@ def make_plan(
     file_state: Callable[[OutputRecord], FileState],
     has_post: Callable[[str], bool],
     has_generation: Callable[[str], bool],
+    atlases: Iterable[tuple[AtlasSpec, str]] = (),
+    has_pack: Callable[[str], bool] = lambda key: False,
 ) -> Plan:
-    """Plan a build of ``sprites`` against ``lock``: a decision per sprite, then one per removed sprite."""
+    """Plan a build of ``sprites`` (and ``(atlas, pack key)`` pairs) against ``lock``: a decision per
+    sprite, then one per removed sprite; one per atlas, then one per removed atlas."""
     plan = Plan()
     present: set[str] = set()
     for sprite in sprites:
@@ -156,4 +214,18 @@ def make_plan(
         )
     for sprite_id in sorted(set(lock.sprites) - present):
         plan.decisions.append(Decision(sprite_id, Action.REMOVE, ("no longer in the manifest",)))
+    changed = [
+        d.sprite_id
+        for d in plan.decisions
+        if d.sprite_id in lock.sprites and lock.sprites[d.sprite_id].post_key != keys.get(d.sprite_id, _NO_KEYS).post
+    ]
+    atlas_ids: set[str] = set()
+    for atlas, key in atlases:
+        atlas_ids.add(atlas.id)
+        plan.atlases.append(decide_atlas(atlas, key, lock.atlases.get(atlas.id), changed, file_state, has_pack))
+    for atlas_id in sorted(set(lock.atlases) - atlas_ids):
+        plan.atlases.append(AtlasDecision(atlas_id, Action.REMOVE, ("no longer in the manifest",)))
     return plan
+
+
+_NO_KEYS = SpriteKeys((), "", {})

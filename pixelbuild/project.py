@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 
 from pixelbuild.errors import ManifestError, UsageError
-from pixelbuild.keys import SpriteKeys, sprite_keys
+from pixelbuild.keys import SpriteKeys, atlas_key, sprite_keys
 from pixelbuild.lock import Lock, OutputRecord, apply_journal, read_journal, read_lock
 from pixelbuild.manifest import Manifest, load_manifest
 from pixelbuild.paths import ProjectPaths
@@ -48,7 +48,9 @@ class Session:
             return FileState.MISSING
         if digest == output.file_hash:
             return FileState.OK
-        return FileState.OK if pixels_match(Path(path), output.pixel_hash) else FileState.MODIFIED
+        if output.pixel_hash is not None and pixels_match(Path(path), output.pixel_hash):
+            return FileState.OK
+        return FileState.MODIFIED
 
     def plan(self, lock: Lock) -> Plan:
         """Plan a build against ``lock``."""
@@ -59,7 +61,15 @@ class Session:
             self.file_state,
             has_post=lambda key: self.store.has_action("post", key),
             has_generation=lambda key: self.store.has_action("gen", key),
+            atlases=[(atlas, self.atlas_keys[atlas.id]) for atlas in self.resolved.atlases],
+            has_pack=lambda key: self.store.has_action("pack", key),
         )
+
+    @cached_property
+    def atlas_keys(self) -> dict[str, str]:
+        """The pack key of every atlas."""
+        sprites = self.resolved.by_id
+        return {atlas.id: atlas_key(atlas, self.keys, sprites) for atlas in self.resolved.atlases}
 
     def select(self, plan: Plan, only: Sequence[str]) -> Plan:
         """Restrict ``plan`` to sprites whose id matches one of the ``only`` globs (no removals then)."""
@@ -68,6 +78,7 @@ class Session:
         for pattern in only:
             if not any(fnmatch.fnmatchcase(sprite.id, pattern) for sprite in self.resolved.sprites):
                 raise UsageError(f"--only '{pattern}' matches no sprite in {self.paths.display(self.paths.manifest)}")
+        # Atlases and removals wait for a full build.
         return Plan(
             [
                 decision

@@ -7,6 +7,7 @@ sprite id, so a resolved spec says everything about how its asset is made.
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import posixpath
 import re
@@ -22,7 +23,7 @@ from pixelbuild.backends import BACKENDS
 from pixelbuild.errors import ManifestError
 from pixelbuild.manifest import Manifest, ManifestFile, located_error
 from pixelbuild.post import FILE_PARAMS, check_files, check_params, normalise_post_entry
-from pixelbuild.spec import GenerationSpec, Lora, PostOp, Source, SpriteSpec
+from pixelbuild.spec import AtlasSpec, GenerationSpec, Lora, PostOp, Source, SpriteSpec
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -80,6 +81,7 @@ class Resolved:
     files: tuple[str, ...]
     absent: tuple[str, ...] = ()
     by_id: Mapping[str, SpriteSpec] = field(default_factory=dict)
+    atlases: tuple[AtlasSpec, ...] = ()
 
 
 def derive_seed(sprite_id: str) -> int:
@@ -399,7 +401,55 @@ class _Resolver:
             files=tuple(sorted(self.files)),
             absent=tuple(sorted(self.absent)),
             by_id=seen_ids,
+            atlases=self.atlases(sprites, seen_outputs),
         )
+
+    def atlases(self, sprites: Sequence[SpriteSpec], taken: Mapping[str, SpriteSpec]) -> tuple[AtlasSpec, ...]:
+        """Resolve every ``atlases`` entry: members from ids and globs, outputs checked for clashes."""
+        ids = [sprite.id for sprite in sprites]
+        claimed: dict[str, str] = {output: f"sprite '{spec.id}'" for output, spec in taken.items()}
+        result: list[AtlasSpec] = []
+        seen: set[str] = set()
+        for manifest_file in self.manifest.files:
+            for index, entry in enumerate(manifest_file.data.get("atlases", ())):
+                if entry["id"] in seen:
+                    raise _atlas_error(manifest_file, index, entry, f"duplicate atlas id '{entry['id']}'", "id")
+                seen.add(entry["id"])
+                members: dict[str, None] = {}
+                for position, pattern in enumerate(entry["sprites"]):
+                    matches = sorted(i for i in ids if fnmatch.fnmatchcase(i, pattern))
+                    if not matches:
+                        raise _atlas_error(
+                            manifest_file, index, entry, f"'{pattern}' matches no sprite", "sprites", position
+                        )
+                    members.update(dict.fromkeys(matches))
+                output = normalise_relative(entry.get("output", f"atlases/{entry['id']}.png"))
+                if output is None or not output.endswith(".png"):
+                    raise _atlas_error(
+                        manifest_file, index, entry, "output must be a .png path inside the output root", "output"
+                    )
+                size = entry.get("max_size", 2048)
+                atlas = AtlasSpec(
+                    id=entry["id"],
+                    members=tuple(members),
+                    output=output,
+                    formats=tuple(entry.get("formats", ["texturepacker-hash"])),
+                    max_size=(size, size) if isinstance(size, int) else (size[0], size[1]),
+                    power_of_two=entry.get("power_of_two", False),
+                    padding=entry.get("padding", 1),
+                    extrude=entry.get("extrude", 0),
+                    fps=float(entry.get("fps", 10)),
+                    source=Source(manifest_file.display, ("atlases", index)),
+                )
+                for path in atlas.outputs():
+                    owner = claimed.get(path.lower())
+                    if owner is not None:
+                        raise _atlas_error(
+                            manifest_file, index, entry, f"writes {path}, which {owner} writes too", "output"
+                        )
+                    claimed[path.lower()] = f"atlas '{atlas.id}'"
+                result.append(atlas)
+        return tuple(result)
 
     def _register(
         self,
@@ -428,6 +478,16 @@ class _Resolver:
             if manifest_file.path in parent.includes:
                 return defaults_of.get(parent.path, [])
         return []
+
+
+def _atlas_error(
+    manifest_file: ManifestFile, index: int, entry: Mapping[str, Any], message: str, *where: str | int
+) -> ManifestError:
+    """A located error about the ``index``-th atlas of ``manifest_file``."""
+    error = located_error(message, manifest_file.path, manifest_file.data, ("atlases", index, *where))
+    error.sprite = None
+    error.message = f"atlas '{entry['id']}': {message}"
+    return error
 
 
 def _substitute(value: Any, env: Mapping[str, str]) -> Any:

@@ -90,3 +90,35 @@ class SpriteSpec:
     source: Source
     post_files: tuple[str, ...] = ()
     layout: Mapping[str, Any] = field(default_factory=lambda: {"type": "strip", "columns": None, "padding": 0})
+
+
+#: Atlas data formats and the file each writes next to the atlas image (``{stem}``: its name without .png).
+ATLAS_FORMATS: Mapping[str, str] = {
+    "texturepacker-hash": "{stem}.json",
+    "texturepacker-array": "{stem}.array.json",
+    "aseprite": "{stem}.aseprite.json",
+    "godot": "{stem}.tres",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AtlasSpec:
+    """A resolved atlas: its member sprites (in atlas order) packed into one image plus data files."""
+
+    id: str
+    members: tuple[str, ...]
+    output: str
+    formats: tuple[str, ...]
+    max_size: tuple[int, int]
+    power_of_two: bool
+    padding: int
+    extrude: int
+    fps: float
+    source: Source
+
+    def outputs(self) -> tuple[str, ...]:
+        """Every file the atlas writes, relative to the output root: the image first, then data files."""
+        folder, _, name = self.output.rpartition("/")
+        stem = name.removesuffix(".png")
+        prefix = f"{folder}/" if folder else ""
+        return (self.output, *(prefix + ATLAS_FORMATS[fmt].format(stem=stem) for fmt in self.formats))

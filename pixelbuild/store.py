@@ -19,7 +19,7 @@ from typing import Any
 from pixelbuild.fsutil import atomic_write_bytes
 from pixelbuild.hashing import hash_bytes
 
-ACTION_KINDS = ("gen", "post")
+ACTION_KINDS = ("gen", "post", "pack")
 
 
 @dataclass(frozen=True, slots=True)
