@@ -76,21 +76,68 @@ class EngineContext:
 # ---------------------------------------------------------------------------------------- pure work
 
 
-def render_sprite(
-    raw_paths: Sequence[str], chain: Sequence[Any], layout: Mapping[str, Any], project_dir: str
-) -> tuple[bytes, str, int, int]:
-    """Post-process a sprite's raw frames into its output PNG: (bytes, pixel hash, width, height).
+@dataclass(frozen=True, slots=True)
+class PostJob:
+    """Everything a worker needs to post-process one sprite: plain, picklable values."""
 
-    A module-level function of plain arguments, so it can run in a worker process.
+    store_root: str
+    generation_keys: tuple[str, ...]
+    chain: tuple[Any, ...]
+    layout: Mapping[str, Any]
+    project_dir: str
+    post_key: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A sprite's finished output as written: hashes, size and the identity of what generated it."""
+
+    file_hash: str
+    pixel_hash: str
+    width: int
+    height: int
+    identity: dict[str, Any]
+
+
+def post_process(job: PostJob) -> Rendered:
+    """Post-process a sprite from its cached raw frames, cache the result and write its output file.
+
+    A module-level function of one plain argument, so it runs as well in a worker process: the main
+    process then only journals the result.
     """
     from pixelbuild.png import decode_png, encode_png, pixel_hash
     from pixelbuild.post import PostContext, apply_chain, assemble_frames
 
-    frames = [decode_png(Path(path).read_bytes()) for path in raw_paths]
-    context = PostContext(read_file=lambda ref: (Path(project_dir) / ref).read_bytes())
-    frames = apply_chain(frames, chain, context)
-    image = frames[0] if len(frames) == 1 else assemble_frames(frames, layout)
-    return encode_png(image), pixel_hash(image), image.width, image.height
+    store = Store(Path(job.store_root))
+    frames = []
+    identity: dict[str, Any] = {}
+    for key in job.generation_keys:
+        record = store.get_action("gen", key)
+        if record is None:
+            raise GenerationError("its raw generation vanished from the cache during the build")
+        identity = identity or record["identity"]
+        for item in record["images"]:
+            data = store.read_blob(item["blob"])
+            if data is None:
+                raise GenerationError("its raw generation in the cache is damaged; run 'pixelbuild gc'")
+            frames.append(decode_png(data))
+    context = PostContext(read_file=lambda ref: (Path(job.project_dir) / ref).read_bytes())
+    frames = apply_chain(frames, job.chain, context)
+    image = frames[0] if len(frames) == 1 else assemble_frames(frames, job.layout)
+    png = encode_png(image)
+    pixels = pixel_hash(image)
+    blob = store.put_blob(png)
+    store.put_action(
+        "post",
+        job.post_key,
+        {
+            "images": [{"blob": blob, "pixel_hash": pixels, "width": image.width, "height": image.height}],
+            "identity": identity,
+        },
+    )
+    atomic_write_bytes(Path(job.target), png)
+    return Rendered(blob, pixels, image.width, image.height, identity)
 
 
 def _warm_up() -> None:
@@ -259,55 +306,42 @@ class Engine:
         self._failed_keys.add(key)
         return False
 
-    def _raw_frames(self, keys: SpriteKeys) -> tuple[list[str], dict[str, Any]]:
-        paths: list[str] = []
-        identity: dict[str, Any] = {}
-        for key in keys.generations:
-            record = self.ctx.store.get_action("gen", key)
-            if record is None:
-                raise GenerationError("its raw generation vanished from the cache during the build")
-            identity = identity or record["identity"]
-            paths.extend(
-                str(self.ctx.store.root / "blobs" / item["blob"][:2] / item["blob"]) for item in record["images"]
-            )
-        return paths, identity
-
-    def _post_process(self, sprite: SpriteSpec, keys: SpriteKeys) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
-        raw_paths, identity = self._raw_frames(keys)
-        args = (raw_paths, sprite.post, sprite.layout, str(self.ctx.project_dir))
+    def _post_process(self, sprite: SpriteSpec, keys: SpriteKeys) -> Rendered:
+        job = PostJob(
+            store_root=str(self.ctx.store.root),
+            generation_keys=keys.generations,
+            chain=sprite.post,
+            layout=sprite.layout,
+            project_dir=str(self.ctx.project_dir),
+            post_key=keys.post,
+            target=str(self.ctx.output_dir / sprite.output),
+        )
         if self._pool is not None:
-            png, pixels, width, height = self._pool.submit(render_sprite, *args).result()
-        else:
-            png, pixels, width, height = render_sprite(*args)
-        blob = self.ctx.store.put_blob(png)
-        image = {"blob": blob, "pixel_hash": pixels, "width": width, "height": height}
-        self.ctx.store.put_action("post", keys.post, {"images": [image], "identity": identity})
-        return png, image, identity
+            return self._pool.submit(post_process, job).result()
+        return post_process(job)
 
-    def _restore(
-        self, sprite: SpriteSpec, keys: SpriteKeys, from_files: bool
-    ) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
+    def _restore(self, sprite: SpriteSpec, keys: SpriteKeys, from_files: bool) -> Rendered:
+        target = self.ctx.output_dir / sprite.output
         if from_files:
             entry = self.ctx.lock.sprites[sprite.id]
             output = entry.outputs[0]
             png = (self.ctx.output_dir / output.path).read_bytes()
-            image = {
-                "blob": self.ctx.store.put_blob(png),
-                "pixel_hash": output.pixel_hash,
-                "width": output.width,
-                "height": output.height,
-            }
+            assert output.pixel_hash is not None and output.width is not None and output.height is not None
+            image: dict[str, Any] = {"blob": self.ctx.store.put_blob(png), "pixel_hash": output.pixel_hash}
+            image.update(width=output.width, height=output.height)
             identity = dict(entry.backend)
             self.ctx.store.put_action("post", keys.post, {"images": [image], "identity": identity})
-            return png, image, identity
-        record = self.ctx.store.get_action("post", keys.post)
-        if record is None:
-            raise GenerationError("its cached result vanished from the cache during the build")
-        image = record["images"][0]
-        data = self.ctx.store.read_blob(image["blob"])
-        if data is None:
-            raise GenerationError("its cached result is damaged; run 'pixelbuild gc' and build again")
-        return data, image, record["identity"]
+        else:
+            record = self.ctx.store.get_action("post", keys.post)
+            if record is None:
+                raise GenerationError("its cached result vanished from the cache during the build")
+            image, identity = record["images"][0], record["identity"]
+            data = self.ctx.store.read_blob(image["blob"])
+            if data is None:
+                raise GenerationError("its cached result is damaged; run 'pixelbuild gc' and build again")
+            png = data
+        atomic_write_bytes(target, png)
+        return Rendered(hash_bytes(png), image["pixel_hash"], int(image["width"]), int(image["height"]), identity)
 
     def _finish_sprite(self, decision: Decision) -> bool:
         if any(key in self._failed_keys for key in decision.missing):
@@ -317,23 +351,21 @@ class Engine:
             sprite = self.ctx.sprites[decision.sprite_id]
             keys = self.ctx.keys[decision.sprite_id]
             if decision.action is Action.RESTORE:
-                png, image, identity = self._restore(sprite, keys, decision.restore_from_files)
+                rendered = self._restore(sprite, keys, decision.restore_from_files)
             else:
                 self.ctx.progress.working(sprite.id, "post-processing")
-                png, image, identity = self._post_process(sprite, keys)
-            target = self.ctx.output_dir / sprite.output
-            atomic_write_bytes(target, png)
-            self.ctx.hashes.remember(target, hash_bytes(png))
+                rendered = self._post_process(sprite, keys)
+            self.ctx.hashes.remember(self.ctx.output_dir / sprite.output, rendered.file_hash)
             self._remove_stale_outputs(sprite)
             seeds = [generation.seed for generation in sprite.generations]
             entry = LockEntry(
                 generations=tuple(zip(keys.generations, seeds, strict=True)),
                 post_key=keys.post,
-                backend=identity,
+                backend=rendered.identity,
                 fields=keys.fields,
                 outputs=(
                     OutputRecord(
-                        sprite.output, hash_bytes(png), image["pixel_hash"], int(image["width"]), int(image["height"])
+                        sprite.output, rendered.file_hash, rendered.pixel_hash, rendered.width, rendered.height
                     ),
                 ),
             )
@@ -573,7 +605,10 @@ class Engine:
 
         arguments = ["run", "--continue"]
         if jobs > 1:
-            arguments += ["-n", str(jobs), "-P", "thread"]
+            # With worker processes, twice as many threads keep a sprite waiting at every worker while
+            # others journal their results.
+            threads = jobs + 1 if self._pool is not None else jobs
+            arguments += ["-n", str(threads), "-P", "thread"]
         saved = sys.stdout, sys.stderr
         errors = io.StringIO()
         try:

@@ -10,6 +10,7 @@ _VERBS = {
     "post": "post-processed",
     "restore": "restored",
     "remove": "removed",
+    "pack": "packed",
 }
 
 

@@ -128,6 +128,7 @@ class _Resolver:
         self.absent: dict[str, None] = {}
         self._workflow_cache: dict[str, str | None] = {}
         self._checked_files: set[tuple[str, tuple[Any, ...]]] = set()
+        self._chains: dict[int, tuple[Any, tuple[tuple[PostOp, ...], tuple[str, ...]]]] = {}
         self.project = self._project_settings()
 
     # ------------------------------------------------------------------ errors
@@ -323,7 +324,7 @@ class _Resolver:
                 )
             )
 
-        post, post_files = self.post_chain(layers, merged["post"])
+        post, post_files = self.cached_post_chain(layers, merged["post"])
         output = self.output(layers, merged.get("output", f"{sprite_id}.png"))
         sprite_layer = layers[-1]
         return SpriteSpec(
@@ -335,6 +336,18 @@ class _Resolver:
             post_files=post_files,
             layout=_layout(merged["layout"]),
         )
+
+    def cached_post_chain(
+        self, layers: Sequence[_Layer], entries: Sequence[Any]
+    ) -> tuple[tuple[PostOp, ...], tuple[str, ...]]:
+        """``post_chain``, once per chain object: sprites that take their chain from one ``defaults``
+        share that very list, and normalising it 10,000 times would cost more than the whole no-op build."""
+        cached = self._chains.get(id(entries))
+        if cached is not None and cached[0] is entries:
+            return cached[1]
+        result = self.post_chain(layers, entries)
+        self._chains[id(entries)] = (entries, result)
+        return result
 
     def post_chain(
         self, layers: Sequence[_Layer], entries: Sequence[Any]

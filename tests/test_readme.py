@@ -36,9 +36,13 @@ def test_example_session_matches_the_cli(cli: Callable[..., Result], tmp_path: P
     outputs.append(cli("build", "-C", project).out)
     actual = [re.sub(r" \(\d+\.\d+s\)\n$", "", out) for out in outputs]
     assert actual == shown
-    assert plan == "generate    monsters/slime  prompt changed\n1 to generate, 4 up to date\n"
+    assert plan == (
+        "generate    monsters/slime  prompt changed\n"
+        "pack        atlas sprites   member monsters/slime changed\n"
+        "1 to generate, 1 to pack, 4 up to date\n"
+    )
     assert plan.strip() in README
     assert cli("check", "-C", project).out.strip() in README
     manifest.write_text(manifest.read_text().replace("orange slime", "green slime"))
-    assert "0 generated, 1 restored, 4 up to date" in cli("build", "-C", project).out
-    assert "`0 generated, 1 restored, 4 up to date`" in README
+    assert "0 generated, 2 restored, 4 up to date" in cli("build", "-C", project).out
+    assert "`0 generated, 2 restored, 4 up to date`" in README
