@@ -47,8 +47,6 @@ BUILTIN_DEFAULTS: Mapping[str, Any] = {
 
 _STRICT_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-#: Fields a frame of an animation may override.
-FRAME_FIELDS = ("prompt", "negative_prompt", "seed", "init_image", "denoise", "steps", "cfg")
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,19 +104,24 @@ def _lines(reader: _Reader, data: bytes) -> list[str]:
     return text.splitlines()
 
 
-def _parse_hex(reader: _Reader, data: bytes) -> list[RGB]:
+def _parse_hex_lines(reader: _Reader, data: bytes, pattern: re.Pattern[str], skip: int, expected: str) -> list[RGB]:
+    """One hexadecimal colour per line (``;`` comments); ``skip`` leading digits (an alpha) are ignored."""
     colours: list[RGB] = []
     lines = _lines(reader, data)
     for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line or line.startswith(";"):
             continue
-        match = _HEX6.fullmatch(line)
+        match = pattern.fullmatch(line)
         if match is None:
-            raise reader.fail(number, f"expected a colour as 6 hexadecimal digits (e.g. 'ff8800'), got '{line}'")
-        digits = match.group(1)
+            raise reader.fail(number, f"expected a colour as {expected}, got '{line}'")
+        digits = match.group(1)[skip:]
         colours.append((int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)))
     return reader.finish(colours, len(lines))
+
+
+def _parse_hex(reader: _Reader, data: bytes) -> list[RGB]:
+    return _parse_hex_lines(reader, data, _HEX6, 0, "6 hexadecimal digits (e.g. 'ff8800')")
 
 
 def _parse_gpl(reader: _Reader, data: bytes) -> list[RGB]:
@@ -197,18 +202,7 @@ def _parse_pal(reader: _Reader, data: bytes) -> list[RGB]:
 
 
 def _parse_paintnet(reader: _Reader, data: bytes) -> list[RGB]:
-    colours: list[RGB] = []
-    lines = _lines(reader, data)
-    for number, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line or line.startswith(";"):
-            continue
-        match = _HEX8.fullmatch(line)
-        if match is None:
-            raise reader.fail(number, f"expected a colour as 8 hexadecimal digits 'aarrggbb', got '{line}'")
-        digits = match.group(1)
-        colours.append((int(digits[2:4], 16), int(digits[4:6], 16), int(digits[6:8], 16)))
-    return reader.finish(colours, len(lines))
+    return _parse_hex_lines(reader, data, _HEX8, 2, "8 hexadecimal digits 'aarrggbb'")
 
 
 def _parse_image(reader: _Reader, data: bytes) -> list[RGB]:

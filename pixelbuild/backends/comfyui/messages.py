@@ -301,7 +301,7 @@ def parse_node_errors(raw: Any) -> tuple[NodeError, ...]:
                     details=str(item.get("details", "")),
                     input_name=_opt_str(extra.get("input_name")),
                     received_value=extra.get("received_value"),
-                    options=_combo_options(extra.get("input_config")),
+                    options=combo_options(extra.get("input_config")),
                 )
             )
         out.append(NodeError(str(node_id), _opt_str(entry.get("class_type")), tuple(errors)))
@@ -373,7 +373,7 @@ def _opt_str(value: Any) -> str | None:
     return str(value)
 
 
-def _combo_options(config: Any) -> tuple[str, ...] | None:
+def combo_options(config: Any) -> tuple[str, ...] | None:
     """The allowed values in an ``input_config`` (``[[...], {...}]`` or ``["COMBO", {"options": [...]}]``)."""
     if not isinstance(config, list) or not config:
         return None

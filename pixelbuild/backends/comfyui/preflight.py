@@ -17,6 +17,7 @@ from typing import Any
 
 from pixelbuild.backends.comfyui.client import ComfyClient
 from pixelbuild.backends.comfyui.errors import did_you_mean, listing
+from pixelbuild.backends.comfyui.messages import combo_options
 from pixelbuild.backends.comfyui.workflow import BoundWorkflow, Target
 from pixelbuild.errors import GenerationError
 from pixelbuild.spec import GenerationSpec
@@ -64,7 +65,7 @@ def fetch_catalog(client: ComfyClient, version: str) -> Catalog:
     ):
         names = client.models(folder)
         if names is None:  # older servers: fall back to the loader's combo list
-            names = list(_combo(_input_config(object_info, class_type, input_name)) or ())
+            names = list(combo_options(_input_config(object_info, class_type, input_name)) or ())
         models[folder] = tuple(names)
     return Catalog(client.url, version, object_info, models)
 
@@ -197,7 +198,7 @@ def _check_value(
         return None
     if (class_type, name) in _SKIP_VALUES:
         return None
-    choices = _combo(config)
+    choices = combo_options(config)
     if choices is not None:
         if name in _MODEL_INPUTS:
             folder, noun = _MODEL_INPUTS[name]
@@ -244,19 +245,6 @@ def _input_config(object_info: Mapping[str, Any], class_type: str, name: str) ->
     schema = object_info.get(class_type) or {}
     sections = schema.get("input") or {}
     return (sections.get("required") or {}).get(name) or (sections.get("optional") or {}).get(name)
-
-
-def _combo(config: Any) -> tuple[str, ...] | None:
-    if not isinstance(config, list) or not config:
-        return None
-    head = config[0]
-    if isinstance(head, list):
-        return tuple(str(option) for option in head)
-    if head == "COMBO" and len(config) > 1 and isinstance(config[1], Mapping):
-        options = config[1].get("options")
-        if isinstance(options, list):
-            return tuple(str(option) for option in options)
-    return None
 
 
 def _is_link(value: Any) -> bool:
