@@ -33,7 +33,7 @@ from PIL import Image, ImageFilter  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pixelbuild.png import decode_png, encode_png  # noqa: E402
+from pixelbuild.png import decode_png, encode_png, encode_raw  # noqa: E402
 from pixelbuild.post import PostContext, load_ops, normalise_post_entry  # noqa: E402
 from pixelbuild.post.pixelate import detect_grid  # noqa: E402
 
@@ -139,11 +139,14 @@ def main() -> None:
     args = parser.parse_args()
 
     data = make_input(noise=args.noise)
+    # What a build decodes: the raw generation as pixelbuild's cache stores it (same pixels).
+    cached = encode_raw(decode_png(data))
     load_ops()
     # Warm up both (imports, caches), then interleave so drift affects both alike.
     pixelbuild_chain(data)
     baseline_chain(data)
     ours: list[float] = []
+    ours_cached: list[float] = []
     theirs: list[float] = []
     decode_only: list[float] = []
     stages: dict[str, list[float]] = {}
@@ -151,6 +154,9 @@ def main() -> None:
         start = time.perf_counter()
         output = pixelbuild_chain(data, stages)
         ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        pixelbuild_chain(cached)
+        ours_cached.append(time.perf_counter() - start)
         start = time.perf_counter()
         baseline_chain(data)
         theirs.append(time.perf_counter() - start)
@@ -172,7 +178,11 @@ def main() -> None:
     )
     print(f"output {result.width}x{result.height}, {colours} colours, {len(output)} bytes")
     print()
-    print(f"  pixelbuild chain   {statistics.median(ours) * 1000:7.2f} ms/image  (decode included)")
+    print(f"  pixelbuild chain   {statistics.median(ours) * 1000:7.2f} ms/image  (decode of the level-4 PNG included)")
+    print(
+        f"  ... in a build     {statistics.median(ours_cached) * 1000:7.2f} ms/image  "
+        "(decode of the cached raw generation, stored, included; target < 25 ms)"
+    )
     print(f"  Pillow baseline    {statistics.median(theirs) * 1000:7.2f} ms/image  (decode included)")
     print(f"  PNG decode alone   {statistics.median(decode_only) * 1000:7.2f} ms  (in both figures above)")
     print()

@@ -281,12 +281,11 @@ class Engine:
             job = self._jobs[key]
             self.ctx.progress.working(job.sprite_id, "generating")
             generated = self._backend.result(key)
-            from pixelbuild.png import encode_png
+            from pixelbuild.png import encode_raw
 
             images = []
             for image in generated.images:
-                # Raw generations are an intermediate: fast compression is worth more than size here.
-                blob = self.ctx.store.put_blob(encode_png(image, indexed=False, compress_level=1))
+                blob = self.ctx.store.put_blob(encode_raw(image))
                 images.append({"blob": blob, "width": image.width, "height": image.height})
             identity = generated.identity
             self.ctx.store.put_action(
