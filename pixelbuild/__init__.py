@@ -1,5 +1,70 @@
-"""pixelbuild: build AI-generated pixel art the way make builds code."""
+"""pixelbuild: build AI-generated pixel art the way make builds code.
+
+The public API, for scripts and tools around a game repository::
+
+    import pixelbuild
+
+    report = pixelbuild.build("pixelbuild.yaml", pixelbuild.BuildOptions(jobs=4))
+    problems = pixelbuild.check("pixelbuild.yaml").problems
+
+Names are imported on first use, so ``import pixelbuild`` stays as cheap as the no-op build needs it.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "build": "pixelbuild.build",
+    "BuildOptions": "pixelbuild.build",
+    "BuildReport": "pixelbuild.build",
+    "check": "pixelbuild.check",
+    "CheckReport": "pixelbuild.check",
+    "Problem": "pixelbuild.check",
+    "load_manifest": "pixelbuild.manifest",
+    "resolve": "pixelbuild.resolve",
+    "SpriteSpec": "pixelbuild.spec",
+    "GenerationSpec": "pixelbuild.spec",
+    "AtlasSpec": "pixelbuild.spec",
+    "PixelbuildError": "pixelbuild.errors",
+    "ManifestError": "pixelbuild.errors",
+    "GenerationError": "pixelbuild.errors",
+    "BackendUnavailable": "pixelbuild.errors",
+}
+
+__all__ = [
+    "AtlasSpec",
+    "BackendUnavailable",
+    "BuildOptions",
+    "BuildReport",
+    "CheckReport",
+    "GenerationError",
+    "GenerationSpec",
+    "ManifestError",
+    "PixelbuildError",
+    "Problem",
+    "SpriteSpec",
+    "__version__",
+    "build",
+    "check",
+    "load_manifest",
+    "resolve",
+]
+
+if TYPE_CHECKING:
+    from pixelbuild.build import BuildOptions, BuildReport, build
+    from pixelbuild.check import CheckReport, Problem, check
+    from pixelbuild.errors import BackendUnavailable, GenerationError, ManifestError, PixelbuildError
+    from pixelbuild.manifest import load_manifest
+    from pixelbuild.resolve import resolve
+    from pixelbuild.spec import AtlasSpec, GenerationSpec, SpriteSpec
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pixelbuild' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

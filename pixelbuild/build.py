@@ -104,10 +104,12 @@ def _ensure_gitignore(paths: ProjectPaths) -> None:
         atomic_write_bytes(ignore, b"# pixelbuild's local state and cache: never commit\n*\n")
 
 
-def build(manifest: Path, options: BuildOptions = BuildOptions(), progress: Progress | None = None) -> BuildReport:
+def build(
+    manifest: str | os.PathLike[str], options: BuildOptions = BuildOptions(), progress: Progress | None = None
+) -> BuildReport:
     """Build the project of ``manifest``; return what was done (failures are in the report)."""
     started = time.perf_counter()
-    paths = ProjectPaths.for_manifest(manifest)
+    paths = ProjectPaths.for_manifest(Path(manifest))
     # Read-only, so no lock needed: a concurrent build clears the stamp before it changes anything.
     if not options.only and not paths.journal.exists():
         up_to_date = check_stamp(paths.stamp, paths.lock)

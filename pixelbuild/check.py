@@ -73,9 +73,9 @@ def _orphans(output_dir: Path, owned: set[str], keep: tuple[str, ...]) -> list[s
     return found
 
 
-def check(manifest: Path) -> CheckReport:
+def check(manifest: str | os.PathLike[str]) -> CheckReport:
     """Compare the manifest, the lock and the output files of a project; never writes an asset."""
-    paths = ProjectPaths.for_manifest(manifest)
+    paths = ProjectPaths.for_manifest(Path(manifest))
     session = open_session(paths)
     lock = read_lock(paths.lock, paths.display(paths.lock))
     report = CheckReport(sprites=len(session.resolved.sprites))
