@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "build": "pixelbuild.build",
-    "BuildOptions": "pixelbuild.build",
-    "BuildReport": "pixelbuild.build",
-    "check": "pixelbuild.check",
-    "CheckReport": "pixelbuild.check",
-    "Problem": "pixelbuild.check",
+    "build": "pixelbuild.builder",
+    "BuildOptions": "pixelbuild.builder",
+    "BuildReport": "pixelbuild.builder",
+    "check": "pixelbuild.checker",
+    "CheckReport": "pixelbuild.checker",
+    "Problem": "pixelbuild.checker",
     "load_manifest": "pixelbuild.manifest",
-    "resolve": "pixelbuild.resolve",
+    "resolve": "pixelbuild.resolver",
     "SpriteSpec": "pixelbuild.spec",
     "GenerationSpec": "pixelbuild.spec",
     "AtlasSpec": "pixelbuild.spec",
@@ -55,11 +55,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from pixelbuild.build import BuildOptions, BuildReport, build
-    from pixelbuild.check import CheckReport, Problem, check
+    from pixelbuild.builder import BuildOptions, BuildReport, build
+    from pixelbuild.checker import CheckReport, Problem, check
     from pixelbuild.errors import BackendUnavailable, GenerationError, ManifestError, PixelbuildError
     from pixelbuild.manifest import load_manifest
-    from pixelbuild.resolve import resolve
+    from pixelbuild.resolver import resolve
     from pixelbuild.spec import AtlasSpec, GenerationSpec, SpriteSpec
 
 

@@ -124,7 +124,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         raise UsageError(f"-j must be at least 1, got {args.jobs}")
     if _noop_build(args):
         return EXIT_OK
-    from pixelbuild.build import BuildOptions, build
+    from pixelbuild.builder import BuildOptions, build
 
     options = BuildOptions(only=tuple(args.only), jobs=args.jobs, frozen=args.frozen, servers=tuple(args.server))
     report = build(_manifest_path(args), options, _progress(args))
@@ -195,7 +195,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from pixelbuild.check import check
+    from pixelbuild.checker import check
 
     report = check(_manifest_path(args))
     lines = [f"{p.kind:<9} {p.subject}: {p.detail}" for p in report.problems]
@@ -216,7 +216,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from pixelbuild.manifest import load_manifest
-    from pixelbuild.resolve import resolve
+    from pixelbuild.resolver import resolve
 
     manifest = load_manifest(_manifest_path(args))
     resolved = resolve(manifest)

@@ -27,7 +27,7 @@ from pixelbuild.keys import SpriteKeys
 from pixelbuild.lock import AtlasEntry, Journal, Lock, LockEntry, OutputRecord
 from pixelbuild.plan import Action, AtlasDecision, Decision, Plan
 from pixelbuild.progress import Progress
-from pixelbuild.resolve import project_file_path
+from pixelbuild.resolver import project_file_path
 from pixelbuild.spec import AtlasSpec, GenerationSpec, SpriteSpec
 from pixelbuild.state import FileHashCache
 from pixelbuild.store import Store

@@ -24,6 +24,7 @@ class ProjectPaths:
     stamp: Path
     hashes: Path
     parse_cache: Path
+    spec_cache: Path
     cache: Path
     build_lock: Path
 
@@ -42,6 +43,7 @@ class ProjectPaths:
             stamp=state / "state" / "noop.json",
             hashes=state / "state" / "files.json",
             parse_cache=state / "state" / "manifests",
+            spec_cache=state / "state" / "resolved",
             cache=state / "cache",
             build_lock=state / "build.lock",
         )

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from pixelbuild.errors import ManifestError, UsageError
-from pixelbuild.keys import SpriteKeys, atlas_key, sprite_keys
+from pixelbuild.errors import UsageError
+from pixelbuild.keys import SpriteKeys, atlas_key
 from pixelbuild.lock import Lock, OutputRecord, apply_journal, read_journal, read_lock
 from pixelbuild.manifest import Manifest, load_manifest
 from pixelbuild.paths import ProjectPaths
 from pixelbuild.plan import FileState, Plan, make_plan
-from pixelbuild.resolve import Resolved, project_file_path, resolve
+from pixelbuild.resolver import Resolved, project_file_path, resolve
 from pixelbuild.state import FileHashCache
 from pixelbuild.store import Store
 
@@ -100,18 +100,19 @@ def pixels_match(path: Path, expected: str) -> bool:
 
 
 def open_session(paths: ProjectPaths) -> Session:
-    """Load, validate and resolve the manifest and compute every sprite's keys."""
+    """Load, validate and resolve the manifest and compute every sprite's keys.
+
+    Files whose resolution is cached (``pixelbuild.speccache``) are neither resolved nor hashed again.
+    """
+    from pixelbuild.speccache import SpecCache
+
     manifest = load_manifest(paths.manifest, cache_dir=paths.parse_cache)
-    resolved = resolve(manifest)
     hashes = FileHashCache(paths.hashes)
-
-    def file_hash(ref: str) -> str:
-        digest = hashes.hash(project_file_path(paths.project_dir, ref))
-        if digest is None:
-            raise ManifestError(f"file '{ref}' disappeared while pixelbuild was reading the project")
-        return digest
-
-    keys = {sprite.id: sprite_keys(sprite, file_hash) for sprite in resolved.sprites}
+    cache = SpecCache(
+        paths.spec_cache, lambda ref: hashes.hash(project_file_path(paths.project_dir, ref)), paths.project_dir
+    )
+    resolved = resolve(manifest, cache)
+    keys = {sprite.id: cache.keys[sprite.id] for sprite in resolved.sprites}
     return Session(paths, manifest, resolved, keys, hashes, Store(paths.cache))
 
 

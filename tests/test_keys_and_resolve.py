@@ -8,7 +8,7 @@ from pathlib import Path
 from pixelbuild.hashing import canonical_json, hash_value
 from pixelbuild.keys import sprite_keys
 from pixelbuild.manifest import load_manifest
-from pixelbuild.resolve import derive_seed, resolve
+from pixelbuild.resolver import derive_seed, resolve
 from pixelbuild.spec import SpriteSpec
 
 

@@ -118,3 +118,25 @@ def test_failed_build_leaves_no_stamp(
     monkeypatch.setattr(placeholder.PlaceholderBackend, "result", original)
     report = build_json(cli, project)
     assert report["generator_calls"] == 1 and report["up_to_date"] == 2
+
+
+def test_cached_resolution_follows_inherited_defaults_and_files(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    project = make_project(
+        INCLUDING.replace("defaults: {size: 32}", "defaults: {size: 32, negative_prompt: blurry}"),
+        files={"parts/a.yaml": "sprites:\n  - id: a\n    prompt: slime\n  - id: b\n    prompt: bat\n"},
+    )
+    build_json(cli, project)
+    assert list((project / ".pixelbuild/state/resolved").glob("*.pickle"))
+    # The included file is unchanged, but the defaults it inherits are not: its sprites are stale.
+    manifest = project / "pixelbuild.yaml"
+    manifest.write_text(manifest.read_text().replace("negative_prompt: blurry", "negative_prompt: photo"))
+    report = build_json(cli, project)
+    assert report["generator_calls"] == 3
+    # Without any cached resolution the same keys come out: nothing is stale.
+    import shutil
+
+    shutil.rmtree(project / ".pixelbuild/state/resolved")
+    (project / ".pixelbuild/state/noop.json").unlink()
+    assert build_json(cli, project)["up_to_date"] == 3 and build_json(cli, project)["noop"] is True

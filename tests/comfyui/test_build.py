@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from pixelbuild.build import BuildOptions, build
+from pixelbuild.builder import BuildOptions, build
 from tests.conftest import REPO, Result, build_json
 from tests.fakecomfy import FakeComfyServer
 

@@ -136,8 +136,8 @@ def test_pixelbuild_build_end_to_end(models: dict[str, str], tmp_path: Path) -> 
     the asset tree's pixels."""
     import shutil
 
-    from pixelbuild.build import BuildOptions, build
-    from pixelbuild.check import check
+    from pixelbuild.builder import BuildOptions, build
+    from pixelbuild.checker import check
 
     project = tmp_path / "game"
     project.mkdir()

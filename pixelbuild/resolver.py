@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import xxhash
 
@@ -126,6 +126,8 @@ class _Resolver:
         self.absent: dict[str, None] = {}
         self._workflow_cache: dict[str, str | None] = {}
         self._checked_files: set[tuple[str, tuple[Any, ...]]] = set()
+        self._touched_files: dict[str, None] = {}
+        self._touched_absent: dict[str, None] = {}
         self._chains: dict[int, tuple[Any, tuple[tuple[PostOp, ...], tuple[str, ...]]]] = {}
         self.project = self._project_settings()
 
@@ -191,6 +193,7 @@ class _Resolver:
             raise self.error(f"file '{value}' does not exist", layers, name, *suffix)
         ref = absolute.relative_to(self.project_dir).as_posix()
         self.files[ref] = None
+        self._touched_files[ref] = None
         return ref
 
     def workflow(self, layers: Sequence[_Layer], value: str) -> str:
@@ -201,21 +204,29 @@ class _Resolver:
             cached = self._workflow_cache[value]
             if cached is None:
                 raise self._unknown_workflow(layers, value)
+            self._touch_workflow(value, cached)
             return cached
         local = f"{self.project.workflows}/{value}.json"
         if (self.project_dir / local).is_file():
-            self.files[local] = None
             ref: str | None = local
         elif builtin_workflow_path(f"{value}.json").is_file():
-            self.absent[local] = None
             ref = f"{BUILTIN_PREFIX}{value}.json"
-            self.files[ref] = None
         else:
             ref = None
         self._workflow_cache[value] = ref
         if ref is None:
             raise self._unknown_workflow(layers, value)
+        self._touch_workflow(value, ref)
         return ref
+
+    def _touch_workflow(self, name: str, ref: str) -> None:
+        """Record that a sprite uses workflow ``ref`` (and, for a built-in, that no project file shadows it)."""
+        self.files[ref] = None
+        self._touched_files[ref] = None
+        if ref.startswith(BUILTIN_PREFIX):
+            local = f"{self.project.workflows}/{name}.json"
+            self.absent[local] = None
+            self._touched_absent[local] = None
 
     def _unknown_workflow(self, layers: Sequence[_Layer], value: str) -> ManifestError:
         import difflib
@@ -390,7 +401,7 @@ class _Resolver:
             raise self.error(f"output '{value}' must be a .png file", layers, "output")
         return normal
 
-    def resolve(self) -> Resolved:
+    def resolve(self, cache: SpecCache | None = None) -> Resolved:
         sprites: list[SpriteSpec] = []
         seen_ids: dict[str, SpriteSpec] = {}
         seen_outputs: dict[str, SpriteSpec] = {}
@@ -401,11 +412,29 @@ class _Resolver:
             if "defaults" in manifest_file.data:
                 own.append(_Layer(manifest_file, ("defaults",), manifest_file.data["defaults"]))
             defaults_of[manifest_file.path] = own
+            defaults = [layer.values for layer in own]
+            cached = cache.lookup(manifest_file, defaults, self.project) if cache is not None else None
+            if cached is not None:
+                specs, refs, absent = cached
+                self.files.update(dict.fromkeys(refs))
+                self.absent.update(dict.fromkeys(absent))
+                for spec in specs:
+                    where = _Layer(manifest_file, spec.source.path, {"id": spec.id})
+                    self._register(spec, [*own, where], {}, seen_ids, seen_outputs)
+                sprites.extend(specs)
+                continue
+            self._touched_files, self._touched_absent = {}, {}
+            specs = []
             for index, entry in enumerate(manifest_file.data.get("sprites", ())):
                 layers = [*own, _Layer(manifest_file, ("sprites", index), entry)]
                 for spec in self.sprites(layers):
                     self._register(spec, layers, entry, seen_ids, seen_outputs)
-                    sprites.append(spec)
+                    specs.append(spec)
+            sprites.extend(specs)
+            if cache is not None:
+                cache.store(
+                    manifest_file, defaults, self.project, specs, list(self._touched_files), list(self._touched_absent)
+                )
         return Resolved(
             project=self.project,
             sprites=tuple(sprites),
@@ -518,9 +547,35 @@ def _layout(value: str | Mapping[str, Any]) -> Mapping[str, Any]:
     return {"type": layout.get("type", "strip"), "columns": layout.get("columns"), "padding": layout.get("padding", 0)}
 
 
-def resolve(manifest: Manifest) -> Resolved:
-    """Resolve every sprite of ``manifest``; raise a located ManifestError on the first problem."""
-    resolved = _Resolver(manifest).resolve()
+class SpecCache(Protocol):
+    """Resolved sprites of unchanged manifest files, kept between runs (see ``pixelbuild.speccache``)."""
+
+    def lookup(
+        self, manifest_file: ManifestFile, defaults: Sequence[Mapping[str, Any]], project: ProjectSettings
+    ) -> tuple[Sequence[SpriteSpec], Sequence[str], Sequence[str]] | None:
+        """The file's specs, the files they read and the paths whose absence they rely on, if still valid."""
+        ...
+
+    def store(
+        self,
+        manifest_file: ManifestFile,
+        defaults: Sequence[Mapping[str, Any]],
+        project: ProjectSettings,
+        specs: Sequence[SpriteSpec],
+        refs: Sequence[str],
+        absent: Sequence[str],
+    ) -> None:
+        """Remember a file's resolution."""
+        ...
+
+
+def resolve(manifest: Manifest, cache: SpecCache | None = None) -> Resolved:
+    """Resolve every sprite of ``manifest``; raise a located ManifestError on the first problem.
+
+    With ``cache``, a file whose bytes, inherited defaults and referenced files are unchanged is not
+    resolved again.
+    """
+    resolved = _Resolver(manifest).resolve(cache)
     if resolved.project.backend not in BACKENDS:
         root = manifest.root
         raise located_error(

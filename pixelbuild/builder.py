@@ -219,7 +219,7 @@ def _commit_lock(paths: ProjectPaths, lock: Lock) -> bytes:
 def _write_stamp(session: Session, lock: Lock, lock_bytes: bytes) -> None:
     from pixelbuild.hashing import hash_bytes
     from pixelbuild.lock import lock_outputs
-    from pixelbuild.resolve import project_file_path
+    from pixelbuild.resolver import project_file_path
     from pixelbuild.state import StampInputs, write_stamp
 
     paths = session.paths
