@@ -14,7 +14,7 @@ import glob
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -38,17 +38,59 @@ MANIFEST_NAME = "pixelbuild.yaml"
 _CACHE_FORMAT = f"1/{__version__}"
 
 
-@dataclass(frozen=True, slots=True)
 class ManifestFile:
-    """One parsed and validated manifest file."""
+    """One parsed and validated manifest file.
 
-    path: Path
-    display: str
-    digest: str
-    data: Mapping[str, Any]
-    includes: tuple[Path, ...]
-    include_globs: tuple[tuple[str, str, tuple[str, ...]], ...]  # (base folder, pattern, matches)
-    is_root: bool
+    ``header`` is the document without its ``sprites``; those load on first use of ``sprites`` or
+    ``data``, so a build that finds a file's sprites in the spec cache never holds them in memory.
+    """
+
+    __slots__ = (
+        "_load_sprites",
+        "_sprites",
+        "digest",
+        "display",
+        "header",
+        "include_globs",
+        "includes",
+        "is_root",
+        "path",
+    )
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        display: str,
+        digest: str,
+        header: Mapping[str, Any],
+        sprites: Callable[[], list[Any]] | list[Any],
+        includes: tuple[Path, ...],
+        include_globs: tuple[tuple[str, str, tuple[str, ...]], ...],  # (base folder, pattern, matches)
+        is_root: bool,
+    ) -> None:
+        self.path = path
+        self.display = display
+        self.digest = digest
+        self.header = header
+        self._sprites: list[Any] | None = sprites if isinstance(sprites, list) else None
+        self._load_sprites = None if isinstance(sprites, list) else sprites
+        self.includes = includes
+        self.include_globs = include_globs
+        self.is_root = is_root
+
+    @property
+    def sprites(self) -> list[Any]:
+        """The raw sprite entries of this file."""
+        if self._sprites is None:
+            assert self._load_sprites is not None
+            self._sprites = self._load_sprites()
+        return self._sprites
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """The whole validated document."""
+        return {**self.header, "sprites": self.sprites}
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,21 +503,18 @@ def parse_yaml(raw: bytes, path: Path) -> Any:
 
 
 class ParseCache:
-    """Validated documents by the digest of their file's bytes, as JSON files under ``root``."""
+    """Validated documents by the digest of their file's bytes, under ``root``: the document without
+    its sprites as ``<digest>.json``, the sprites as ``<digest>.sprites.json`` (read only when needed)."""
 
     def __init__(self, root: Path | None) -> None:
         self.root = root
 
-    def _path(self, digest: str, is_root: bool) -> Path | None:
+    def _path(self, digest: str, is_root: bool, part: str = "") -> Path | None:
         if self.root is None:
             return None
-        return self.root / f"{digest}{'.root' if is_root else ''}.json"
+        return self.root / f"{digest}{'.root' if is_root else ''}{part}.json"
 
-    def get(self, digest: str, is_root: bool) -> Any | None:
-        """The cached document for ``digest``, or None."""
-        path = self._path(digest, is_root)
-        if path is None:
-            return None
+    def _read(self, path: Path) -> Any | None:
         try:
             cached = json.loads(path.read_bytes())
         except (OSError, ValueError):
@@ -484,16 +523,38 @@ class ParseCache:
             return None
         return cached.get("data")
 
-    def put(self, digest: str, is_root: bool, data: Any) -> None:
+    def get(self, digest: str, is_root: bool) -> tuple[dict[str, Any], Callable[[], list[Any]]] | None:
+        """The cached header of ``digest`` and a loader of its sprites, or None."""
+        path = self._path(digest, is_root)
+        if path is None:
+            return None
+        header = self._read(path)
+        sprites_path = self._path(digest, is_root, ".sprites")
+        if not isinstance(header, dict) or sprites_path is None or not sprites_path.exists():
+            return None
+
+        def sprites() -> list[Any]:
+            assert sprites_path is not None
+            loaded = self._read(sprites_path)
+            if not isinstance(loaded, list):
+                raise ManifestError("pixelbuild's parse cache is damaged; delete .pixelbuild/state and build again")
+            return loaded
+
+        return header, sprites
+
+    def put(self, digest: str, is_root: bool, data: Mapping[str, Any]) -> None:
         """Store a validated document (best effort: a cache write never fails a build)."""
         from pixelbuild.fsutil import atomic_write_bytes
 
-        path = self._path(digest, is_root)
-        if path is None:
+        header_path = self._path(digest, is_root)
+        sprites_path = self._path(digest, is_root, ".sprites")
+        if header_path is None or sprites_path is None:
             return
-        payload = json.dumps({"format": _CACHE_FORMAT, "data": data}, separators=(",", ":"))
-        with contextlib.suppress(OSError):
-            atomic_write_bytes(path, payload.encode("utf-8"))
+        header = {key: value for key, value in data.items() if key != "sprites"}
+        for path, part in ((sprites_path, list(data.get("sprites", ()))), (header_path, header)):
+            payload = json.dumps({"format": _CACHE_FORMAT, "data": part}, separators=(",", ":"))
+            with contextlib.suppress(OSError):
+                atomic_write_bytes(path, payload.encode("utf-8"))
 
 
 def read_manifest_bytes(path: Path) -> bytes:
@@ -542,17 +603,23 @@ def load_file(path: Path, project_dir: Path, cache: ParseCache, *, is_root: bool
     """Read, parse (or fetch from the cache) and validate one manifest file."""
     raw = read_manifest_bytes(path)
     digest = hash_bytes(raw)
-    data = cache.get(digest, is_root)
-    if data is None:
+    cached = cache.get(digest, is_root)
+    sprites: Callable[[], list[Any]] | list[Any]
+    if cached is None:
         data = parse_yaml(raw, path)
         validate_document(data, path, is_root=is_root)
         cache.put(digest, is_root, data)
-    includes, include_globs = _expand_includes(path, data, project_dir)
+        header = {key: value for key, value in data.items() if key != "sprites"}
+        sprites = list(data.get("sprites", ()))
+    else:
+        header, sprites = cached
+    includes, include_globs = _expand_includes(path, header, project_dir)
     return ManifestFile(
         path=path,
         display=_display_path(path),
         digest=digest,
-        data=data,
+        header=header,
+        sprites=sprites,
         includes=includes,
         include_globs=include_globs,
         is_root=is_root,
@@ -587,5 +654,5 @@ def load_manifest(path: Path, cache_dir: Path | None = None) -> Manifest:
 def iter_sprite_entries(manifest: Manifest) -> Iterator[tuple[ManifestFile, int, Mapping[str, Any]]]:
     """Every raw sprite entry with its file and index, in manifest order."""
     for manifest_file in manifest.files:
-        for index, entry in enumerate(manifest_file.data.get("sprites", ())):
+        for index, entry in enumerate(manifest_file.sprites):
             yield manifest_file, index, entry

@@ -149,7 +149,7 @@ class _Resolver:
 
     def _project_settings(self) -> ProjectSettings:
         root = self.manifest.root
-        project = root.data.get("project", {})
+        project = root.header.get("project", {})
         output = normalise_relative(project.get("output", "assets"))
         if output is None:
             raise located_error(
@@ -409,8 +409,8 @@ class _Resolver:
         for manifest_file in self.manifest.files:
             inherited = self._inherited_defaults(manifest_file, defaults_of)
             own = list(inherited)
-            if "defaults" in manifest_file.data:
-                own.append(_Layer(manifest_file, ("defaults",), manifest_file.data["defaults"]))
+            if "defaults" in manifest_file.header:
+                own.append(_Layer(manifest_file, ("defaults",), manifest_file.header["defaults"]))
             defaults_of[manifest_file.path] = own
             defaults = [layer.values for layer in own]
             cached = cache.lookup(manifest_file, defaults, self.project) if cache is not None else None
@@ -425,7 +425,7 @@ class _Resolver:
                 continue
             self._touched_files, self._touched_absent = {}, {}
             specs = []
-            for index, entry in enumerate(manifest_file.data.get("sprites", ())):
+            for index, entry in enumerate(manifest_file.sprites):
                 layers = [*own, _Layer(manifest_file, ("sprites", index), entry)]
                 for spec in self.sprites(layers):
                     self._register(spec, layers, entry, seen_ids, seen_outputs)
@@ -451,7 +451,7 @@ class _Resolver:
         result: list[AtlasSpec] = []
         seen: set[str] = set()
         for manifest_file in self.manifest.files:
-            for index, entry in enumerate(manifest_file.data.get("atlases", ())):
+            for index, entry in enumerate(manifest_file.header.get("atlases", ())):
                 if entry["id"] in seen:
                     raise _atlas_error(manifest_file, index, entry, f"duplicate atlas id '{entry['id']}'", "id")
                 seen.add(entry["id"])

@@ -11,8 +11,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class Compact:
+    """Mixin for slotted dataclasses: pickle as a constructor call, ~5x faster to load than the
+    field-by-field state that ``dataclasses`` gives slotted classes (the spec cache loads 10,000s)."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return type(self), tuple(getattr(self, name) for name in self.__dataclass_fields__)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True, slots=True)
-class Lora:
+class Lora(Compact):
     """One LoRA applied on top of the checkpoint, in manifest order."""
 
     name: str
@@ -21,7 +31,7 @@ class Lora:
 
 
 @dataclass(frozen=True, slots=True)
-class PostOp:
+class PostOp(Compact):
     """One step of a post-processing chain: an op name and its (already validated) parameters."""
 
     op: str
@@ -29,7 +39,7 @@ class PostOp:
 
 
 @dataclass(frozen=True, slots=True)
-class Source:
+class Source(Compact):
     """Where a sprite was declared, for error messages (never hashed).
 
     ``file`` is the manifest file as shown to the user; ``path`` is the sprite's place in that
@@ -41,7 +51,7 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True)
-class GenerationSpec:
+class GenerationSpec(Compact):
     """Everything the generator sees for one image (or one batch of images).
 
     File references (``workflow_file``, ``init_image``) are project-relative POSIX paths; their
@@ -76,7 +86,7 @@ class GenerationSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class SpriteSpec:
+class SpriteSpec(Compact):
     """A fully resolved sprite: its generation(s), its post chain and where its output goes.
 
     ``generations`` usually holds one entry; an animation has one per frame (or one batch).
