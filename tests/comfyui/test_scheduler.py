@@ -23,7 +23,7 @@ class Recorder:
         self.finished = threading.Event()
         self.expected = 0
 
-    def work(self, index: int, item: str) -> None:
+    def work(self, index: int, item: str, turn: object = None) -> None:
         with self.lock:
             self.active[index] = self.active.get(index, 0) + 1
             self.peak[index] = max(self.peak.get(index, 0), self.active[index])
@@ -170,7 +170,7 @@ class LoadingServers:
         self.lock = threading.Lock()
         self.finished = threading.Event()
 
-    def work(self, index: int, item: str) -> None:
+    def work(self, index: int, item: str, turn: object = None) -> None:
         group = self.groups[item]
         with self.lock:
             switch = self.loaded.get(index) != group
@@ -210,3 +210,33 @@ def test_idle_server_joins_a_long_group() -> None:
     servers, elapsed = _loading_run(penalty=0.05, item_time=0.03, sizes={"a": 40, "b": 1})
     assert servers.loads == 3
     assert elapsed < 40 * 0.03 * 0.8
+
+
+def test_a_server_submits_in_the_order_it_took_the_items() -> None:
+    """K threads of one server race; the Turn makes their submissions follow the pick order."""
+    import random
+
+    from pixelbuild.backends.comfyui.scheduler import Turn
+
+    picked: list[str] = []
+    submitted: list[str] = []
+    lock = threading.Lock()
+    finished = threading.Event()
+    rng = random.Random(5)
+    items = [f"i{n:02d}" for n in range(30)]
+
+    def work(index: int, item: str, turn: Turn) -> None:
+        with lock:
+            picked.append(item)
+        time.sleep(rng.random() * 0.01)  # an upload, say: later picks may get here first
+        with turn, lock:
+            submitted.append(item)
+        if len(submitted) == len(items):
+            finished.set()
+
+    scheduler: Scheduler[str] = Scheduler([4], work=work, give_up=lambda item, reason: None, probe=lambda i: True)
+    scheduler.start()
+    scheduler.add([(item, "g", frozenset({0})) for item in items])
+    assert finished.wait(10)
+    scheduler.close()
+    assert submitted == items

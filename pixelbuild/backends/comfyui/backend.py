@@ -33,7 +33,7 @@ from pixelbuild.backends.comfyui.runner import (
     Task,
     run_task,
 )
-from pixelbuild.backends.comfyui.scheduler import Scheduler, ServerDown
+from pixelbuild.backends.comfyui.scheduler import Scheduler, ServerDown, Turn
 from pixelbuild.backends.comfyui.workflow import Graph, bind, load_template, model_set
 from pixelbuild.errors import BackendUnavailable, GenerationError, ManifestError, PixelbuildError
 
@@ -259,12 +259,13 @@ class ComfyUIBackend:
 
     # --- worker side -----------------------------------------------------------------------------------
 
-    def _work(self, index: int, task: Task) -> None:
+    def _work(self, index: int, task: Task, turn: Turn) -> None:
         server = self._live[index]
         try:
             finished = run_task(
                 server,
                 task,
+                turn=turn,
                 cancelled=self._cancelled,
                 job_timeout=self.settings.job_timeout,
                 progress=self._progress,

@@ -13,6 +13,7 @@ import io
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +145,7 @@ def run_task(
     server: ServerHandle,
     task: Task,
     *,
+    turn: AbstractContextManager[Any] | None = None,
     cancelled: threading.Event,
     job_timeout: float | None,
     progress: ProgressCallback | None,
@@ -151,7 +153,7 @@ def run_task(
     """Run ``task`` on ``server``. Raises ``GenerationError`` (the job failed), ``Cancelled``, or
     ``ServerDown`` (the server failed: run it elsewhere)."""
     try:
-        return _run(server, task, cancelled, job_timeout, progress)
+        return _run(server, task, turn or nullcontext(), cancelled, job_timeout, progress)
     except ServerUnreachable as error:
         raise ServerDown(f"{error.url}: {error.cause}") from None
     except ServerFailed as error:
@@ -161,6 +163,7 @@ def run_task(
 def _run(
     server: ServerHandle,
     task: Task,
+    turn: AbstractContextManager[Any],
     cancelled: threading.Event,
     job_timeout: float | None,
     progress: ProgressCallback | None,
@@ -181,7 +184,8 @@ def _run(
 
     for attempt in range(_MAX_RESUBMITS + 1):
         graph = _with_fresh_prefix(base, bound.output_node, attempt) if attempt else base
-        answer = client.submit(graph)
+        with turn:  # after the prompts this server took before ours, so it runs them in that order
+            answer = client.submit(graph)
         if isinstance(answer, PromptRejected):
             raise rejection_error(answer, sprite=task.sprite, server=server.url, bound=bound)
         prompt_id = answer.prompt_id

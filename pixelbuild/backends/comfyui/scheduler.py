@@ -8,6 +8,10 @@ server is already on costs a model load, so an idle server does that only when t
 shared by the servers on it, would outlast the load; both times are learned during the run (the gap
 between completions, and how much longer a group's first item takes).
 
+Two items a server takes one after the other are submitted in that order: ``work`` gets a ``Turn`` to
+hold around its submission (K threads would otherwise race, and a server's queue order is its
+execution order: a race across a group boundary costs a model load).
+
 A server whose work raises ``ServerDown`` is taken out, its item goes back to the front of the list for the
 others, and a probe brings it back when it answers again. When no server that may run an item is up for
 ``unavailable_timeout`` seconds, the item is given up.
@@ -45,6 +49,9 @@ class _Server:
     last_done: float | None = None
     per_item: float | None = None  # seconds between completions within a group (EWMA)
     first_item: float | None = None  # seconds from a switch to the first completion (EWMA)
+    tickets: int = 0  # submission turns handed out, in pick order
+    next_turn: int = 0  # the ticket whose submission may go next
+    released: set[int] = field(default_factory=set)
 
 
 def _ewma(old: float | None, new: float, weight: float = 0.3) -> float:
@@ -60,6 +67,39 @@ class _Entry(Generic[T]):
     stuck_since: float | None = None
 
 
+class Turn:
+    """A work item's place in its server's submission order: ``with turn:`` waits until every item the
+    server took earlier has submitted (or ended), and lets the next one go on leaving."""
+
+    def __init__(self, cond: threading.Condition, server: _Server, ticket: int) -> None:
+        self._cond = cond
+        self._server = server
+        self._ticket = ticket
+        self._done = False
+
+    def __enter__(self) -> Turn:
+        with self._cond:
+            while not self._done and self._server.next_turn != self._ticket:
+                self._cond.wait(0.5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Give the turn up (idempotent); later tickets may then submit."""
+        with self._cond:
+            if self._done:
+                return
+            self._done = True
+            server = self._server
+            server.released.add(self._ticket)
+            while server.next_turn in server.released:
+                server.released.remove(server.next_turn)
+                server.next_turn += 1
+            self._cond.notify_all()
+
+
 @dataclass
 class SchedulerStats:
     """Counters for tests and benchmarks."""
@@ -71,13 +111,13 @@ class SchedulerStats:
 
 
 class Scheduler(Generic[T]):
-    """Feeds ``work(server_index, item)`` from worker threads; see the module docstring."""
+    """Feeds ``work(server_index, item, turn)`` from worker threads; see the module docstring."""
 
     def __init__(
         self,
         slots: Sequence[int],
         *,
-        work: Callable[[int, T], None],
+        work: Callable[[int, T, Turn], None],
         give_up: Callable[[T, str], None],
         probe: Callable[[int], bool],
         unavailable_timeout: float = 30.0,
@@ -167,11 +207,12 @@ class Scheduler(Generic[T]):
 
     def _worker(self, server: _Server) -> None:
         while True:
-            entry = self._next(server)
-            if entry is None:
+            picked = self._next(server)
+            if picked is None:
                 return
+            entry, turn = picked
             try:
-                self._work(server.index, entry.item)
+                self._work(server.index, entry.item, turn)
             except ServerDown as error:
                 self._server_failed(server, entry, str(error))
             except BaseException as error:  # a bug must fail one item, not hang the build
@@ -182,11 +223,12 @@ class Scheduler(Generic[T]):
                     server.failures = 0
                     self._completed(server, entry)
             finally:
+                turn.release()
                 with self._cond:
                     server.active -= 1
                     self._cond.notify_all()
 
-    def _next(self, server: _Server) -> _Entry[T] | None:
+    def _next(self, server: _Server) -> tuple[_Entry[T], Turn] | None:
         with self._cond:
             while not self._closed:
                 if not self._stopped:
@@ -196,7 +238,9 @@ class Scheduler(Generic[T]):
                         if entry is not None:
                             server.active += 1
                             self.stats.dispatched[server.index] += 1
-                            return entry
+                            turn = Turn(self._cond, server, server.tickets)
+                            server.tickets += 1
+                            return entry, turn
                 self._cond.wait(0.5)
             return None
 
