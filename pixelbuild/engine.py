@@ -120,7 +120,9 @@ def post_process(job: PostJob) -> Rendered:
         for item in record["images"]:
             data = store.read_blob(item["blob"])
             if data is None:
-                raise GenerationError("its raw generation in the cache is damaged; run 'pixelbuild gc'")
+                raise GenerationError(
+                    "its raw generation in the cache is damaged; delete .pixelbuild/cache and build again"
+                )
             frames.append(decode_png(data))
     context = PostContext(read_file=lambda ref: (Path(job.project_dir) / ref).read_bytes())
     frames = apply_chain(frames, job.chain, context)
@@ -337,7 +339,7 @@ class Engine:
             image, identity = record["images"][0], record["identity"]
             data = self.ctx.store.read_blob(image["blob"])
             if data is None:
-                raise GenerationError("its cached result is damaged; run 'pixelbuild gc' and build again")
+                raise GenerationError("its cached result is damaged; delete .pixelbuild/cache and build again")
             png = data
         atomic_write_bytes(target, png)
         return Rendered(hash_bytes(png), image["pixel_hash"], int(image["width"]), int(image["height"]), identity)
@@ -437,7 +439,7 @@ class Engine:
         for item in record["images"] if record else ():
             data = self.ctx.store.read_blob(item["blob"])
             if data is None:
-                raise GenerationError("its cached files are damaged; run 'pixelbuild gc' and build again")
+                raise GenerationError("its cached files are damaged; delete .pixelbuild/cache and build again")
             files.append((data, item.get("pixel_hash"), item.get("width"), item.get("height")))
         if not files:
             raise GenerationError("its cached files vanished from the cache during the build")
