@@ -78,16 +78,6 @@ def hash_bytes(data: bytes) -> str:
     return xxhash.xxh3_128_hexdigest(data)
 
 
-def hash_value(value: Any) -> str:
-    """xxh3_128 of the canonical JSON of ``value``."""
-    return xxhash.xxh3_128_hexdigest(canonical_json(value).encode("utf-8"))
-
-
-def short_hash(value: Any) -> str:
-    """A 16-hex-digit digest of ``value``'s canonical JSON: enough to tell which field changed."""
-    return xxhash.xxh3_64_hexdigest(canonical_json(value).encode("utf-8"))
-
-
 def hash_file(path: Path) -> str:
     """xxh3_128 of a file's bytes, read in chunks."""
     hasher = xxhash.xxh3_128()

@@ -14,7 +14,7 @@ import glob
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -104,13 +104,6 @@ class Manifest:
     def root(self) -> ManifestFile:
         """The root manifest file."""
         return self.files[0]
-
-    def file(self, display: str) -> ManifestFile:
-        """The file shown to users as ``display``."""
-        for manifest_file in self.files:
-            if manifest_file.display == display:
-                return manifest_file
-        raise KeyError(display)
 
 
 class _LoadError(Exception):
@@ -649,10 +642,3 @@ def load_manifest(path: Path, cache_dir: Path | None = None) -> Manifest:
 
     visit(path, None, True)
     return Manifest(project_dir=project_dir, files=tuple(files))
-
-
-def iter_sprite_entries(manifest: Manifest) -> Iterator[tuple[ManifestFile, int, Mapping[str, Any]]]:
-    """Every raw sprite entry with its file and index, in manifest order."""
-    for manifest_file in manifest.files:
-        for index, entry in enumerate(manifest_file.sprites):
-            yield manifest_file, index, entry

@@ -77,13 +77,6 @@ class GenerationSpec(Compact):
     init_image: str | None = None
     bindings: Mapping[str, Any] = field(default_factory=dict)
 
-    def file_refs(self) -> tuple[str, ...]:
-        """Project-relative paths of every file this generation depends on."""
-        refs = [self.workflow_file]
-        if self.init_image:
-            refs.append(self.init_image)
-        return tuple(refs)
-
 
 @dataclass(frozen=True, slots=True)
 class SpriteSpec(Compact):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pixelbuild.hashing import canonical_json, hash_value
+from pixelbuild.hashing import canonical_json, hash_text
 from pixelbuild.keys import sprite_keys
 from pixelbuild.manifest import load_manifest
 from pixelbuild.resolver import derive_seed, resolve
@@ -18,7 +18,7 @@ def resolved(make_project: Callable[..., Path], manifest: str, **files: str) -> 
 
 
 def keys_of(sprite: SpriteSpec) -> tuple[tuple[str, ...], str]:
-    keys = sprite_keys(sprite, lambda ref: hash_value(ref))
+    keys = sprite_keys(sprite, hash_text)
     return keys.generations, keys.post
 
 
