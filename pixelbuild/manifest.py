@@ -345,7 +345,8 @@ def _allowed_keys(schema: Mapping[str, Any], root: Mapping[str, Any]) -> set[str
     return keys
 
 
-def _did_you_mean(word: str, options: set[str]) -> str:
+def did_you_mean(word: str, options: set[str]) -> str:
+    """A hint for an unknown name: the closest option, else the options when there are few."""
     close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
     if close:
         return f" (did you mean '{close[0]}'?)"
@@ -404,7 +405,7 @@ def _alternatives_message(error: Any) -> str:
                 f"(e.g. '- resize: {{size: 32}}'), got {len(instance)} keys"
             )
         if name is not None and name not in tags:
-            return f"unknown op '{name}'{_did_you_mean(name, tags)}"
+            return f"unknown op '{name}'{did_you_mean(name, tags)}"
     kinds = []
     for branch in branches:
         kind = branch.get("type")
@@ -424,7 +425,7 @@ def _schema_error(error: Any, path: Path, data: Mapping[str, Any]) -> ManifestEr
         if unknown:
             name = unknown[0]
             return located_error(
-                f"unknown key '{name}'{_did_you_mean(name, allowed)}", path, data, (*doc_path, name), key=True
+                f"unknown key '{name}'{did_you_mean(name, allowed)}", path, data, (*doc_path, name), key=True
             )
     if validator in ("oneOf", "anyOf"):
         return located_error(_alternatives_message(error), path, data, doc_path)
@@ -439,7 +440,7 @@ def _schema_error(error: Any, path: Path, data: Mapping[str, Any]) -> ManifestEr
         options = error.validator_value if validator == "enum" else [error.validator_value]
         hint = ""
         if isinstance(instance, str):
-            hint = _did_you_mean(instance, {str(o) for o in options})
+            hint = did_you_mean(instance, {str(o) for o in options})
         else:
             hint = f" (expected one of: {', '.join(json.dumps(o) for o in options)})"
         return located_error(f"{json.dumps(instance, default=str)} is not allowed{hint}", path, data, doc_path)

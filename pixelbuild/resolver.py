@@ -21,7 +21,7 @@ import xxhash
 from pixelbuild._resources import data_dir
 from pixelbuild.backends import BACKENDS
 from pixelbuild.errors import ManifestError
-from pixelbuild.manifest import Manifest, ManifestFile, located_error
+from pixelbuild.manifest import Manifest, ManifestFile, did_you_mean, located_error
 from pixelbuild.post import FILE_PARAMS, check_files, check_params, normalise_post_entry
 from pixelbuild.spec import AtlasSpec, GenerationSpec, Lora, PostOp, Source, SpriteSpec
 
@@ -229,16 +229,12 @@ class _Resolver:
             self._touched_absent[local] = None
 
     def _unknown_workflow(self, layers: Sequence[_Layer], value: str) -> ManifestError:
-        import difflib
-
         names = {p.stem for p in data_dir("workflows").glob("*.json")}
         local_dir = self.project_dir / self.project.workflows
         if local_dir.is_dir():
             names |= {p.stem for p in local_dir.glob("*.json")}
-        close = difflib.get_close_matches(value, sorted(names), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else f" (available: {', '.join(sorted(names))})"
         return self.error(
-            f"unknown workflow '{value}': not in '{self.project.workflows}/' nor built in{hint}",
+            f"unknown workflow '{value}': not in '{self.project.workflows}/' nor built in{did_you_mean(value, names)}",
             layers,
             "workflow",
         )
