@@ -13,10 +13,10 @@ from pathlib import Path
 
 from pixelbuild.fsutil import TEMP_PREFIX
 from pixelbuild.hashing import hash_file
-from pixelbuild.lock import lock_outputs, read_lock
+from pixelbuild.lock import OutputRecord, lock_outputs, read_lock
 from pixelbuild.paths import ProjectPaths
-from pixelbuild.plan import changed_fields
-from pixelbuild.project import open_session, pixels_match
+from pixelbuild.plan import FileState, changed_fields
+from pixelbuild.project import compare_output, open_session
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,20 +42,22 @@ class CheckReport:
         return not self.problems
 
 
-def _output_problem(output_dir: Path, path: str, file_hash: str, pixel_hash: str | None) -> str | None:
-    target = output_dir / path
+def _output_problem(output_dir: Path, output: OutputRecord) -> str | None:
+    """What is wrong with an output, hashing it afresh (``check`` trusts no stat cache)."""
+    target = output_dir / output.path
     try:
-        digest = hash_file(target)
+        digest: str | None = hash_file(target)
     except FileNotFoundError:
-        return "missing"
+        digest = None
     except OSError as error:
         return f"unreadable ({error.strerror})"
-    if digest == file_hash:
+    state = compare_output(target, digest, output)
+    if state is FileState.OK:
         return None
-    if pixel_hash is None:
+    if state is FileState.MISSING:
+        return "missing"
+    if output.pixel_hash is None:
         return "modified (its bytes differ from the lock)"
-    if pixels_match(target, pixel_hash):
-        return None
     return "modified (its bytes and pixels differ from the lock)"
 
 
@@ -105,7 +107,7 @@ def check(manifest: str | os.PathLike[str]) -> CheckReport:
                 )
             )
         for output in entry.outputs:
-            problem = _output_problem(output_dir, output.path, output.file_hash, output.pixel_hash)
+            problem = _output_problem(output_dir, output)
             if problem is not None:
                 kind = "missing" if problem == "missing" else "modified"
                 shown = paths.display(output_dir / output.path)
@@ -124,7 +126,7 @@ def check(manifest: str | os.PathLike[str]) -> CheckReport:
             )
             continue
         for output in atlas_entry.outputs:
-            problem = _output_problem(output_dir, output.path, output.file_hash, output.pixel_hash)
+            problem = _output_problem(output_dir, output)
             if problem is not None:
                 kind = "missing" if problem == "missing" else "modified"
                 report.problems.append(

@@ -43,14 +43,7 @@ class Session:
     def file_state(self, output: OutputRecord) -> FileState:
         """Compare an output on disk with its lock record (bytes, else decoded pixels)."""
         path = os.path.join(self._output_root, output.path)  # plain strings: this runs per sprite
-        digest = self.hashes.hash(path)
-        if digest is None:
-            return FileState.MISSING
-        if digest == output.file_hash:
-            return FileState.OK
-        if output.pixel_hash is not None and pixels_match(Path(path), output.pixel_hash):
-            return FileState.OK
-        return FileState.MODIFIED
+        return compare_output(path, self.hashes.hash(path), output)
 
     def plan(self, lock: Lock) -> Plan:
         """Plan a build against ``lock``."""
@@ -87,6 +80,18 @@ class Session:
                 and any(fnmatch.fnmatchcase(decision.sprite_id, pattern) for pattern in only)
             ]
         )
+
+
+def compare_output(path: str | os.PathLike[str], digest: str | None, output: OutputRecord) -> FileState:
+    """How the file at ``path``, whose content hash is ``digest`` (None: absent), compares with its lock
+    record: the same bytes, or other bytes with the same decoded pixels (another zlib), are OK."""
+    if digest is None:
+        return FileState.MISSING
+    if digest == output.file_hash:
+        return FileState.OK
+    if output.pixel_hash is not None and pixels_match(Path(path), output.pixel_hash):
+        return FileState.OK
+    return FileState.MODIFIED
 
 
 def pixels_match(path: Path, expected: str) -> bool:
