@@ -150,22 +150,16 @@ class _Resolver:
     def _project_settings(self) -> ProjectSettings:
         root = self.manifest.root
         project = root.header.get("project", {})
-        output = normalise_relative(project.get("output", "assets"))
-        if output is None:
-            raise located_error(
-                "the output root must be a folder inside the project (relative, without '..')",
-                root.path,
-                root.data,
-                ("project", "output"),
-            )
-        workflows = normalise_relative(project.get("workflows", "workflows"))
-        if workflows is None:
-            raise located_error(
-                "the workflows folder must be inside the project (relative, without '..')",
-                root.path,
-                root.data,
-                ("project", "workflows"),
-            )
+
+        def folder(key: str, default: str, what: str) -> str:
+            relative = normalise_relative(project.get(key, default))
+            if relative is None:
+                message = f"{what} must be a folder inside the project (relative, without '..')"
+                raise located_error(message, root.path, root.data, ("project", key))
+            return relative
+
+        output = folder("output", "assets", "the output root")
+        workflows = folder("workflows", "workflows", "the workflows folder")
         backend = project.get("backend", "placeholder")
         return ProjectSettings(
             project_dir=self.project_dir,
