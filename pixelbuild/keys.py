@@ -102,7 +102,7 @@ def sprite_keys(sprite: SpriteSpec, file_hash: FileHasher) -> SpriteKeys:
 
 
 #: Bumped when packing or an atlas data format changes for the same inputs.
-PACK_VERSION = "1"
+PACK_VERSION = "2"
 
 
 def atlas_key(atlas: AtlasSpec, keys: Mapping[str, SpriteKeys], sprites: Mapping[str, SpriteSpec]) -> str:

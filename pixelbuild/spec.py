@@ -101,6 +101,7 @@ ATLAS_FORMATS: Mapping[str, str] = {
     "texturepacker-array": "{stem}.array.json",
     "aseprite": "{stem}.aseprite.json",
     "godot": "{stem}.tres",
+    "libgdx": "{stem}.atlas",
 }
 
 

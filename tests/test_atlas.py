@@ -21,7 +21,7 @@ sprites:
 atlases:
   - id: heroes
     sprites: ["heroes/*", monsters/slime]
-    formats: [texturepacker-hash, texturepacker-array, aseprite, godot]
+    formats: [texturepacker-hash, texturepacker-array, aseprite, godot, libgdx]
     padding: 1
   - id: items
     sprites: [items/coin]
@@ -37,6 +37,7 @@ def test_atlas_files_and_lock(cli: Callable[..., Result], make_project: Callable
     assert names == [
         "heroes.array.json",
         "heroes.aseprite.json",
+        "heroes.atlas",
         "heroes.json",
         "heroes.png",
         "heroes.tres",
@@ -70,6 +71,19 @@ def test_atlas_files_and_lock(cli: Callable[..., Result], make_project: Callable
     assert [o["path"] for o in lock["atlases"]["items"]["outputs"]] == ["atlases/items.png", "atlases/items.json"]
     assert cli("check", "-C", project).code == 0
     assert build_json(cli, project)["noop"] is True
+
+
+def test_atlas_files_are_the_same_bytes_in_every_build(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    """Two projects built apart (other folders, other processes' state) write byte-identical atlases."""
+    first, second = make_project(ATLASES), make_project(ATLASES)
+    build_json(cli, first)
+    build_json(cli, second, "-j", "2")
+    names = sorted(p.name for p in (first / "assets/atlases").iterdir())
+    assert len(names) == 8
+    for name in names:
+        assert (first / "assets/atlases" / name).read_bytes() == (second / "assets/atlases" / name).read_bytes(), name
 
 
 def test_member_edit_repacks_only_its_atlas(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
@@ -146,3 +160,11 @@ def test_lock_with_atlases_matches_its_schema(cli: Callable[..., Result], make_p
     build_json(cli, project)
     schema = json.loads((REPO / "schemas/lock.schema.json").read_text())
     jsonschema.validate(json.loads((project / "pixelbuild.lock").read_text()), schema)
+
+
+def test_manifest_schema_lists_every_atlas_format() -> None:
+    from pixelbuild.spec import ATLAS_FORMATS
+    from tests.conftest import REPO
+
+    schema = json.loads((REPO / "schemas/manifest.schema.json").read_text())
+    assert schema["$defs"]["atlas"]["properties"]["formats"]["items"]["enum"] == list(ATLAS_FORMATS)

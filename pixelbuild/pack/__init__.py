@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from pixelbuild.pack.packer import AtlasLayout, PackError, PackItem, Placement, pack, render_atlas
-from pixelbuild.pack.writers import Animation, aseprite_json, godot_sprite_frames, texturepacker_json
+from pixelbuild.pack.writers import (
+    Animation,
+    aseprite_json,
+    godot_sprite_frames,
+    godot_uid,
+    libgdx_atlas,
+    texturepacker_json,
+)
 from pixelbuild.post.frames import SheetLayout
 
 __all__ = [
@@ -14,7 +21,9 @@ __all__ = [
     "Placement",
     "aseprite_json",
     "godot_sprite_frames",
+    "godot_uid",
     "layout_from_sheet",
+    "libgdx_atlas",
     "pack",
     "render_atlas",
     "texturepacker_json",

@@ -13,10 +13,17 @@ from typing import Any
 from PIL import Image
 
 from pixelbuild.pack.packer import PackItem, pack, render_atlas
-from pixelbuild.pack.writers import Animation, aseprite_json, godot_sprite_frames, texturepacker_json
+from pixelbuild.pack.writers import (
+    Animation,
+    aseprite_json,
+    godot_sprite_frames,
+    godot_uid,
+    libgdx_atlas,
+    texturepacker_json,
+)
 from pixelbuild.png import encode_png, pixel_hash
 from pixelbuild.post.frames import layout_frames, split
-from pixelbuild.spec import AtlasSpec
+from pixelbuild.spec import ATLAS_FORMATS, AtlasSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +84,20 @@ def atlas_files(atlas: AtlasSpec, members: Sequence[Member], texture_res_path: s
     files = [AtlasFile(encode_png(image), pixel_hash(image), image.width, image.height)]
     image_name = atlas.output.rpartition("/")[2]
     duration = round(1000 / atlas.fps)
+    # TexturePacker's animations map lists animated sprites only, as its PixiJS exporter does.
+    animated = [animation for animation in animations if len(animation.frames) > 1]
     for fmt in atlas.formats:
         if fmt == "texturepacker-hash":
-            text = texturepacker_json(layout, image_name, form="hash")
+            text = texturepacker_json(layout, image_name, animated, form="hash")
         elif fmt == "texturepacker-array":
             text = texturepacker_json(layout, image_name, form="array")
         elif fmt == "aseprite":
             text = aseprite_json(layout, image_name, animations, duration_ms=duration)
+        elif fmt == "libgdx":
+            text = libgdx_atlas(layout, image_name, animations)
         else:
-            text = godot_sprite_frames(layout, texture_res_path, animations)
+            folder = texture_res_path.rpartition("/")[0]
+            resource = f"{folder}/" + ATLAS_FORMATS["godot"].format(stem=image_name.removesuffix(".png"))
+            text = godot_sprite_frames(layout, texture_res_path, animations, uid=godot_uid(resource))
         files.append(AtlasFile(text.encode("utf-8")))
     return files
