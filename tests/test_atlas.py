@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from tests.conftest import Result, build_json
+from tests.pack.test_writers import godot_id_from_text
 
 ATLASES = """\
 version: 1
@@ -65,7 +67,15 @@ def test_atlas_files_and_lock(cli: Callable[..., Result], make_project: Callable
     tags = {tag["name"]: (tag["from"], tag["to"]) for tag in aseprite["meta"]["frameTags"]}
     assert tags["monsters/slime"][1] - tags["monsters/slime"][0] == 2
     tres = (atlas_dir / "heroes.tres").read_text()
-    assert tres.startswith('[gd_resource type="SpriteFrames"') and 'path="res://assets/atlases/heroes.png"' in tres
+    assert 'path="res://assets/atlases/heroes.png"' in tres
+    # load_steps: 5 AtlasTextures, the texture, the SpriteFrames; the uid: Godot's text form of a 63-bit id
+    # from the resource's res:// path, so every build (and every clone) writes the same one.
+    header = '[gd_resource type="SpriteFrames" load_steps=7 format=3 uid="'
+    first = tres.splitlines()[0]
+    assert first.startswith(header) and first.endswith('"]')
+    seed = b"res://assets/atlases/heroes.tres"
+    digest = int.from_bytes(hashlib.sha256(seed).digest()[:8], "big") & (2**63 - 1)
+    assert godot_id_from_text(first[len(header) : -2]) == digest
     lock = json.loads((project / "pixelbuild.lock").read_text())
     assert lock["atlases"]["heroes"]["members"] == ["heroes/knight", "heroes/wizard", "monsters/slime"]
     assert [o["path"] for o in lock["atlases"]["items"]["outputs"]] == ["atlases/items.png", "atlases/items.json"]

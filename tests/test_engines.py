@@ -8,7 +8,6 @@ own pixels, so a wrong key, rectangle or frame order fails whichever way it is w
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import shutil
@@ -22,7 +21,6 @@ from PIL import Image
 from pixelbuild.pack import Animation, PackItem, aseprite_json, libgdx_atlas, pack, texturepacker_json
 from pixelbuild.png import encode_png
 from tests.conftest import REPO
-from tests.pack.test_writers import godot_id_from_text
 
 ENGINES = REPO / "tests/engines"
 pytestmark = pytest.mark.skipif(
@@ -260,17 +258,6 @@ def test_spine_core_reads_the_libgdx_atlas(
             assert [r["index"] for r in found] == list(range(len(found)))
         pixels = [_crop(atlas, r["x"], r["y"], r["width"], r["height"]) for r in found]
         assert pixels == expected[member], member
-
-
-def test_godot_header_of_a_built_atlas(built: Path) -> None:
-    """load_steps counts the AtlasTextures, the texture and the SpriteFrames; the uid is Godot's text form
-    of a 63-bit id derived from the resource's res:// path, so a rebuild keeps it."""
-    first = (built / "assets/atlases/heroes.tres").read_text().splitlines()[0]
-    prefix = f'[gd_resource type="SpriteFrames" load_steps={sum(MEMBERS.values()) + 2} format=3 uid="'
-    assert first.startswith(prefix) and first.endswith('"]')
-    uid = first[len(prefix) : -2]
-    seed = b"res://assets/atlases/heroes.tres"
-    assert godot_id_from_text(uid) == int.from_bytes(hashlib.sha256(seed).digest()[:8], "big") & (2**63 - 1)
 
 
 def test_engines_on_trimmed_frames_and_directions(engines: dict[str, dict[str, Any]]) -> None:
