@@ -100,8 +100,8 @@ def test_compose_pixelbuild_service_waits_for_a_healthy_server() -> None:
     assert service["restart"] == "no"
 
 
-def test_compose_two_gpu_example_is_a_valid_replacement() -> None:
-    """Uncommenting the marked blocks, in place of the one-GPU `comfyui` service, gives two servers."""
+def _two_gpu_compose() -> str:
+    """compose.yaml edited as its comment says: the one-GPU `comfyui` replaced, the marked blocks uncommented."""
     lines = COMPOSE.read_text().splitlines()
     start = lines.index("  comfyui:")
     end = lines.index("", start)
@@ -114,7 +114,11 @@ def test_compose_two_gpu_example_is_a_valid_replacement() -> None:
             continue
         edited.append(re.sub(r"^(\s*)# ?", r"\1", line) if inside else line)
     assert blocks == 2 and not inside
-    services = _load("\n".join(edited))["services"]
+    return "\n".join(edited) + "\n"
+
+
+def test_compose_two_gpu_example_is_a_valid_replacement() -> None:
+    services = _load(_two_gpu_compose())["services"]
     gpu0, gpu1 = services["comfyui"], services["comfyui-gpu1"]
     assert [d["device_ids"] for d in _gpu_devices(gpu0) + _gpu_devices(gpu1)] == [["0"], ["1"]]
     assert gpu0["ipc"] == gpu1["ipc"] == "host"  # through the shared x-comfyui block
@@ -128,6 +132,19 @@ def test_compose_two_gpu_example_is_a_valid_replacement() -> None:
         "comfyui-gpu1": {"condition": "service_healthy"},
     }
     assert "PIXELBUILD_COMFYUI_URL=http://comfyui:8188,http://comfyui-gpu1:8188" in COMPOSE.read_text()
+
+
+def test_compose_files_follow_the_compose_specification(tmp_path: Path) -> None:
+    """Both the file and its two-GPU form, against the Compose Specification schema check-jsonschema ships."""
+    two_gpus = tmp_path / "compose.two-gpus.yaml"
+    two_gpus.write_text(_two_gpu_compose())
+    command = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec"]
+    result = subprocess.run([*command, str(COMPOSE), str(two_gpus)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "compose.broken.yaml"  # and the schema does catch a misspelt condition
+    broken.write_text(COMPOSE.read_text().replace("condition: service_healthy", "condition: service_heathy", 1))
+    result = subprocess.run([*command, str(broken)], capture_output=True, text=True, check=False)
+    assert result.returncode == 1 and "service_heathy" in result.stdout
 
 
 def _hadolint() -> str:

@@ -59,6 +59,12 @@ def test_hooks_file_declares_both_hooks() -> None:
         assert hook["entry"] == "pixelbuild " + hook_id.removeprefix("pixelbuild-")
 
 
+def test_pre_commit_accepts_the_hooks_file() -> None:
+    hooks = str(REPO / ".pre-commit-hooks.yaml")
+    result = subprocess.run([sys.executable, "-m", "pre_commit", "validate-manifest", hooks], capture_output=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize(
     ("path", "validate", "check"),
     [
