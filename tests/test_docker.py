@@ -336,3 +336,19 @@ def test_pixelbuild_dockerfile_runs_as_a_user_in_the_game_repository() -> None:
     assert re.fullmatch(r"python:3\.\d+-slim-\w+", steps[0][1])
     assert ("USER", "${UID}:${GID}") in steps and ("WORKDIR", "/repo") in steps
     assert ("ENTRYPOINT", '["pixelbuild"]') in steps
+
+
+def test_readme_docker_section_matches_the_compose_file() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### A GPU server with Docker") :]
+    section = section[: section.index("\n## ")]
+    compose_text = COMPOSE.read_text()
+    for variable in set(re.findall(r"\b(COMFYUI_[A-Z]+|HOST_[UG]ID|GAME_REPO|PIXELBUILD_COMFYUI_URL)\b", section)):
+        assert "${" + variable in compose_text, variable
+    two_gpu_services = set(_load(_two_gpu_compose())["services"])
+    for line in re.findall(r"^docker compose -f \S+ (.*)$", section, re.MULTILINE):
+        words = shlex.split(line, comments=True)
+        if words[0] == "up":
+            assert set(words[1:]) - {"-d", "--wait"} <= two_gpu_services, line
+        else:
+            assert words[:3] == ["run", "--rm", "pixelbuild"], line
