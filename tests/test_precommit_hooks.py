@@ -23,6 +23,10 @@ import yaml
 from pixelbuild.cli import main as pixelbuild_main
 from tests.conftest import REPO
 
+# The first test pays for pre-commit's environment (a pip install with dependencies): on a loaded machine
+# that can take more than the default per-test timeout.
+pytestmark = pytest.mark.timeout(300)
+
 HOOKS = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
 
 GAME_MANIFEST = """\
