@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
 
     gc = commands.add_parser("gc", parents=[common], help="prune the local cache")
     gc.add_argument("--keep-days", type=float, default=0.0, metavar="N", help="also keep entries used in N days")
+
+    from pixelbuild.review.commands import add_parsers
+
+    add_parsers(commands, common)
     return parser
 
 
@@ -265,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
     try:
+        if args.command not in _COMMANDS:
+            from pixelbuild.review.commands import run
+
+            return run(args)
         return _COMMANDS[args.command](args)
     except PixelbuildError as error:
         sys.stderr.write(f"pixelbuild: error: {error}\n")

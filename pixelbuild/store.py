@@ -61,6 +61,10 @@ class Store:
             return None
         return data
 
+    def blob_path(self, digest: str) -> Path:
+        """Where blob ``digest`` lives (for readers that link or stream it; it may be absent)."""
+        return self._blob_path(digest)
+
     def has_blob(self, digest: str) -> bool:
         """Whether blob ``digest`` is present (not verified)."""
         return self._blob_path(digest).is_file()
