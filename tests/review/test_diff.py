@@ -114,8 +114,13 @@ def test_atlas_repack_lists_members_that_moved(cli: Callable[..., Result], repo:
     assert atlas["change"] == "changed" and atlas["added"] == [] and atlas["removed"] == []
     old = json.loads(git(repo, "show", "HEAD:assets/atlases/sprites.json"))["frames"]
     new = json.loads((repo / "assets/atlases/sprites.json").read_text())["frames"]
-    moved = sorted({name.rsplit("/", 1)[0] if name.startswith("monsters/bat/") else name
-                    for name in old if old[name]["frame"] != new[name]["frame"]})
+    moved = sorted(
+        {
+            name.rsplit("/", 1)[0] if name.startswith("monsters/bat/") else name
+            for name in old
+            if old[name]["frame"] != new[name]["frame"]
+        }
+    )
     assert moved and atlas["moved"] == moved
     page = Path(document["index"]).read_text()
     assert page.count('class="moved"') or page.count("class=moved")
