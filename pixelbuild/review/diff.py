@@ -24,9 +24,18 @@ from pixelbuild.resolver import Resolved
 from pixelbuild.review import page
 from pixelbuild.review.describe import field_label, field_value, frame_count
 from pixelbuild.review.gitrev import MAX_FILE_BYTES, Revision
-from pixelbuild.review.media import Exporter, atlas_rects, inside, png_size, read_regular, safe_relative
+from pixelbuild.review.media import (
+    Exporter,
+    atlas_rects,
+    inside,
+    png_size,
+    read_regular,
+    safe_relative,
+    sheet_frames,
+)
 
 DEFAULT_DIR = ".pixelbuild/diff"
+DIFF_FPS = 10.0
 MAX_LOCK_BYTES = 256 << 20
 
 
@@ -63,6 +72,7 @@ class SpriteChange:
     before: Picture | None = None
     after: Picture | None = None
     frames: tuple[int, int] = (1, 1)
+    layouts: tuple[Mapping[str, Any], Mapping[str, Any]] = ({}, {})
 
 
 @dataclass(slots=True)
@@ -312,6 +322,10 @@ def compare(
             frame_count(old_sprite) if old_sprite is not None else 1,
             frame_count(new_sprite) if new_sprite is not None else 1,
         )
+        change.layouts = (
+            old_sprite.layout if old_sprite is not None else {},
+            new_sprite.layout if new_sprite is not None else {},
+        )
         sprites.append(change)
     atlases: list[AtlasChange] = []
     for atlas_id in sorted(set(old.lock.atlases) | set(new.lock.atlases)):
@@ -380,8 +394,31 @@ def _side_html(picture: Picture | None, scale: int, label: str) -> str:
     )
 
 
+def _animations(change: SpriteChange) -> str:
+    """Before and after animations (same scale, per-side frame layout) when a side is a sheet."""
+    sides = []
+    for label, picture, count, layout in (
+        ("before", change.before, change.frames[0], change.layouts[0]),
+        ("after", change.after, change.frames[1], change.layouts[1]),
+    ):
+        if picture is not None and count > 1:
+            frames = sheet_frames(picture.width, picture.height, count, layout)
+            sides.append((label, picture, frames))
+    if not sides:
+        return ""
+    cell = max(max(frames[0][2], frames[0][3]) for _label, _picture, frames in sides)
+    scale = page.scale_for(cell, cell)
+    return "".join(
+        f"<figure>{page.animation(p.url, (p.width, p.height), frames, DIFF_FPS, scale, label)}"
+        f"<figcaption>{label} {len(frames)} frames</figcaption></figure>"
+        for label, p, frames in sides
+    )
+
+
 def _sprite_card(change: SpriteChange) -> str:
-    before, after, _scale = _pair(change.before, change.after, page.THUMB)
+    box = page.THUMB * 2 if max(change.frames) > 1 else page.THUMB
+    before, after, _scale = _pair(change.before, change.after, box)
+    after += _animations(change)
     rows = [(f.label, f"<del>{escape(f.old)}</del><br><ins>{escape(f.new)}</ins>") for f in change.fields]
     if change.change != "changed" and (change.old_output or change.new_output):
         rows.append(("output", escape(change.new_output or change.old_output or "")))

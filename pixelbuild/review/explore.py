@@ -161,7 +161,8 @@ def explore(
         )
         current = " (current)" if seed == sprite.generations[0].seed else ""
         cards.append(
-            f'<section class="card" data-search="{seed} seed {seed}{escape(current)}"><h2>seed {seed}{escape(current)}</h2>'
+            f'<section class="card" data-search="seed {seed}{escape(current)}">'
+            f"<h2>seed {seed}{escape(current)}</h2>"
             f"<div class=row>{figures}</div>"
             f'<p class="note">pixelbuild pin {escape(sprite.id)} {seed}</p></section>\n'
         )
@@ -169,10 +170,8 @@ def explore(
     if with_work.is_dir() and not any(with_work.iterdir()):
         with_work.rmdir()
     meta = f"{count} seed candidates of {escape(sprite.id)} · prompt: {escape(sprite.generations[0].prompt)}"
-    atomic_write_bytes(
-        target / "index.html",
-        page.page(f"explore {sprite.id}", meta, "".join(cards), search="filter by seed").encode("utf-8"),
-    )
+    html = page.page(f"explore {sprite.id}", meta, "".join(cards), search="filter by seed")
+    atomic_write_bytes(target / "index.html", html.encode("utf-8"))
     exporter.prune()
     session.hashes.save()
     return ExploreResult(target / "index.html", written, generated, count - generated)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -20,7 +20,7 @@ from tests.review.helpers import built, write_project
 class CountingBackend:
     """Wraps the placeholder backend and counts the generations it is asked for."""
 
-    calls: list[str] = []
+    calls: ClassVar[list[str]] = []
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
