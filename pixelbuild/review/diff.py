@@ -20,6 +20,7 @@ from typing import Any
 from pixelbuild.errors import ManifestError, PixelbuildError
 from pixelbuild.lock import AtlasEntry, Lock, LockEntry, parse_lock
 from pixelbuild.paths import LOCK_NAME, STATE_DIR, ProjectPaths
+from pixelbuild.plan import FileState
 from pixelbuild.resolver import Resolved
 from pixelbuild.review import page
 from pixelbuild.review.describe import field_label, field_value, frame_count
@@ -36,7 +37,9 @@ from pixelbuild.review.media import (
 
 DEFAULT_DIR = ".pixelbuild/diff"
 DIFF_FPS = 10.0
-MAX_LOCK_BYTES = 256 << 20
+MAX_LOCK_BYTES = 64 << 20
+#: Largest old manifest document (in YAML nodes, aliases expanded) that is resolved: an alias bomb is not.
+MAX_YAML_NODES = 2_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +216,11 @@ def _old_side(revision: Revision, paths: ProjectPaths, current_output: str, note
             old_manifest = inside(root, manifest_name)
             if old_manifest is None or not old_manifest.is_file():
                 raise ManifestError(f"{revision.rev} has no {manifest_name}")
+            for document in (*root.rglob("*.yaml"), *root.rglob("*.yml")):
+                if yaml_nodes(document.read_bytes()) > MAX_YAML_NODES:
+                    raise ManifestError(
+                        f"{document.relative_to(root)} expands to over {MAX_YAML_NODES:,} YAML nodes (aliases)"
+                    )
             from pixelbuild.manifest import load_manifest
             from pixelbuild.resolver import resolve
 
@@ -221,6 +229,41 @@ def _old_side(revision: Revision, paths: ProjectPaths, current_output: str, note
             notes.append(f"the manifest at {revision.rev} could not be resolved ({error}); old values are not shown")
     output = resolved.project.output if resolved is not None else current_output
     return Side(lock, resolved, output)
+
+
+def yaml_nodes(raw: bytes) -> int:
+    """How many nodes a YAML document holds once its aliases are expanded (counted on the shared graph,
+    so a billion-laughs document is measured, not expanded); a huge count for unparsable input."""
+    import yaml
+
+    try:
+        root = yaml.compose(raw, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return 0  # the manifest loader reports it
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # a cycle counts once
+        children: list[Any] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [item for pair in node.value for item in pair]
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_YAML_NODES:
+                break
+        sizes[id(node)] = total
+        return total
+
+    try:
+        return size(root) if root is not None else 0
+    except RecursionError:
+        return MAX_YAML_NODES + 1
 
 
 def _valid_lock(lock: Lock) -> None:
@@ -289,12 +332,21 @@ def compare(
     read_old: Any,
     read_new: Any,
     exporter: Exporter,
+    file_state: Any = None,
 ) -> tuple[list[SpriteChange], list[AtlasChange]]:
-    """Every sprite and atlas that differs between the two sides, sorted by id."""
+    """Every sprite and atlas that differs between the two sides, sorted by id. ``file_state`` (an
+    ``OutputRecord`` → ``FileState``) also reports outputs of the working tree that differ from its lock."""
     sprites: list[SpriteChange] = []
     for sprite_id in sorted(set(old.lock.sprites) | set(new.lock.sprites)):
         before_entry, after_entry = old.lock.sprites.get(sprite_id), new.lock.sprites.get(sprite_id)
-        if before_entry is not None and after_entry is not None and before_entry.to_json() == after_entry.to_json():
+        on_disk = (
+            []
+            if file_state is None or after_entry is None
+            else [(output.path, file_state(output)) for output in after_entry.outputs]
+        )
+        off = [f"{path} is {state.value} on disk (the lock says otherwise)" for path, state in on_disk if state != "ok"]
+        same = before_entry is not None and after_entry is not None and before_entry.to_json() == after_entry.to_json()
+        if same and not off:
             continue
         kind = "added" if before_entry is None else "removed" if after_entry is None else "changed"
         change = SpriteChange(sprite_id, kind)
@@ -306,12 +358,14 @@ def compare(
             change.after = _picture(exporter, read_new(change.new_output))
         if before_entry is not None and after_entry is not None:
             change.fields = _field_changes(before_entry, after_entry, old, new, sprite_id)
+            change.notes.extend(off)
             if change.old_output != change.new_output:
                 change.notes.append(f"output moved: {change.old_output} → {change.new_output}")
             if not change.fields and before_entry.post_key != after_entry.post_key:
                 change.notes.append("generator or post-processing version changed")
             same_pixels = (
-                before_entry.outputs
+                not off
+                and before_entry.outputs
                 and after_entry.outputs
                 and (before_entry.outputs[0].pixel_hash == after_entry.outputs[0].pixel_hash)
             )
@@ -514,7 +568,19 @@ def run_diff(paths: ProjectPaths, rev: str, folder: Path) -> DiffResult:
             target = inside(new_root, relative)
             return read_regular(target) if target is not None else None
 
-        sprites, atlases = compare(old, new, read_old, read_new, exporter)
+        from pixelbuild.project import compare_output
+        from pixelbuild.state import FileHashCache
+
+        hashes = FileHashCache(paths.hashes)
+
+        def file_state(record: Any) -> Any:
+            target = inside(new_root, record.path)
+            if target is None:
+                return FileState.MISSING
+            return compare_output(target, hashes.hash(target), record)
+
+        sprites, atlases = compare(old, new, read_old, read_new, exporter, file_state)
+        hashes.save()
         commit = revision.commit
     sheet = folder / "diff.png"
     result = DiffResult(rev, commit, sprites, atlases, notes, folder / "index.html", sheet, 0, 0.0)

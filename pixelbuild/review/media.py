@@ -18,8 +18,8 @@ from pixelbuild.hashing import hash_bytes
 
 #: Largest image file a page copies (a sprite, a sheet, an atlas or a raw generation).
 MAX_IMAGE_BYTES = 64 << 20
-#: Largest image a page decodes (pixels), e.g. for diff.png: a 16k x 16k atlas.
-MAX_PIXELS = 1 << 28
+#: Largest image a page decodes (pixels), e.g. for diff.png: an 8k x 4k atlas.
+MAX_PIXELS = 1 << 25
 _DIGEST = re.compile(r"[0-9a-f]{16,64}")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -213,3 +213,30 @@ def test_old_manifest_that_does_not_resolve_still_diffs(cli: Callable[..., Resul
     assert any("could not be resolved" in note for note in document["notes"])
     coin = by_id(document)["items/coin"]
     assert coin["fields"][0]["name"] == "prompt" and coin["fields"][0]["old"] == "?"
+
+
+def test_old_manifest_alias_bomb_is_not_expanded(cli: Callable[..., Result], repo: Path) -> None:
+    bomb = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    bomb += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    good = (repo / "pixelbuild.yaml").read_text()
+    (repo / "pixelbuild.yaml").write_text(
+        good.replace("sprites:\n", "x-bomb:\n  " + "\n  ".join(bomb) + "\nsprites:\n", 1)
+    )
+    commit_all(repo, "bomb")
+    (repo / "pixelbuild.yaml").write_text(good)
+    built(repo)
+    result, document = diff(cli, repo)
+    assert result.code == 0
+    assert any("YAML nodes" in note for note in document["notes"])
+
+
+def test_asset_edited_by_hand_shows_although_the_lock_agrees(cli: Callable[..., Result], repo: Path) -> None:
+    coin = repo / "assets/items/coin.png"
+    image = Image.open(coin).convert("RGBA")
+    image.putpixel((0, 0), (255, 0, 255, 255))
+    image.save(coin)
+    _result, document = diff(cli, repo)
+    change = by_id(document)["items/coin"]
+    assert change["change"] == "changed" and change["fields"] == []
+    assert any("modified on disk" in note for note in change["notes"])
+    assert Image.open(change["after"]).convert("RGBA").getpixel((0, 0)) == (255, 0, 255, 255)
