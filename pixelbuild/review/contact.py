@@ -72,12 +72,28 @@ def _font(size: int) -> Any:
         return ImageFont.load_default()
 
 
+def _what(kind: str, details: list[str]) -> str:
+    """``changed: prompt, seed`` (shortened to fit the label column)."""
+    text = f"{kind}: {', '.join(details)}" if details else kind
+    return text if len(text) <= 36 else text[:35] + "…"
+
+
 def contact_sheet(result: DiffResult) -> bytes:
     """The PNG bytes of the contact sheet of ``result``."""
-    entries: list[tuple[str, str, Picture | None, Picture | None]] = [
-        (change.change, change.id, change.before, change.after) for change in result.sprites
+    entries: list[tuple[str, str, str, Picture | None, Picture | None]] = [
+        (change.change, change.id, _what(change.change, [f.label for f in change.fields]), change.before, change.after)
+        for change in result.sprites
     ]
-    entries += [(change.change, f"atlas {change.id}", change.before, change.after) for change in result.atlases]
+    entries += [
+        (
+            change.change,
+            f"atlas {change.id}",
+            _what(change.change, [f"{len(change.moved)} moved"] if change.moved else []),
+            change.before,
+            change.after,
+        )
+        for change in result.atlases
+    ]
     shown = entries[:MAX_ROWS]
     columns = 1 if len(shown) <= 8 else 2
     rows = max(1, -(-len(shown) // columns))
@@ -92,13 +108,13 @@ def contact_sheet(result: DiffResult) -> bytes:
         f"{len(result.sprites)} sprite(s), {len(result.atlases)} atlas(es)"
     )
     draw.text((PAD, 6), summary if entries else f"pixelbuild diff {result.rev}: no changes", fill=_FG, font=title)
-    for index, (kind, name, before, after) in enumerate(shown):
+    for index, (kind, name, what, before, after) in enumerate(shown):
         column, row = divmod(index, rows)
         x0, y0 = column * column_width, header + row * ROW
         draw.rectangle((x0 + PAD, y0 + PAD, x0 + PAD + 3, y0 + ROW - PAD), fill=_COLOURS.get(kind, _MUTED))
         label = name if len(name) <= 30 else "…" + name[-29:]
         draw.text((x0 + 2 * PAD + 4, y0 + PAD + 10), label, fill=_FG, font=title)
-        draw.text((x0 + 2 * PAD + 4, y0 + PAD + 32), kind, fill=_COLOURS.get(kind, _MUTED), font=small)
+        draw.text((x0 + 2 * PAD + 4, y0 + PAD + 32), what, fill=_COLOURS.get(kind, _MUTED), font=small)
         images = [image for image in (_decode(before), _decode(after)) if image is not None]
         scale = _pair_scale(images)
         for slot, picture in enumerate((before, after)):

@@ -30,7 +30,7 @@ main.wide{grid-template-columns:1fr}
   content-visibility:auto;contain-intrinsic-size:auto 360px}
 .card h2{font-size:15px;margin:0 0 8px;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
   word-break:break-all}
-.row{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-end}
+.row{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-end;overflow-x:auto}
 figure{margin:0;display:flex;flex-direction:column;align-items:center;gap:3px}
 figcaption{font-size:12px;color:var(--muted)}
 .checker{display:inline-block;position:relative;line-height:0;overflow:hidden;background-color:#fff;
@@ -114,7 +114,7 @@ def page(
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
         # No network, ever: everything the page shows lies beside it.
-        "<meta http-equiv=Content-Security-Policy content=\"default-src 'none'; img-src 'self' data:; "
+        "<meta http-equiv=Content-Security-Policy content=\"default-src 'none'; img-src 'self' file: data:; "
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
         f"<title>{escape(title)}</title><style>{_CSS}</style></head>\n<body>"
         f"<header><h1>{escape(title)}</h1><span class=meta>{meta}</span>{box}</header>\n"
