@@ -87,6 +87,7 @@ class AtlasChange:
     moved: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    redrawn: list[str] = field(default_factory=list)
     before: Picture | None = None
     after: Picture | None = None
     old_rects: list[tuple[str, int, int, int, int]] = field(default_factory=list)
@@ -143,6 +144,7 @@ class DiffResult:
                     "moved": change.moved,
                     "added": change.added,
                     "removed": change.removed,
+                    "redrawn": change.redrawn,
                     "before": picture(change.before),
                     "after": picture(change.after),
                 }
@@ -396,6 +398,14 @@ def compare(
             achange.new_rects = _rects(new, atlas_id, after_atlas)
         if before_atlas is not None and after_atlas is not None:
             achange.added = [m for m in after_atlas.members if m not in before_atlas.members]
+            achange.redrawn = [
+                m
+                for m in after_atlas.members
+                if m in before_atlas.members
+                and (old_member := old.lock.sprites.get(m)) is not None
+                and (new_member := new.lock.sprites.get(m)) is not None
+                and old_member.post_key != new_member.post_key
+            ]
             achange.removed = [m for m in before_atlas.members if m not in after_atlas.members]
             old_at = {name: tuple(rect) for name, *rect in achange.old_rects}
             new_at = {name: tuple(rect) for name, *rect in achange.new_rects}
@@ -462,26 +472,28 @@ def _animations(change: SpriteChange) -> str:
         return ""
     cell = max(max(frames[0][2], frames[0][3]) for _label, _picture, frames in sides)
     scale = page.scale_for(cell, cell)
-    return "".join(
+    return '<span class="note">→</span>'.join(
         f"<figure>{page.animation(p.url, (p.width, p.height), frames, DIFF_FPS, scale, label)}"
-        f"<figcaption>{label} {len(frames)} frames</figcaption></figure>"
+        f"<figcaption>{label}: {len(frames)} frames @ {DIFF_FPS:g} fps</figcaption></figure>"
         for label, p, frames in sides
     )
 
 
 def _sprite_card(change: SpriteChange) -> str:
-    box = page.THUMB * 2 if max(change.frames) > 1 else page.THUMB
-    before, after, _scale = _pair(change.before, change.after, box)
-    after += _animations(change)
+    animated = max(change.frames) > 1
+    before, after, _scale = _pair(change.before, change.after, page.THUMB * 2 if animated else page.THUMB)
+    playing = _animations(change)
+    wide = ' style="grid-column:span 2"' if animated else ""
     rows = [(f.label, f"<del>{escape(f.old)}</del><br><ins>{escape(f.new)}</ins>") for f in change.fields]
     if change.change != "changed" and (change.old_output or change.new_output):
         rows.append(("output", escape(change.new_output or change.old_output or "")))
     rows.extend(("note", escape(note)) for note in change.notes)
     search = " ".join([change.id, change.change, *(f.label for f in change.fields)]).lower()
     return (
-        f'<section class="card" data-search="{escape(search)}"><h2><span class="badge {change.change}">'
-        f"{change.change}</span>{escape(change.id)}</h2><div class=row>{before}<span class=note>→</span>{after}</div>"
-        f"{page.info_table(rows)}</section>\n"
+        f'<section class="card"{wide} data-search="{escape(search)}">'
+        f'<h2><span class="badge {change.change}">{change.change}</span>{escape(change.id)}</h2>'
+        f"<div class=row>{before}<span class=note>→</span>{after}</div>"
+        f"{f'<div class=row>{playing}</div>' if playing else ''}{page.info_table(rows)}</section>\n"
     )
 
 
@@ -508,8 +520,10 @@ def _atlas_card(change: AtlasChange) -> str:
         rows.append(("added", escape(", ".join(change.added))))
     if change.removed:
         rows.append(("removed", escape(", ".join(change.removed))))
-    if change.change == "changed" and not hot:
-        rows.append(("note", "no member moved (pixels or data changed in place)"))
+    if change.redrawn:
+        rows.append(("redrawn", escape(", ".join(change.redrawn))))
+    if change.change == "changed" and not hot and not change.redrawn:
+        rows.append(("note", "no member moved or changed (settings or data changed)"))
     search = " ".join([change.id, "atlas", change.change, *change.moved]).lower()
     before = _atlas_figure(change.before, change.old_rects, hot, scale, "before")
     after = _atlas_figure(change.after, change.new_rects, hot, scale, "after")

@@ -16,7 +16,7 @@ defaults:
   size: 64
   post:
     - resize: {size: 16, filter: nearest}
-    - remove_background: {mode: flood}
+    - remove_background: {mode: flood, tolerance: 40}
 sprites:
   - id: characters/hero   # the hero
     prompt: blue knight

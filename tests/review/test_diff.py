@@ -64,13 +64,14 @@ def test_reprompt_shows_old_and_new_values_and_exit_code(cli: Callable[..., Resu
     assert set(by_id(document)) == {"monsters/slime"}
     atlas = document["atlases"][0]
     assert atlas["id"] == "sprites" and atlas["change"] == "changed" and atlas["moved"] == []
+    assert atlas["redrawn"] == ["monsters/slime"]
     assert cli("diff", "-C", repo, "--exit-code").code == 1
     page = Path(document["index"]).read_text()
     assert "green slime" in page and "red slime" in page
 
 
 def test_post_only_change_names_the_post_chain(cli: Callable[..., Result], repo: Path) -> None:
-    edit(repo, "    - remove_background: {mode: flood}\n", "")
+    edit(repo, "    - remove_background: {mode: flood, tolerance: 40}\n", "")
     built(repo)
     _result, document = diff(cli, repo)
     changes = by_id(document)
