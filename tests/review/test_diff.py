@@ -241,3 +241,26 @@ def test_asset_edited_by_hand_shows_although_the_lock_agrees(cli: Callable[..., 
     assert change["change"] == "changed" and change["fields"] == []
     assert any("modified on disk" in note for note in change["notes"])
     assert Image.open(change["after"]).convert("RGBA").getpixel((0, 0)) == (255, 0, 255, 255)
+
+
+def test_project_in_a_subfolder_against_a_revision_before_pixelbuild(
+    cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    from tests.review.helpers import MANIFEST, write_project
+
+    repo = tmp_path / "game"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "README").write_text("a game\n")
+    commit_all(repo, "before pixelbuild")
+    project = write_project(repo / "art" / "sprites", MANIFEST)
+    built(project)
+    commit_all(repo, "art")
+    edit(project, "prompt: gold coin", "prompt: silver coin")
+    built(project)
+    _result, document = diff(cli, project)
+    assert set(by_id(document)) == {"items/coin"}
+    assert by_id(document)["items/coin"]["fields"][0]["old"] == "gold coin"
+    _result, document = diff(cli, project, "HEAD~1")
+    assert {change["change"] for change in document["sprites"]} == {"added"}
+    assert any("no readable pixelbuild.lock" in note for note in document["notes"])

@@ -178,3 +178,25 @@ def test_pin_command_writes_the_manifest_and_reports_the_line(cli: Callable[...,
         from pixelbuild.review.pin import pin
 
         pin(ProjectPaths.for_manifest(root / "pixelbuild.yaml"), "characters/hero", 1 << 64)
+
+
+def test_pin_edits_the_included_file_that_declares_the_sprite(cli: Callable[..., Result], tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path / "p",
+        """\
+        version: 1
+        include: [more/*.yaml]
+        defaults: {size: 64}
+        sprites:
+          - id: hero
+            prompt: blue knight
+        """,
+    )
+    (root / "more").mkdir()
+    (root / "more/monsters.yaml").write_text("sprites:\n  # bats\n  - id: bat\n    prompt: purple bat\n")
+    result = cli("pin", "bat", "77", "-C", root)
+    assert result.code == 0, result.err
+    assert (root / "more/monsters.yaml").read_text() == (
+        "sprites:\n  # bats\n  - id: bat\n    seed: 77\n    prompt: purple bat\n"
+    )
+    assert "seed" not in (root / "pixelbuild.yaml").read_text()
