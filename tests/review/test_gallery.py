@@ -93,10 +93,14 @@ def test_gallery_never_follows_symlinks_or_crafted_cache_records(cli: Callable[.
     # A cache record pointing its blob outside the cache.
     for record_path in (root / ".pixelbuild/cache/actions/gen").glob("*/*.json"):
         record = json.loads(record_path.read_text())
-        record["images"][0]["blob"] = "../../../../secret.png"
+        for image in record["images"]:
+            image["blob"] = "../../../secret.png"  # blobs/.. is the cache, then up to tmp_path
         record_path.write_text(json.dumps(record))
     result = cli("gallery", "-C", root)
     assert result.code == 0, result.err
     folder = root / ".pixelbuild/gallery"
     assert all(b"SECRET" not in p.read_bytes() for p in folder.glob("*/*.png"))
     assert not (folder / "raw").exists() or not any((folder / "raw").iterdir())
+    html = (folder / "index.html").read_text()
+    assert all(".." not in source for source in images_of(html)) and "secret" not in html
+    assert sorted(p.name for p in tmp_path.rglob("secret*")) == ["secret.png"]
