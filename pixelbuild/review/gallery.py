@@ -15,12 +15,13 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pixelbuild.lock import Lock, LockEntry
+from pixelbuild.lock import Lock, LockEntry, OutputRecord
 from pixelbuild.project import Session
 from pixelbuild.review import page
 from pixelbuild.review.describe import frame_count, sprite_rows, tags
 from pixelbuild.review.media import Exporter, atlas_rects, inside, png_size, read_regular, sheet_frames
 from pixelbuild.spec import SpriteSpec
+from pixelbuild.state import FileHashCache
 from pixelbuild.store import Store
 
 DEFAULT_DIR = ".pixelbuild/gallery"
@@ -49,9 +50,24 @@ class Shown:
     height: int
 
 
-def export_output(exporter: Exporter, output_dir: Path, relative: str) -> Shown | None:
-    """Copy the output file ``relative`` (under ``output_dir``) beside the page; None if absent or not a PNG."""
+def export_output(
+    exporter: Exporter,
+    output_dir: Path,
+    relative: str,
+    hashes: FileHashCache | None = None,
+    record: OutputRecord | None = None,
+) -> Shown | None:
+    """Copy the output file ``relative`` (under ``output_dir``) beside the page; None if absent or not a PNG.
+
+    With the project's file hashes and the output's lock ``record``, an image an earlier run already
+    copied is found by its (stat-cached) hash without reading the file again.
+    """
     path = inside(output_dir, relative)
+    known = path is not None and hashes is not None and record is not None and hashes.hash(path) == record.file_hash
+    if known and record is not None and record.width and record.height:
+        url = exporter.existing(record.file_hash)
+        if url is not None:
+            return Shown(url, record.width, record.height)
     data = read_regular(path) if path is not None else None
     size = png_size(data) if data is not None else None
     if data is None or size is None:
@@ -211,7 +227,8 @@ def render_gallery(session: Session, lock: Lock, exporter: Exporter) -> tuple[st
         entry = lock.sprites.get(sprite.id)
         keys = session.keys[sprite.id]
         current = entry is not None and entry.post_key == keys.post
-        shown = export_output(exporter, session.output_dir, sprite.output)
+        record = entry.outputs[0] if entry is not None and entry.outputs else None
+        shown = export_output(exporter, session.output_dir, sprite.output, session.hashes, record)
         missing += shown is None
         raws = export_raw(exporter, session.store, keys.generations)
         cards.append(

@@ -93,6 +93,14 @@ class Exporter:
                 atomic_write_bytes(target, data)
         return name
 
+    def existing(self, digest: str, folder: str = "img") -> str | None:
+        """The URL of an image with content hash ``digest`` that an earlier run already wrote, if any."""
+        name = f"{folder}/{digest[:32]}.png"
+        if name in self.used or (_DIGEST.fullmatch(digest) and (self.root / name).is_file()):
+            self.used.add(name)
+            return name
+        return None
+
     def add_blob(self, path: Path, digest: str, folder: str = "raw") -> str | None:
         """Hard-link (else copy) the cache blob ``path`` named ``digest``; None if it is not a sane blob."""
         if not _DIGEST.fullmatch(digest):
