@@ -146,6 +146,7 @@ def main() -> None:
         started = time.perf_counter()
         run(root, "build", "-j", "2", "--progress", "none")
         print(f"setup: {options.sprites} sprites built in {time.perf_counter() - started:.1f}s")
+        print(f"load average: {' '.join(f'{value:.1f}' for value in os.getloadavg())} on {os.cpu_count()} CPUs")
         git(root, "init", "-q")
         git(root, "add", "-A")
         git(root, "commit", "-q", "-m", "base")
