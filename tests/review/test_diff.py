@@ -8,9 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 from PIL import Image
+from referencing import Registry, Resource
 
-from tests.conftest import Result
+from tests.conftest import REPO, Result
 from tests.review.helpers import built, commit_all, edit, git, git_project
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -32,10 +34,27 @@ def repo(base_repo: Path, tmp_path: Path) -> Path:
     return target
 
 
+def _schema() -> Draft202012Validator:
+    resources = []
+    for path in (REPO / "schemas").glob("*.schema.json"):
+        schema = json.loads(path.read_text())
+        resources.append((schema["$id"], Resource.from_contents(schema)))
+    diff_schema = json.loads((REPO / "schemas/diff.schema.json").read_text())
+    Draft202012Validator.check_schema(diff_schema)
+    return Draft202012Validator(diff_schema, registry=Registry().with_resources(resources))
+
+
+SCHEMA = _schema()
+
+
 def diff(cli: Callable[..., Result], repo: Path, *args: str) -> tuple[Result, dict]:
+    """``pixelbuild diff --json``: its document, which schemas/diff.schema.json must accept."""
     result = cli("diff", "-C", repo, "--json", *args)
     assert result.code in (0, 1), result.err
-    return result, json.loads(result.out)
+    document = json.loads(result.out)
+    assert [error.message for error in SCHEMA.iter_errors(document)] == []
+    assert document["changed"] == bool(document["sprites"] or document["atlases"])
+    return result, document
 
 
 def by_id(document: dict) -> dict[str, dict]:
@@ -264,3 +283,15 @@ def test_project_in_a_subfolder_against_a_revision_before_pixelbuild(
     _result, document = diff(cli, project, "HEAD~1")
     assert {change["change"] for change in document["sprites"]} == {"added"}
     assert any("no readable pixelbuild.lock" in note for note in document["notes"])
+
+
+def test_diff_schema_rejects_what_the_command_never_prints(cli: Callable[..., Result], repo: Path) -> None:
+    edit(repo, "prompt: gold coin", "prompt: silver coin")
+    built(repo)
+    _result, document = diff(cli, repo)
+    bad = json.loads(json.dumps(document))
+    bad["sprites"][0]["change"] = "renamed"
+    assert list(SCHEMA.iter_errors(bad))
+    bad = json.loads(json.dumps(document))
+    del bad["sprites"][0]["fields"][0]["old"]
+    assert list(SCHEMA.iter_errors(bad))
