@@ -100,14 +100,16 @@ def check_page(
     assert decoded, f"{name}: no images"
     assert all(width > 0 for _src, width in decoded), [src for src, width in decoded if not width]
 
-    # An animation advances: sample its frame a few times over half a second.
+    # An animation advances: sample its frame until it moves (a loaded machine may delay frames: up to 3 s).
     assert page.locator(".anim").count() > 0, f"{name}: no animation"
     first = page.locator(".anim").first
     first.scroll_into_view_if_needed()
     seen = set()
-    for _ in range(8):
+    for _ in range(30):
         seen.add(first.get_attribute("data-frame"))
-        page.wait_for_timeout(80)
+        if len(seen) > 1:
+            break
+        page.wait_for_timeout(100)
     assert len(seen) > 1, f"{name}: the animation stayed on frame {seen}"
 
     # The search box filters.
