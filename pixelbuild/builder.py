@@ -19,7 +19,9 @@ from pixelbuild.paths import ProjectPaths
 from pixelbuild.progress import Progress, QuietProgress
 
 if TYPE_CHECKING:
-    from pixelbuild.lock import Lock
+    from pixelbuild.engine import EngineResult
+    from pixelbuild.lock import Journal, Lock
+    from pixelbuild.plan import Plan
     from pixelbuild.project import Session
 
 
@@ -45,6 +47,7 @@ class BuildReport:
     up_to_date: int = 0
     generator_calls: int = 0
     failures: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     noop: bool = False
     interrupted: bool = False
     seconds: float = 0.0
@@ -70,24 +73,26 @@ class BuildReport:
         return ", ".join(parts)
 
 
-class _ProjectLock:
-    """Holds ``.pixelbuild/build.lock`` so that two builds never write one project at once."""
+class ProjectLock:
+    """Holds ``.pixelbuild/build.lock`` so that two builds (or a build and ``gc``) never change one
+    project folder's outputs, lock or cache at once."""
 
-    def __init__(self, paths: ProjectPaths) -> None:
+    def __init__(self, paths: ProjectPaths, doing: str = "build") -> None:
         from filelock import FileLock
 
         paths.state_dir.mkdir(parents=True, exist_ok=True)
         self.paths = paths
+        self.doing = doing
         self.lock = FileLock(str(paths.build_lock))
 
-    def __enter__(self) -> _ProjectLock:
+    def __enter__(self) -> ProjectLock:
         from filelock import Timeout
 
         try:
             self.lock.acquire(timeout=0.2)
         except Timeout:
             raise PixelbuildError(
-                f"another pixelbuild is building {self.paths.display(self.paths.manifest)} right now "
+                f"cannot {self.doing}: another pixelbuild is building in {self.paths.project_dir} right now "
                 f"(it holds {self.paths.display(self.paths.build_lock)}); wait for it to finish"
             ) from None
         return self
@@ -111,31 +116,33 @@ def build(
     started = time.perf_counter()
     paths = ProjectPaths.for_manifest(Path(manifest))
     # Read-only, so no lock needed: a concurrent build clears the stamp before it changes anything.
-    if not options.only and not paths.journal.exists():
-        up_to_date = check_stamp(paths.stamp, paths.lock)
+    if not options.only:
+        up_to_date = check_stamp(str(paths.manifest))
         if up_to_date is not None:
             return BuildReport(up_to_date=up_to_date, noop=True, seconds=time.perf_counter() - started)
-    with _ProjectLock(paths):
+    with ProjectLock(paths):
         _ensure_gitignore(paths)
         report = _full_build(paths, options, progress or QuietProgress())
     report.seconds = time.perf_counter() - started
     return report
 
 
+#: Passes over one build: the second replans what a missing or damaged cache entry left undone.
+_PASSES = 2
+
+
 def _full_build(paths: ProjectPaths, options: BuildOptions, progress: Progress) -> BuildReport:
-    from pixelbuild.engine import Engine, EngineContext
-    from pixelbuild.lock import Journal, apply_journal, read_journal, read_lock
+    from pixelbuild.engine import EngineResult
+    from pixelbuild.lock import Journal, apply_journal, read_journal
     from pixelbuild.plan import Action
-    from pixelbuild.project import open_session
+    from pixelbuild.project import open_session, read_current_lock
     from pixelbuild.state import clear_stamp
 
     clear_stamp(paths.stamp)
     session = open_session(paths)
-    lock = read_lock(paths.lock, paths.display(paths.lock))
     # A journal left by an interrupted build holds finished work: fold it in before anything else.
-    leftover = read_journal(paths.journal)
-    if leftover or paths.journal.exists():
-        lock = apply_journal(lock, leftover)
+    lock = read_current_lock(paths)
+    if paths.journal.exists():
         _commit_lock(paths, lock)
     full_plan = session.plan(lock)
     plan = session.select(full_plan, options.only)
@@ -149,27 +156,26 @@ def _full_build(paths: ProjectPaths, options: BuildOptions, progress: Progress) 
                 "Run 'pixelbuild build' where a generator is available and commit the lock and assets."
             )
 
-    settings = dict(session.resolved.project.backend_settings)
-    if options.servers:
-        settings["servers_override"] = list(options.servers)
     journal = Journal(paths.journal)
-    context = EngineContext(
-        project_dir=paths.project_dir,
-        output_dir=session.output_dir,
-        store=session.store,
-        journal=journal,
-        hashes=session.hashes,
-        sprites=session.resolved.by_id,
-        keys=session.keys,
-        lock=lock,
-        backend_name=session.resolved.project.backend,
-        backend_settings=settings,
-        jobs=max(1, options.jobs),
-        progress=progress,
-        atlases={atlas.id: atlas for atlas in session.resolved.atlases},
-    )
+    result = EngineResult()
+    repaired: dict[str, None] = {}
     try:
-        result = Engine(context).run(plan)
+        work, current = plan, lock
+        for attempt in range(_PASSES):
+            result.add(_run_engine(session, options, journal, current, work, progress))
+            if not result.repair or result.interrupted:
+                break
+            if attempt == _PASSES - 1:
+                for subject in sorted(result.repair):
+                    result.failures.setdefault(
+                        subject,
+                        "its cache entries went missing again while it was rebuilt "
+                        "(is something else deleting files in .pixelbuild?)",
+                    )
+                break
+            repaired.update(dict.fromkeys(sorted(result.repair)))
+            current = apply_journal(lock, read_journal(paths.journal))
+            work = _replan(session, current, result.repair, options.frozen, result.failures)
     finally:
         journal.close()
         final_lock = apply_journal(lock, read_journal(paths.journal))
@@ -187,6 +193,12 @@ def _full_build(paths: ProjectPaths, options: BuildOptions, progress: Progress) 
         failures=result.failures,
         interrupted=result.interrupted,
     )
+    if repaired:
+        shown = ", ".join(list(repaired)[:5]) + (", ..." if len(repaired) > 5 else "")
+        report.warnings.append(
+            f"missing or damaged cache entries of {len(repaired)} sprite(s) or atlas(es) ({shown}) "
+            "were dropped and rebuilt"
+        )
     everything_done = (
         report.ok
         and len(plan.stale) == len(full_plan.stale)
@@ -196,6 +208,56 @@ def _full_build(paths: ProjectPaths, options: BuildOptions, progress: Progress) 
     if everything_done:
         _write_stamp(session, final_lock, lock_bytes)
     return report
+
+
+def _run_engine(
+    session: Session, options: BuildOptions, journal: Journal, lock: Lock, plan: Plan, progress: Progress
+) -> EngineResult:
+    from pixelbuild.engine import Engine, EngineContext
+
+    settings = dict(session.resolved.project.backend_settings)
+    if options.servers:
+        settings["servers_override"] = list(options.servers)
+    context = EngineContext(
+        project_dir=session.paths.project_dir,
+        output_dir=session.output_dir,
+        store=session.store,
+        journal=journal,
+        hashes=session.hashes,
+        sprites=session.resolved.by_id,
+        keys=session.keys,
+        lock=lock,
+        backend_name=session.resolved.project.backend,
+        backend_settings=settings,
+        jobs=max(1, options.jobs),
+        progress=progress,
+        atlases={atlas.id: atlas for atlas in session.resolved.atlases},
+    )
+    return Engine(context).run(plan)
+
+
+def _replan(session: Session, lock: Lock, subjects: set[str], frozen: bool, failures: dict[str, str]) -> Plan:
+    """A plan of ``subjects`` (sprite ids and ``atlas <id>``) only, against the lock as it is now.
+
+    Their bad cache entries are gone, so this plan takes the way around them; under ``--frozen`` one
+    that now needs the generator fails instead.
+    """
+    from pixelbuild.plan import Action
+    from pixelbuild.plan import Plan as PlanType
+
+    again = session.plan(lock)
+    decisions = []
+    for decision in again.decisions:
+        if decision.sprite_id not in subjects:
+            continue
+        if frozen and decision.action is Action.GENERATE:
+            failures[decision.sprite_id] = (
+                "--frozen: its cached generation was missing or damaged, and making it again needs the generator"
+            )
+            continue
+        decisions.append(decision)
+    atlases = [a for a in again.atlases if f"atlas {a.atlas_id}" in subjects]
+    return PlanType(decisions, atlases)
 
 
 def _commit_lock(paths: ProjectPaths, lock: Lock) -> bytes:
@@ -219,20 +281,31 @@ def _commit_lock(paths: ProjectPaths, lock: Lock) -> bytes:
 def _write_stamp(session: Session, lock: Lock, lock_bytes: bytes) -> None:
     from pixelbuild.hashing import hash_bytes
     from pixelbuild.lock import lock_outputs
-    from pixelbuild.resolver import project_file_path
     from pixelbuild.state import StampInputs, write_stamp
 
     paths = session.paths
-    output_root = str(session.output_dir)
+    # The stamp names the real path of the project folder once, and everything else relative to it.
+    project = os.path.realpath(paths.project_dir)
+
+    def relative(path: str | os.PathLike[str]) -> str:
+        return Path(os.path.relpath(path, project)).as_posix()
+
     write_stamp(
         paths.stamp,
         StampInputs(
-            manifests=[(str(f.path), f.digest) for f in session.manifest.files],
-            globs=[glob for f in session.manifest.files for glob in f.include_globs],
-            files=[str(project_file_path(paths.project_dir, ref)) for ref in session.resolved.files],
-            absent=[str(paths.project_dir / ref) for ref in session.resolved.absent],
+            project_dir=project,
+            manifest=paths.manifest.name,
+            manifests=[(relative(f.path), f.digest) for f in session.manifest.files],
+            globs=[
+                (relative(base), pattern, matches)
+                for f in session.manifest.files
+                for base, pattern, matches in f.include_globs
+            ],
+            files=list(session.resolved.files),
+            absent=list(session.resolved.absent),
             lock_digest=hash_bytes(lock_bytes),
-            outputs=[os.path.join(output_root, o.path) for o in lock_outputs(lock)],
+            output=relative(session.output_dir),
+            outputs=[o.path for o in lock_outputs(lock)],
             sprites=len(lock.sprites),
         ),
     )

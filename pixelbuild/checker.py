@@ -13,10 +13,10 @@ from pathlib import Path
 
 from pixelbuild.fsutil import TEMP_PREFIX
 from pixelbuild.hashing import hash_file
-from pixelbuild.lock import OutputRecord, lock_outputs, read_lock
+from pixelbuild.lock import OutputRecord, lock_outputs, read_journal
 from pixelbuild.paths import ProjectPaths
 from pixelbuild.plan import FileState, changed_fields
-from pixelbuild.project import compare_output, open_session
+from pixelbuild.project import compare_output, open_session, read_current_lock
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,19 +75,56 @@ def _orphans(output_dir: Path, owned: set[str], keep: tuple[str, ...]) -> list[s
     return found
 
 
+def _siblings_outputs(paths: ProjectPaths, output_dir: Path, report: CheckReport) -> set[str]:
+    """Outputs recorded by the other manifests of this folder whose output root is this one.
+
+    Two manifests may share an output root; what one's lock records is not an orphan of the other. A
+    sibling is a ``<name>.yaml`` (or ``.yml``) with its ``<name>.lock`` beside it.
+    """
+    from pixelbuild.errors import PixelbuildError
+    from pixelbuild.manifest import ParseCache, load_file
+    from pixelbuild.resolver import normalise_relative
+
+    owned: set[str] = set()
+    for lock_path in sorted(paths.project_dir.glob("*.lock")):
+        if lock_path == paths.lock or not lock_path.is_file():
+            continue
+        stem = lock_path.name.removesuffix(".lock")
+        for manifest in (paths.project_dir / f"{stem}{suffix}" for suffix in (".yaml", ".yml")):
+            if manifest == paths.manifest or not manifest.is_file():
+                continue
+            try:
+                root = load_file(manifest.resolve(), paths.project_dir.resolve(), ParseCache(None), is_root=True)
+                project = root.header.get("project", {})
+                output = normalise_relative(project.get("output", "assets")) if isinstance(project, dict) else None
+                if output is None or (paths.project_dir / output).resolve() != output_dir.resolve():
+                    continue
+                sibling = read_current_lock(ProjectPaths.for_manifest(manifest))
+                owned |= {record.path for record in lock_outputs(sibling)}
+            except PixelbuildError as error:
+                report.notes.append(f"skipped {manifest.name} beside this manifest (it does not load: {error})")
+            break
+    return owned
+
+
 def check(manifest: str | os.PathLike[str]) -> CheckReport:
     """Compare the manifest, the lock and the output files of a project; never writes an asset."""
     paths = ProjectPaths.for_manifest(Path(manifest))
     session = open_session(paths)
-    lock = read_lock(paths.lock, paths.display(paths.lock))
+    # The lock as plan and build see it: an interrupted build's journal applied (read here, never folded).
+    lock = read_current_lock(paths)
     report = CheckReport(sprites=len(session.resolved.sprites))
-    if paths.journal.exists():
-        report.notes.append(
-            "an interrupted build left finished work in .pixelbuild/journal.jsonl; "
-            "'pixelbuild build' folds it into the lock"
+    lock_display = paths.display(paths.lock)
+    if read_journal(paths.journal):
+        report.problems.append(
+            Problem(
+                "journal",
+                paths.display(paths.journal),
+                f"an interrupted build finished work that is not in {lock_display} yet; run 'pixelbuild build' "
+                "to fold it in (nothing is generated for it), then commit the lock",
+            )
         )
     output_dir = session.output_dir
-    lock_display = paths.display(paths.lock)
     for sprite in session.resolved.sprites:
         keys = session.keys[sprite.id]
         entry = lock.sprites.get(sprite.id)
@@ -139,6 +176,7 @@ def check(manifest: str | os.PathLike[str]) -> CheckReport:
     owned = {output.path for output in lock_outputs(lock)}
     owned |= {sprite.output for sprite in session.resolved.sprites}
     owned |= {path for atlas in session.resolved.atlases for path in atlas.outputs()}
+    owned |= _siblings_outputs(paths, output_dir, report)
     for orphan in _orphans(output_dir, owned, session.resolved.project.keep):
         why = "left by an interrupted write" if Path(orphan).name.startswith(TEMP_PREFIX) else "no sprite makes it"
         report.problems.append(

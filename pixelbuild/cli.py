@@ -2,24 +2,35 @@
 
 Exit codes: 0 success; 1 a build step failed, ``check`` found disagreements, or ``--frozen`` needed the
 generator; 2 bad input (manifest, lock, referenced file, command line); 3 the backend is unreachable;
-130 interrupted.
+130 interrupted (Ctrl-C); 143 terminated (SIGTERM). Either way finished work is folded into the lock.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pixelbuild import __version__
-from pixelbuild.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PixelbuildError
+from pixelbuild.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    PixelbuildError,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from pixelbuild.paths import ProjectPaths
 
 MANIFEST_NAME = "pixelbuild.yaml"
 _STARTED = time.perf_counter()
@@ -34,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixelbuild",
         description="Build AI-generated pixel art the way make builds code.",
-        epilog="Exit codes: 0 ok, 1 failed/disagreement, 2 bad input, 3 backend unreachable, 130 interrupted.",
+        epilog=(
+            "Exit codes: 0 ok, 1 failed/disagreement, 2 bad input, 3 backend unreachable, 130 interrupted, "
+            "143 terminated."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"pixelbuild {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -91,16 +105,12 @@ def _progress(args: argparse.Namespace) -> Any:
 
 def _noop_build(args: argparse.Namespace) -> bool:
     """The no-op fast path: if the last build's stamp holds, report and return True (imports almost nothing)."""
-    from pixelbuild.noop import check_stamp, stamp_paths
+    from pixelbuild.noop import check_stamp
 
     if args.only:
         return False
     base = args.directory or os.getcwd()
-    manifest = os.path.abspath(os.path.join(base, args.manifest or MANIFEST_NAME))
-    stamp, lock, journal = stamp_paths(os.path.dirname(manifest))
-    if os.path.exists(journal):
-        return False
-    up_to_date = check_stamp(stamp, lock)
+    up_to_date = check_stamp(os.path.abspath(os.path.join(base, args.manifest or MANIFEST_NAME)))
     if up_to_date is None:
         return False
     document = {
@@ -132,6 +142,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     options = BuildOptions(only=tuple(args.only), jobs=args.jobs, frozen=args.frozen, servers=tuple(args.server))
     report = build(_manifest_path(args), options, _progress(args))
+    for warning in report.warnings:
+        sys.stderr.write(f"pixelbuild: warning: {warning}\n")
     lines = []
     for sprite_id, message in sorted(report.failures.items()):
         lines.append(f"FAILED {sprite_id}: {message}")
@@ -149,12 +161,13 @@ def _cmd_build(args: argparse.Namespace) -> int:
         "packed": report.packed,
         "up_to_date": report.up_to_date,
         "failures": report.failures,
+        "warnings": report.warnings,
         "interrupted": report.interrupted,
         "seconds": round(report.seconds, 3),
     }
     _emit(args, document, "\n".join(lines))
     if report.interrupted:
-        return EXIT_INTERRUPTED
+        return _interrupted_code()
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -231,12 +244,20 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
-    from pixelbuild.lock import read_lock
+    from pixelbuild.builder import ProjectLock
     from pixelbuild.paths import ProjectPaths
-    from pixelbuild.store import Store
 
     paths = ProjectPaths.for_manifest(_manifest_path(args))
-    lock = read_lock(paths.lock, paths.display(paths.lock))
+    # A build relies on the cache entries its plan found: gc waits its turn like a second build would.
+    with ProjectLock(paths, "gc"):
+        return _gc_locked(args, paths)
+
+
+def _gc_locked(args: argparse.Namespace, paths: ProjectPaths) -> int:
+    from pixelbuild.project import read_current_lock
+    from pixelbuild.store import Store
+
+    lock = read_current_lock(paths)
     live = {("post", entry.post_key) for entry in lock.sprites.values()}
     live |= {("gen", key) for entry in lock.sprites.values() for key in entry.generation_keys}
     live |= {("pack", entry.pack_key) for entry in lock.atlases.values()}
@@ -265,9 +286,28 @@ _COMMANDS = {
 }
 
 
+_terminated = False
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM stops a build the way Ctrl-C does (finished work folded into the lock), then exits 143."""
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
+
+
+def _interrupted_code() -> int:
+    return EXIT_TERMINATED if _terminated else EXIT_INTERRUPTED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    global _terminated
     args = _parser().parse_args(argv)
+    _terminated = False
+    previous: Any = None
+    with contextlib.suppress(ValueError):  # not the main thread (embedded use): leave signals alone
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if args.command not in _COMMANDS:
             from pixelbuild.review.commands import run
@@ -279,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("pixelbuild: interrupted\n")
-        return EXIT_INTERRUPTED
+        return _interrupted_code()
     except BrokenPipeError:
         return EXIT_OK
     except Exception as error:  # a bug: say so plainly, keep the traceback behind a switch
@@ -290,3 +330,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Run again with PIXELBUILD_DEBUG=1 for the traceback and report it.\n"
         )
         return EXIT_BAD_INPUT if isinstance(error, OSError) else EXIT_FAILED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

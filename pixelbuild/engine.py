@@ -38,9 +38,29 @@ _BATCH = 1000
 _MIN_TASKS_FOR_PROCESSES = 8
 
 
+class Deferred(Exception):
+    """The work cannot be done in this pass (an atlas member waits for a repair); plan it again after."""
+
+
+class CacheMiss(Deferred):
+    """A cache entry the plan counted on is missing or damaged: drop it, and plan that work again.
+
+    Plain ``args`` so it crosses back from a worker process.
+    """
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(kind, key)
+        self.kind = kind
+        self.key = key
+
+
 @dataclass(slots=True)
 class EngineResult:
-    """What the engine did: sprites finished per action, generator calls, a message per failed sprite."""
+    """What the engine did: sprites finished per action, generator calls, a message per failed sprite.
+
+    ``repair`` names the sprites (and ``atlas <id>``) left undone because a cache entry they needed was
+    missing or damaged; the entry is dropped, so planning them again finds the way around it.
+    """
 
     generator_calls: int = 0
     generated: int = 0
@@ -51,6 +71,16 @@ class EngineResult:
     failures: dict[str, str] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)
     interrupted: bool = False
+    repair: set[str] = field(default_factory=set)
+
+    def add(self, other: EngineResult) -> None:
+        """Add the work of a later pass over the same build."""
+        for name in ("generator_calls", "generated", "post_processed", "restored", "removed", "packed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failures.update(other.failures)
+        self.finished |= other.finished
+        self.interrupted = self.interrupted or other.interrupted
+        self.repair = set(other.repair)
 
 
 @dataclass(slots=True)
@@ -115,14 +145,12 @@ def post_process(job: PostJob) -> Rendered:
     for key in job.generation_keys:
         record = store.get_action("gen", key)
         if record is None:
-            raise GenerationError("its raw generation vanished from the cache during the build")
-        identity = identity or record["identity"]
+            raise CacheMiss("gen", key)
+        identity = identity or dict(record.get("identity") or {})
         for item in record["images"]:
             data = store.read_blob(item["blob"])
             if data is None:
-                raise GenerationError(
-                    "its raw generation in the cache is damaged; delete .pixelbuild/cache and build again"
-                )
+                raise CacheMiss("gen", key)
             frames.append(decode_png(data))
     context = PostContext(read_file=lambda ref: (Path(job.project_dir) / ref).read_bytes())
     frames = apply_chain(frames, job.chain, context)
@@ -140,6 +168,41 @@ def post_process(job: PostJob) -> Rendered:
     )
     atomic_write_bytes(Path(job.target), png)
     return Rendered(blob, pixels, image.width, image.height, identity)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _follow_parent(parent: int) -> None:
+    """Pool initializer: make this worker die with the build process, however that one ends.
+
+    A worker that outlived a killed build would hold the caller's stdout and stderr open (a CI step
+    would hang). Linux delivers SIGKILL to us when the parent dies; elsewhere a thread watches
+    ``getppid``. Checked once more after arming, in case the parent died first.
+    """
+    import os
+    import signal
+
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent:
+        os._exit(1)
+    if not armed:
+        import time
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="pixelbuild-parent-watch", daemon=True).start()
 
 
 def _warm_up() -> None:
@@ -202,7 +265,14 @@ class Engine:
 
         # Fork before any thread exists (backend, doit runner): workers inherit imported modules cheaply.
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        pool = ProcessPoolExecutor(max_workers=self.ctx.jobs, mp_context=multiprocessing.get_context(method))
+        import os
+
+        pool = ProcessPoolExecutor(
+            max_workers=self.ctx.jobs,
+            mp_context=multiprocessing.get_context(method),
+            initializer=_follow_parent,
+            initargs=(os.getpid(),),
+        )
         for warm in [pool.submit(_warm_up) for _ in range(self.ctx.jobs)]:
             warm.result()
         self._pool = pool
@@ -267,6 +337,12 @@ class Engine:
         try:
             work()
             return True
+        except Deferred as deferred:
+            if isinstance(deferred, CacheMiss):
+                self.ctx.store.drop_action(deferred.kind, deferred.key)
+            with self._lock:
+                self.result.repair.update(sprite_ids)
+            return True  # not a failure: the build plans these again without the entry
         except GenerationError as error:
             for sprite_id in sprite_ids:
                 self._fail([sprite_id], self._located(sprite_id, error.field, error.message))
@@ -326,7 +402,10 @@ class Engine:
         if from_files:
             entry = self.ctx.lock.sprites[sprite.id]
             output = entry.outputs[0]
-            png = (self.ctx.output_dir / output.path).read_bytes()
+            try:
+                png = (self.ctx.output_dir / output.path).read_bytes()
+            except FileNotFoundError:
+                raise Deferred(sprite.id) from None  # deleted since the plan: plan it again
             assert output.pixel_hash is not None and output.width is not None and output.height is not None
             image: dict[str, Any] = {"blob": self.ctx.store.put_blob(png), "pixel_hash": output.pixel_hash}
             image.update(width=output.width, height=output.height)
@@ -334,13 +413,20 @@ class Engine:
             self.ctx.store.put_action("post", keys.post, {"images": [image], "identity": identity})
         else:
             record = self.ctx.store.get_action("post", keys.post)
-            if record is None:
-                raise GenerationError("its cached result vanished from the cache during the build")
-            image, identity = record["images"][0], record["identity"]
-            data = self.ctx.store.read_blob(image["blob"])
-            if data is None:
-                raise GenerationError("its cached result is damaged; delete .pixelbuild/cache and build again")
-            png = data
+            try:
+                if record is None:
+                    raise CacheMiss("post", keys.post)
+                image, identity = record["images"][0], dict(record["identity"])
+                data = self.ctx.store.read_blob(image["blob"])
+                if data is None:
+                    raise CacheMiss("post", keys.post)
+                rendered = Rendered(
+                    hash_bytes(data), str(image["pixel_hash"]), int(image["width"]), int(image["height"]), identity
+                )
+            except (KeyError, IndexError, TypeError, ValueError):
+                raise CacheMiss("post", keys.post) from None
+            atomic_write_bytes(target, data)
+            return rendered
         atomic_write_bytes(target, png)
         return Rendered(hash_bytes(png), image["pixel_hash"], int(image["width"]), int(image["height"]), identity)
 
@@ -439,10 +525,13 @@ class Engine:
         for item in record["images"] if record else ():
             data = self.ctx.store.read_blob(item["blob"])
             if data is None:
-                raise GenerationError("its cached files are damaged; delete .pixelbuild/cache and build again")
-            files.append((data, item.get("pixel_hash"), item.get("width"), item.get("height")))
-        if not files:
-            raise GenerationError("its cached files vanished from the cache during the build")
+                raise CacheMiss("pack", decision.key)
+            pixels, width, height = item.get("pixel_hash"), item.get("width"), item.get("height")
+            if not isinstance(pixels, str | None) or not all(isinstance(n, int | None) for n in (width, height)):
+                raise CacheMiss("pack", decision.key)
+            files.append((data, pixels, width, height))
+        if len(files) != len(self.ctx.atlases[decision.atlas_id].outputs()):
+            raise CacheMiss("pack", decision.key)
         return files
 
     def _pack_atlas(self, atlas: AtlasSpec, key: str) -> list[tuple[bytes, str | None, int | None, int | None]]:
@@ -451,6 +540,8 @@ class Engine:
 
         members = []
         for sprite_id in atlas.members:
+            if sprite_id in self.result.repair:
+                raise Deferred(sprite_id)
             if sprite_id in self.result.failures:
                 raise GenerationError(f"member '{sprite_id}' failed to build")
             entry = self._entries.get(sprite_id)
@@ -624,7 +715,7 @@ class Engine:
             # doit's runners swap these out while tasks run; put the real ones back whatever happened.
             sys.stdout, sys.stderr = saved
         # A failed task (or one whose dependency failed) is already recorded by _guard; anything else is doit's.
-        if code != 0 and not self.result.failures:
+        if code != 0 and not self.result.failures and not self.result.repair:
             raise RuntimeError(f"doit could not run the build (exit {code}): {errors.getvalue().strip()}")
 
 

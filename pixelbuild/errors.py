@@ -10,7 +10,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # check found disagreements, or a build step failed
 EXIT_BAD_INPUT = 2  # the manifest, a referenced file or the command line is wrong
 EXIT_UNAVAILABLE = 3  # the backend (e.g. a ComfyUI server) cannot be reached
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM: stopped as for Ctrl-C
 
 
 class PixelbuildError(Exception):

@@ -3,6 +3,13 @@
 This is the whole cost of a no-op ``pixelbuild build``, so it imports almost nothing (no YAML parser,
 schema, engine, image library, not even dataclasses or pathlib) and reads only what it must: the stamp,
 the manifest files (hashed), the lock (hashed) and one ``stat`` per referenced file and output.
+
+The stamp belongs to one manifest (see ``pixelbuild.paths``) and holds only paths relative to the
+project folder, plus that folder's real path: a copied or moved project verifies once, in full. A file
+is known by its size, mtime, ctime and inode (a user can set the mtime, not the ctime; an atomic
+replace changes the inode). A file changed so shortly before its stats were taken that a second change
+could leave all four equal (timestamps are coarse) is *racily clean*, as git calls it: the stamp holds
+its content digest too, and the check hashes it.
 """
 
 from __future__ import annotations
@@ -10,66 +17,111 @@ from __future__ import annotations
 import glob
 import json
 import os
+import stat as stat_module
 
 import xxhash
 
 from pixelbuild import __version__
+from pixelbuild.paths import stamp_files
 
-STAMP_FORMAT = 1
+STAMP_FORMAT = 2
+#: How recent a change makes a file racily clean: coarser than any file system's timestamps (FAT: 2 s).
+RACY_NS = 2_000_000_000
+#: A manifest file or a racily clean file larger than this is not hashed here (the full build decides).
+_MAX_HASHED = 256 << 20
+BUILTIN_PREFIX = "builtin:"
+
+Signature = tuple[int, int, int, int]
 
 
-def stat_signature(path: str) -> tuple[int, int] | None:
-    """(size, mtime in ns) of ``path``, or None if it does not exist."""
+def stat_signature(path: str) -> Signature | None:
+    """(size, mtime ns, ctime ns, inode) of ``path``, or None if it does not exist."""
     try:
         stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_size, stat.st_mtime_ns
-
-
-def _file_digest(path: str) -> str | None:
-    try:
-        with open(path, "rb") as handle:
-            return xxhash.xxh3_128_hexdigest(handle.read())
-    except OSError:
-        return None
-
-
-def stamp_paths(project_dir: str) -> tuple[str, str, str]:
-    """(stamp, lock, journal) paths of the project in ``project_dir`` (as ``ProjectPaths`` has them)."""
-    state = os.path.join(project_dir, ".pixelbuild")
-    return (
-        os.path.join(state, "state", "noop.json"),
-        os.path.join(project_dir, "pixelbuild.lock"),
-        os.path.join(state, "journal.jsonl"),
-    )
-
-
-def check_stamp(path: str | os.PathLike[str], lock_path: str | os.PathLike[str]) -> int | None:
-    """If the stamp at ``path`` still holds, the number of up-to-date sprites; else None."""
-    try:
-        with open(path, "rb") as handle:
-            stamp = json.loads(handle.read())
     except (OSError, ValueError):
         return None
+    return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
+
+
+def is_racy(signature: Signature, taken_ns: int) -> bool:
+    """Whether a file with ``signature``, taken at wall-clock time ``taken_ns``, could change unseen."""
+    return max(signature[1], signature[2]) >= taken_ns - RACY_NS
+
+
+def file_digest(path: str) -> str | None:
+    """xxh3-128 of a regular file's bytes; None if it is missing, not a regular file or too large."""
     try:
-        if stamp["format"] != STAMP_FORMAT or stamp["version"] != __version__:
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat_module.S_ISREG(info.st_mode) or info.st_size > _MAX_HASHED:
+                return None
+            return xxhash.xxh3_128_hexdigest(handle.read(_MAX_HASHED + 1))
+    except (OSError, ValueError):
+        return None
+
+
+def ref_path(project_dir: str, ref: str) -> str:
+    """The file a resolved reference names: a project path, or ``builtin:<name>`` (a shipped template)."""
+    if ref.startswith(BUILTIN_PREFIX):
+        from pixelbuild._resources import data_dir_name
+
+        return os.path.join(data_dir_name("workflows"), ref[len(BUILTIN_PREFIX) :])
+    return os.path.join(project_dir, ref)
+
+
+def all_relative(paths: list[str]) -> bool:
+    """Whether every path is relative and stays below its base (no ``..``): else the stamp is foreign."""
+    if not paths:
+        return True
+    joined = "\0" + "\0".join(paths).replace("\\", "/") + "\0"
+    if any(bad in joined for bad in ("\0/", "\0\0", "/../", "\0../", "/..\0", "\0..\0")):
+        return False
+    return os.name != "nt" or not any(os.path.splitdrive(path)[0] for path in paths)
+
+
+def check_stamp(manifest: str) -> int | None:
+    """If the stamp of the manifest at absolute path ``manifest`` still holds, the number of up-to-date
+    sprites; else None (the full build decides)."""
+    stamp_path, lock_path, journal = stamp_files(manifest)
+    try:
+        if os.path.exists(journal):  # an interrupted build's work is not in the lock yet
             return None
-        if _file_digest(str(lock_path)) != stamp["lock"]:
+        with open(stamp_path, "rb") as handle:
+            stamp = json.loads(handle.read(64 << 20))
+    except (OSError, ValueError):
+        return None
+    project_dir, name = os.path.split(manifest)
+    try:
+        if stamp["format"] != STAMP_FORMAT or stamp["version"] != __version__ or stamp["manifest"] != name:
             return None
-        for manifest, digest in stamp["manifests"]:
-            if _file_digest(manifest) != digest:
+        if stamp["project"] != os.path.realpath(project_dir):
+            return None  # copied or moved: every stat below belongs to other files
+        if file_digest(lock_path) != stamp["lock"]:
+            return None
+        output_dir = os.path.join(project_dir, stamp["output"])
+        manifests, files, outputs = stamp["manifests"], stamp["files"], stamp["outputs"]
+        named = [stamp["output"], *stamp["absent"]]
+        named += [row[0] for row in manifests] + [row[0] for row in stamp["globs"]]
+        named += [row[0] for row in files if not row[0].startswith(BUILTIN_PREFIX)]
+        if not all_relative(named) or not all_relative([row[0] for row in outputs]):
+            return None
+        for relative, digest in manifests:
+            if file_digest(os.path.join(project_dir, relative)) != digest:
                 return None
         for base, pattern, matches in stamp["globs"]:
-            if sorted(glob.glob(pattern, root_dir=base, recursive=True)) != matches:
+            found = glob.glob(pattern, root_dir=os.path.join(project_dir, base), recursive=True)
+            if sorted(found) != matches:
                 return None
         for absent in stamp["absent"]:
-            if os.path.exists(absent):
+            if os.path.lexists(os.path.join(project_dir, absent)):
                 return None
-        for group in ("files", "outputs"):
-            for item, size, mtime in stamp[group]:
-                if stat_signature(item) != (size, mtime):
+        for base, rows, resolve in ((project_dir, files, True), (output_dir, outputs, False)):
+            for row in rows:
+                path = ref_path(base, row[0]) if resolve else os.path.join(base, row[0])
+                if stat_signature(path) != (row[1], row[2], row[3], row[4]):
                     return None
+                if len(row) > 5 and file_digest(path) != row[5]:
+                    return None  # racily clean when stamped: its bytes decide
         return int(stamp["sprites"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, IndexError):
         return None

@@ -1,7 +1,7 @@
 """Local build state under ``.pixelbuild/state`` (never committed, always safe to delete).
 
-* ``FileHashCache``: content hashes of files, trusted while their size and mtime are unchanged (as git's
-  index does), so a build does not re-read every asset.
+* ``FileHashCache``: content hashes of files, trusted while their size, mtime, ctime and inode are
+  unchanged (as git's index does, racily clean files excepted), so a build does not re-read every asset.
 * The no-op *stamp* (written here, checked by ``pixelbuild.noop``): after a build that left everything up
   to date, what it read (manifest digests, include globs, referenced files' stats, the lock's digest) and
   wrote (outputs' stats).
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +21,25 @@ from typing import Any
 import xxhash
 
 from pixelbuild import __version__
-from pixelbuild.noop import STAMP_FORMAT, stat_signature
+from pixelbuild.noop import STAMP_FORMAT, Signature, file_digest, is_racy, ref_path, stat_signature
+
+#: Entries are (size, mtime, ctime, inode, digest) since format 2.
+_HASHES_FORMAT = f"2/{__version__}"
 
 
 class FileHashCache:
-    """xxh3_128 digests of files by absolute path, reused while (size, mtime_ns) match."""
+    """xxh3_128 digests of files by absolute path, reused while (size, mtime, ctime, inode) match.
+
+    A file changed within ``RACY_NS`` of the moment its stats were taken is racily clean (a second change
+    in the same timestamp tick would look the same), so its digest is not kept: it is hashed again.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._entries: dict[str, list[Any]] | None = None
         self._dirty = False
+        # Taken before any stat of this run, so every signature below is at least this recent.
+        self._taken_ns = time.time_ns()
 
     def _load(self) -> dict[str, list[Any]]:
         if self._entries is None:
@@ -36,8 +47,9 @@ class FileHashCache:
             if self.path is not None:
                 try:
                     data = json.loads(self.path.read_bytes())
-                    if isinstance(data, dict) and data.get("version") == __version__:
-                        self._entries = data["files"]
+                    if isinstance(data, dict) and data.get("version") == _HASHES_FORMAT:
+                        files = data.get("files")
+                        self._entries = files if isinstance(files, dict) else {}
                 except (OSError, ValueError, KeyError):
                     pass
         return self._entries
@@ -50,8 +62,8 @@ class FileHashCache:
         if signature is None:
             return None
         cached = entries.get(key)
-        if cached is not None and (cached[0], cached[1]) == signature:
-            return str(cached[2])
+        if isinstance(cached, list) and len(cached) == 5 and tuple(cached[:4]) == signature:
+            return str(cached[4])
         hasher = xxhash.xxh3_128()
         try:
             with open(key, "rb") as handle:
@@ -63,13 +75,18 @@ class FileHashCache:
         self.remember(path, digest, signature)
         return digest
 
-    def remember(self, path: Path | str, digest: str, signature: tuple[int, int] | None = None) -> None:
-        """Record that ``path`` (as it is now on disk) has content hash ``digest``."""
+    def remember(self, path: Path | str, digest: str, signature: Signature | None = None) -> None:
+        """Record that ``path`` (as it is now on disk, or as ``signature`` saw it) has hash ``digest``."""
         if signature is None:
             signature = stat_signature(str(path))
             if signature is None:
                 return
-        self._load()[str(path)] = [signature[0], signature[1], digest]
+        entries = self._load()
+        if is_racy(signature, self._taken_ns):
+            if entries.pop(str(path), None) is not None:
+                self._dirty = True
+            return
+        entries[str(path)] = [*signature, digest]
         self._dirty = True
 
     def save(self) -> None:
@@ -78,7 +95,7 @@ class FileHashCache:
             return
         from pixelbuild.fsutil import atomic_write_bytes
 
-        payload = json.dumps({"version": __version__, "files": self._entries}, separators=(",", ":"))
+        payload = json.dumps({"version": _HASHES_FORMAT, "files": self._entries}, separators=(",", ":"))
         try:
             atomic_write_bytes(self.path, payload.encode("utf-8"))
             self._dirty = False
@@ -88,40 +105,56 @@ class FileHashCache:
 
 @dataclass(frozen=True, slots=True)
 class StampInputs:
-    """What a finished, fully up-to-date build read and wrote."""
+    """What a finished, fully up-to-date build read and wrote; every path relative to the project."""
 
-    manifests: Sequence[tuple[str, str]]  # (absolute path, digest of bytes)
+    project_dir: str  # the project folder's real path (a copy or a move must verify once)
+    manifest: str  # the manifest's file name: the stamp belongs to it
+    manifests: Sequence[tuple[str, str]]  # (path, digest of bytes)
     globs: Sequence[tuple[str, str, Sequence[str]]]  # (base folder, pattern, sorted matches)
-    files: Sequence[str]  # absolute paths of referenced files
-    absent: Sequence[str]  # absolute paths that must not exist
+    files: Sequence[str]  # referenced files: project paths or ``builtin:<name>``
+    absent: Sequence[str]  # paths that must not exist
     lock_digest: str
-    outputs: Sequence[str]  # absolute paths of every output
+    output: str  # the output root
+    outputs: Sequence[str]  # every output, relative to the output root
     sprites: int
 
 
 def write_stamp(path: Path, inputs: StampInputs) -> None:
-    """Record a no-op stamp (the stats of files and outputs are taken now)."""
+    """Record a no-op stamp (the stats of files and outputs are taken now; racily clean ones are hashed)."""
     from pixelbuild.fsutil import atomic_write_bytes
 
-    def stats(paths: Iterable[str]) -> list[list[Any]]:
-        rows = []
+    # Taken before any stat: a file changed since (or just before) cannot look older than this.
+    taken_ns = time.time_ns()
+
+    def stats(base: str, paths: Iterable[str]) -> list[list[Any]]:
+        rows: list[list[Any]] = []
         for item in paths:
-            signature = stat_signature(item)
+            full = ref_path(base, item)
+            signature = stat_signature(full)
             if signature is None:
                 raise FileNotFoundError(item)
-            rows.append([item, signature[0], signature[1]])
+            row: list[Any] = [item, *signature]
+            if is_racy(signature, taken_ns):
+                digest = file_digest(full)
+                if digest is None or stat_signature(full) != signature:
+                    raise FileNotFoundError(item)  # changing under our feet: no stamp
+                row.append(digest)
+            rows.append(row)
         return rows
 
     try:
         payload = {
             "format": STAMP_FORMAT,
             "version": __version__,
+            "project": inputs.project_dir,
+            "manifest": inputs.manifest,
             "manifests": [list(row) for row in inputs.manifests],
             "globs": [[base, pattern, list(matches)] for base, pattern, matches in inputs.globs],
-            "files": stats(inputs.files),
+            "files": stats(inputs.project_dir, inputs.files),
             "absent": list(inputs.absent),
             "lock": inputs.lock_digest,
-            "outputs": stats(inputs.outputs),
+            "output": inputs.output,
+            "outputs": stats(os.path.join(inputs.project_dir, inputs.output), inputs.outputs),
             "sprites": inputs.sprites,
         }
     except FileNotFoundError:

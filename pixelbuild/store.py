@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from pixelbuild.fsutil import atomic_write_bytes
 from pixelbuild.hashing import hash_bytes
 
 ACTION_KINDS = ("gen", "post", "pack")
+#: Blob names are xxh3-128 digests; anything else read back from a record is damage (or an attack).
+_DIGEST = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +55,18 @@ class Store:
         return digest
 
     def read_blob(self, digest: str) -> bytes | None:
-        """The bytes of blob ``digest``, or None if it is missing or damaged."""
+        """The bytes of blob ``digest``, or None if it is missing or damaged (a damaged one is deleted, so
+        that storing the right bytes again replaces it)."""
+        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+            return None
+        path = self._blob_path(digest)
         try:
-            data = self._blob_path(digest).read_bytes()
-        except FileNotFoundError:
+            data = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
         if hash_bytes(data) != digest:
+            with contextlib.suppress(OSError):
+                path.unlink()
             return None
         return data
 
@@ -67,7 +76,7 @@ class Store:
 
     def has_blob(self, digest: str) -> bool:
         """Whether blob ``digest`` is present (not verified)."""
-        return self._blob_path(digest).is_file()
+        return isinstance(digest, str) and bool(_DIGEST.fullmatch(digest)) and self._blob_path(digest).is_file()
 
     def put_action(self, kind: str, key: str, record: Mapping[str, Any]) -> None:
         """Record that stage ``kind`` with ``key`` produced ``record`` (which names its blobs)."""
@@ -81,11 +90,19 @@ class Store:
             record: dict[str, Any] = json.loads(path.read_bytes())
         except (OSError, ValueError):
             return None
-        if not all(self.has_blob(item["blob"]) for item in record.get("images", ())):
+        images = record.get("images") if isinstance(record, dict) else None
+        if not isinstance(images, list) or not all(isinstance(item, dict) for item in images):
+            return None
+        if not all(self.has_blob(item.get("blob")) for item in images):
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # last use, for gc --keep-days
         return record
+
+    def drop_action(self, kind: str, key: str) -> None:
+        """Forget the record of a stage run (it is missing a blob or damaged)."""
+        with contextlib.suppress(OSError):
+            self._action_path(kind, key).unlink()
 
     def has_action(self, kind: str, key: str) -> bool:
         """Whether a usable record of stage ``kind`` with ``key`` exists."""

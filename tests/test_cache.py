@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pixelbuild.store import Store
 from tests.conftest import Result, build_json
@@ -53,3 +55,114 @@ def test_damaged_blob_is_treated_as_missing(tmp_path: Path) -> None:
     assert store.read_blob(digest) == b"pixels"
     (tmp_path / "blobs" / digest[:2] / digest).write_bytes(b"pixelz")
     assert store.read_blob(digest) is None
+
+
+def _lock_entry(project: Path, sprite_id: str) -> dict[str, Any]:
+    entry: dict[str, Any] = json.loads((project / "pixelbuild.lock").read_text())["sprites"][sprite_id]
+    return entry
+
+
+def _action(project: Path, kind: str, key: str) -> Path:
+    return project / ".pixelbuild/cache/actions" / kind / key[:2] / f"{key}.json"
+
+
+def _blob(project: Path, kind: str, key: str, index: int = 0) -> Path:
+    digest = json.loads(_action(project, kind, key).read_text())["images"][index]["blob"]
+    return project / ".pixelbuild/cache/blobs" / digest[:2] / digest
+
+
+def _warnings(result: Result) -> list[str]:
+    return [line for line in result.err.splitlines() if "warning" in line]
+
+
+def test_missing_post_blob_is_post_processed_again(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    project = make_project()
+    build_json(cli, project)
+    (project / "assets/slime.png").unlink()  # the plan restores it from the cache...
+    _blob(project, "post", _lock_entry(project, "slime")["post_key"]).unlink()  # ...which lost the file
+    result = cli("build", "-C", project, "--json")
+    assert result.code == 0, result.out + result.err
+    report = result.json
+    assert (report["post_processed"], report["generator_calls"], report["failures"]) == (1, 0, {})
+    assert len(_warnings(result)) == 1 and "slime" in _warnings(result)[0]
+    assert report["warnings"] == [_warnings(result)[0].removeprefix("pixelbuild: warning: ")]
+    assert cli("check", "-C", project).code == 0
+    assert build_json(cli, project)["noop"] is True
+
+
+def test_damaged_raw_generation_is_generated_again(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    project = make_project()
+    build_json(cli, project)
+    entry = _lock_entry(project, "slime")
+    gen_key = entry["generations"][0]["key"]
+    (project / "assets/slime.png").unlink()
+    _action(project, "post", entry["post_key"]).unlink()  # the plan post-processes the raw generation...
+    raw = _blob(project, "gen", gen_key)
+    good = raw.read_bytes()
+    raw.write_bytes(b"\0" * len(good))  # ...whose file is damaged
+    # --frozen may not call the generator: it says why, once.
+    frozen = cli("build", "-C", project, "--frozen")
+    assert frozen.code == 1 and "--frozen" in frozen.out and "slime" in frozen.out
+    result = cli("build", "-C", project, "--json")
+    assert result.code == 0, result.out + result.err
+    assert (result.json["generator_calls"], result.json["failures"]) == (1, {})
+    assert len(_warnings(result)) <= 1  # the frozen run dropped the entry already
+    assert raw.read_bytes() == good  # the damaged file was replaced, not kept
+    assert cli("check", "-C", project).code == 0
+
+
+def test_unreadable_action_record_is_a_cache_miss(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    project = make_project()
+    build_json(cli, project)
+    (project / "assets/hero.png").unlink()
+    _action(project, "post", _lock_entry(project, "hero")["post_key"]).write_text('{"images": [{"blob": "../x"}]')
+    result = cli("build", "-C", project, "--json")
+    assert result.code == 0, result.out + result.err
+    assert (result.json["post_processed"], result.json["generator_calls"]) == (1, 0)
+    assert len(_warnings(result)) == 1
+
+
+def test_damaged_atlas_in_the_cache_is_packed_again(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    manifest = (
+        "version: 1\ndefaults: {size: 32, post: [{resize: {size: 8}}]}\n"
+        "sprites:\n  - {id: a, prompt: knight}\n  - {id: b, prompt: slime}\n"
+        "atlases:\n  - {id: all, sprites: [a, b]}\n"
+    )
+    project = make_project(manifest)
+    build_json(cli, project)
+    pack_key = json.loads((project / "pixelbuild.lock").read_text())["atlases"]["all"]["pack_key"]
+    (project / "assets/atlases/all.png").unlink()
+    blob = _blob(project, "pack", pack_key)
+    blob.write_bytes(b"garbage")
+    result = cli("build", "-C", project, "--json")
+    assert result.code == 0, result.out + result.err
+    assert (result.json["packed"], result.json["failures"]) == (1, {})
+    assert len(_warnings(result)) == 1 and "atlas all" in _warnings(result)[0]
+    assert cli("check", "-C", project).code == 0
+
+
+def test_gc_takes_the_build_lock(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
+    import signal
+
+    from tests.test_interrupt import MANIFEST, start_slow_build, wait_for_journal_lines
+
+    project = make_project(MANIFEST)
+    build = start_slow_build(project)
+    try:
+        wait_for_journal_lines(project, 1, build)
+        before = cache_files(project)
+        result = cli("gc", "-C", project)
+        assert result.code != 0 and "cannot gc" in result.err and "build.lock" in result.err, result
+        assert cache_files(project) >= before  # nothing was pruned under the running build
+    finally:
+        build.send_signal(signal.SIGINT)
+        build.communicate(timeout=30)
+    assert cli("gc", "-C", project).code == 0

@@ -7,6 +7,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Result, build_json
 
 INCLUDING = """\
@@ -140,3 +142,130 @@ def test_cached_resolution_follows_inherited_defaults_and_files(
     shutil.rmtree(project / ".pixelbuild/state/resolved")
     (project / ".pixelbuild/state/noop.json").unlink()
     assert build_json(cli, project)["up_to_date"] == 3 and build_json(cli, project)["noop"] is True
+
+
+def _cp_a(source: Path, target: Path) -> None:
+    """``cp -a``: contents, mtimes and modes kept; inodes and ctimes are new."""
+    import shutil
+    import subprocess
+
+    if shutil.which("cp"):
+        subprocess.run(["cp", "-a", str(source), str(target)], check=True)
+    else:  # pragma: no cover - non-POSIX
+        shutil.copytree(source, target, symlinks=True)
+
+
+def test_copied_project_verifies_once_and_never_trusts_the_old_stamp(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    project = make_project()
+    built_twice(cli, project)
+    copy = project.parent / "game2"
+    _cp_a(project, copy)
+    # Untouched, the copy verifies once (nothing to do), then is a no-op again.
+    report = build_json(cli, copy)
+    assert report["noop"] is False and report["generator_calls"] == 0 and report["up_to_date"] == 3
+    assert build_json(cli, copy)["noop"] is True
+    # An edit in a fresh copy is seen by build, build --frozen, plan and check alike.
+    edited = project.parent / "game3"
+    _cp_a(project, edited)
+    manifest = edited / "pixelbuild.yaml"
+    manifest.write_text(manifest.read_text().replace("blue knight", "red knight"))
+    frozen = cli("build", "-C", edited, "--frozen")
+    assert frozen.code == 1 and "hero" in frozen.out + frozen.err
+    assert cli("plan", "-C", edited, "--json").json["counts"]["generate"] == 1
+    assert cli("check", "-C", edited).code == 1
+    report = build_json(cli, edited)
+    assert report["noop"] is False and report["generator_calls"] == 1
+    assert cli("check", "-C", edited).code == 0
+    # The original was never touched by any of it.
+    assert build_json(cli, project)["noop"] is True
+
+
+def test_moved_project_verifies_once(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
+    project = make_project()
+    built_twice(cli, project)
+    moved = project.parent / "moved"
+    project.rename(moved)
+    assert build_json(cli, moved)["noop"] is False
+    assert build_json(cli, moved)["noop"] is True
+
+
+def test_copied_project_with_a_deleted_output_restores_it(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    project = make_project()
+    built_twice(cli, project)
+    copy = project.parent / "game2"
+    _cp_a(project, copy)
+    (copy / "assets/hero.png").unlink()
+    report = build_json(cli, copy)
+    assert report["noop"] is False and report["restored"] == 1
+    assert (copy / "assets/hero.png").is_file()
+
+
+def test_copied_project_with_an_invalid_manifest_is_an_error(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    project = make_project()
+    built_twice(cli, project)
+    copy = project.parent / "game2"
+    _cp_a(project, copy)
+    (copy / "pixelbuild.yaml").write_text("version: 1\nsprites:\n  - id: [broken\n")
+    for extra in ((), ("--frozen",)):
+        result = cli("build", "-C", copy, *extra)
+        assert result.code == 2 and "pixelbuild.yaml" in result.err, result
+
+
+def test_a_manifest_that_does_not_exist_is_an_error_not_a_noop(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    project = make_project()
+    built_twice(cli, project)
+    result = cli("build", "-C", project, "--manifest", "nope.yaml")
+    assert result.code == 2 and "nope.yaml" in result.err and "not found" in result.err
+    assert result.out == ""
+
+
+@pytest.mark.parametrize("racy_window", ["default", "none"])
+def test_content_change_with_the_same_size_and_mtime_is_noticed(
+    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, racy_window: str
+) -> None:
+    import pixelbuild.noop
+
+    if racy_window == "none":
+        # Nothing is racily clean: only the signature (ctime, inode) can tell.
+        monkeypatch.setattr(pixelbuild.noop, "RACY_NS", 0)
+    project = make_project()
+    built_twice(cli, project)
+    output = project / "assets/slime.png"
+    before = output.stat()
+    data = bytearray(output.read_bytes())
+    data[data.index(b"IDAT") + 20] ^= 0x55  # same size, other bytes (and pixels)
+    with open(output, "r+b") as handle:  # in place: the inode stays
+        handle.write(data)
+    os.utime(output, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (output.stat().st_size, output.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+    plan = cli("plan", "-C", project, "--json").json
+    assert plan["counts"]["up-to-date"] == 2, plan
+    check = cli("check", "-C", project)
+    assert check.code == 1 and "slime" in check.out
+    report = build_json(cli, project)
+    assert report["noop"] is False and report["restored"] == 1 and report["generator_calls"] == 0
+    assert cli("check", "-C", project).code == 0
+    assert build_json(cli, project)["noop"] is True
+
+
+def test_a_stamp_with_paths_outside_the_project_is_ignored(
+    cli: Callable[..., Result], make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = make_project()
+    built_twice(cli, project)
+    stamp_path = project / ".pixelbuild/state/noop.json"
+    stamp = json.loads(stamp_path.read_text())
+    assert all(not os.path.isabs(row[0]) for row in stamp["outputs"] + stamp["manifests"])
+    stamp["manifests"][0][0] = "../elsewhere.yaml"
+    (tmp_path / "elsewhere.yaml").write_bytes((project / "pixelbuild.yaml").read_bytes())
+    stamp_path.write_text(json.dumps(stamp))
+    assert build_json(cli, project)["noop"] is False
