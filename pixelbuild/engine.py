@@ -183,6 +183,9 @@ def _follow_parent(parent: int) -> None:
     import os
     import signal
 
+    # The build process handles Ctrl-C and SIGTERM and shuts the pool down; a worker only follows it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     armed = False
     if sys.platform.startswith("linux"):
         try:

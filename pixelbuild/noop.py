@@ -24,7 +24,7 @@ import xxhash
 from pixelbuild import __version__
 from pixelbuild.paths import stamp_files
 
-STAMP_FORMAT = 2
+STAMP_FORMAT = 3
 #: How recent a change makes a file racily clean: coarser than any file system's timestamps (FAT: 2 s).
 RACY_NS = 2_000_000_000
 #: A manifest file or a racily clean file larger than this is not hashed here (the full build decides).
@@ -79,6 +79,26 @@ def all_relative(paths: list[str]) -> bool:
     return os.name != "nt" or not any(os.path.splitdrive(path)[0] for path in paths)
 
 
+def signatures(base: str, paths: list[str], resolve: bool, t0: int) -> list[int]:
+    """The signatures of ``paths`` under ``base``, flat: (size, mtime - t0, ctime - mtime, inode) each.
+
+    Flat small numbers, as the stamp stores them: one list comparison checks them all, and the stamp
+    parses fast. Raises ``OSError`` if a file is missing.
+    """
+    found: list[int] = []
+    stat = os.stat
+    if resolve:
+        for ref in paths:
+            info = stat(ref_path(base, ref))
+            found += (info.st_size, info.st_mtime_ns - t0, info.st_ctime_ns - info.st_mtime_ns, info.st_ino)
+    else:
+        prefix = os.path.join(base, "")
+        for relative in paths:
+            info = stat(prefix + relative)
+            found += (info.st_size, info.st_mtime_ns - t0, info.st_ctime_ns - info.st_mtime_ns, info.st_ino)
+    return found
+
+
 def check_stamp(manifest: str) -> int | None:
     """If the stamp of the manifest at absolute path ``manifest`` still holds, the number of up-to-date
     sprites; else None (the full build decides)."""
@@ -95,17 +115,17 @@ def check_stamp(manifest: str) -> int | None:
         if stamp["format"] != STAMP_FORMAT or stamp["version"] != __version__ or stamp["manifest"] != name:
             return None
         if stamp["project"] != os.path.realpath(project_dir):
-            return None  # copied or moved: every stat below belongs to other files
+            return None  # copied or moved: every signature below belongs to other files
         if file_digest(lock_path) != stamp["lock"]:
             return None
         output_dir = os.path.join(project_dir, stamp["output"])
-        manifests, files, outputs = stamp["manifests"], stamp["files"], stamp["outputs"]
-        named = [stamp["output"], *stamp["absent"]]
-        named += [row[0] for row in manifests] + [row[0] for row in stamp["globs"]]
-        named += [row[0] for row in files if not row[0].startswith(BUILTIN_PREFIX)]
-        if not all_relative(named) or not all_relative([row[0] for row in outputs]):
+        files, outputs = stamp["files"], stamp["outputs"]
+        named = [stamp["output"], *stamp["absent"], *(row[0] for row in stamp["manifests"])]
+        named += [row[0] for row in stamp["globs"]] + [row[1] for row in stamp["racy"]]
+        named += [ref for ref in files["paths"] if not ref.startswith(BUILTIN_PREFIX)]
+        if not all_relative(named) or not all_relative(outputs["paths"]):
             return None
-        for relative, digest in manifests:
+        for relative, digest in stamp["manifests"]:
             if file_digest(os.path.join(project_dir, relative)) != digest:
                 return None
         for base, pattern, matches in stamp["globs"]:
@@ -115,13 +135,14 @@ def check_stamp(manifest: str) -> int | None:
         for absent in stamp["absent"]:
             if os.path.lexists(os.path.join(project_dir, absent)):
                 return None
-        for base, rows, resolve in ((project_dir, files, True), (output_dir, outputs, False)):
-            for row in rows:
-                path = ref_path(base, row[0]) if resolve else os.path.join(base, row[0])
-                if stat_signature(path) != (row[1], row[2], row[3], row[4]):
-                    return None
-                if len(row) > 5 and file_digest(path) != row[5]:
-                    return None  # racily clean when stamped: its bytes decide
+        t0 = stamp["t0"]
+        if signatures(project_dir, files["paths"], True, t0) != files["signatures"]:
+            return None
+        if signatures(output_dir, outputs["paths"], False, t0) != outputs["signatures"]:
+            return None
+        for group, relative, digest in stamp["racy"]:  # racily clean when stamped: their bytes decide
+            if file_digest(ref_path(project_dir if group == "files" else output_dir, relative)) != digest:
+                return None
         return int(stamp["sprites"])
-    except (KeyError, TypeError, ValueError, IndexError):
+    except (OSError, KeyError, TypeError, ValueError, IndexError, AttributeError):
         return None

@@ -6,14 +6,17 @@ them. ``pixelbuild.yaml`` keeps the short layout (``pixelbuild.lock``, ``.pixelb
 layout under ``.pixelbuild/manifests/other/``. The build lock (one build per folder at a time) is shared,
 since manifests in one folder may share an output root.
 
-Kept free of heavy imports: the no-op build path starts here.
+Kept free of heavy imports (not even dataclasses or pathlib at import time): the no-op build path
+starts here.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 LOCK_NAME = "pixelbuild.lock"
 STATE_DIR = ".pixelbuild"
@@ -52,8 +55,7 @@ def stamp_files(manifest: str) -> tuple[str, str, str]:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ProjectPaths:
+class ProjectPaths(NamedTuple):
     """Every path pixelbuild reads or writes for the manifest at ``manifest``."""
 
     manifest: Path
@@ -71,6 +73,8 @@ class ProjectPaths:
     @classmethod
     def for_manifest(cls, manifest: Path) -> ProjectPaths:
         """Paths for a manifest file: its lock beside it, its state in ``.pixelbuild/`` (see the module)."""
+        from pathlib import Path
+
         manifest = manifest.absolute()
         project_dir = manifest.parent
         state = project_dir / STATE_DIR

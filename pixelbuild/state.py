@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import xxhash
 
 from pixelbuild import __version__
-from pixelbuild.noop import STAMP_FORMAT, Signature, file_digest, is_racy, ref_path, stat_signature
+from pixelbuild.noop import STAMP_FORMAT, Signature, file_digest, is_racy, ref_path, signatures, stat_signature
 
 #: Entries are (size, mtime, ctime, inode, digest) since format 2.
 _HASHES_FORMAT = f"2/{__version__}"
@@ -125,41 +125,44 @@ def write_stamp(path: Path, inputs: StampInputs) -> None:
 
     # Taken before any stat: a file changed since (or just before) cannot look older than this.
     taken_ns = time.time_ns()
-
-    def stats(base: str, paths: Iterable[str]) -> list[list[Any]]:
-        rows: list[list[Any]] = []
-        for item in paths:
-            full = ref_path(base, item)
-            signature = stat_signature(full)
-            if signature is None:
-                raise FileNotFoundError(item)
-            row: list[Any] = [item, *signature]
-            if is_racy(signature, taken_ns):
-                digest = file_digest(full)
-                if digest is None or stat_signature(full) != signature:
-                    raise FileNotFoundError(item)  # changing under our feet: no stamp
-                row.append(digest)
-            rows.append(row)
-        return rows
-
+    output_dir = os.path.join(inputs.project_dir, inputs.output)
+    racy: list[list[str]] = []
+    groups: dict[str, dict[str, Any]] = {}
     try:
-        payload = {
-            "format": STAMP_FORMAT,
-            "version": __version__,
-            "project": inputs.project_dir,
-            "manifest": inputs.manifest,
-            "manifests": [list(row) for row in inputs.manifests],
-            "globs": [[base, pattern, list(matches)] for base, pattern, matches in inputs.globs],
-            "files": stats(inputs.project_dir, inputs.files),
-            "absent": list(inputs.absent),
-            "lock": inputs.lock_digest,
-            "output": inputs.output,
-            "outputs": stats(os.path.join(inputs.project_dir, inputs.output), inputs.outputs),
-            "sprites": inputs.sprites,
-        }
-    except FileNotFoundError:
+        for group, base, paths, resolve in (
+            ("files", inputs.project_dir, list(inputs.files), True),
+            ("outputs", output_dir, list(inputs.outputs), False),
+        ):
+            flat = signatures(base, paths, resolve, taken_ns)
+            for index, item in enumerate(paths):
+                size, mtime, change, inode = flat[4 * index : 4 * index + 4]
+                signature = (size, mtime + taken_ns, mtime + change + taken_ns, inode)
+                if is_racy(signature, taken_ns):
+                    full = ref_path(base, item) if resolve else os.path.join(base, item)
+                    digest = file_digest(full)
+                    if digest is None or stat_signature(full) != signature:
+                        raise FileNotFoundError(item)  # changing under our feet: no stamp
+                    racy.append([group, item, digest])
+            groups[group] = {"paths": paths, "signatures": flat}
+    except OSError:
         clear_stamp(path)
         return
+    payload = {
+        "format": STAMP_FORMAT,
+        "version": __version__,
+        "project": inputs.project_dir,
+        "manifest": inputs.manifest,
+        "manifests": [list(row) for row in inputs.manifests],
+        "globs": [[base, pattern, list(matches)] for base, pattern, matches in inputs.globs],
+        "absent": list(inputs.absent),
+        "lock": inputs.lock_digest,
+        "output": inputs.output,
+        "t0": taken_ns,
+        "files": groups["files"],
+        "outputs": groups["outputs"],
+        "racy": racy,
+        "sprites": inputs.sprites,
+    }
     atomic_write_bytes(path, json.dumps(payload, separators=(",", ":")).encode("utf-8"))
 
 
