@@ -121,8 +121,10 @@ def check_stamp(manifest: str) -> int | None:
         output_dir = os.path.join(project_dir, stamp["output"])
         files, outputs = stamp["files"], stamp["outputs"]
         named = [stamp["output"], *stamp["absent"], *(row[0] for row in stamp["manifests"])]
-        named += [row[0] for row in stamp["globs"]] + [row[1] for row in stamp["racy"]]
-        named += [ref for ref in files["paths"] if not ref.startswith(BUILTIN_PREFIX)]
+        # A glob's pattern may climb out of its base folder (an include in a subfolder), not out of the project.
+        named += [os.path.normpath(os.path.join(base, pattern)) for base, pattern, _matches in stamp["globs"]]
+        named += [row[1] for row in stamp["racy"]]
+        named += [ref.removeprefix(BUILTIN_PREFIX) for ref in files["paths"]]
         if not all_relative(named) or not all_relative(outputs["paths"]):
             return None
         for relative, digest in stamp["manifests"]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import xxhash
 
 from tests.conftest import Result, build_json
 
@@ -268,5 +269,28 @@ def test_a_stamp_with_paths_outside_the_project_is_ignored(
     assert named and all(not os.path.isabs(path) and ".." not in path for path in named)
     stamp["manifests"][0][0] = "../elsewhere.yaml"
     (tmp_path / "elsewhere.yaml").write_bytes((project / "pixelbuild.yaml").read_bytes())
+    stamp_path.write_text(json.dumps(stamp))
+    assert build_json(cli, project)["noop"] is False
+
+
+@pytest.mark.parametrize("tamper", ["output", "glob", "racy"])
+def test_a_stamp_naming_paths_outside_its_folders_never_holds(
+    cli: Callable[..., Result], make_project: Callable[..., Path], tamper: str
+) -> None:
+    # Each edit names the very file the stamp named, by a path that climbs out and back in: the stamp
+    # would still match, so only the path check can refuse it.
+    project = make_project(INCLUDING, files={"parts/a.yaml": "sprites:\n  - id: a\n    prompt: slime\n"})
+    built_twice(cli, project)
+    stamp_path = project / ".pixelbuild/state/noop.json"
+    stamp = json.loads(stamp_path.read_text())
+    if tamper == "output":
+        first = stamp["outputs"]["paths"][0]
+        stamp["outputs"]["paths"][0] = f"../../{project.name}/{stamp['output']}/{first}"
+    elif tamper == "glob":
+        stamp["globs"][0][1] = f"../{project.name}/parts/*.yaml"
+        stamp["globs"][0][2] = [f"../{project.name}/parts/a.yaml"]
+    else:
+        digest = xxhash.xxh3_128_hexdigest((project / "pixelbuild.yaml").read_bytes())
+        stamp["racy"].append(["outputs", "../pixelbuild.yaml", digest])
     stamp_path.write_text(json.dumps(stamp))
     assert build_json(cli, project)["noop"] is False
