@@ -87,23 +87,20 @@ def _siblings_outputs(paths: ProjectPaths, output_dir: Path, report: CheckReport
 
     owned: set[str] = set()
     for lock_path in sorted(paths.project_dir.glob("*.lock")):
-        if lock_path == paths.lock or not lock_path.is_file():
-            continue
         stem = lock_path.name.removesuffix(".lock")
-        for manifest in (paths.project_dir / f"{stem}{suffix}" for suffix in (".yaml", ".yml")):
-            if manifest == paths.manifest or not manifest.is_file():
-                continue
-            try:
-                root = load_file(manifest.resolve(), paths.project_dir.resolve(), ParseCache(None), is_root=True)
-                project = root.header.get("project", {})
-                output = normalise_relative(project.get("output", "assets")) if isinstance(project, dict) else None
-                if output is None or (paths.project_dir / output).resolve() != output_dir.resolve():
-                    continue
+        candidates = [paths.project_dir / f"{stem}{suffix}" for suffix in (".yaml", ".yml")]
+        manifest = next((path for path in candidates if path.is_file()), None)
+        if lock_path == paths.lock or manifest is None or manifest == paths.manifest:
+            continue
+        try:
+            root = load_file(manifest.resolve(), paths.project_dir.resolve(), ParseCache(None), is_root=True)
+            project = root.header.get("project", {})
+            output = normalise_relative(project.get("output", "assets")) if isinstance(project, dict) else None
+            if output is not None and (paths.project_dir / output).resolve() == output_dir.resolve():
                 sibling = read_current_lock(ProjectPaths.for_manifest(manifest))
                 owned |= {record.path for record in lock_outputs(sibling)}
-            except PixelbuildError as error:
-                report.notes.append(f"skipped {manifest.name} beside this manifest (it does not load: {error})")
-            break
+        except PixelbuildError as error:
+            report.notes.append(f"skipped {manifest.name} beside this manifest (it does not load: {error})")
     return owned
 
 

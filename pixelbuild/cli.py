@@ -248,7 +248,7 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     from pixelbuild.paths import ProjectPaths
 
     paths = ProjectPaths.for_manifest(_manifest_path(args))
-    # A build relies on the cache entries its plan found: gc waits its turn like a second build would.
+    # A running build relies on the cache entries its plan found: gc refuses to run beside it.
     with ProjectLock(paths, "gc"):
         return _gc_locked(args, paths)
 
