@@ -25,8 +25,11 @@ from pixelbuild import __version__
 from pixelbuild.paths import stamp_files
 
 STAMP_FORMAT = 3
-#: How recent a change makes a file racily clean: coarser than any file system's timestamps (FAT: 2 s).
+#: How recent a change makes a file racily clean: coarser than any file system's timestamps (FAT: 2 s)...
 RACY_NS = 2_000_000_000
+#: ...or, for a file whose mtime has a fraction of a second (a fine-grained file system, stamped from the
+#: kernel's coarse clock, a tick of 10 ms at most), well above one tick.
+FINE_RACY_NS = 100_000_000
 #: A manifest file or a racily clean file larger than this is not hashed here (the full build decides).
 _MAX_HASHED = 256 << 20
 BUILTIN_PREFIX = "builtin:"
@@ -45,7 +48,8 @@ def stat_signature(path: str) -> Signature | None:
 
 def is_racy(signature: Signature, taken_ns: int) -> bool:
     """Whether a file with ``signature``, taken at wall-clock time ``taken_ns``, could change unseen."""
-    return max(signature[1], signature[2]) >= taken_ns - RACY_NS
+    window = RACY_NS if signature[1] % 1_000_000_000 == 0 else FINE_RACY_NS
+    return max(signature[1], signature[2]) >= taken_ns - window
 
 
 def file_digest(path: str) -> str | None:

@@ -30,7 +30,7 @@ _HASHES_FORMAT = f"2/{__version__}"
 class FileHashCache:
     """xxh3_128 digests of files by absolute path, reused while (size, mtime, ctime, inode) match.
 
-    A file changed within ``RACY_NS`` of the moment its stats were taken is racily clean (a second change
+    A file changed just before its stats were taken (``noop.is_racy``) is racily clean (a second change
     in the same timestamp tick would look the same), so its digest is not kept: it is hashed again.
     """
 

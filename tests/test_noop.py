@@ -237,6 +237,7 @@ def test_content_change_with_the_same_size_and_mtime_is_noticed(
     if racy_window == "none":
         # Nothing is racily clean: only the signature (ctime, inode) can tell.
         monkeypatch.setattr(pixelbuild.noop, "RACY_NS", 0)
+        monkeypatch.setattr(pixelbuild.noop, "FINE_RACY_NS", 0)
     project = make_project()
     built_twice(cli, project)
     output = project / "assets/slime.png"
@@ -294,3 +295,24 @@ def test_a_stamp_naming_paths_outside_its_folders_never_holds(
         stamp["racy"].append(["outputs", "../pixelbuild.yaml", digest])
     stamp_path.write_text(json.dumps(stamp))
     assert build_json(cli, project)["noop"] is False
+
+
+def test_racily_clean_files_are_judged_by_their_bytes(
+    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pixelbuild.noop
+
+    # Everything counts as just changed: the stamp keeps every file's digest, and the check hashes it.
+    monkeypatch.setattr(pixelbuild.noop, "RACY_NS", 1 << 62)
+    monkeypatch.setattr(pixelbuild.noop, "FINE_RACY_NS", 1 << 62)
+    project = make_project()
+    built_twice(cli, project)
+    stamp_path = project / ".pixelbuild/state/noop.json"
+    stamp = json.loads(stamp_path.read_text())
+    racy = {path for group, path, _digest in stamp["racy"] if group == "outputs"}
+    assert racy == set(stamp["outputs"]["paths"]) and len(racy) == 3
+    # Same stats, other bytes (what a change within one timestamp tick looks like): not a no-op.
+    stamp["racy"][-1][2] = "0" * 32
+    stamp_path.write_text(json.dumps(stamp))
+    assert build_json(cli, project)["noop"] is False
+    assert build_json(cli, project)["noop"] is True
