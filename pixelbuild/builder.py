@@ -92,8 +92,8 @@ class ProjectLock:
             self.lock.acquire(timeout=0.2)
         except Timeout:
             raise PixelbuildError(
-                f"cannot {self.doing}: another pixelbuild is building in {self.paths.project_dir} right now "
-                f"(it holds {self.paths.display(self.paths.build_lock)}); wait for it to finish"
+                f"cannot {self.doing}: another pixelbuild (a build or gc) is working in {self.paths.project_dir} "
+                f"right now (it holds {self.paths.display(self.paths.build_lock)}); wait for it to finish"
             ) from None
         return self
 
