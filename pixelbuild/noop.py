@@ -77,7 +77,9 @@ def all_relative(paths: list[str]) -> bool:
     """Whether every path is relative and stays below its base (no ``..``): else the stamp is foreign."""
     if not paths:
         return True
-    joined = "\0" + "\0".join(paths).replace("\\", "/") + "\0"
+    joined = "\0" + "\0".join(paths) + "\0"
+    if os.name == "nt":
+        joined = joined.replace("\\", "/")
     if "\0/" in joined or "\0\0" in joined:
         return False
     if ".." in joined and any(bad in joined for bad in ("/../", "\0../", "/..\0", "\0..\0")):

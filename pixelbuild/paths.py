@@ -13,7 +13,7 @@ starts here.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -55,20 +55,38 @@ def stamp_files(manifest: str) -> tuple[str, str, str]:
     )
 
 
-class ProjectPaths(NamedTuple):
-    """Every path pixelbuild reads or writes for the manifest at ``manifest``."""
+class ProjectPaths:
+    """Every path pixelbuild reads or writes for the manifest at ``manifest``.
 
-    manifest: Path
-    project_dir: Path
-    state_dir: Path
-    lock: Path
-    journal: Path
-    stamp: Path
-    hashes: Path
-    parse_cache: Path
-    spec_cache: Path
-    cache: Path
-    build_lock: Path
+    A plain class: a dataclass or NamedTuple would cost the no-op build more to define than it spends.
+    """
+
+    __slots__ = (
+        "build_lock",
+        "cache",
+        "hashes",
+        "journal",
+        "lock",
+        "manifest",
+        "parse_cache",
+        "project_dir",
+        "spec_cache",
+        "stamp",
+        "state_dir",
+    )
+
+    def __init__(self, manifest: Path, project_dir: Path, state_dir: Path, own: Path, lock: Path) -> None:
+        self.manifest = manifest
+        self.project_dir = project_dir
+        self.state_dir = state_dir
+        self.lock = lock
+        self.journal = own / "journal.jsonl"
+        self.stamp = own / "state" / "noop.json"
+        self.hashes = own / "state" / "files.json"
+        self.parse_cache = own / "state" / "manifests"
+        self.spec_cache = own / "state" / "resolved"
+        self.cache = own / "cache"
+        self.build_lock = state_dir / "build.lock"
 
     @classmethod
     def for_manifest(cls, manifest: Path) -> ProjectPaths:
@@ -79,19 +97,7 @@ class ProjectPaths(NamedTuple):
         project_dir = manifest.parent
         state = project_dir / STATE_DIR
         own = Path(manifest_state_dir(str(project_dir), manifest.name))
-        return cls(
-            manifest=manifest,
-            project_dir=project_dir,
-            state_dir=state,
-            lock=project_dir / lock_name(manifest.name),
-            journal=own / "journal.jsonl",
-            stamp=own / "state" / "noop.json",
-            hashes=own / "state" / "files.json",
-            parse_cache=own / "state" / "manifests",
-            spec_cache=own / "state" / "resolved",
-            cache=own / "cache",
-            build_lock=state / "build.lock",
-        )
+        return cls(manifest, project_dir, state, own, project_dir / lock_name(manifest.name))
 
     def display(self, path: Path) -> str:
         """``path`` relative to the project folder, for messages."""
