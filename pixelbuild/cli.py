@@ -199,6 +199,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     ]
     up = counts[Action.UP_TO_DATE.value]
     lines.append(", ".join([*stale, f"{up} up to date"]) if stale else f"nothing to do: {up} up to date")
+    if paths.journal.exists():  # as check reports it: the lock file itself still lacks that work
+        lines.append(
+            f"note: an interrupted build's finished work, counted above, is not in {paths.display(paths.lock)} "
+            "yet; the next build folds it in"
+        )
     document = {
         "sprites": [
             {"id": d.sprite_id, "action": d.action.value, "reasons": list(d.reasons), "generate": list(d.missing)}

@@ -178,6 +178,7 @@ def test_check_and_plan_agree_after_a_killed_incremental_build(
     journaled = {json.loads(line)["id"] for line in (project / ".pixelbuild/journal.jsonl").read_text().splitlines()}
     assert 3 <= len(journaled) < SPRITES
 
+    assert "note: an interrupted build's finished work" in cli("plan", "-C", project).out
     plan = cli("plan", "-C", project, "--json").json
     to_generate = {s["id"] for s in plan["sprites"] if s["action"] != "up-to-date"}
     assert to_generate == {f"s{i}" for i in range(SPRITES)} - journaled
