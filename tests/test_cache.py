@@ -88,6 +88,9 @@ def test_missing_post_blob_is_post_processed_again(
     assert (report["post_processed"], report["generator_calls"], report["failures"]) == (1, 0, {})
     assert len(_warnings(result)) == 1 and "slime" in _warnings(result)[0]
     assert report["warnings"] == [_warnings(result)[0].removeprefix("pixelbuild: warning: ")]
+    from tests.test_json_schemas import _errors
+
+    assert _errors("build", report) == []
     assert cli("check", "-C", project).code == 0
     assert build_json(cli, project)["noop"] is True
 

@@ -188,6 +188,9 @@ def test_check_and_plan_agree_after_a_killed_incremental_build(
     stale = {p["subject"] for p in problems if p["kind"] != "journal"}
     assert stale == to_generate, problems
     assert [p["kind"] for p in problems].count("journal") == 1
+    from tests.test_json_schemas import _errors
+
+    assert _errors("check", check.json) == []
     assert (project / ".pixelbuild/journal.jsonl").exists()  # check never folds (never writes)
     report = build_json(cli, project)
     assert report["generator_calls"] == len(to_generate)
