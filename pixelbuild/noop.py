@@ -146,7 +146,8 @@ def check_stamp(manifest: str) -> int | None:
         if signatures(output_dir, outputs["paths"], False, t0) != outputs["signatures"]:
             return None
         for group, relative, digest in stamp["racy"]:  # racily clean when stamped: their bytes decide
-            if file_digest(ref_path(project_dir if group == "files" else output_dir, relative)) != digest:
+            path = ref_path(project_dir, relative) if group == "files" else os.path.join(output_dir, relative)
+            if file_digest(path) != digest:
                 return None
         return int(stamp["sprites"])
     except (OSError, KeyError, TypeError, ValueError, IndexError, AttributeError):
