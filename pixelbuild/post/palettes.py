@@ -95,10 +95,17 @@ class _Reader:
         return colours
 
 
-def _lines(reader: _Reader, data: bytes) -> list[str]:
+def _lines(reader: _Reader, data: bytes, *, lenient: bool = False) -> list[str]:
+    """``data``'s lines as UTF-8 text; ``lenient`` falls back to Latin-1, which decodes any byte.
+
+    GIMP and Aseprite write a palette's ``Name:`` in the system's 8-bit encoding on some systems,
+    while the colour lines that matter are ASCII: those files are read, not rejected.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as problem:
+        if lenient:
+            return data.decode("latin-1").splitlines()
         line = data[: problem.start].count(b"\n") + 1
         raise reader.fail(line, "the palette file is not UTF-8 text") from None
     return text.splitlines()
@@ -125,7 +132,7 @@ def _parse_hex(reader: _Reader, data: bytes) -> list[RGB]:
 
 
 def _parse_gpl(reader: _Reader, data: bytes) -> list[RGB]:
-    lines = _lines(reader, data)
+    lines = _lines(reader, data, lenient=True)
     if not lines or lines[0].strip() != "GIMP Palette":
         got = lines[0].strip() if lines else ""
         raise reader.fail(1, f"a .gpl file must start with the line 'GIMP Palette', got '{got}'")

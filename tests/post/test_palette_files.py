@@ -31,6 +31,15 @@ Columns: 4
     assert parse_palette("game.gpl", data) == THREE
 
 
+def test_gimp_gpl_with_a_latin1_name_line() -> None:
+    """GIMP on an 8-bit locale writes the name in Latin-1 (here 'Palette d\xe9j\xe0 vue', and a colour
+    name 'Rouge fonc\xe9'): not UTF-8, yet a valid palette."""
+    data = b"GIMP Palette\nName: Palette d\xe9j\xe0 vue\n#\n255 0 0\tRouge fonc\xe9\n0 128 255\n17 34 51\n"
+    with pytest.raises(UnicodeDecodeError):
+        data.decode("utf-8")
+    assert parse_palette("game.gpl", data) == THREE
+
+
 def test_aseprite_gpl_with_alpha_channel() -> None:
     data = b"GIMP Palette\nChannels: RGBA\n255 0 0 255 Red\n0 128 255 128\n17 34 51 0 Dark\n"
     assert parse_palette("game.GPL", data) == THREE
