@@ -243,20 +243,23 @@ def build_palette(arrays: Sequence[U8Array], size: int, method: str = "kmeans", 
     """An adaptive palette of at most ``size`` colours for the visible pixels of ``arrays``.
 
     ``kmeans``: a variance cut refined by k-means; ``median-cut``: the classic median cut. Then
-    entries within ``min_distance`` are merged.
+    entries within ``min_distance`` are merged. Images with at most ``size`` colours keep them all.
     """
     colours, counts = distinct_colours(arrays)
     if colours.shape[0] == 0:
         return np.zeros((1, 3), dtype=np.int64)
+    if colours.shape[0] <= size:
+        # Already within the budget: every colour is kept, even close ones (a 16-colour sprite's
+        # neighbouring shades are deliberate), so the image comes out unchanged.
+        return colours
     if colours.shape[0] > _MAX_DISTINCT:
         colours, counts = _reduce_bits(colours, counts)
     if colours.shape[0] <= size:
         centres = colours
+    elif method == "kmeans":
+        centres = kmeans(colours, counts, variance_cut(colours, counts, size))
     else:
-        if method == "kmeans":
-            centres = kmeans(colours, counts, variance_cut(colours, counts, size))
-        else:
-            centres = median_cut(colours, counts, size)
+        centres = median_cut(colours, counts, size)
     if min_distance > 0:
         centres = merge_close(colours, counts, centres, min_distance)
         if method == "kmeans":
@@ -350,58 +353,52 @@ def _map_ordered(pixels: U8Array, palette: IntArray, size: int, strength: int) -
     return clear_transparent(result)
 
 
+#: Per-channel factors that turn the weighted colour distance into a plain Euclidean one, so that
+#: Pillow's error diffusion (which measures plain RGB distance) picks colours as ``nearest`` does.
+_FS_SCALE = np.sqrt(WEIGHTS / WEIGHTS.max())
+
+
+def _fill_transparent(rgb: U8Array, visible: NDArray[np.bool_]) -> U8Array:
+    """``rgb`` with each invisible pixel given the colour of the nearest visible pixel before it in its
+    row (after it for a row's leading ones; 0 for an empty row), so diffused error flows through
+    transparent areas as if the sprite went on, instead of meeting an arbitrary colour."""
+    width = visible.shape[1]
+    columns = np.where(visible, np.arange(width)[None, :], -1)
+    before = np.maximum.accumulate(columns, axis=1)
+    after = np.minimum.accumulate(np.where(visible, np.arange(width)[None, :], width)[:, ::-1], axis=1)[:, ::-1]
+    source = np.where(before >= 0, before, np.minimum(after, width - 1))
+    filled = np.take_along_axis(rgb, source[..., None], axis=1)
+    filled[~visible.any(axis=1)] = 0
+    return filled
+
+
 def _map_floyd_steinberg(pixels: U8Array, palette: IntArray, strength: int) -> U8Array:
-    """Classic raster-order error diffusion (7, 3, 5, 1)/16 in integers; errors skip transparent pixels."""
-    height, width = pixels.shape[:2]
-    entries = [tuple(int(v) for v in colour) for colour in palette.tolist()]
-    weights = [int(w) for w in WEIGHTS.tolist()]
-    cache: dict[int, int] = {}
+    """Floyd-Steinberg error diffusion (7, 3, 5, 1)/16 in raster order, by Pillow's C implementation.
 
-    def closest(r: int, g: int, b: int) -> int:
-        key = (r << 16) | (g << 8) | b
-        found = cache.get(key)
-        if found is None:
-            best, best_distance = 0, -1
-            for index, (pr, pg, pb) in enumerate(entries):
-                distance = weights[0] * (r - pr) ** 2 + weights[1] * (g - pg) ** 2 + weights[2] * (b - pb) ** 2
-                if best_distance < 0 or distance < best_distance:
-                    best, best_distance = index, distance
-            cache[key] = found = best
-        return found
-
-    rgb = pixels[..., :3].astype(np.int64).tolist()
-    visible = (pixels[..., 3] > 0).tolist()
-    errors = [[[0, 0, 0] for _ in range(width + 2)] for _ in range(2)]
-    out = pixels.copy()
-    out_rgb = out[..., :3]
-    for y in range(height):
-        current, below = errors[y % 2], errors[(y + 1) % 2]
-        for cell in below:
-            cell[0] = cell[1] = cell[2] = 0
-        row, row_visible = rgb[y], visible[y]
-        for x in range(width):
-            if not row_visible[x]:
-                continue
-            carried = current[x + 1]
-            r = min(255, max(0, row[x][0] + carried[0]))
-            g = min(255, max(0, row[x][1] + carried[1]))
-            b = min(255, max(0, row[x][2] + carried[2]))
-            index = closest(r, g, b)
-            pr, pg, pb = entries[index]
-            out_rgb[y, x] = (pr, pg, pb)
-            for channel, error in enumerate((r - pr, g - pg, b - pb)):
-                scaled = error * strength // _STRENGTH_ONE
-                if x + 1 < width and row_visible[x + 1]:
-                    current[x + 2][channel] += scaled * 7 // 16
-                if y + 1 < height:
-                    below_visible = visible[y + 1]
-                    if x > 0 and below_visible[x - 1]:
-                        below[x][channel] += scaled * 3 // 16
-                    if below_visible[x]:
-                        below[x + 1][channel] += scaled * 5 // 16
-                    if x + 1 < width and below_visible[x + 1]:
-                        below[x + 2][channel] += scaled // 16
-    return clear_transparent(out)
+    Colours are scaled so that Pillow's plain RGB distance is the weighted one. ``strength`` scales each
+    pixel's offset from its nearest palette colour before diffusion: 0 is plain mapping, 1 classic
+    dithering. Transparent pixels stay transparent; the error flows through them (see
+    ``_fill_transparent``). Pillow's arithmetic is integer, so the result is the same on every machine.
+    """
+    visible = pixels[..., 3] > 0
+    if not visible.any():
+        return clear_transparent(pixels.copy())
+    target = np.ascontiguousarray(pixels[..., :3])
+    if strength != _STRENGTH_ONE:
+        plain = _map_plain(pixels, palette)[..., :3].astype(np.int64)
+        offset = ((target.astype(np.int64) - plain) * strength + _STRENGTH_ONE // 2) // _STRENGTH_ONE
+        target = np.clip(plain + offset, 0, 255).astype(np.uint8)
+    if not visible.all():
+        target = _fill_transparent(target, visible)
+    # A per-channel lookup table (Pillow's ``point``) applies the scale faster than float arithmetic.
+    table = np.rint(np.arange(256)[None, :] * _FS_SCALE[:, None]).astype(np.uint8)
+    scaled = Image.fromarray(target, mode="RGB").point(table.reshape(-1).tolist())
+    swatch = Image.new("P", (1, 1))
+    swatch.putpalette(table[np.arange(3)[None, :], palette].reshape(-1).tolist())
+    indices = np.asarray(scaled.quantize(palette=swatch, dither=Image.Dither.FLOYDSTEINBERG))
+    result = pixels.copy()
+    result[..., :3] = palette.astype(np.uint8)[indices]
+    return clear_transparent(result)
 
 
 def map_to_palette(

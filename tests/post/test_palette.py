@@ -27,6 +27,21 @@ def test_few_colours_are_kept_exactly() -> None:
     assert run_one({"palette": {"colors": 8}}, *rows) == rows
 
 
+def test_an_image_within_the_colour_budget_is_unchanged_despite_min_distance() -> None:
+    """A 16-colour sprite with close shades (4 levels apart, within the default min_distance of 8)
+    keeps every colour: merging is only for images with more colours than asked for."""
+    rng = np.random.default_rng(3)
+    shades = np.array([(40 + 4 * i, 60 + 4 * i, 90 + 3 * i, 255) for i in range(16)], dtype=np.uint8)
+    pixels = shades[rng.integers(0, 16, (12, 12))]
+    pixels[0, 0, 3] = 128  # alpha is kept as well
+    image = Image.fromarray(pixels, mode="RGBA")
+    (result,) = run([{"palette": {"colors": 16}}], [image])
+    assert np.array_equal(to_array(result), pixels)
+    # With one colour more than the budget, close shades do get merged.
+    (fewer,) = run([{"palette": {"colors": 15}}], [image])
+    assert len(colours_of(fewer)) < 16
+
+
 def test_adaptive_palette_uses_cluster_means() -> None:
     legend = {**LEGEND, "a": grey(0), "b": grey(10), "c": grey(240), "d": grey(250)}
     (result,) = run([{"palette": {"colors": 2}}], [picture(["abcd", "abcd"], legend)])
@@ -189,31 +204,64 @@ def test_ordered_dither_with_zero_strength_is_plain_mapping() -> None:
     assert rows_of(zero) == rows_of(plain) == ["KKKK"] * 4
 
 
-def test_floyd_steinberg_golden() -> None:
-    # 128 -> white (error -127); the next pixel gets -127*7//16 = -56 -> 72 -> black (error 72);
-    # then +31 -> 159 -> white (error -96); then -42 -> 86 -> black.
-    (result,) = run(
-        [{"palette": {"colors": ["#000000", "#ffffff"], "dither": "floyd-steinberg"}}],
-        [Image.new("RGBA", (4, 1), grey(128))],
-    )
-    assert rows_of(result) == ["WKWK"]
+FS_BW = {"palette": {"colors": ["#000000", "#ffffff"], "dither": "floyd-steinberg"}}
+
+
+def test_floyd_steinberg_turns_mid_grey_into_a_checkerboard() -> None:
+    (result,) = run([FS_BW], [Image.new("RGBA", (4, 2), grey(128))])
+    assert rows_of(result) in (["WKWK", "KWKW"], ["KWKW", "WKWK"])
 
 
 def test_floyd_steinberg_keeps_the_average_brightness() -> None:
-    (result,) = run(
-        [{"palette": {"colors": ["#000000", "#ffffff"], "dither": "floyd-steinberg"}}],
-        [Image.new("RGBA", (16, 16), grey(64))],
-    )
+    (result,) = run([FS_BW], [Image.new("RGBA", (16, 16), grey(64))])
     white = sum(1 for px in to_array(result).reshape(-1, 4) if px[0] == 255)
     assert 256 * 64 // 255 - 8 <= white <= 256 * 64 // 255 + 8
 
 
-def test_floyd_steinberg_skips_transparent_pixels() -> None:
-    (result,) = run(
-        [{"palette": {"colors": ["#000000", "#ffffff"], "dither": "floyd-steinberg"}}],
-        [picture(["g.g", "..."])],
-    )
-    assert rows_of(result) == ["W.W", "..."]
+def smooth(pixels: np.ndarray, radius: int = 4) -> np.ndarray:
+    """Box-filtered RGB (what the eye sees of a dither from a distance), valid region only."""
+    rgb = pixels[..., :3].astype(np.float64)
+    size = 2 * radius + 1
+    total = np.pad(rgb.cumsum(0).cumsum(1), ((1, 0), (1, 0), (0, 0)))
+    window = total[size:, size:] - total[:-size, size:] - total[size:, :-size] + total[:-size, :-size]
+    return np.asarray(window / (size * size))
+
+
+def test_floyd_steinberg_diffuses_the_error_deterministically_onto_palette_colours() -> None:
+    """A colour gradient on a 6-colour palette: every pixel is a palette colour, the output seen from a
+    distance (box filter) is much closer to the input than plain mapping is, and runs are identical."""
+    yy, xx = np.mgrid[0:64, 0:64]
+    pixels = np.stack([xx * 3 + 30, yy * 3 + 30, (xx + yy) + 60, np.full_like(xx, 255)], axis=-1).astype(np.uint8)
+    colours = ["#101010", "#f0f0f0", "#d02020", "#20d020", "#2020d0", "#808080"]
+    entry = {"palette": {"colors": colours, "dither": "floyd-steinberg"}}
+    (dithered,) = run([entry], [Image.fromarray(pixels, mode="RGBA")])
+    (again,) = run([entry], [Image.fromarray(pixels, mode="RGBA")])
+    (plain,) = run([{"palette": {"colors": colours}}], [Image.fromarray(pixels, mode="RGBA")])
+    out = to_array(dithered)
+    assert np.array_equal(out, to_array(again))
+    allowed = {tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in colours}
+    assert {tuple(int(v) for v in px[:3]) for px in out.reshape(-1, 4)} <= allowed
+    assert (out[..., 3] == 255).all()
+    dither_error = np.abs(smooth(out) - smooth(pixels)).mean()
+    plain_error = np.abs(smooth(to_array(plain)) - smooth(pixels)).mean()
+    assert dither_error < plain_error / 3
+
+
+def test_floyd_steinberg_strength_zero_is_plain_mapping() -> None:
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (24, 24, 4), dtype=np.uint8)
+    pixels[..., 3] = 255
+    colours = ["#000000", "#ffffff", "#ff0000", "#00ff00"]
+    image = Image.fromarray(pixels, mode="RGBA")
+    (zero,) = run([{"palette": {"colors": colours, "dither": "floyd-steinberg", "strength": 0}}], [image])
+    (plain,) = run([{"palette": {"colors": colours}}], [image])
+    assert np.array_equal(to_array(zero), to_array(plain))
+
+
+def test_floyd_steinberg_keeps_transparent_pixels_transparent() -> None:
+    (result,) = run([FS_BW], [picture(["g.g", "...", "gg."])])
+    rows = rows_of(result)
+    assert [row.replace("W", "K") for row in rows] == ["K.K", "...", "KK."]
 
 
 def test_bayer_matrix() -> None:
