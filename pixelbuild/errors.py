@@ -85,6 +85,14 @@ class GenerationError(PixelbuildError):
         return f"{subject}{self.message}"
 
 
+class PostError(GenerationError):
+    """Post-processing could not give a usable sprite: an op emptied it, or found no pixel grid where
+    one was required. ``field`` is ``post``, so the engine points at the sprite's chain."""
+
+    def __init__(self, message: str, *, sprite: str | None = None, field: str | None = "post") -> None:
+        super().__init__(message, sprite=sprite, field=field)
+
+
 class BackendUnavailable(PixelbuildError):
     """No server of the configured backend answers."""
 

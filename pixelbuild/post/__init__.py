@@ -149,12 +149,63 @@ def check_files(op: PostOp, read_file: Callable[[str], bytes]) -> None:
         definition.check_files(op.params, read_file)
 
 
+#: What to change when an op leaves a frame empty or a single pixel, per op.
+_DEGENERATE_HINTS: Mapping[str, str] = {
+    "remove_background": "lower 'tolerance', give the background 'color', or use mode: flood",
+    "pixelate": "set 'min_cell' and 'max_cell' around the art's cell size, or give 'size'",
+    "resize": "give a larger 'size'",
+    "canvas": "give a larger 'size'",
+    "trim": "check the ops before it: the frame had no visible pixel",
+}
+
+
+def _visible(frame: Image.Image) -> bool:
+    """Whether any pixel of the RGBA ``frame`` has alpha above 0."""
+    return frame.getextrema()[3][1] > 0
+
+
+def check_not_degenerate(
+    before: Sequence[Image.Image], after: Sequence[Image.Image], op: str, params: Mapping[str, Any]
+) -> None:
+    """Raise ``PostError`` if ``op`` turned a frame with visible pixels into one with none, or a frame
+    of several pixels into a single one (unless its ``size`` asks for that): a build must not write
+    such a sprite as a success."""
+    from pixelbuild.errors import PostError
+
+    hint = _DEGENERATE_HINTS.get(op, f"check the parameters of '{op}'")
+    if len(before) == len(after):
+        pairs = list(zip(before, after, strict=True))
+    else:  # an op that changes the frame count: judge its output as a whole
+        pairs = [(before[0], frame) for frame in after]
+    many = len(after) > 1
+    for index, (source, result) in enumerate(pairs):
+        which = f"frame {index + 1}" if many else "the image"
+        if result.width * result.height == 0:
+            raise PostError(f"{op} left {which} with no pixels; {hint}")
+        shrunk = result.width * result.height == 1 < source.width * source.height
+        # trim only crops to what is visible: a one-pixel result means one pixel was left before it.
+        if shrunk and op != "trim" and params.get("size") != [1, 1]:
+            raise PostError(f"{op} reduced {which} to a single pixel ({source.width}x{source.height} before); {hint}")
+        if not _visible(result) and _visible(source):
+            raise PostError(f"{op} left no visible pixel in {which}; {hint}")
+
+
 def apply_chain(frames: Sequence[Image.Image], chain: Sequence[PostOp], ctx: PostContext) -> list[Image.Image]:
-    """Run ``chain`` over ``frames`` (converted to RGBA first) and return the resulting frames."""
+    """Run ``chain`` over ``frames`` (converted to RGBA first) and return the resulting frames.
+
+    An op that empties a frame (no visible pixel left) or shrinks it to one pixel raises ``PostError``
+    naming the op and the parameter to change.
+    """
     ops = load_ops()
     current = [frame if frame.mode == "RGBA" else frame.convert("RGBA") for frame in frames]
     for step in chain:
-        current = ops[step.op].function(current, step.params, ctx)
+        result = ops[step.op].function(current, step.params, ctx)
+        check_not_degenerate(current, result, step.op, step.params)
+        current = result
+    if current and not any(_visible(frame) for frame in current):
+        from pixelbuild.errors import PostError
+
+        raise PostError("the sprite has no visible pixel: its generated frames are fully transparent")
     return current
 
 

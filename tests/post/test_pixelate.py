@@ -53,8 +53,8 @@ def test_mode_breaks_ties_by_the_smallest_colour() -> None:
 
 def test_mode_counts_transparent_pixels_as_one_colour() -> None:
     legend = {**LEGEND, "x": (9, 9, 9, 0)}
-    (result,) = run([{"pixelate": {"mode": "mode", "size": 1}}], [picture(["x.", ".R"], legend)])
-    assert result.getpixel((0, 0)) == (0, 0, 0, 0)
+    (result,) = run([{"pixelate": {"mode": "mode", "size": [2, 1]}}], [picture(["x.RR", ".RRR"], legend)])
+    assert rows_of(result) == [".R"]
 
 
 # --------------------------------------------------------------------------------------------- auto
