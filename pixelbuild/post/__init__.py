@@ -161,7 +161,7 @@ _DEGENERATE_HINTS: Mapping[str, str] = {
 
 def _visible(frame: Image.Image) -> bool:
     """Whether any pixel of the RGBA ``frame`` has alpha above 0."""
-    return frame.getextrema()[3][1] > 0
+    return frame.getchannel("A").getbbox() is not None
 
 
 def check_not_degenerate(
