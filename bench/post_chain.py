@@ -164,7 +164,7 @@ def main() -> None:
         decode_png(data).convert("RGBA")
         decode_only.append(time.perf_counter() - start)
 
-    (grid,) = detect_grid([decode_png(data).convert("RGBA")])
+    grids = detect_grid([decode_png(data).convert("RGBA")])
     result = decode_png(output).convert("RGBA")
     colours = len(result.getcolors(1 << 16) or [])
     size = f"{len(data) / 1e6:.2f} MB PNG"
@@ -173,8 +173,10 @@ def main() -> None:
     print(f"python {platform.python_version()}, {versions}, {platform.machine()}, {platform.processor() or '?'}")
     print(f"runs: {args.runs} (median), one thread")
     print(
-        f"detected cell {grid.x.cell:.3f} x {grid.y.cell:.3f} px (true {(SIDE + 7) / (SPRITE + 1):.3f}), "
-        f"grid {grid.size[0]}x{grid.size[1]}, confidence {grid.x.confidence:.0f}"
+        f"detected cell {grids[0].x.cell:.3f} x {grids[0].y.cell:.3f} px (true {(SIDE + 7) / (SPRITE + 1):.3f}), "
+        f"grid {grids[0].size[0]}x{grids[0].size[1]}, confidence {grids[0].x.confidence:.0f}"
+        if grids
+        else "no grid detected"
     )
     print(f"output {result.width}x{result.height}, {colours} colours, {len(output)} bytes")
     print()

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 #: Bumped whenever an op's output changes for the same input and params: part of every post key.
-POST_VERSION = "1"
+POST_VERSION = "2"
 
 #: Modules that define ops; imported on first use so that a no-op build never pays for numpy.
 _OP_MODULES = (

@@ -1,18 +1,29 @@
 """The pixelate op: downscale to a target size, or detect the pixel grid of "diffusion pixel art".
 
 Image generators draw pixel art at a non-integer, noisy scale: "pixels" are 15 or 16 screen pixels
-wide, edges are blurred and flat areas carry noise. ``detect_grid`` finds that grid from the edge
-profile of each axis (the summed absolute differences between neighbouring columns, or rows): cell
-boundaries make it periodic. In the profile's zero-padded spectrum the most prominent peak (against
-its neighbourhood, so the sprite silhouette's broad low-frequency energy does not win) in the allowed
-band gives the cell size, moved to its fundamental when it is a harmonic, and refined by a parabola;
-the phase at that frequency gives the grid offset. ``pixelate`` with ``mode: auto`` then takes each
-cell's dominant colour from samples of the cell's inner part (away from blurred edges).
+wide, edges are blurred and flat areas carry noise. ``detect_grid`` finds that grid in two stages.
 
-Determinism: the edge profiles are exact integer sums; the spectral estimate is floating point, so
-its result is quantised to 1/1024 px before any pixel depends on it, and all cell arithmetic after
-that is integer. Two machines could only disagree if an FFT's last-bit rounding moved an estimate
-across a quantisation step.
+Candidates come from the edge profile of each axis (the summed absolute differences between
+neighbouring columns, or rows): cell boundaries make it periodic. In the profile's zero-padded
+spectrum the most prominent peak (against its neighbourhood, so the sprite silhouette's broad
+low-frequency energy does not win) in the allowed band gives the main candidate, moved to its
+fundamental when it is a harmonic and refined by a parabola; the next peaks and the main one's 1/2
+and 1/3 are the others. The phase at a candidate's frequency gives the grid offset.
+
+Verification then asks the image whether a candidate is a drawn grid: a drawn grid has its steps
+(neighbour differences well above the noise, one per blurred edge) on cell boundaries and none in
+cell middles; art already at one pixel per pixel, noise and photos have steps anywhere. A frame
+that shows JPEG's 8x8 blocks counts only steps JPEG cannot make, so its block lattice is never taken
+for the art's grid. Clean art (at most 256 colours, hard edges) must also have no run of one colour
+narrower than a cell. The first candidate borne out is moved to the coarsest of its multiples that
+is borne out too; when none is, there is no grid and ``pixelate`` leaves the frames as they are (or,
+with ``on_no_grid: fail``, fails the sprite). ``pixelate`` with ``mode: auto`` then takes each cell's
+dominant colour from samples of the cell's inner part (away from blurred edges).
+
+Determinism: the edge signals are exact integer sums and counts and the verification is integer
+arithmetic; the spectral estimate is floating point, so its result is quantised to 1/1024 px before
+any pixel depends on it, and all cell arithmetic after that is integer. Two machines could only
+disagree if an FFT's last-bit rounding moved an estimate across a quantisation step.
 """
 
 from __future__ import annotations
@@ -44,8 +55,16 @@ from pixelbuild.post.common import (
 FIXED = 1024
 
 MODES = ("auto", "nearest", "box", "mode")
-_AUTO_ONLY = ("max_size", "min_cell", "max_cell", "square", "min_confidence")
-_AUTO_DEFAULTS: Mapping[str, Any] = {"min_cell": 2, "max_cell": 64, "square": True, "min_confidence": 0}
+_AUTO_ONLY = ("max_size", "min_cell", "max_cell", "square", "min_confidence", "on_no_grid")
+_AUTO_DEFAULTS: Mapping[str, Any] = {
+    "min_cell": 2,
+    "max_cell": 64,
+    "square": True,
+    "min_confidence": 0,
+    "on_no_grid": "keep",
+}
+#: What ``auto`` does with frames that have no grid: leave them at their size, or fail the sprite.
+NO_GRID_CHOICES = ("keep", "fail")
 
 #: Share of a cell (centred) that ``auto`` samples: the rest is blurred into the neighbours.
 _INNER_NUM, _INNER_DEN = 3, 5
@@ -89,36 +108,173 @@ class Grid:
 # --------------------------------------------------------------------------------------- edge profile
 
 
-def edge_profiles(image: Image.Image, pixels: U8Array | None = None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Summed absolute differences between neighbouring columns and between neighbouring rows.
+@dataclass(frozen=True, slots=True)
+class Edges:
+    """One frame's edge signals, per column edge (x) and per row edge (y).
 
-    Entry ``i`` of the column profile measures the edge between columns ``i`` and ``i + 1``, that is
-    at x coordinate ``i + 1``. The signal is Pillow's integer luma (plus alpha where not opaque), and
-    the sums are integers, so the profiles are exact. ``pixels`` is ``image`` as an array if at hand.
+    ``profile``: summed absolute differences between neighbouring columns (rows), the spectral signal.
+    ``steps``: how many of those differences are significant steps (above ``threshold``), the
+    verification signal. ``blocky``: the frame shows JPEG's 8-px blocks (``_blocky``); ``across`` and
+    ``down`` are the differences themselves, for ``strong_steps``. ``exact``: the frame has
+    at most 256 colours (clean art, no noise or blur), where a grid must reproduce it exactly.
     """
-    rgba = image if image.mode == "RGBA" else image.convert("RGBA")
-    if pixels is None:
-        pixels = to_array(rgba)
-    luma = np.asarray(rgba.convert("L"))
+
+    profile_x: NDArray[np.int64]
+    profile_y: NDArray[np.int64]
+    steps_x: NDArray[np.int64]
+    steps_y: NDArray[np.int64]
+    blocky: bool
+    across: NDArray[Any]
+    down: NDArray[Any]
+    threshold: int
+    exact: bool
+    shortest_x: int | None = None
+    shortest_y: int | None = None
+
+
+#: A neighbour difference counts as a step when above 5 times the median difference (about 3.4 noise
+#: sigmas: noise crosses it for ~0.1% of pairs) and at least this many levels.
+MIN_STEP = 12
+#: JPEG's own block steps stay below this many levels at qualities of about 50 and up (the luma DC
+#: quantiser is at most 16 there, and a block step is one or two of its steps).
+JPEG_STEP = 40
+
+
+def _differences(image: Image.Image, pixels: U8Array) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Absolute luma differences between neighbouring columns (H, W-1) and rows (H-1, W).
+
+    Pillow's integer luma, plus alpha where not opaque (alpha edges count too; int16 holds 510).
+    """
+    luma = np.asarray(image.convert("L"))
     if int(pixels[..., 3].min()) != 255:
-        # Alpha edges count too; int16 holds luma + alpha (at most 510).
         signal = luma.astype(np.int16) + pixels[..., 3]
-        return (
-            np.abs(np.diff(signal, axis=1)).sum(axis=0, dtype=np.int64),
-            np.abs(np.diff(signal, axis=0)).sum(axis=1, dtype=np.int64),
-        )
-    # |a - b| in uint8 as max - min: no widening of the whole image. Column sums of up to
-    # 255 * height fit uint32 for any image below 16 million rows.
+        return np.abs(np.diff(signal, axis=1)), np.abs(np.diff(signal, axis=0))
+    # |a - b| in uint8 as max - min: no widening of the whole image.
     right, left = luma[:, 1:], luma[:, :-1]
     across = np.maximum(right, left)
     across -= np.minimum(right, left)
     below, above = luma[1:], luma[:-1]
     down = np.maximum(below, above)
     down -= np.minimum(below, above)
-    return (
-        np.add.reduce(across, axis=0, dtype=np.uint32).astype(np.int64),
-        np.add.reduce(down, axis=1, dtype=np.uint32).astype(np.int64),
+    return across, down
+
+
+def frame_edges(image: Image.Image, pixels: U8Array | None = None) -> Edges:
+    """The edge signals of one frame (``pixels``: ``image`` as an RGBA array, if at hand).
+
+    Entry ``i`` of an x signal measures the edge between columns ``i`` and ``i + 1``, that is at x
+    coordinate ``i + 1``. All sums and counts are exact integers.
+    """
+    rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+    if pixels is None:
+        pixels = to_array(rgba)
+    across, down = _differences(rgba, pixels)
+    # Column sums of up to 510 * height fit int64 trivially; uint32 is enough for uint8 input.
+    wide = np.int64 if across.dtype != np.uint8 else np.uint32
+    profile_x = np.add.reduce(across, axis=0, dtype=wide).astype(np.int64)
+    profile_y = np.add.reduce(down, axis=1, dtype=wide).astype(np.int64)
+    # The median difference from every other row: a robust noise level (most neighbours of a
+    # drawn grid lie inside one cell, so only noise separates them).
+    counts = np.zeros(511, dtype=np.int64)
+    for sample in (across[::2], down[::2]):
+        if sample.size:
+            counts += np.bincount(sample.reshape(-1), minlength=511)
+    total = int(counts.sum())
+    threshold = MIN_STEP
+    if total:
+        median = int(np.searchsorted(np.cumsum(counts), (total + 1) // 2))
+        threshold = max(MIN_STEP, 5 * median)
+    steps_x = _steps(across, threshold, 1).sum(axis=0, dtype=np.int64)
+    steps_y = _steps(down, threshold, 0).sum(axis=1, dtype=np.int64)
+    exact = rgba.getcolors(256) is not None
+    # JPEG compresses the whole frame: blocks on either axis mean blocks on both. Exact frames (at
+    # most 256 colours) are no JPEG.
+    blocky = not exact and (_blocky(profile_x) or _blocky(profile_y))
+    shortest_x = shortest_y = None
+    if exact:
+        packed = np.ascontiguousarray(pixels).view(np.uint32)[..., 0]
+        across_change = packed[:, 1:] != packed[:, :-1]
+        # A blurred edge passes through intermediate colours (three different ones in a row), a drawn
+        # edge jumps: when most colour changes are such ramps, the frame is blurred, not exact. Every
+        # 4th row tells the share well enough.
+        some, rows = across_change[::4], packed[::4]
+        ramps = some[:, 1:] & some[:, :-1] & (rows[:, 2:] != rows[:, :-2])
+        exact = 2 * int(np.count_nonzero(ramps)) < int(np.count_nonzero(some))
+        if exact:
+            shortest_x = _shortest_run(across_change)
+            shortest_y = _shortest_run((packed[1:] != packed[:-1]).T)
+    return Edges(
+        profile_x,
+        profile_y,
+        steps_x,
+        steps_y,
+        blocky,
+        across,
+        down,
+        threshold,
+        exact,
+        shortest_x,
+        shortest_y,
     )
+
+
+def _steps(differences: NDArray[Any], threshold: int, along: int) -> NDArray[np.bool_]:
+    """Where a difference is a step: above ``threshold`` and the largest of its neighbours along the axis
+    (ties: the first). A blurred edge gives one step, at its middle; a smooth gradient (a photo) gives
+    one per slope, not one per pixel, so it cannot pile up steps where a grid would want them."""
+    above = differences > threshold
+    if differences.shape[along] < 2:
+        return above
+    before = np.ones_like(above)
+    after = np.ones_like(above)
+    if along == 1:
+        before[:, 1:] = differences[:, 1:] >= differences[:, :-1]
+        after[:, :-1] = differences[:, :-1] > differences[:, 1:]
+    else:
+        before[1:] = differences[1:] >= differences[:-1]
+        after[:-1] = differences[:-1] > differences[1:]
+    result: NDArray[np.bool_] = above & before & after
+    return result
+
+
+def _blocky(profile: NDArray[np.int64]) -> bool:
+    """Whether the edge profile shows JPEG's 8x8 blocks: at least 3 in 4 of its lattice lines (every
+    8th, x = 0 mod 8) carry more edge than both neighbouring lines. A grid of any other cell size
+    puts a boundary on a lattice line only now and then; the blocks put a seam on every one."""
+    lattice = np.arange(7, profile.size - 1, 8)
+    if lattice.size < 4:
+        return False
+    seams = (profile[lattice] > profile[lattice - 1]) & (profile[lattice] > profile[lattice + 1])
+    return 4 * int(np.count_nonzero(seams)) >= 3 * lattice.size
+
+
+def strong_steps(edges: Edges, axis: int) -> NDArray[np.int64]:
+    """Per column (axis 0) or row (1) edge, how many steps are ones JPEG cannot make (``JPEG_STEP``)."""
+    strong = max(edges.threshold, JPEG_STEP)
+    counts: NDArray[np.int64]
+    if axis == 0:
+        counts = _steps(edges.across, strong, 1).sum(axis=0, dtype=np.int64)
+    else:
+        counts = _steps(edges.down, strong, 0).sum(axis=1, dtype=np.int64)
+    return counts
+
+
+def _shortest_run(changes: NDArray[np.bool_]) -> int:
+    """The shortest distance between two colour changes in one row of ``changes`` (rows, positions):
+    the narrowest run of one colour not touching the border; a large number when there is none."""
+    flat = np.flatnonzero(changes)
+    if flat.size < 2:
+        return 1 << 30
+    row, position = np.divmod(flat, changes.shape[1])
+    same_row = row[1:] == row[:-1]
+    gaps = np.diff(position)[same_row]
+    return int(gaps.min()) if gaps.size else 1 << 30
+
+
+def edge_profiles(image: Image.Image, pixels: U8Array | None = None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Summed absolute differences between neighbouring columns and between neighbouring rows."""
+    edges = frame_edges(image, pixels)
+    return edges.profile_x, edges.profile_y
 
 
 def _spectrum(profile: NDArray[np.int64], length: int) -> NDArray[np.float64]:
@@ -220,16 +376,16 @@ def detect_grid(
     square: bool = True,
     max_size: tuple[int, int] | None = None,
     size: tuple[int, int] | None = None,
-) -> list[Grid]:
+) -> list[Grid] | None:
     """Detect the pixel grid of each frame: one cell size shared by all frames, offsets per frame.
 
-    ``square`` assumes square cells (one period for both axes, more robust). ``max_size`` caps the
-    grid count: a finer grid is coarsened to a whole multiple of its cell. ``size`` forces the count,
-    leaving only the offset to detect.
+    None when the frames have no grid (art already at one pixel per pixel, noise, a photo). ``square``
+    assumes square cells (one period for both axes, more robust). ``max_size`` caps the grid count:
+    a finer grid is coarsened to a whole multiple of its cell. ``size`` forces the count, leaving only
+    the offset to detect (and never gives None).
     """
-    profiles = [edge_profiles(frame) for frame in frames]
-    return grids_from_profiles(
-        profiles,
+    return grids_from_edges(
+        [frame_edges(frame) for frame in frames],
         [frame.size for frame in frames],
         min_cell=min_cell,
         max_cell=max_cell,
@@ -239,8 +395,8 @@ def detect_grid(
     )
 
 
-def grids_from_profiles(
-    profiles: Sequence[tuple[NDArray[np.int64], NDArray[np.int64]]],
+def grids_from_edges(
+    edges: Sequence[Edges],
     extents: Sequence[tuple[int, int]],
     *,
     min_cell: float = 2.0,
@@ -248,18 +404,21 @@ def grids_from_profiles(
     square: bool = True,
     max_size: tuple[int, int] | None = None,
     size: tuple[int, int] | None = None,
-) -> list[Grid]:
-    """``detect_grid`` from the frames' ``edge_profiles`` and (width, height) extents."""
+) -> list[Grid] | None:
+    """``detect_grid`` from the frames' ``frame_edges`` and (width, height) extents."""
     if size is not None:
         # Forced: the cell is the extent over the count (of the first frame; frames share a size).
         periods = [max(1, round(extents[0][axis] * FIXED / size[axis])) for axis in (0, 1)]
         confidences = [0.0, 0.0]
     else:
-        periods, confidences = _detect_periods(profiles, extents, min_cell, max_cell, square)
+        found = _detect_periods(edges, extents, min_cell, max_cell, square)
+        if found is None:
+            return None
+        periods, confidences = found
     grids = []
-    for (columns, rows), (width, height) in zip(profiles, extents, strict=True):
+    for frame, (width, height) in zip(edges, extents, strict=True):
         axes = []
-        for axis, profile, extent in ((0, columns, width), (1, rows, height)):
+        for axis, profile, extent in ((0, frame.profile_x, width), (1, frame.profile_y, height)):
             period = periods[axis]
             boundary = _first_boundary(profile, period)
             cap = None
@@ -269,38 +428,130 @@ def grids_from_profiles(
             forced = size[axis] if size is not None else None
             axes.append(_axis(extent, period, boundary, confidences[axis], forced, cap))
         grids.append(Grid(axes[0], axes[1]))
+    if size is None and not all(_reproduces(frame, grid) for frame, grid in zip(edges, grids, strict=True)):
+        return None
     return grids
 
 
 def _detect_periods(
-    profiles: Sequence[tuple[NDArray[np.int64], NDArray[np.int64]]],
+    edges: Sequence[Edges],
     extents: Sequence[tuple[int, int]],
     min_cell: float,
     max_cell: float,
     square: bool,
-) -> tuple[list[int], list[float]]:
-    """The cell size (1/1024 px) and confidence per axis, from all frames' spectra together."""
+) -> tuple[list[int], list[float]] | None:
+    """The cell size (1/1024 px) and spectral confidence per axis, from all frames together; None when
+    no candidate period is borne out by the frames' steps (see ``_verified``)."""
     longest = max(max(extent) for extent in extents)
     # Zero-padding to 8x the longest side samples each spectral peak finely enough that a parabola
     # through its top gives the cell size to about 0.2%.
     length = 1 << max(6, (8 * longest - 1).bit_length())
     lobe = max(1, round(length / longest))
     spectra: list[NDArray[np.float64]] = [
-        np.sum([_spectrum(p[axis], length) for p in profiles], axis=0) for axis in (0, 1)
+        np.sum([_spectrum(e.profile_x if axis == 0 else e.profile_y, length) for e in edges], axis=0) for axis in (0, 1)
     ]
-    bands = [_band(length, min_cell, max_cell) for _ in (0, 1)]
-    if square:
-        low, high = bands[0]
-        combined = spectra[0] + spectra[1]
-        period = _period(combined, low, high, length, lobe)
-        confidence = _confidence(combined, low, high)
-        return [period, period], [confidence, confidence]
-    periods, confidences = [], []
-    for axis in (0, 1):
-        low, high = bands[axis]
-        periods.append(_period(spectra[axis], low, high, length, lobe))
-        confidences.append(_confidence(spectra[axis], low, high))
+    low, high = _band(length, min_cell, max_cell)
+    # Every cell must fit at least twice into the frame: one cell is no grid.
+    smallest = min(min(extent) for extent in extents)
+    band = (round(min_cell * FIXED), round(min(max_cell, smallest / 2) * FIXED))
+    groups = [(0, 1)] if square else [(0,), (1,)]
+    periods, confidences = [0, 0], [0.0, 0.0]
+    for axes in groups:
+        spectrum = np.sum([spectra[axis] for axis in axes], axis=0)
+        chosen = _verified(edges, axes, _candidates(spectrum, low, high, length, lobe), band)
+        if chosen is None:
+            return None
+        confidence = _confidence(spectrum, low, high)
+        for axis in axes:
+            periods[axis], confidences[axis] = chosen, confidence
     return periods, confidences
+
+
+def _candidates(spectrum: NDArray[np.float64], low: int, high: int, length: int, lobe: int) -> list[int]:
+    """Periods (1/1024 px) worth verifying, most likely first: the most prominent peak moved to its
+    fundamental (``_period``), the next most prominent peaks, and the main one's 1/2 and 1/3."""
+    main = _period(spectrum, low, high, length, lobe)
+    found = [main]
+    if spectrum[low : high + 1].any():
+        score = _prominence(spectrum, lobe)[low : high + 1].copy()
+        for _ in range(3):
+            peak = int(np.argmax(score))
+            if score[peak] <= 0:
+                break
+            found.append(max(FIXED, round(FIXED * length / _interpolate(spectrum, low + peak))))
+            score[max(0, peak - lobe) : peak + lobe + 1] = -np.inf
+    return [*found, main // 2, main // 3]
+
+
+#: A grid is borne out when steps are at most this dense (in percent) in the middle of cells as on
+#: their boundaries. Drawn grids measure 0-20 (noise and JPEG ringing give a few mid-cell steps);
+#: art at one pixel per pixel, noise and photos 30-100, as their steps fall anywhere.
+_MID_SHARE = 25
+#: A coarser multiple of a borne-out grid must do better still: it merges cells, losing detail if wrong.
+_COARSER_SHARE = 10
+#: At least this many steps must lie on the boundaries of all frames together.
+_MIN_STEPS = 96
+#: Multiples of a borne-out grid to try (a spectrum can peak on a harmonic, or on JPEG's 8-px blocks).
+_MULTIPLES = (4, 3, 2)
+
+
+def _verified(
+    edges: Sequence[Edges], axes: Sequence[int], candidates: Sequence[int], band: tuple[int, int]
+) -> int | None:
+    """The first candidate period whose grid the frames' steps bear out, moved to the coarsest of its
+    multiples that is borne out too; None when none is.
+
+    A drawn grid puts its steps on cell boundaries (blur spreads them by at most a fifth of a cell)
+    and leaves cell middles flat, noise aside; art already at one pixel per pixel, noise and photos
+    have steps anywhere. So a period is borne out when steps in the middle fifth-to-half of cells
+    are much sparser than near boundaries (``_MID_SHARE``), with enough steps to judge
+    (``_MIN_STEPS``). In a frame that shows JPEG's 8-px blocks, only steps JPEG cannot make count
+    (``JPEG_STEP``): its seams and ringing sit at fixed places modulo 8 and would bear out the block
+    grid (or beat with any other), so a compressed frame's grid must show in strong edges.
+    """
+    for period in candidates:
+        if band[0] <= period <= band[1] and _borne_out(edges, axes, period, _MID_SHARE):
+            for factor in _MULTIPLES:
+                coarse = period * factor
+                if coarse <= band[1] and _borne_out(edges, axes, coarse, _COARSER_SHARE):
+                    return coarse
+            return period
+    return None
+
+
+def _borne_out(edges: Sequence[Edges], axes: Sequence[int], period: int, share: int) -> bool:
+    """Whether steps in cell middles are at most ``share`` percent as dense as near boundaries."""
+    near_steps = near_places = mid_steps = mid_places = 0
+    for frame in edges:
+        for axis in axes:
+            profile = frame.profile_x if axis == 0 else frame.profile_y
+            first = _first_boundary(profile, period)
+            steps = frame.steps_x if axis == 0 else frame.steps_y
+            if frame.blocky:
+                steps = strong_steps(frame, axis)
+            positions = np.arange(1, steps.size + 1, dtype=np.int64) * FIXED
+            phase = (positions - first) % period
+            distance = np.minimum(phase, period - phase)
+            near = distance < max(period * 22 // 100, FIXED)
+            mid = distance >= max(period * 30 // 100, 3 * FIXED // 4)
+            near_steps += int(steps[near].sum())
+            near_places += int(near.sum())
+            mid_steps += int(steps[mid].sum())
+            mid_places += int(mid.sum())
+    if near_steps < _MIN_STEPS or not mid_places:
+        return False
+    # mid density <= share% of near density, in integers.
+    return 100 * mid_steps * near_places <= share * near_steps * mid_places
+
+
+def _reproduces(edges: Edges, grid: Grid) -> bool:
+    """For exact frames (clean art: at most 256 colours, hard edges), whether no run of one colour is
+    narrower than a cell: a clean upscale (cells of floor or ceil of the period) never has one, while
+    art at one pixel per pixel has 1-pixel features whatever cell is guessed. Other frames pass."""
+    if edges.shortest_x is None or edges.shortest_y is None:
+        return True
+    pairs = ((edges.shortest_x, grid.x), (edges.shortest_y, grid.y))
+    return all(shortest * FIXED > axis.period - FIXED for shortest, axis in pairs)
 
 
 def _coarsen(profile: NDArray[np.int64], extent: int, period: int, boundary: int, cap: int) -> tuple[int, int]:
@@ -511,14 +762,16 @@ def _check(params: Mapping[str, Any]) -> None:
     confidence = require_number(params, "min_confidence", 0.0, 1000.0)
     if confidence and "size" in params:
         raise ValueError("'min_confidence' does not apply when 'size' forces the grid")
+    require_choice(params, "on_no_grid", NO_GRID_CHOICES)
 
 
 @register("pixelate", check=_check, defaults={"mode": "auto"}, normalise=_normalise)
 def pixelate(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Downscale to one image pixel per art pixel: to ``size``, or to the detected grid (``auto``).
 
-    With ``min_confidence``, frames whose grid is less clear than that are left as they are (an image
-    that is already one pixel per art pixel has no grid to find).
+    Frames without a grid (already one pixel per art pixel, noise) are left as they are, or with
+    ``on_no_grid: fail`` fail the sprite. With ``min_confidence``, frames whose grid is less clear
+    than that are left as they are too.
     """
     mode = params.get("mode", "auto")
     size = size_pair(params["size"]) if "size" in params else None
@@ -534,8 +787,8 @@ def pixelate(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostCont
     for indices in groups.values():
         group = [frames[i] for i in indices]
         arrays = [to_array(frame) for frame in group]
-        grids = grids_from_profiles(
-            [edge_profiles(frame, pixels) for frame, pixels in zip(group, arrays, strict=True)],
+        grids = grids_from_edges(
+            [frame_edges(frame, pixels) for frame, pixels in zip(group, arrays, strict=True)],
             [frame.size for frame in group],
             min_cell=float(params.get("min_cell", 2)),
             max_cell=float(params.get("max_cell", 64)),
@@ -543,6 +796,21 @@ def pixelate(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostCont
             max_size=size_pair(params["max_size"]) if "max_size" in params else None,
             size=size,
         )
+        if grids is None:
+            if params.get("on_no_grid", "keep") == "fail":
+                from pixelbuild.errors import PostError
+
+                which = "the image"
+                if len(frames) > 1:
+                    which = f"frame {indices[0] + 1} ({group[0].width}x{group[0].height})"
+                raise PostError(
+                    f"pixelate found no pixel grid in {which} between min_cell {params.get('min_cell', 2)} and "
+                    f"max_cell {params.get('max_cell', 64)} px: it looks like art at one pixel per pixel, or noise; "
+                    "check the generation, set min_cell/max_cell around the cell size, or give 'size'"
+                )
+            for index in indices:
+                outputs[index] = frames[index].copy()
+            continue
         # Frames of one animation keep one output size: the first frame's grid count.
         count_x, count_y = grids[0].size
         if min(grids[0].x.confidence, grids[0].y.confidence) < float(params.get("min_confidence", 0)):

@@ -48,7 +48,10 @@ def test_bare_name_and_empty_params_normalise_alike() -> None:
 @pytest.mark.parametrize(
     ("entry", "params"),
     [
-        ("pixelate", {"mode": "auto", "min_cell": 2, "max_cell": 64, "square": True, "min_confidence": 0}),
+        (
+            "pixelate",
+            {"mode": "auto", "min_cell": 2, "max_cell": 64, "square": True, "min_confidence": 0, "on_no_grid": "keep"},
+        ),
         ({"pixelate": {"size": 32, "mode": "box"}}, {"mode": "box", "size": [32, 32]}),
         (
             {"palette": {"colors": 16}},
