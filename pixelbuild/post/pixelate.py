@@ -114,8 +114,8 @@ class Edges:
 
     ``profile``: summed absolute differences between neighbouring columns (rows), the spectral signal.
     ``steps``: how many of those differences are significant steps (above ``threshold``), the
-    verification signal. ``blocky``: the frame shows JPEG's 8-px blocks (``_blocky``); ``across`` and
-    ``down`` are the differences themselves, for ``strong_steps``. ``exact``: the frame has
+    verification signal; in a frame that shows JPEG's 8-px blocks (``blocky``, see ``_blocky``) only
+    steps above ``JPEG_STEP`` too. ``exact``: the frame has
     at most 256 colours (clean art, no noise or blur), where a grid must reproduce it exactly.
     """
 
@@ -124,8 +124,6 @@ class Edges:
     steps_x: NDArray[np.int64]
     steps_y: NDArray[np.int64]
     blocky: bool
-    across: NDArray[Any]
-    down: NDArray[Any]
     threshold: int
     exact: bool
     shortest_x: int | None = None
@@ -184,12 +182,15 @@ def frame_edges(image: Image.Image, pixels: U8Array | None = None) -> Edges:
     if total:
         median = int(np.searchsorted(np.cumsum(counts), (total + 1) // 2))
         threshold = max(MIN_STEP, 5 * median)
-    steps_x = _steps(across, threshold, 1).sum(axis=0, dtype=np.int64)
-    steps_y = _steps(down, threshold, 0).sum(axis=1, dtype=np.int64)
     exact = rgba.getcolors(256) is not None
     # JPEG compresses the whole frame: blocks on either axis mean blocks on both. Exact frames (at
     # most 256 colours) are no JPEG.
     blocky = not exact and (_blocky(profile_x) or _blocky(profile_y))
+    # In a JPEG, its seams and ringing sit at fixed places modulo 8 and would bear out the block grid
+    # (or beat with any other): only steps JPEG cannot make count.
+    step = max(threshold, JPEG_STEP) if blocky else threshold
+    steps_x = _steps(across, step, 1).sum(axis=0, dtype=np.int64)
+    steps_y = _steps(down, step, 0).sum(axis=1, dtype=np.int64)
     shortest_x = shortest_y = None
     if exact:
         packed = np.ascontiguousarray(pixels).view(np.uint32)[..., 0]
@@ -209,8 +210,6 @@ def frame_edges(image: Image.Image, pixels: U8Array | None = None) -> Edges:
         steps_x,
         steps_y,
         blocky,
-        across,
-        down,
         threshold,
         exact,
         shortest_x,
@@ -246,17 +245,6 @@ def _blocky(profile: NDArray[np.int64]) -> bool:
         return False
     seams = (profile[lattice] > profile[lattice - 1]) & (profile[lattice] > profile[lattice + 1])
     return 4 * int(np.count_nonzero(seams)) >= 3 * lattice.size
-
-
-def strong_steps(edges: Edges, axis: int) -> NDArray[np.int64]:
-    """Per column (axis 0) or row (1) edge, how many steps are ones JPEG cannot make (``JPEG_STEP``)."""
-    strong = max(edges.threshold, JPEG_STEP)
-    counts: NDArray[np.int64]
-    if axis == 0:
-        counts = _steps(edges.across, strong, 1).sum(axis=0, dtype=np.int64)
-    else:
-        counts = _steps(edges.down, strong, 0).sum(axis=1, dtype=np.int64)
-    return counts
 
 
 def _shortest_run(changes: NDArray[np.bool_]) -> int:
@@ -527,8 +515,6 @@ def _borne_out(edges: Sequence[Edges], axes: Sequence[int], period: int, share: 
             profile = frame.profile_x if axis == 0 else frame.profile_y
             first = _first_boundary(profile, period)
             steps = frame.steps_x if axis == 0 else frame.steps_y
-            if frame.blocky:
-                steps = strong_steps(frame, axis)
             positions = np.arange(1, steps.size + 1, dtype=np.int64) * FIXED
             phase = (positions - first) % period
             distance = np.minimum(phase, period - phase)

@@ -105,37 +105,25 @@ def clean(name: str, sprite: np.ndarray) -> Case:
 
 
 def noise_cases(seed: int = 0) -> list[Case]:
-    """Inputs with no pixel grid: uniform noise and smooth, photo-like noise, at several sizes."""
+    """Inputs with no pixel grid: uniform noise, smooth photo-like noise, and that photo as a JPEG
+    (which adds an 8-px block lattice of its own), at several sizes."""
     rng = np.random.default_rng(seed)
     cases = []
+
+    def case(name: str, pixels: np.ndarray) -> Case:
+        return Case(name, "pure noise", Image.fromarray(pixels).convert("RGBA"), pixels, 0.0, np.ones(3), np.zeros(3))
+
     for side in (64, 128, 256, 512):
-        uniform = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
-        cases.append(
-            Case(
-                f"uniform {side}",
-                "pure noise",
-                Image.fromarray(uniform).convert("RGBA"),
-                uniform,
-                0.0,
-                np.ones(3),
-                np.zeros(3),
-            )
-        )
+        cases.append(case(f"uniform {side}", rng.integers(0, 256, (side, side, 3), dtype=np.uint8)))
         field = Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8))
         smooth = np.asarray(field.filter(ImageFilter.GaussianBlur(side / 48))).astype(np.float64)
         smooth = (smooth - smooth.mean()) * (60 / max(1.0, smooth.std())) + 128 + rng.normal(0, 3, smooth.shape)
         photo = np.clip(np.rint(smooth), 0, 255).astype(np.uint8)
-        cases.append(
-            Case(
-                f"photo-like {side}",
-                "pure noise",
-                Image.fromarray(photo).convert("RGBA"),
-                photo,
-                0.0,
-                np.ones(3),
-                np.zeros(3),
-            )
-        )
+        cases.append(case(f"photo-like {side}", photo))
+        buffer = io.BytesIO()
+        Image.fromarray(photo).save(buffer, "JPEG", quality=60)
+        with Image.open(io.BytesIO(buffer.getvalue())) as opened:
+            cases.append(case(f"photo-like {side} JPEG", np.asarray(opened.convert("RGB")).copy()))
     return cases
 
 
