@@ -189,8 +189,8 @@ def frame_edges(image: Image.Image, pixels: U8Array | None = None) -> Edges:
     # In a JPEG, its seams and ringing sit at fixed places modulo 8 and would bear out the block grid
     # (or beat with any other): only steps JPEG cannot make count.
     step = max(threshold, JPEG_STEP) if blocky else threshold
-    steps_x = _steps(across, step, 1).sum(axis=0, dtype=np.int64)
-    steps_y = _steps(down, step, 0).sum(axis=1, dtype=np.int64)
+    steps_x = _steps(across, step, 1)
+    steps_y = _steps(down, step, 0)
     shortest_x = shortest_y = None
     if exact:
         packed = np.ascontiguousarray(pixels).view(np.uint32)[..., 0]
@@ -217,23 +217,27 @@ def frame_edges(image: Image.Image, pixels: U8Array | None = None) -> Edges:
     )
 
 
-def _steps(differences: NDArray[Any], threshold: int, along: int) -> NDArray[np.bool_]:
-    """Where a difference is a step: above ``threshold`` and the largest of its neighbours along the axis
-    (ties: the first). A blurred edge gives one step, at its middle; a smooth gradient (a photo) gives
-    one per slope, not one per pixel, so it cannot pile up steps where a grid would want them."""
-    above = differences > threshold
-    if differences.shape[along] < 2:
-        return above
-    before = np.ones_like(above)
-    after = np.ones_like(above)
-    if along == 1:
-        before[:, 1:] = differences[:, 1:] >= differences[:, :-1]
-        after[:, :-1] = differences[:, :-1] > differences[:, 1:]
-    else:
-        before[1:] = differences[1:] >= differences[:-1]
-        after[:-1] = differences[:-1] > differences[1:]
-    result: NDArray[np.bool_] = above & before & after
-    return result
+def _steps(differences: NDArray[Any], threshold: int, along: int) -> NDArray[np.int64]:
+    """How many steps each position along ``along`` has (summed over the other axis): differences above
+    ``threshold`` that are the largest of their neighbours along the axis (ties: the first). A blurred
+    edge gives one step, at its middle; a smooth gradient (a photo) gives one per slope, not one per
+    pixel, so it cannot pile up steps where a grid would want them."""
+    width = differences.shape[1]
+    length = differences.shape[along]
+    flat = np.flatnonzero(differences > threshold)
+    if not flat.size:
+        return np.zeros(length, dtype=np.int64)
+    # Only the (few) differences above the threshold are compared with their neighbours.
+    values = differences.reshape(-1)
+    value = values[flat].astype(np.int64)
+    stride = 1 if along == 1 else width
+    place = flat % width if along == 1 else flat // width
+    first = place == 0
+    last = place == length - 1
+    before = values[np.where(first, flat, flat - stride)].astype(np.int64)
+    after = values[np.where(last, flat, flat + stride)].astype(np.int64)
+    keep = (first | (value >= before)) & (last | (value > after))
+    return np.bincount(place[keep], minlength=length).astype(np.int64)
 
 
 def _blocky(profile: NDArray[np.int64]) -> bool:
