@@ -113,10 +113,10 @@ class Edges:
     """One frame's edge signals, per column edge (x) and per row edge (y).
 
     ``profile``: summed absolute differences between neighbouring columns (rows), the spectral signal.
-    ``steps``: how many of those differences are significant steps (above ``threshold``), the
-    verification signal; in a frame that shows JPEG's 8-px blocks (``blocky``, see ``_blocky``) only
-    steps above ``JPEG_STEP`` too. ``exact``: the frame has
-    at most 256 colours (clean art, no noise or blur), where a grid must reproduce it exactly.
+    ``steps``: how many of those differences are steps (above ``threshold``, the largest of their
+    neighbours), the verification signal; in a frame that shows JPEG's 8-px blocks (``blocky``, see
+    ``_blocky``) only steps above ``JPEG_STEP`` count. ``exact``: the frame is clean art (at most 256
+    colours, hard edges), where ``shortest`` is its narrowest run of one colour along a row (column).
     """
 
     profile_x: NDArray[np.int64]
