@@ -462,10 +462,11 @@ def _detect_periods(
 def _candidates(spectrum: NDArray[np.float64], low: int, high: int, length: int, lobe: int) -> list[int]:
     """Periods (1/1024 px) worth verifying, most likely first: the most prominent peak moved to its
     fundamental (``_period``), the next most prominent peaks, and the main one's 1/2 and 1/3."""
-    main = _period(spectrum, low, high, length, lobe)
+    prominence = _prominence(spectrum, lobe)
+    main = _period(spectrum, low, high, length, lobe, prominence)
     found = [main]
     if spectrum[low : high + 1].any():
-        score = _prominence(spectrum, lobe)[low : high + 1].copy()
+        score = prominence[low : high + 1].copy()
         for _ in range(3):
             peak = int(np.argmax(score))
             if score[peak] <= 0:
@@ -567,13 +568,21 @@ def _coarsen(profile: NDArray[np.int64], extent: int, period: int, boundary: int
 _SUBHARMONIC_SHARE = 0.5
 
 
-def _period(spectrum: NDArray[np.float64], low: int, high: int, length: int, lobe: int) -> int:
+def _period(
+    spectrum: NDArray[np.float64],
+    low: int,
+    high: int,
+    length: int,
+    lobe: int,
+    score: NDArray[np.float64] | None = None,
+) -> int:
     """The period (1/1024 px) of the most prominent spectral peak in bins ``low..high``, moved down
-    to its fundamental when it is a harmonic."""
+    to its fundamental when it is a harmonic (``score``: the spectrum's ``_prominence``, if at hand)."""
     if not spectrum[low : high + 1].any():
         # No edges at all (a flat image): one cell as large as the search allows.
         return round(length / low * FIXED) if low else FIXED
-    score = _prominence(spectrum, lobe)
+    if score is None:
+        score = _prominence(spectrum, lobe)
     peak = low + int(np.argmax(score[low : high + 1]))
     moved = True
     while moved:
