@@ -15,8 +15,9 @@ Verification then asks the image whether a candidate is a drawn grid: a drawn gr
 cell middles; art already at one pixel per pixel, noise and photos have steps anywhere. A frame
 that shows JPEG's 8x8 blocks counts only steps JPEG cannot make, so its block lattice is never taken
 for the art's grid. Clean art (at most 256 colours, hard edges) must also have no run of one colour
-narrower than a cell. The first candidate borne out is moved to the coarsest of its multiples that
-is borne out too; when none is, there is no grid and ``pixelate`` leaves the frames as they are (or,
+narrower than a cell. The first candidate borne out wins (in a JPEG, one dividing the 8-px blocks
+is moved to the coarsest of its multiples borne out too: art at 16 px makes 8 px look good there);
+when none is, there is no grid and ``pixelate`` leaves the frames as they are (or,
 with ``on_no_grid: fail``, fails the sprite). ``pixelate`` with ``mode: auto`` then takes each cell's
 dominant colour from samples of the cell's inner part (away from blurred edges).
 
@@ -491,8 +492,8 @@ _MULTIPLES = (4, 3, 2)
 def _verified(
     edges: Sequence[Edges], axes: Sequence[int], candidates: Sequence[int], band: tuple[int, int]
 ) -> int | None:
-    """The first candidate period whose grid the frames' steps bear out, moved to the coarsest of its
-    multiples that is borne out too; None when none is.
+    """The first candidate period whose grid the frames' steps bear out; None when none is. In a JPEG,
+    a period that divides the 8-px blocks is moved to the coarsest of its multiples borne out too.
 
     A drawn grid puts its steps on cell boundaries (blur spreads them by at most a fifth of a cell)
     and leaves cell middles flat, noise aside; art already at one pixel per pixel, noise and photos
@@ -504,12 +505,20 @@ def _verified(
     """
     for period in candidates:
         if band[0] <= period <= band[1] and _borne_out(edges, axes, period, _MID_SHARE):
-            for factor in _MULTIPLES:
-                coarse = period * factor
-                if coarse <= band[1] and _borne_out(edges, axes, coarse, _COARSER_SHARE):
-                    return coarse
+            if any(frame.blocky for frame in edges) and _on_block_lattice(period):
+                for factor in _MULTIPLES:
+                    coarse = period * factor
+                    if coarse <= band[1] and _borne_out(edges, axes, coarse, _COARSER_SHARE):
+                        return coarse
             return period
     return None
+
+
+def _on_block_lattice(period: int) -> bool:
+    """Whether cells of ``period`` (1/1024 px) divide JPEG's 8-px blocks (8, 4, 8/3, 2 px, within 1%):
+    a spectrum peak there may be the blocks' seams and ringing rather than the art's grid."""
+    parts = 8 * FIXED / period
+    return round(parts) >= 1 and abs(parts - round(parts)) <= 0.01 * parts
 
 
 def _borne_out(edges: Sequence[Edges], axes: Sequence[int], period: int, share: int) -> bool:
