@@ -4,8 +4,8 @@ Run from the repository root: ``python bench/grid_recovery.py [--quick] [--tools
 sprites of ``tests/fixtures/pixelart`` (real art from the ``pyxel`` and ``arcade`` packages, see the
 README there) are each drawn at a non-integer scale with a partial cell cut off every side, then
 degraded (blur, noise, colour shift, JPEG, JPEG with the grid on the 8x8 blocks, all together; see
-``tests/post/degrade.py``). Inputs without a grid: the clean originals (1:1) and uniform and smooth
-photo-like noise. Each tool turns each input into its pixel art; the table gives per degradation:
+``tests/post/degrade.py``). Inputs without a grid: the clean originals (1:1), uniform noise, and
+smooth photo-like noise, also as a JPEG. Each tool turns each input into its pixel art; the table gives per degradation:
 
 * cell err: median relative error of the effective cell size (input side / output side) against the
   truth (grid inputs only);
