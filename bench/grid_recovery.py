@@ -5,15 +5,15 @@ sprites of ``tests/fixtures/pixelart`` (real art from the ``pyxel`` and ``arcade
 README there) are each drawn at a non-integer scale with a partial cell cut off every side, then
 degraded (blur, noise, colour shift, JPEG, JPEG with the grid on the 8x8 blocks, all together; see
 ``tests/post/degrade.py``). Inputs without a grid: the clean originals (1:1), uniform noise, and
-smooth photo-like noise, also as a JPEG. Each tool turns each input into its pixel art; the table gives per degradation:
+smooth photo-like noise, also as a JPEG. Each tool turns each input into its pixel art; the table
+gives per degradation:
 
 * cell err: median relative error of the effective cell size (input side / output side) against the
   truth (grid inputs only);
 * size ok: outputs of exactly the original's size;
 * colour ok: share of pixels whose nearest (shifted) original colour is the right one, over the
   outputs of the right size;
-* no-grid ok: inputs without a grid left at their size (for pixelbuild, 1:1 art also pixel for
-  pixel unchanged);
+* no-grid ok: inputs without a grid left at their size (1:1 art also pixel for pixel unchanged);
 * ms/call: median over inputs of the fastest of ``--repeats`` calls, on this process's one core.
 
 Peers (``proper-pixel-art``, ``unfake``, ``ai2pixelart``) run when installed (``pip install
