@@ -120,9 +120,14 @@ def build(
         up_to_date = check_stamp(str(paths.manifest))
         if up_to_date is not None:
             return BuildReport(up_to_date=up_to_date, noop=True, seconds=time.perf_counter() - started)
+    from pixelbuild.project import open_session
+
+    # Load and check the manifest before taking the lock: a bad one leaves no .pixelbuild behind. (The
+    # session reads inputs only; outputs are compared under the lock.)
+    session = open_session(paths)
     with ProjectLock(paths):
         _ensure_gitignore(paths)
-        report = _full_build(paths, options, progress or QuietProgress())
+        report = _full_build(paths, session, options, progress or QuietProgress())
     report.seconds = time.perf_counter() - started
     return report
 
@@ -131,15 +136,14 @@ def build(
 _PASSES = 2
 
 
-def _full_build(paths: ProjectPaths, options: BuildOptions, progress: Progress) -> BuildReport:
+def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, progress: Progress) -> BuildReport:
     from pixelbuild.engine import EngineResult
     from pixelbuild.lock import Journal, apply_journal, read_journal
     from pixelbuild.plan import Action
-    from pixelbuild.project import open_session, read_current_lock
+    from pixelbuild.project import read_current_lock
     from pixelbuild.state import clear_stamp
 
     clear_stamp(paths.stamp)
-    session = open_session(paths)
     # A journal left by an interrupted build holds finished work: fold it in before anything else.
     lock = read_current_lock(paths)
     if paths.journal.exists():

@@ -12,6 +12,7 @@ import contextlib
 import difflib
 import glob
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +27,7 @@ from pixelbuild import __version__
 from pixelbuild._resources import data_dir
 from pixelbuild.errors import ManifestError
 from pixelbuild.hashing import hash_bytes
+from pixelbuild.limits import MAX_MANIFEST_BYTES, MAX_YAML_NODES
 
 try:  # the C parser is ~3x faster; fall back where libyaml is missing
     from yaml import CSafeLoader as _BaseLoader
@@ -116,7 +118,21 @@ class _LoadError(Exception):
 
 
 class _StrictLoader(_BaseLoader):
-    """Safe YAML loader that rejects duplicate keys and non-string keys."""
+    """Safe YAML loader that rejects duplicate keys, non-string keys and numbers that are not finite
+    (``.nan``, ``.inf``, or too many digits for Python to read)."""
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        value: float = super().construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise _LoadError(f"'{node.value}' is not a finite number (quote it if you mean text)", node.start_mark)
+        return value
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            value: int = super().construct_yaml_int(node)
+        except ValueError:  # Python refuses to read ints of more than 4,300 digits
+            raise _LoadError(f"a number of {len(node.value):,} digits is too long", node.start_mark) from None
+        return value
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[str] = set()
@@ -130,6 +146,10 @@ class _StrictLoader(_BaseLoader):
                 raise _LoadError(f"duplicate key '{key}'", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
 
 
 def _display_path(path: Path) -> str:
@@ -183,12 +203,36 @@ def _inline_local_refs(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 @cache
+def _inlined() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both schemas as the validators see them (local references inlined)."""
+    return _inline_local_refs(manifest_schema()), _inline_local_refs(post_ops_schema())
+
+
+def _subschema(schema_path: Sequence[str | int]) -> Any:
+    """The part of the (inlined) schemas at a validation error's ``schema_path``, or None."""
+    root, post_ops = _inlined()
+    node: Any = root
+    try:
+        for step in schema_path:
+            # jsonschema's path goes through a reference to the other file without naming it.
+            while isinstance(node, Mapping) and "$ref" in node and (step == "$ref" or step not in node):
+                base, _, fragment = str(node["$ref"]).partition("#")
+                node = post_ops if base and post_ops["$id"].endswith(base) else root
+                for part in fragment.strip("/").split("/"):
+                    node = node[part]
+            if step != "$ref":
+                node = node[step]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return node
+
+
+@cache
 def _validators() -> tuple[Any, Any]:
     from jsonschema import Draft202012Validator
     from referencing import Registry, Resource
 
-    root = _inline_local_refs(manifest_schema())
-    post_ops = _inline_local_refs(post_ops_schema())
+    root, post_ops = _inlined()
     registry: Registry[Any] = Registry().with_resources(
         [
             (root["$id"], Resource.from_contents(root)),
@@ -318,6 +362,45 @@ def located_error(
 # ------------------------------------------------------------------------------------------ validation
 
 
+class _Full(Exception):
+    pass
+
+
+def preview(value: Any, limit: int = 80) -> str:
+    """``value`` as JSON, cut after about ``limit`` characters (a value can be megabytes of aliases)."""
+    parts: list[str] = []
+    room = [limit]
+
+    def emit(text: str) -> None:
+        parts.append(text)
+        room[0] -= len(text)
+        if room[0] < 0:
+            raise _Full
+
+    def walk(item: Any) -> None:
+        if isinstance(item, Mapping):
+            emit("{")
+            for index, (key, inner) in enumerate(item.items()):
+                emit((", " if index else "") + json.dumps(str(key)) + ": ")
+                walk(inner)
+            emit("}")
+        elif isinstance(item, list | tuple):
+            emit("[")
+            for index, inner in enumerate(item):
+                if index:
+                    emit(", ")
+                walk(inner)
+            emit("]")
+        else:
+            emit(json.dumps(item, default=str))
+
+    try:
+        walk(value)
+    except _Full:
+        return "".join(parts)[:limit] + "…"
+    return "".join(parts)
+
+
 def _describe_type(expected: Any) -> str:
     names = {
         "integer": "a whole number",
@@ -393,6 +476,14 @@ def _alternatives_message(error: Any) -> str:
     for branch in branches:
         tags.update(branch.get("required", []) if branch.get("type") == "object" else branch.get("enum", []))
     instance = error.instance
+    if isinstance(instance, Mapping) and branches and all(set(b) == {"required"} for b in branches):
+        # Exclusive keys: exactly one of several keys must be given (a palette's colors, preset, file).
+        options = [key for branch in branches for key in branch["required"]]
+        given = [key for key in instance if key in options]
+        listed = ", ".join(options)
+        if len(given) > 1:
+            return f"'{given[0]}' and '{given[1]}' are mutually exclusive: give exactly one of {listed}"
+        return f"give one of {listed}"
     if tags and all((b.get("type") == "object" and len(b.get("required", [])) == 1) or "enum" in b for b in branches):
         name = None
         if isinstance(instance, str):
@@ -412,7 +503,7 @@ def _alternatives_message(error: Any) -> str:
         if kind and _describe_type(kind) not in kinds:
             kinds.append(_describe_type(kind))
     expected = " or ".join(kinds) if kinds else "one of the allowed shapes"
-    return f"expected {expected}, got {json.dumps(instance, default=str)}"
+    return f"expected {expected}, got {preview(instance)}"
 
 
 def _schema_error(error: Any, path: Path, data: Mapping[str, Any]) -> ManifestError:
@@ -434,26 +525,56 @@ def _schema_error(error: Any, path: Path, data: Mapping[str, Any]) -> ManifestEr
         name = missing[0] if missing else "?"
         return located_error(f"missing required key '{name}'", path, data, doc_path)
     if validator == "type":
-        message = f"expected {_describe_type(error.validator_value)}, got {json.dumps(instance, default=str)}"
+        message = f"expected {_describe_type(error.validator_value)}, got {preview(instance)}"
         return located_error(message, path, data, doc_path)
     if validator in ("enum", "const"):
         options = error.validator_value if validator == "enum" else [error.validator_value]
         hint = ""
+        numbers = [o for o in options if isinstance(o, int | float) and not isinstance(o, bool)]
+        if isinstance(instance, str) and any(json.dumps(o) == instance.strip() for o in numbers):
+            number = " or ".join(json.dumps(o) for o in numbers)
+            message = f"expected the number {number}, got the text {json.dumps(instance)} (write it without quotes)"
+            return located_error(message, path, data, doc_path)
         if isinstance(instance, str):
             hint = did_you_mean(instance, {str(o) for o in options})
         else:
             hint = f" (expected one of: {', '.join(json.dumps(o) for o in options)})"
-        return located_error(f"{json.dumps(instance, default=str)} is not allowed{hint}", path, data, doc_path)
+        return located_error(f"{preview(instance)} is not allowed{hint}", path, data, doc_path)
     if validator == "pattern":
         last = doc_path[-1] if doc_path else ""
         hint = _PATTERN_HINTS.get(str(last), f"it must match {error.validator_value}")
-        return located_error(f"{json.dumps(instance)} is not well formed: {hint}", path, data, doc_path)
+        return located_error(f"{preview(instance)} is not well formed: {hint}", path, data, doc_path)
     if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         bound = {"minimum": "at least", "maximum": "at most"}.get(validator, validator)
         return located_error(
             f"{instance} is out of range (must be {bound} {error.validator_value})", path, data, doc_path
         )
-    return located_error(error.message, path, data, doc_path)
+    if validator in ("minItems", "maxItems") and isinstance(instance, list):
+        bound = "at least" if validator == "minItems" else "at most"
+        message = f"a list of {len(instance):,} items: it must have {bound} {error.validator_value}"
+        return located_error(message, path, data, doc_path)
+    if validator == "minLength":
+        return located_error("must not be empty", path, data, doc_path)
+    if validator == "uniqueItems":
+        return located_error(f"{preview(instance)} lists an item twice", path, data, doc_path)
+    if validator == "minProperties":
+        return located_error(f"needs at least {error.validator_value} key(s)", path, data, doc_path)
+    if validator is None or error.validator_value is False:
+        # A key that the schema forbids in this combination; jsonschema's path stops at its mapping.
+        container: Any = data
+        for step in doc_path:
+            container = container[step]
+        forbidding = _subschema(list(error.absolute_schema_path))
+        keys: list[str] = []
+        if isinstance(container, Mapping) and isinstance(forbidding, Mapping):
+            keys = [key for key in container if forbidding.get(key) is False]
+        if keys:
+            where = f" of {doc_path[-1]}" if doc_path and isinstance(doc_path[-1], str) else ""
+            message = f"'{keys[0]}' is not allowed together with the other settings{where}"
+            return located_error(message, path, data, (*doc_path, keys[0]), key=True)
+        return located_error(f"{preview(instance)} is not allowed here", path, data, doc_path)
+    message = error.message if len(error.message) <= 200 else error.message[:200] + "…"
+    return located_error(message, path, data, doc_path)
 
 
 def validate_document(data: Any, path: Path, *, is_root: bool) -> None:
@@ -475,10 +596,103 @@ def validate_document(data: Any, path: Path, *, is_root: bool) -> None:
 # --------------------------------------------------------------------------------------------- loading
 
 
-def parse_yaml(raw: bytes, path: Path) -> Any:
-    """Parse YAML bytes with the strict loader; syntax problems become a located ManifestError."""
+def _position(raw: bytes, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of byte ``offset`` in ``raw`` (columns count characters)."""
+    start = raw.rfind(b"\n", 0, offset) + 1
+    return raw.count(b"\n", 0, offset) + 1, len(raw[start:offset].decode("utf-8", "replace")) + 1
+
+
+def _decode(raw: bytes, path: Path) -> str | bytes:
+    """The text of a manifest: UTF-8 (UTF-16 and UTF-32 with a byte-order mark go to the parser as
+    they are); bytes that are not UTF-8 are an error at their line and column."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+        return raw
     try:
-        return yaml.load(raw, Loader=_StrictLoader)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line, column = _position(raw, error.start)
+        raise ManifestError(
+            f"the file is not UTF-8 text: byte 0x{raw[error.start]:02X} cannot be read (save the file as UTF-8)",
+            file=_display_path(path),
+            line=line,
+            column=column,
+        ) from None
+
+
+#: A YAML anchor (``&name``) as it starts a value; a '&' inside text ("salt & pepper", "R&D") is not one.
+_ANCHOR = re.compile(rb"(?:^|[\s\[{,])&[^\s,\[\]{}]")
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expansion(root: yaml.Node, path: Path) -> None:
+    """Refuse a document that contains itself through an alias, or whose aliases expand it to more than
+    ``MAX_YAML_NODES`` nodes: every later stage (schema, resolution) walks the expanded tree."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            active.discard(key)
+            sizes[key] = min(MAX_YAML_NODES + 1, 1 + sum(sizes[id(child)] for child in _children(node)))
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            mark = node.start_mark
+            raise ManifestError(
+                "this value contains itself through an alias ('*'), so it never ends",
+                file=_display_path(path),
+                line=mark.line + 1,
+                column=mark.column + 1,
+            )
+        active.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    if sizes[id(root)] <= MAX_YAML_NODES:
+        return
+    # Point at the smallest value over the limit, where the expansion crosses it (at the whole document's
+    # largest part when only the whole is over).
+    node = root
+    while children := _children(node):
+        largest = max(children, key=lambda child: sizes[id(child)])
+        if sizes[id(largest)] <= MAX_YAML_NODES:
+            node = largest if node is root else node
+            break
+        node = largest
+    how = " through its aliases ('*name')" if len(sizes) <= MAX_YAML_NODES else ""
+    raise ManifestError(
+        f"this value expands to more than {MAX_YAML_NODES:,} YAML nodes{how}, over the limit for one manifest "
+        "file (see 'Limits' in the README)",
+        file=_display_path(path),
+        line=node.start_mark.line + 1,
+        column=node.start_mark.column + 1,
+    )
+
+
+def parse_yaml(raw: bytes, path: Path) -> Any:
+    """Parse YAML bytes with the strict loader; syntax problems become a located ManifestError.
+
+    The node tree is composed first and sized (aliases expanded) before any Python object is built.
+    """
+    text = _decode(raw, path)
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        # A file without anchors has as many nodes as it has values, which its size bounds.
+        if len(raw) > MAX_YAML_NODES or _ANCHOR.search(raw):
+            _check_expansion(node, path)
+        return loader.construct_document(node)
     except _LoadError as error:
         raise ManifestError(
             error.message, file=_display_path(path), line=error.mark.line + 1, column=error.mark.column + 1
@@ -492,16 +706,37 @@ def parse_yaml(raw: bytes, path: Path) -> Any:
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
         ) from None
+    except yaml.reader.ReaderError as error:
+        # libyaml counts the offset in the UTF-8 bytes it reads.
+        encoded = text.encode("utf-8") if isinstance(text, str) else raw
+        line, column = _position(encoded, error.position)
+        character = f"U+{error.character:04X}" if isinstance(error.character, int) else repr(error.character)
+        raise ManifestError(
+            f"the character {character} is not allowed in YAML ({error.reason})",
+            file=_display_path(path),
+            line=line,
+            column=column,
+        ) from None
     except yaml.YAMLError as error:
         raise ManifestError(f"YAML error: {error}", file=_display_path(path)) from None
+    except RecursionError:
+        raise ManifestError("the YAML is nested too deeply to read", file=_display_path(path)) from None
+    finally:
+        loader.dispose()
 
 
 class ParseCache:
     """Validated documents by the digest of their file's bytes, under ``root``: the document without
-    its sprites as ``<digest>.json``, the sprites as ``<digest>.sprites.json`` (read only when needed)."""
+    its sprites as ``<digest>.json``, the sprites as ``<digest>.sprites.json`` (read only when needed).
 
-    def __init__(self, root: Path | None) -> None:
+    A ``deferred`` cache keeps what it is given until ``flush``, so that a manifest that turns out to be
+    bad (in another file, or when resolved) leaves nothing on disk.
+    """
+
+    def __init__(self, root: Path | None, *, deferred: bool = False) -> None:
         self.root = root
+        self.deferred = deferred
+        self.pending: list[tuple[str, bool, Mapping[str, Any]]] = []
 
     def _path(self, digest: str, is_root: bool, part: str = "") -> Path | None:
         if self.root is None:
@@ -536,9 +771,19 @@ class ParseCache:
 
         return header, sprites
 
+    def flush(self) -> None:
+        """Write what a deferred cache holds."""
+        pending, self.pending, self.deferred = self.pending, [], False
+        for digest, is_root, data in pending:
+            self.put(digest, is_root, data)
+
     def put(self, digest: str, is_root: bool, data: Mapping[str, Any]) -> None:
         """Store a validated document (best effort: a cache write never fails a build)."""
         from pixelbuild.fsutil import atomic_write_bytes
+
+        if self.deferred:
+            self.pending.append((digest, is_root, data))
+            return
 
         header_path = self._path(digest, is_root)
         sprites_path = self._path(digest, is_root, ".sprites")
@@ -552,9 +797,17 @@ class ParseCache:
 
 
 def read_manifest_bytes(path: Path) -> bytes:
-    """Read a manifest file, turning a missing or unreadable file into a ManifestError."""
+    """Read a manifest file, turning a missing, unreadable or oversized file into a ManifestError."""
     try:
-        return path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_MANIFEST_BYTES + 1)
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise ManifestError(
+                f"the file is larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MiB, the limit for one manifest "
+                "file (split it with 'include:'; see 'Limits' in the README)",
+                file=_display_path(path),
+            )
+        return raw
     except FileNotFoundError:
         hint = ""
         if path.name == MANIFEST_NAME:
@@ -620,11 +873,14 @@ def load_file(path: Path, project_dir: Path, cache: ParseCache, *, is_root: bool
     )
 
 
-def load_manifest(path: Path, cache_dir: Path | None = None) -> Manifest:
-    """Load the root manifest at ``path`` and, depth first, every file it includes."""
+def load_manifest(path: Path, cache_dir: Path | None = None, *, parse_cache: ParseCache | None = None) -> Manifest:
+    """Load the root manifest at ``path`` and, depth first, every file it includes.
+
+    Validated documents are cached under ``cache_dir``, or in ``parse_cache`` when given.
+    """
     path = path.resolve()
     project_dir = path.parent
-    cache = ParseCache(cache_dir)
+    cache = parse_cache if parse_cache is not None else ParseCache(cache_dir)
     files: list[ManifestFile] = []
     seen: dict[Path, Path] = {}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from pixelbuild.errors import UsageError
 from pixelbuild.keys import SpriteKeys, atlas_key
 from pixelbuild.lock import Lock, OutputRecord, apply_journal, read_journal, read_lock
-from pixelbuild.manifest import Manifest, load_manifest
+from pixelbuild.manifest import Manifest, ParseCache, load_manifest
 from pixelbuild.paths import ProjectPaths
 from pixelbuild.plan import FileState, Plan, make_plan
 from pixelbuild.resolver import Resolved, project_file_path, resolve
@@ -111,12 +111,14 @@ def open_session(paths: ProjectPaths) -> Session:
     """
     from pixelbuild.speccache import SpecCache
 
-    manifest = load_manifest(paths.manifest, cache_dir=paths.parse_cache)
+    parse_cache = ParseCache(paths.parse_cache, deferred=True)
+    manifest = load_manifest(paths.manifest, parse_cache=parse_cache)
     hashes = FileHashCache(paths.hashes)
     cache = SpecCache(
         paths.spec_cache, lambda ref: hashes.hash(project_file_path(paths.project_dir, ref)), paths.project_dir
     )
     resolved = resolve(manifest, cache)
+    parse_cache.flush()  # only now: a manifest that fails to load or resolve writes nothing
     keys = {sprite.id: cache.keys[sprite.id] for sprite in resolved.sprites}
     return Session(paths, manifest, resolved, keys, hashes, Store(paths.cache))
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import logging
+import math
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
@@ -21,9 +23,14 @@ import xxhash
 from pixelbuild._resources import data_dir
 from pixelbuild.backends import BACKENDS
 from pixelbuild.errors import ManifestError
+from pixelbuild.limits import MAX_SPRITES, Size, SizeProblem, image_size_problem
 from pixelbuild.manifest import Manifest, ManifestFile, did_you_mean, located_error
-from pixelbuild.post import FILE_PARAMS, check_files, check_params, normalise_post_entry
+from pixelbuild.names import control_problem, id_problem, path_problem, quote
+from pixelbuild.paths import STATE_DIR
+from pixelbuild.post import FILE_PARAMS, check_files, check_params, load_ops, normalise_post_entry
 from pixelbuild.spec import AtlasSpec, GenerationSpec, Lora, PostOp, Source, SpriteSpec
+
+log = logging.getLogger("pixelbuild")
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -71,7 +78,9 @@ class Resolved:
     """Every sprite of a manifest, resolved, plus the project settings and the files they read.
 
     ``absent`` lists project paths whose absence a resolution relied on (a workflow name that fell
-    through to a built-in template): creating one of them changes the resolution.
+    through to a built-in template): creating one of them changes the resolution. ``warnings`` are
+    located one-line notes about sprites that resolve but probably not as meant (found while resolving
+    a file, so a file taken from the spec cache does not repeat them).
     """
 
     project: ProjectSettings
@@ -80,6 +89,7 @@ class Resolved:
     absent: tuple[str, ...] = ()
     by_id: Mapping[str, SpriteSpec] = field(default_factory=dict)
     atlases: tuple[AtlasSpec, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def derive_seed(sprite_id: str) -> int:
@@ -129,7 +139,12 @@ class _Resolver:
         self._touched_files: dict[str, None] = {}
         self._touched_absent: dict[str, None] = {}
         self._chains: dict[int, tuple[Any, tuple[tuple[PostOp, ...], tuple[str, ...]]]] = {}
+        self._sizes: dict[tuple[Any, ...], tuple[Any, SizeProblem | None]] = {}
+        self.warnings: dict[str, None] = {}
+        self.claims = _OutputClaims()
+        self.sprite_count = 0
         self.project = self._project_settings()
+        self.max_sprites: int = manifest.root.header.get("project", {}).get("max_sprites", MAX_SPRITES)
 
     # ------------------------------------------------------------------ errors
 
@@ -152,10 +167,20 @@ class _Resolver:
         project = root.header.get("project", {})
 
         def folder(key: str, default: str, what: str) -> str:
-            relative = normalise_relative(project.get(key, default))
-            if relative is None:
-                message = f"{what} must be a folder inside the project (relative, without '..')"
-                raise located_error(message, root.path, root.data, ("project", key))
+            value = project.get(key, default)
+            relative = normalise_relative(value)
+            problem = path_problem(relative) if relative is not None else None
+            if relative is None and posixpath.normpath(value) == ".":
+                problem = f"{what} cannot be the project folder itself"
+            elif relative is None:
+                problem = f"{what} must be a folder inside the project (relative, without '..')"
+            elif key == "output" and relative.split("/")[0].lower() == STATE_DIR:
+                problem = f"{what} cannot be inside {STATE_DIR}/, pixelbuild's local state (deleted freely)"
+            elif problem is not None:
+                problem = f"{what} {quote(value)} {problem}"
+            if problem is not None:
+                raise located_error(problem, root.path, root.data, ("project", key))
+            assert relative is not None
             return relative
 
         output = folder("output", "assets", "the output root")
@@ -173,18 +198,35 @@ class _Resolver:
     # ------------------------------------------------------------------- files
 
     def project_file(self, layers: Sequence[_Layer], name: str, value: str, *suffix: str | int) -> str:
-        """Check that ``value`` names an existing file inside the project; return it normalised."""
-        base = layers[-1].file.path.parent
+        """Check that ``value`` names an existing file inside the project; return it project-relative.
+
+        The path is relative to the manifest file that writes it (the sprite's file, or the file whose
+        ``defaults`` supply the field); ``..`` may climb while the result stays inside the project.
+        """
+        named_in = layers[-1].file
         for layer in reversed(layers):
             if name in layer.values:
-                base = layer.file.path.parent
+                named_in = layer.file
                 break
-        relative = normalise_relative(value)
-        absolute = (base / relative).resolve() if relative else None
-        if absolute is None or not absolute.is_relative_to(self.project_dir):
-            raise self.error(f"'{value}' must be a path inside the project", layers, name, *suffix)
-        if not absolute.is_file():
-            raise self.error(f"file '{value}' does not exist", layers, name, *suffix)
+        base = named_in.path.parent
+        relative_to = f"paths are relative to the file that names them, {named_in.display}"
+        problem = control_problem(value)
+        if problem is None and (value.startswith("/") or "\\" in value or (len(value) > 1 and value[1] == ":")):
+            problem = f"must be a relative path with '/' between names ({relative_to})"
+        if problem is not None:
+            raise self.error(f"{quote(value)} {problem}", layers, name, *suffix)
+        try:
+            absolute = (base / value).resolve()
+            inside = absolute.is_relative_to(self.project_dir)
+            exists = inside and absolute.is_file()
+        except (OSError, ValueError, RuntimeError):  # a name too long, a symlink loop
+            inside, exists = True, False
+        if not inside:
+            raise self.error(f"'{value}' is outside the project folder ({relative_to})", layers, name, *suffix)
+        if not exists:
+            looked = posixpath.normpath(posixpath.join(base.relative_to(self.project_dir).as_posix(), value))
+            where = f" (looked for '{looked}': {relative_to})" if looked != posixpath.normpath(value) else ""
+            raise self.error(f"file '{value}' does not exist{where}", layers, name, *suffix)
         ref = absolute.relative_to(self.project_dir).as_posix()
         self.files[ref] = None
         self._touched_files[ref] = None
@@ -192,7 +234,7 @@ class _Resolver:
 
     def workflow(self, layers: Sequence[_Layer], value: str) -> str:
         """Resolve a workflow name or path to a file reference."""
-        if value.endswith(".json") or "/" in value:
+        if value.endswith(".json") or "/" in value or control_problem(value) or len(value) > 200:
             return self.project_file(layers, "workflow", value)
         if value in self._workflow_cache:
             cached = self._workflow_cache[value]
@@ -241,8 +283,10 @@ class _Resolver:
         for layer in layers:
             merged.update(layer.values)
         matrix = merged.pop("matrix", None)
+        count = math.prod(len(values) for values in matrix.values()) if matrix else 1
+        self.count_sprites(count, layers, "matrix" if matrix else "id")
         if matrix is None:
-            if not _STRICT_ID.match(merged["id"]):
+            if not _STRICT_ID.fullmatch(merged["id"]):
                 raise self.error(
                     f"id '{merged['id']}' has a '{{...}}' placeholder but the sprite has no 'matrix'", layers, "id"
                 )
@@ -267,10 +311,24 @@ class _Resolver:
             specs.append(self.sprite(layers, _substitute(merged, env)))
         return specs
 
+    def count_sprites(self, count: int, layers: Sequence[_Layer], name: str) -> None:
+        """Add ``count`` sprites to the total; past ``project.max_sprites``, refuse them (before any is made)."""
+        self.sprite_count += count
+        if self.sprite_count > self.max_sprites:
+            raise self.error(
+                f"the manifest expands to more than {self.max_sprites:,} sprites (this entry makes {count:,}); "
+                "set project.max_sprites to allow more",
+                layers,
+                name,
+            )
+
     def sprite(self, layers: list[_Layer], merged: dict[str, Any]) -> SpriteSpec:
         """Resolve one sprite from its merged fields."""
         sprite_id: str = merged["id"]
-        if not _STRICT_ID.match(sprite_id):
+        problem = id_problem(sprite_id)
+        if problem is not None:
+            raise self.error(f"id {quote(sprite_id)} {problem}", layers, "id")
+        if not _STRICT_ID.fullmatch(sprite_id):
             raise self.error(f"id '{sprite_id}' is not well formed", layers, "id")
         if "prompt" not in merged:
             raise self.error("missing required key 'prompt' (set it on the sprite or in 'defaults')", layers, "prompt")
@@ -291,7 +349,7 @@ class _Resolver:
         batch_size = frames if isinstance(frames, int) else 1
         frame_overrides: list[dict[str, Any]] = [{}] if isinstance(frames, int) else frames
 
-        generations = []
+        generations: list[GenerationSpec] = []
         for index, overrides in enumerate(frame_overrides):
             fields = {**merged, **overrides}
             init_image = fields.get("init_image")
@@ -323,7 +381,11 @@ class _Resolver:
                 )
             )
 
+        if not isinstance(frames, int):
+            self._seed_collisions(layers, sprite_id, frame_overrides, generations)
         post, post_files = self.cached_post_chain(layers, merged["post"])
+        layout = _layout(merged["layout"])
+        self.check_sizes(layers, (width, height), batch_size * len(generations), post, layout)
         output = self.output(layers, merged.get("output", f"{sprite_id}.png"))
         sprite_layer = layers[-1]
         return SpriteSpec(
@@ -333,8 +395,62 @@ class _Resolver:
             output=output,
             source=Source(sprite_layer.file.display, sprite_layer.doc_path),
             post_files=post_files,
-            layout=_layout(merged["layout"]),
+            layout=layout,
         )
+
+    def _seed_collisions(
+        self,
+        layers: Sequence[_Layer],
+        sprite_id: str,
+        overrides: Sequence[Mapping[str, Any]],
+        generations: Sequence[GenerationSpec],
+    ) -> None:
+        """Warn when a frame without a seed (the sprite's seed + its index) meets another frame's seed:
+        the two are the same image unless their prompts differ. Two frames given one seed on purpose
+        are left alone."""
+        first: dict[int, int] = {}
+        for index, generation in enumerate(generations):
+            other = first.setdefault(generation.seed, index)
+            if other == index or ("seed" in overrides[other] and "seed" in overrides[index]):
+                continue
+            implicit = other if "seed" not in overrides[other] else index
+            note = self.error(
+                f"frames[{other}] and frames[{index}] both run with seed {generation.seed} "
+                f"(frames[{implicit}] has no seed: it gets the sprite's seed + {implicit}); "
+                "give one of them another seed",
+                layers,
+                "frames",
+                index,
+            )
+            self.warnings[str(note)] = None
+
+    def check_sizes(
+        self,
+        layers: Sequence[_Layer],
+        size: Size,
+        frames: int,
+        post: tuple[PostOp, ...],
+        layout: Mapping[str, Any],
+    ) -> None:
+        """Refuse a sprite whose images (generated frames, after each post op, the sheet) would break
+        the limits of ``pixelbuild.limits``, before anything is generated."""
+        key = (id(post), size, frames, layout["type"], layout["columns"], layout["padding"])
+        cached = self._sizes.get(key)
+        if cached is not None and cached[0] is post:
+            problem = cached[1]
+        else:
+            rules = {name: op.output_size for name, op in load_ops().items() if op.output_size is not None}
+            chain = [(op.op, op.params) for op in post]
+            problem = image_size_problem(size, frames, chain, rules, lambda count, each: _sheet(count, each, layout))
+            self._sizes[key] = (post, problem)
+        if problem is None:
+            return
+        if problem.step < 0:
+            raise self.error(problem.message, layers, "frames" if frames > 1 else "size")
+        if problem.step < len(post):
+            raise self.error(problem.message, layers, "post", problem.step, post[problem.step].op)
+        written = any("layout" in layer.values for layer in layers)
+        raise self.error(problem.message, layers, "layout" if written else "frames")
 
     def cached_post_chain(
         self, layers: Sequence[_Layer], entries: Sequence[Any]
@@ -379,22 +495,30 @@ class _Resolver:
         self._checked_files.add((op.op, refs))
 
     def output(self, layers: Sequence[_Layer], value: str) -> str:
+        """Check a sprite's output path (relative to the output root, portable, a .png); return it normalised."""
+        where = "output" if "output" in layers[-1].values else "id"
+        problem = control_problem(value)
+        if problem is not None:
+            raise self.error(f"output {quote(value)} {problem}", layers, where)
         normal = normalise_relative(value)
         if normal is None:
             raise self.error(
                 f"output '{value}' must stay inside the output root '{self.project.output}' "
                 "(a relative path without '..')",
                 layers,
-                "output" if "output" in layers[-1].values else "id",
+                where,
             )
         if not normal.endswith(".png"):
             raise self.error(f"output '{value}' must be a .png file", layers, "output")
+        problem = path_problem(normal)
+        if problem is not None:
+            raise self.error(f"output '{normal}' {problem}", layers, where)
         return normal
 
     def resolve(self, cache: SpecCache | None = None) -> Resolved:
         sprites: list[SpriteSpec] = []
         seen_ids: dict[str, SpriteSpec] = {}
-        seen_outputs: dict[str, SpriteSpec] = {}
+        pending: list[tuple[ManifestFile, list[Mapping[str, Any]], list[SpriteSpec], list[str], list[str]]] = []
         defaults_of: dict[Path, list[_Layer]] = {}
         for manifest_file in self.manifest.files:
             inherited = self._inherited_defaults(manifest_file, defaults_of)
@@ -410,7 +534,8 @@ class _Resolver:
                 self.absent.update(dict.fromkeys(absent))
                 for spec in specs:
                     where = _Layer(manifest_file, spec.source.path, {"id": spec.id})
-                    self._register(spec, [*own, where], {}, seen_ids, seen_outputs)
+                    self.count_sprites(1, [*own, where], "id")
+                    self._register(spec, [*own, where], {}, seen_ids)
                 sprites.extend(specs)
                 continue
             self._touched_files, self._touched_absent = {}, {}
@@ -418,30 +543,35 @@ class _Resolver:
             for index, entry in enumerate(manifest_file.sprites):
                 layers = [*own, _Layer(manifest_file, ("sprites", index), entry)]
                 for spec in self.sprites(layers):
-                    self._register(spec, layers, entry, seen_ids, seen_outputs)
+                    self._register(spec, layers, entry, seen_ids)
                     specs.append(spec)
             sprites.extend(specs)
-            if cache is not None:
-                cache.store(
-                    manifest_file, defaults, self.project, specs, list(self._touched_files), list(self._touched_absent)
-                )
+            pending.append((manifest_file, defaults, specs, list(self._touched_files), list(self._touched_absent)))
+        atlases = self.atlases(sprites)
+        # Only a manifest that resolves in full is cached: a bad one leaves no trace on disk.
+        if cache is not None:
+            for manifest_file, defaults, specs, refs, absent in pending:
+                cache.store(manifest_file, defaults, self.project, specs, refs, absent)
         return Resolved(
             project=self.project,
             sprites=tuple(sprites),
             files=tuple(sorted(self.files)),
             absent=tuple(sorted(self.absent)),
             by_id=seen_ids,
-            atlases=self.atlases(sprites, seen_outputs),
+            atlases=atlases,
+            warnings=tuple(self.warnings),
         )
 
-    def atlases(self, sprites: Sequence[SpriteSpec], taken: Mapping[str, SpriteSpec]) -> tuple[AtlasSpec, ...]:
+    def atlases(self, sprites: Sequence[SpriteSpec]) -> tuple[AtlasSpec, ...]:
         """Resolve every ``atlases`` entry: members from ids and globs, outputs checked for clashes."""
         ids = [sprite.id for sprite in sprites]
-        claimed: dict[str, str] = {output: f"sprite '{spec.id}'" for output, spec in taken.items()}
         result: list[AtlasSpec] = []
         seen: set[str] = set()
         for manifest_file in self.manifest.files:
             for index, entry in enumerate(manifest_file.header.get("atlases", ())):
+                problem = id_problem(entry["id"])
+                if problem is not None:
+                    raise _atlas_error(manifest_file, index, entry, f"the id {problem}", "id")
                 if entry["id"] in seen:
                     raise _atlas_error(manifest_file, index, entry, f"duplicate atlas id '{entry['id']}'", "id")
                 seen.add(entry["id"])
@@ -453,10 +583,15 @@ class _Resolver:
                             manifest_file, index, entry, f"'{pattern}' matches no sprite", "sprites", position
                         )
                     members.update(dict.fromkeys(matches))
-                output = normalise_relative(entry.get("output", f"atlases/{entry['id']}.png"))
+                value = entry.get("output", f"atlases/{entry['id']}.png")
+                where = "output" if "output" in entry else "id"
+                problem = control_problem(value)
+                if problem is not None:
+                    raise _atlas_error(manifest_file, index, entry, f"output {quote(value)} {problem}", where)
+                output = normalise_relative(value)
                 if output is None or not output.endswith(".png"):
                     raise _atlas_error(
-                        manifest_file, index, entry, "output must be a .png path inside the output root", "output"
+                        manifest_file, index, entry, "output must be a .png path inside the output root", where
                     )
                 size = entry.get("max_size", 2048)
                 atlas = AtlasSpec(
@@ -472,34 +607,27 @@ class _Resolver:
                     source=Source(manifest_file.display, ("atlases", index)),
                 )
                 for path in atlas.outputs():
-                    owner = claimed.get(path.lower())
-                    if owner is not None:
-                        raise _atlas_error(
-                            manifest_file, index, entry, f"writes {path}, which {owner} writes too", "output"
-                        )
-                    claimed[path.lower()] = f"atlas '{atlas.id}'"
+                    problem = path_problem(path)
+                    message = (
+                        f"output '{path}' {problem}" if problem else self.claims.claim(path, f"atlas '{atlas.id}'")
+                    )
+                    if message is not None:
+                        raise _atlas_error(manifest_file, index, entry, message, where)
                 result.append(atlas)
         return tuple(result)
 
     def _register(
-        self,
-        spec: SpriteSpec,
-        layers: Sequence[_Layer],
-        entry: Mapping[str, Any],
-        seen_ids: dict[str, SpriteSpec],
-        seen_outputs: dict[str, SpriteSpec],
+        self, spec: SpriteSpec, layers: Sequence[_Layer], entry: Mapping[str, Any], seen_ids: dict[str, SpriteSpec]
     ) -> None:
-        """Reject a second sprite with the same id or output (case-insensitively: not every disk cares)."""
-        for key, seen, what in ((spec.id, seen_ids, "id"), (spec.output.lower(), seen_outputs, "output")):
-            if key in seen:
-                first = seen[key]
-                value = spec.id if what == "id" else spec.output
-                raise self.error(
-                    f"duplicate {what} '{value}' (first used by sprite '{first.id}' in {first.source.file})",
-                    layers,
-                    "output" if what == "output" and "output" in entry else "id",
-                )
-            seen[key] = spec
+        """Reject a second sprite with the same id, or an output that clashes with another's."""
+        if spec.id in seen_ids:
+            first = seen_ids[spec.id]
+            message = f"duplicate id '{spec.id}' (first used by sprite '{first.id}' in {first.source.file})"
+            raise self.error(message, layers, "id")
+        seen_ids[spec.id] = spec
+        problem = self.claims.claim(spec.output, f"sprite '{spec.id}' in {spec.source.file}")
+        if problem is not None:
+            raise self.error(problem, layers, "output" if "output" in entry else "id")
 
     def _inherited_defaults(
         self, manifest_file: ManifestFile, defaults_of: Mapping[Path, list[_Layer]]
@@ -518,6 +646,40 @@ def _atlas_error(
     error.sprite = None
     error.message = f"atlas '{entry['id']}': {message}"
     return error
+
+
+class _OutputClaims:
+    """Every path the build writes, and every folder they need, case-insensitively (not every disk
+    tells ``Hero.png`` from ``hero.png``): no output may be another's file or folder."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, str] = {}
+        self.folders: dict[str, str] = {}
+
+    def claim(self, path: str, owner: str) -> str | None:
+        """Record that ``owner`` writes ``path``; or say why it cannot (recording nothing)."""
+        key = path.lower()
+        if key in self.files:
+            return f"duplicate output '{path}' (first used by {self.files[key]})"
+        if key in self.folders:
+            return f"output '{path}' would be a file where {self.folders[key]} needs a folder of that name"
+        parts = key.split("/")
+        folders = ["/".join(parts[:end]) for end in range(1, len(parts))]
+        for folder in folders:
+            if folder in self.files:
+                return f"output '{path}' needs a folder '{folder}', but {self.files[folder]} writes a file there"
+        self.files[key] = owner
+        for folder in folders:
+            self.folders.setdefault(folder, owner)
+        return None
+
+
+def _sheet(count: int, frame: Size, layout: Mapping[str, Any]) -> Size:
+    """The size of a sheet of ``count`` frames of size ``frame`` laid out as ``layout`` says."""
+    from pixelbuild.post.frames import layout_frames
+
+    sheet = layout_frames([frame] * count, layout["type"], layout["columns"], int(layout["padding"]))
+    return sheet.width, sheet.height
 
 
 def _substitute(value: Any, env: Mapping[str, str]) -> Any:
@@ -566,6 +728,8 @@ def resolve(manifest: Manifest, cache: SpecCache | None = None) -> Resolved:
     resolved again.
     """
     resolved = _Resolver(manifest).resolve(cache)
+    for warning in resolved.warnings:
+        log.warning("pixelbuild: warning: %s", warning)
     if resolved.project.backend not in BACKENDS:
         root = manifest.root
         raise located_error(

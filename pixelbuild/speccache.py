@@ -10,6 +10,7 @@ still absent.
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -42,6 +43,8 @@ class SpecCache:
                     __version__,
                     KEY_VERSION,
                     manifest_file.digest,
+                    # Paths in a file are relative to it: the same bytes elsewhere resolve differently.
+                    os.path.relpath(manifest_file.path, self.project_dir.resolve()),
                     list(defaults),
                     [project.backend, project.workflows, project.output],
                 ]

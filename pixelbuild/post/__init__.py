@@ -17,6 +17,8 @@ from pixelbuild.spec import PostOp
 if TYPE_CHECKING:
     from PIL import Image
 
+    from pixelbuild.limits import SizeRule
+
 #: Bumped whenever an op's output changes for the same input and params: part of every post key.
 POST_VERSION = "2"
 
@@ -52,7 +54,9 @@ class OpDef:
 
     ``defaults`` are filled into every use of the op by ``normalise_post_entry``; ``normalise`` then
     rewrites equivalent spellings (``[255, 0, 0]`` and ``"#ff0000"``) to one, so they hash the same.
-    ``check_files`` validates the content of the project files named in the params.
+    ``check_files`` validates the content of the project files named in the params. ``output_size``
+    gives the largest output for an input size (None: the size does not change), so that a sprite's
+    images are sized against the limits before anything runs.
     """
 
     name: str
@@ -61,6 +65,7 @@ class OpDef:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     normalise: ParamNormaliser | None = None
     check_files: FileCheck | None = None
+    output_size: SizeRule | None = None
 
 
 OPS: dict[str, OpDef] = {}
@@ -74,11 +79,12 @@ def register(
     defaults: Mapping[str, Any] | None = None,
     normalise: ParamNormaliser | None = None,
     check_files: FileCheck | None = None,
+    output_size: SizeRule | None = None,
 ) -> Callable[[OpFunction], OpFunction]:
     """Class-free decorator that registers ``function`` as op ``name``."""
 
     def decorate(function: OpFunction) -> OpFunction:
-        OPS[name] = OpDef(name, function, check, dict(defaults or {}), normalise, check_files)
+        OPS[name] = OpDef(name, function, check, dict(defaults or {}), normalise, check_files, output_size)
         return function
 
     return decorate

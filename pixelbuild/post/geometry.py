@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pixelbuild.limits import MAX_SIDE, Size
 from pixelbuild.post import PostContext, register
 from pixelbuild.post.common import (
     ANCHORS,
@@ -34,10 +35,6 @@ _FILTERS = {
     "bilinear": Image.Resampling.BILINEAR,
     "lanczos": Image.Resampling.LANCZOS,
 }
-
-#: Largest canvas any geometry op may produce, per side: a typo such as ``factor: 200`` should fail
-#: in the manifest check, not exhaust memory in a worker.
-MAX_SIDE = 16384
 
 Box = tuple[int, int, int, int]
 
@@ -73,7 +70,11 @@ def _check_resize(params: Mapping[str, Any]) -> None:
     require_choice(params, "filter", _FILTERS)
 
 
-@register("resize", check=_check_resize, defaults={"filter": "nearest"}, normalise=_normalise_sized)
+def _sized(params: Mapping[str, Any], size: Size) -> Size:
+    return size_param(params["size"])
+
+
+@register("resize", check=_check_resize, defaults={"filter": "nearest"}, normalise=_normalise_sized, output_size=_sized)
 def resize(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Resample every frame to ``size`` with ``filter`` (default nearest)."""
     size = size_param(params["size"])
@@ -123,7 +124,12 @@ def _check_trim(params: Mapping[str, Any]) -> None:
     require_bool(params, "common")
 
 
-@register("trim", check=_check_trim, defaults={"margin": 0, "common": True})
+def _trim_size(params: Mapping[str, Any], size: Size) -> Size:
+    margin = 2 * int(params.get("margin", 0))
+    return size[0] + margin, size[1] + margin
+
+
+@register("trim", check=_check_trim, defaults={"margin": 0, "common": True}, output_size=_trim_size)
 def trim(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Crop to the alpha bounding box plus ``margin``; with ``common`` one box for all frames.
 
@@ -184,7 +190,13 @@ def _check_pad(params: Mapping[str, Any]) -> None:
     parse_color(params.get("fill", "#00000000"))
 
 
-@register("pad", check=_check_pad, defaults={"fill": "#00000000"}, normalise=_normalise_pad)
+def _pad_size(params: Mapping[str, Any], size: Size) -> Size:
+    amount = int(params.get("amount", 0))
+    left, top, right, bottom = (int(params.get(side, amount)) for side in _SIDES)
+    return size[0] + left + right, size[1] + top + bottom
+
+
+@register("pad", check=_check_pad, defaults={"fill": "#00000000"}, normalise=_normalise_pad, output_size=_pad_size)
 def pad(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Add ``left``/``top``/``right``/``bottom`` pixels of ``fill`` (default transparent) around frames."""
     amount = int(params.get("amount", 0))
@@ -213,6 +225,7 @@ def _check_canvas(params: Mapping[str, Any]) -> None:
     check=_check_canvas,
     defaults={"anchor": "center", "fill": "#00000000"},
     normalise=_normalise_canvas,
+    output_size=_sized,
 )
 def canvas(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Place each frame on a fixed ``size`` canvas at ``anchor`` (e.g. ``bottom-center`` for characters).
@@ -235,7 +248,12 @@ def _check_scale(params: Mapping[str, Any]) -> None:
     require_int(params, "factor", 1, 64)
 
 
-@register("scale", check=_check_scale)
+def _scale_size(params: Mapping[str, Any], size: Size) -> Size:
+    factor = int(params["factor"])
+    return size[0] * factor, size[1] * factor
+
+
+@register("scale", check=_check_scale, output_size=_scale_size)
 def scale(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Enlarge every frame by the integer ``factor`` with nearest neighbour (each pixel a block)."""
     factor = int(params["factor"])
@@ -280,7 +298,11 @@ def _check_rotate(params: Mapping[str, Any]) -> None:
     require_choice(params, "angle", _ROTATIONS)
 
 
-@register("rotate", check=_check_rotate)
+def _rotate_size(params: Mapping[str, Any], size: Size) -> Size:
+    return (size[1], size[0]) if int(params["angle"]) in (90, 270) else size
+
+
+@register("rotate", check=_check_rotate, output_size=_rotate_size)
 def rotate(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Turn every frame clockwise by ``angle`` (90, 180 or 270 degrees)."""
     method = _ROTATIONS[int(params["angle"])]

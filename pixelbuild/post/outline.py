@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from pixelbuild.limits import Size
 from pixelbuild.post import PostContext, register
 from pixelbuild.post.common import (
     RGBA,
@@ -74,11 +75,17 @@ def _check(params: Mapping[str, Any]) -> None:
         require_bool(params, "expand")
 
 
+def _size(params: Mapping[str, Any], size: Size) -> Size:
+    grow = 2 if params.get("mode", "outer") == "outer" and params.get("expand", True) else 0
+    return size[0] + grow, size[1] + grow
+
+
 @register(
     "outline",
     check=_check,
     defaults={"color": "#000000ff", "mode": "outer", "diagonal": False},
     normalise=_normalise,
+    output_size=_size,
 )
 def outline(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """A 1-px ``color`` line: ``outer`` around the sprite (growing the canvas by 1 px a side unless

@@ -38,6 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from pixelbuild.limits import Size
 from pixelbuild.post import PostContext, register
 from pixelbuild.post.common import (
     U8Array,
@@ -773,7 +774,18 @@ def _check(params: Mapping[str, Any]) -> None:
     require_choice(params, "on_no_grid", NO_GRID_CHOICES)
 
 
-@register("pixelate", check=_check, defaults={"mode": "auto"}, normalise=_normalise)
+def _output_size(params: Mapping[str, Any], size: Size) -> Size:
+    # A forced grid count is the output size; a detected grid has at most one cell per source pixel,
+    # and a frame whose grid is unclear stays as it is.
+    if "size" not in params:
+        return size
+    width, height = size_pair(params["size"])
+    if params.get("mode", "auto") != "auto":
+        return width, height
+    return max(width, size[0]), max(height, size[1])
+
+
+@register("pixelate", check=_check, defaults={"mode": "auto"}, normalise=_normalise, output_size=_output_size)
 def pixelate(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Downscale to one image pixel per art pixel: to ``size``, or to the detected grid (``auto``).
 
