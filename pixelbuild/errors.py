@@ -14,6 +14,16 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
 EXIT_TERMINATED = 143  # SIGTERM: stopped as for Ctrl-C
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters and line breaks escaped (``\\n``), so a message stays one line
+    whatever a manifest's names hold."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() or char == " " else char.encode("unicode_escape").decode("ascii") for char in text
+    )
+
+
 class PixelbuildError(Exception):
     """Base class: a failure with a message meant for the user."""
 
@@ -58,7 +68,7 @@ class ManifestError(PixelbuildError):
         if self.field:
             subject.append(f"field '{self.field}'")
         prefix = (", ".join(subject) + ": ") if subject else ""
-        return f"{where}{prefix}{self.message}"
+        return one_line(f"{where}{prefix}{self.message}")
 
 
 class UsageError(PixelbuildError):

@@ -16,7 +16,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = False) -> Non
     With ``durable`` the data is fsync'ed before the rename (for the lock; assets can be rebuilt).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.parent / f"{TEMP_PREFIX}{path.name}.{secrets.token_hex(4)}"
+    # The target's name is not part of the temporary one: a 255-byte name would push it over the limit.
+    temp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
     # os.open with 0o666 lets the umask decide the mode, as for any file the user creates.
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:

@@ -45,6 +45,17 @@ def control_problem(text: str) -> str | None:
     return None
 
 
+def character_problem(text: str) -> str | None:
+    """Why ``text`` cannot be part of a portable path (a control character, or one Windows forbids), or None."""
+    problem = control_problem(text)
+    if problem is not None:
+        return problem
+    bad = sorted(set(text) & _WINDOWS_CHARACTERS)
+    if bad:
+        return f"has the character '{bad[0]}', which Windows does not allow in names"
+    return None
+
+
 def id_problem(value: str) -> str | None:
     """Why ``value`` cannot be a sprite or atlas id (beyond the id pattern), or None."""
     problem = control_problem(value)

@@ -25,7 +25,7 @@ from pixelbuild.backends import BACKENDS
 from pixelbuild.errors import ManifestError
 from pixelbuild.limits import MAX_SPRITES, Size, SizeProblem, image_size_problem
 from pixelbuild.manifest import Manifest, ManifestFile, did_you_mean, located_error
-from pixelbuild.names import control_problem, id_problem, path_problem, quote
+from pixelbuild.names import character_problem, control_problem, id_problem, path_problem, quote
 from pixelbuild.paths import STATE_DIR
 from pixelbuild.post import FILE_PARAMS, check_files, check_params, load_ops, normalise_post_entry
 from pixelbuild.spec import AtlasSpec, GenerationSpec, Lora, PostOp, Source, SpriteSpec
@@ -283,6 +283,9 @@ class _Resolver:
         for layer in layers:
             merged.update(layer.values)
         matrix = merged.pop("matrix", None)
+        problem = control_problem(merged["id"])
+        if problem is not None:
+            raise self.error(f"id {quote(merged['id'])} {problem}", layers, "id")
         count = math.prod(len(values) for values in matrix.values()) if matrix else 1
         self.count_sprites(count, layers, "matrix" if matrix else "id")
         if matrix is None:
@@ -497,7 +500,7 @@ class _Resolver:
     def output(self, layers: Sequence[_Layer], value: str) -> str:
         """Check a sprite's output path (relative to the output root, portable, a .png); return it normalised."""
         where = "output" if "output" in layers[-1].values else "id"
-        problem = control_problem(value)
+        problem = character_problem(value)
         if problem is not None:
             raise self.error(f"output {quote(value)} {problem}", layers, where)
         normal = normalise_relative(value)
@@ -585,7 +588,7 @@ class _Resolver:
                     members.update(dict.fromkeys(matches))
                 value = entry.get("output", f"atlases/{entry['id']}.png")
                 where = "output" if "output" in entry else "id"
-                problem = control_problem(value)
+                problem = character_problem(value)
                 if problem is not None:
                     raise _atlas_error(manifest_file, index, entry, f"output {quote(value)} {problem}", where)
                 output = normalise_relative(value)
