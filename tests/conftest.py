@@ -102,3 +102,9 @@ def snapshot(root: Path) -> dict[str, bytes]:
 def copy_committed(source: Path, target: Path) -> None:
     """Copy what a repository would hold (manifest, lock, assets, inputs), not the local state."""
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(".pixelbuild"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--fuzz-count N`` / ``--fuzz-seed S``: how many random manifest mutations tests/test_fuzz_manifest.py runs."""
+    parser.addoption("--fuzz-count", type=int, default=100, help="manifest mutations to try (default 100)")
+    parser.addoption("--fuzz-seed", type=int, default=20261130, help="seed of the manifest mutations")
