@@ -611,9 +611,7 @@ class _Resolver:
                 )
                 for path in atlas.outputs():
                     problem = path_problem(path)
-                    message = (
-                        f"output '{path}' {problem}" if problem else self.claims.claim(path, f"atlas '{atlas.id}'")
-                    )
+                    message = f"output '{path}' {problem}" if problem else self.claims.claim(path, atlas)
                     if message is not None:
                         raise _atlas_error(manifest_file, index, entry, message, where)
                 result.append(atlas)
@@ -628,7 +626,7 @@ class _Resolver:
             message = f"duplicate id '{spec.id}' (first used by sprite '{first.id}' in {first.source.file})"
             raise self.error(message, layers, "id")
         seen_ids[spec.id] = spec
-        problem = self.claims.claim(spec.output, f"sprite '{spec.id}' in {spec.source.file}")
+        problem = self.claims.claim(spec.output, spec)
         if problem is not None:
             raise self.error(problem, layers, "output" if "output" in entry else "id")
 
@@ -656,21 +654,30 @@ class _OutputClaims:
     tells ``Hero.png`` from ``hero.png``): no output may be another's file or folder."""
 
     def __init__(self) -> None:
-        self.files: dict[str, str] = {}
-        self.folders: dict[str, str] = {}
+        self.files: dict[str, SpriteSpec | AtlasSpec] = {}
+        self.folders: dict[str, SpriteSpec | AtlasSpec] = {}
 
-    def claim(self, path: str, owner: str) -> str | None:
+    @staticmethod
+    def owner(spec: SpriteSpec | AtlasSpec) -> str:
+        """How a message names the sprite or atlas that claimed a path."""
+        if isinstance(spec, SpriteSpec):
+            return f"sprite '{spec.id}' in {spec.source.file}"
+        return f"atlas '{spec.id}'"
+
+    def claim(self, path: str, owner: SpriteSpec | AtlasSpec) -> str | None:
         """Record that ``owner`` writes ``path``; or say why it cannot (recording nothing)."""
         key = path.lower()
         if key in self.files:
-            return f"duplicate output '{path}' (first used by {self.files[key]})"
+            return f"duplicate output '{path}' (first used by {self.owner(self.files[key])})"
         if key in self.folders:
-            return f"output '{path}' would be a file where {self.folders[key]} needs a folder of that name"
+            first = self.owner(self.folders[key])
+            return f"output '{path}' would be a file where {first} needs a folder of that name"
         parts = key.split("/")
         folders = ["/".join(parts[:end]) for end in range(1, len(parts))]
         for folder in folders:
             if folder in self.files:
-                return f"output '{path}' needs a folder '{folder}', but {self.files[folder]} writes a file there"
+                first = self.owner(self.files[folder])
+                return f"output '{path}' needs a folder '{folder}', but {first} writes a file there"
         self.files[key] = owner
         for folder in folders:
             self.folders.setdefault(folder, owner)
