@@ -817,6 +817,14 @@ def read_manifest_bytes(path: Path) -> bytes:
         raise ManifestError(f"cannot read manifest: {error.strerror}", file=_display_path(path)) from None
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False too for a name the file system cannot even look up (too long)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _expand_includes(
     manifest_file: Path, data: Mapping[str, Any], project_dir: Path
 ) -> tuple[tuple[Path, ...], tuple[tuple[str, str, tuple[str, ...]], ...]]:
@@ -834,7 +842,7 @@ def _expand_includes(
             globs.append((str(base), pattern, matches))
         else:
             matches = (pattern,)
-            if not (base / pattern).is_file():
+            if not _is_file(base / pattern):
                 raise located_error(f"included file '{pattern}' does not exist", manifest_file, data, doc_path)
         for match in matches:
             target = (base / match).resolve()

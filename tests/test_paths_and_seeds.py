@@ -153,6 +153,20 @@ def test_bad_file_paths_are_located(
     assert_refused(cli, project, command, fragments)
 
 
+def test_include_paths_follow_the_same_rule(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
+    project = make_project(
+        "version: 1\ninclude: [sprites/a.yaml]\n",
+        files={
+            "sprites/a.yaml": "include: [../shared/b.yaml]\nsprites:\n  - id: a\n    prompt: x\n",
+            "shared/b.yaml": "sprites:\n  - id: b\n    prompt: y\n",
+        },
+    )
+    assert "2 sprites in 3 files" in assert_accepted(cli, project).out
+    long_name = "x" * 300 + ".yaml"
+    project = make_project(f"version: 1\ninclude: [{long_name}]\n")
+    assert_refused(cli, project, "validate", ["pixelbuild.yaml:2:", f"included file '{long_name}' does not exist"])
+
+
 def test_a_symlink_out_of_the_project_is_refused(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
     project = make_project(
         "version: 1\nsprites:\n  - id: a\n    prompt: x\n    init_image: art/link.png\n",
