@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pixelbuild.backends import Backend, create_backend
+from pixelbuild.backends import Backend, backend_info, create_backend
 from pixelbuild.backends.base import GenerationJob
+from pixelbuild.backends.router import BackendRouter
 from pixelbuild.errors import GenerationError, ManifestError, PixelbuildError
 from pixelbuild.fsutil import atomic_write_bytes, remove_file
 from pixelbuild.hashing import hash_bytes
@@ -250,6 +251,7 @@ class Engine:
         jobs = []
         for key, (sprite_id, generation) in specs.items():
             init = project_file_path(self.ctx.project_dir, generation.init_image) if generation.init_image else None
+            source = project_file_path(self.ctx.project_dir, generation.source_file) if generation.source_file else None
             jobs.append(
                 GenerationJob(
                     key=key,
@@ -257,6 +259,7 @@ class Engine:
                     spec=generation,
                     workflow_path=project_file_path(self.ctx.project_dir, generation.workflow_file),
                     init_image_path=init,
+                    source_path=source,
                 )
             )
         return jobs
@@ -378,8 +381,9 @@ class Engine:
                     "seed": job.spec.seed,
                 },
             )
-            with self._lock:
-                self.result.generator_calls += 1
+            if backend_info(job.spec.backend).generator:  # reading a hand-drawn sprite is no generator call
+                with self._lock:
+                    self.result.generator_calls += 1
 
         if self._guard(self._needed_by.get(key, []), work):
             return True
@@ -632,7 +636,9 @@ class Engine:
             order = [job.key for job in jobs]
             if jobs:
                 factory = self.ctx.backend_factory or create_backend
-                self._backend = factory(self.ctx.backend_name, self.ctx.backend_settings, self.ctx.project_dir)
+                self._backend = BackendRouter(
+                    factory, self.ctx.backend_name, self.ctx.backend_settings, self.ctx.project_dir
+                )
                 self._jobs = {job.key: job for job in jobs}
                 ordered = getattr(self._backend, "ordered", None)
                 if callable(ordered):

@@ -28,7 +28,7 @@ KEY_VERSION = "1"
 #: Maps a file reference of a resolved spec to the hash of its content.
 FileHasher = Callable[[str], str]
 
-_FILE_FIELDS = ("workflow_file", "init_image")
+_FILE_FIELDS = ("workflow_file", "init_image", "source_file")
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from pixelbuild.backends import backend_info
 from pixelbuild.keys import SpriteKeys
 from pixelbuild.lock import AtlasEntry, Lock, LockEntry, OutputRecord
 from pixelbuild.spec import AtlasSpec, SpriteSpec
@@ -88,6 +89,8 @@ _FIELD_NAMES: Mapping[str, str] = {
     "height": "size",
     "batch_size": "batch",
     "workflow_file": "workflow",
+    "source_file": "source",
+    "frame_size": "source frame_size",
     "post": "post chain",
 }
 
@@ -152,6 +155,9 @@ def decide(
     missing = tuple(key for key in dict.fromkeys(keys.generations) if not has_generation(key))
     if not missing:
         return Decision(sprite.id, Action.POST, tuple(reasons))
+    if not any(backend_info(generation.backend).generator for generation in sprite.generations):
+        # A hand-drawn sprite: its "generation" is reading a project file, part of post-processing.
+        return Decision(sprite.id, Action.POST, tuple(reasons), missing)
     return Decision(sprite.id, Action.GENERATE, tuple(reasons), missing)
 
 

@@ -21,7 +21,9 @@ from typing import Any, Protocol
 import xxhash
 
 from pixelbuild._resources import data_dir
-from pixelbuild.backends import BACKENDS
+from pixelbuild.backends import BACKENDS, SPRITE_ONLY_BACKENDS
+from pixelbuild.backends.source import MAX_PIXELS as SOURCE_MAX_PIXELS
+from pixelbuild.backends.source import png_size
 from pixelbuild.errors import ManifestError
 from pixelbuild.limits import MAX_SPRITES, Size, SizeProblem, image_size_problem
 from pixelbuild.manifest import Manifest, ManifestFile, did_you_mean, located_error
@@ -333,6 +335,9 @@ class _Resolver:
             raise self.error(f"id {quote(sprite_id)} {problem}", layers, "id")
         if not _STRICT_ID.fullmatch(sprite_id):
             raise self.error(f"id '{sprite_id}' is not well formed", layers, "id")
+        if "source" in merged:
+            generations: list[GenerationSpec] = [self.source_generation(layers, merged)]
+            return self._sprite_spec(layers, merged, generations)
         if "prompt" not in merged:
             raise self.error("missing required key 'prompt' (set it on the sprite or in 'defaults')", layers, "prompt")
 
@@ -386,9 +391,17 @@ class _Resolver:
 
         if not isinstance(frames, int):
             self._seed_collisions(layers, sprite_id, frame_overrides, generations)
+        return self._sprite_spec(layers, merged, generations)
+
+    def _sprite_spec(
+        self, layers: list[_Layer], merged: dict[str, Any], generations: Sequence[GenerationSpec]
+    ) -> SpriteSpec:
+        sprite_id: str = merged["id"]
         post, post_files = self.cached_post_chain(layers, merged["post"])
         layout = _layout(merged["layout"])
-        self.check_sizes(layers, (width, height), batch_size * len(generations), post, layout)
+        first = generations[0]
+        frame_count = sum(generation.batch_size for generation in generations)
+        self.check_sizes(layers, (first.width, first.height), frame_count, post, layout)
         output = self.output(layers, merged.get("output", f"{sprite_id}.png"))
         sprite_layer = layers[-1]
         return SpriteSpec(
@@ -454,6 +467,81 @@ class _Resolver:
             raise self.error(problem.message, layers, "post", problem.step, post[problem.step].op)
         written = any("layout" in layer.values for layer in layers)
         raise self.error(problem.message, layers, "layout" if written else "frames")
+
+    def source_generation(self, layers: list[_Layer], merged: Mapping[str, Any]) -> GenerationSpec:
+        """The one "generation" of a hand-drawn sprite: its PNG (or sheet), checked and measured now.
+
+        Generator fields (prompt, seed, ...) are neither required nor hashed: ``eject`` leaves them in
+        the entry as a record of how the sprite was first made.
+        """
+        value = merged["source"]
+        settings: Mapping[str, Any] = {"file": value} if isinstance(value, str) else value
+        at: tuple[str, ...] = () if isinstance(value, str) else ("file",)
+        if "frames" in merged:
+            raise self.error(
+                "a 'source' sprite takes its frames from its file: write source: {file: ..., frame_size: [w, h]} "
+                "instead of 'frames'",
+                layers,
+                "frames",
+            )
+        ref = self.project_file(layers, "source", settings["file"], *at)
+        with (self.project_dir / ref).open("rb") as handle:
+            size = png_size(handle.read(24))
+        if size is None:
+            raise self.error(f"source '{settings['file']}' is not a PNG file", layers, "source", *at)
+        width, height = size
+        if width * height > SOURCE_MAX_PIXELS or 0 in size:
+            raise self.error(
+                f"source '{settings['file']}' is {width}x{height}; at most {SOURCE_MAX_PIXELS} pixels",
+                layers,
+                "source",
+                *at,
+            )
+        frame = settings.get("frame_size")
+        if frame is None:
+            if "frames" in settings:
+                raise self.error("'frames' needs 'frame_size' to cut the sheet", layers, "source", "frames")
+            frame_size, count = (width, height), 1
+        else:
+            frame_size = (frame, frame) if isinstance(frame, int) else (frame[0], frame[1])
+            if width % frame_size[0] or height % frame_size[1]:
+                raise self.error(
+                    f"the {width}x{height} sheet '{settings['file']}' is not a whole number of "
+                    f"{frame_size[0]}x{frame_size[1]} frames",
+                    layers,
+                    "source",
+                    "frame_size",
+                )
+            cells = (width // frame_size[0]) * (height // frame_size[1])
+            count = settings.get("frames", cells)
+            if count > cells:
+                raise self.error(
+                    f"the sheet '{settings['file']}' holds {cells} frames of {frame_size[0]}x{frame_size[1]}, "
+                    f"not {count}",
+                    layers,
+                    "source",
+                    "frames",
+                )
+        return GenerationSpec(
+            backend="source",
+            prompt="",
+            negative_prompt="",
+            seed=0,
+            width=frame_size[0],
+            height=frame_size[1],
+            steps=0,
+            cfg=0.0,
+            sampler="",
+            scheduler="",
+            denoise=1.0,
+            checkpoint="",
+            loras=(),
+            workflow="",
+            workflow_file="",
+            batch_size=count,
+            source_file=ref,
+            frame_size=frame_size,
+        )
 
     def cached_post_chain(
         self, layers: Sequence[_Layer], entries: Sequence[Any]
@@ -740,10 +828,15 @@ def resolve(manifest: Manifest, cache: SpecCache | None = None) -> Resolved:
     resolved = _Resolver(manifest).resolve(cache)
     for warning in resolved.warnings:
         log.warning("pixelbuild: warning: %s", warning)
-    if resolved.project.backend not in BACKENDS:
+    if resolved.project.backend not in BACKENDS or resolved.project.backend in SPRITE_ONLY_BACKENDS:
         root = manifest.root
+        why = (
+            "is chosen per sprite (with 'source:'), not for a project"
+            if resolved.project.backend in SPRITE_ONLY_BACKENDS
+            else "is not available in this installation"
+        )
         raise located_error(
-            f"backend '{resolved.project.backend}' is not available in this installation",
+            f"backend '{resolved.project.backend}' {why}",
             root.path,
             root.data,
             ("project", "backend"),

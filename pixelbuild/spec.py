@@ -54,8 +54,10 @@ class Source(Compact):
 class GenerationSpec(Compact):
     """Everything the generator sees for one image (or one batch of images).
 
-    File references (``workflow_file``, ``init_image``) are project-relative POSIX paths; their
-    content hashes, not their names, enter the generation key.
+    File references (``workflow_file``, ``init_image``, ``source_file``) are project-relative POSIX paths;
+    their content hashes, not their names, enter the generation key. A sprite drawn by hand has one
+    generation of backend ``source``: ``source_file`` is its image (or sheet), cut into ``batch_size``
+    frames of ``frame_size`` in row-major order; the generator fields are empty and never hashed.
     """
 
     backend: str
@@ -76,6 +78,8 @@ class GenerationSpec(Compact):
     batch_size: int = 1
     init_image: str | None = None
     bindings: Mapping[str, Any] = field(default_factory=dict)
+    source_file: str | None = None
+    frame_size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

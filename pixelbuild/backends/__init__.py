@@ -21,12 +21,15 @@ class BackendInfo:
 
     ``version`` enters every generation key: bump it when the same spec would give other pixels.
     ``inputs`` are the ``GenerationSpec`` fields the backend reads; only they enter the key, so editing
-    a field a backend ignores regenerates nothing.
+    a field a backend ignores regenerates nothing. ``generator`` is False for a backend that only reads
+    project files (``source``): its work is planned as post-processing, counts as no generator call, is
+    allowed under ``--frozen`` and never needs a server.
     """
 
     module: str
     version: str
     inputs: tuple[str, ...]
+    generator: bool = True
 
 
 ALL_INPUTS = (
@@ -55,11 +58,16 @@ BACKENDS: Mapping[str, BackendInfo] = {
         ("prompt", "negative_prompt", "seed", "width", "height", "batch_size"),
     ),
     "comfyui": BackendInfo("pixelbuild.backends.comfyui", "1", ALL_INPUTS),
+    "source": BackendInfo("pixelbuild.backends.source", "1", ("source_file", "frame_size", "batch_size"), False),
 }
+
+#: Backends a sprite selects itself (``source:``), never a project's ``backend``.
+SPRITE_ONLY_BACKENDS = frozenset({"source"})
 
 __all__ = [
     "ALL_INPUTS",
     "BACKENDS",
+    "SPRITE_ONLY_BACKENDS",
     "Backend",
     "BackendIdentity",
     "BackendInfo",

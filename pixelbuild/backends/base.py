@@ -30,7 +30,8 @@ class BackendIdentity:
 class GenerationJob:
     """One generation to run. ``key`` is its generation key; ``sprite_id`` names it in errors.
 
-    ``workflow_path`` and ``init_image_path`` are absolute paths to the files the spec refers to.
+    ``workflow_path``, ``init_image_path`` and ``source_path`` are absolute paths to the files the spec
+    refers to.
     """
 
     key: str
@@ -38,6 +39,7 @@ class GenerationJob:
     spec: GenerationSpec
     workflow_path: Path
     init_image_path: Path | None = None
+    source_path: Path | None = None
 
 
 @dataclass(slots=True)

@@ -1,0 +1,106 @@
+"""The ``source`` backend: a sprite drawn by hand, read from a PNG in the project instead of generated.
+
+It runs in-process and only reads the file the resolver checked: a single image, or a sheet (as Aseprite
+exports one) cut into frames of ``frame_size`` in row-major order, the first ``batch_size`` cells. The
+frames then take the same road as generated ones (raw cache, post chain, frames layout, atlases), and the
+generation key is the file's content hash with the cut, so editing the file rebuilds exactly this sprite.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pixelbuild.backends.base import BackendIdentity, GenerationJob, GenerationResult
+from pixelbuild.errors import GenerationError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+VERSION = "1"
+IDENTITY = BackendIdentity(name="source", version=VERSION, models=())
+
+#: Largest source image accepted (pixels): a 8192² sheet, far beyond any sprite sheet, far below a bomb.
+MAX_PIXELS = 8192 * 8192
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(header: bytes) -> tuple[int, int] | None:
+    """Width and height from the first 24 bytes of a PNG file, or None if they are not a PNG header."""
+    if len(header) < 24 or header[:8] != _PNG_SIGNATURE or header[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", header[16:24])
+    return width, height
+
+
+def cut_frames(sheet: Image.Image, frame_size: tuple[int, int], count: int) -> list[Image.Image]:
+    """The first ``count`` cells of ``sheet``, ``frame_size`` each, left to right then top to bottom."""
+    width, height = frame_size
+    columns = sheet.width // width
+    if columns < 1 or count > columns * (sheet.height // height):
+        raise ValueError(f"a {sheet.width}x{sheet.height} sheet has fewer than {count} frames of {width}x{height}")
+    cells = ((i % columns * width, i // columns * height) for i in range(count))
+    return [sheet.crop((left, top, left + width, top + height)) for left, top in cells]
+
+
+def read_source(path: Path, frame_size: tuple[int, int] | None, count: int) -> list[Image.Image]:
+    """Decode the source PNG at ``path`` (bounded in size) and cut it into ``count`` RGBA frames."""
+    from PIL import Image
+
+    from pixelbuild.png import decode_png
+
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise GenerationError(f"cannot read its source file ({error.strerror})", field="source") from None
+    size = png_size(data[:24])
+    if size is None:
+        raise GenerationError("its source file is not a PNG image", field="source")
+    if size[0] * size[1] > MAX_PIXELS or 0 in size:
+        raise GenerationError(f"its source image is {size[0]}x{size[1]}; at most {MAX_PIXELS} pixels", field="source")
+    try:
+        image = decode_png(data)
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise GenerationError(f"its source file is not a readable PNG ({error})", field="source") from None
+    rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+    try:
+        return cut_frames(rgba, frame_size or (rgba.width, rgba.height), count)
+    except ValueError as error:
+        raise GenerationError(f"its source sheet changed: {error}", field="source") from None
+
+
+class SourceBackend:
+    """Reads source images on demand, in the calling thread."""
+
+    name = "source"
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, GenerationJob] = {}
+        self._lock = threading.Lock()
+
+    def start(self, jobs: Sequence[GenerationJob]) -> None:
+        """Remember the jobs; the resolver already checked that every file exists."""
+        with self._lock:
+            self._jobs.update({job.key: job for job in jobs})
+
+    def result(self, key: str) -> GenerationResult:
+        """The frames of job ``key``, read from its file now."""
+        job = self._jobs.get(key)
+        if job is None or job.source_path is None:
+            raise GenerationError(f"no source job with key {key}")
+        images = read_source(job.source_path, job.spec.frame_size, job.spec.batch_size)
+        return GenerationResult(images=images, identity=IDENTITY)
+
+    def cancel(self) -> None:
+        """Nothing runs in the background."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def create(settings: Mapping[str, Any], project_root: Path) -> SourceBackend:
+    """Create the source backend (it has no settings)."""
+    return SourceBackend()
