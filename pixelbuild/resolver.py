@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import xxhash
 
 from pixelbuild._resources import data_dir
-from pixelbuild.backends import BACKENDS, SPRITE_ONLY_BACKENDS
+from pixelbuild.backends import BACKENDS
 from pixelbuild.backends.source import MAX_PIXELS as SOURCE_MAX_PIXELS
 from pixelbuild.backends.source import png_size
 from pixelbuild.errors import ManifestError
@@ -828,15 +828,10 @@ def resolve(manifest: Manifest, cache: SpecCache | None = None) -> Resolved:
     resolved = _Resolver(manifest).resolve(cache)
     for warning in resolved.warnings:
         log.warning("pixelbuild: warning: %s", warning)
-    if resolved.project.backend not in BACKENDS or resolved.project.backend in SPRITE_ONLY_BACKENDS:
+    if resolved.project.backend not in BACKENDS:
         root = manifest.root
-        why = (
-            "is chosen per sprite (with 'source:'), not for a project"
-            if resolved.project.backend in SPRITE_ONLY_BACKENDS
-            else "is not available in this installation"
-        )
         raise located_error(
-            f"backend '{resolved.project.backend}' {why}",
+            f"backend '{resolved.project.backend}' is not available in this installation",
             root.path,
             root.data,
             ("project", "backend"),

@@ -61,13 +61,9 @@ BACKENDS: Mapping[str, BackendInfo] = {
     "source": BackendInfo("pixelbuild.backends.source", "1", ("source_file", "frame_size", "batch_size"), False),
 }
 
-#: Backends a sprite selects itself (``source:``), never a project's ``backend``.
-SPRITE_ONLY_BACKENDS = frozenset({"source"})
-
 __all__ = [
     "ALL_INPUTS",
     "BACKENDS",
-    "SPRITE_ONLY_BACKENDS",
     "Backend",
     "BackendIdentity",
     "BackendInfo",

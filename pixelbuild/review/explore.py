@@ -77,10 +77,10 @@ def explore(
     from pixelbuild.png import encode_raw
     from pixelbuild.project import open_session
     from pixelbuild.resolver import project_file_path
-    from pixelbuild.review.workflow import find_sprite
+    from pixelbuild.review.workflow import find_generated_sprite
 
     session = open_session(paths)
-    sprite = find_sprite(session, sprite_id)
+    sprite = find_generated_sprite(session, sprite_id, "explore")
     own = _own_seeds(session, sprite)
     first = sprite.generations[0].seed if start is None else start
     if not 0 <= first < 1 << 64:

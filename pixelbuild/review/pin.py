@@ -96,12 +96,12 @@ def pin(paths: ProjectPaths, sprite_id: str, seed: int) -> PinChange:
     """Write ``seed`` into ``sprite_id``'s manifest entry (atomically); return where."""
     from pixelbuild.fsutil import atomic_write_bytes
     from pixelbuild.project import open_session
-    from pixelbuild.review.workflow import find_sprite
+    from pixelbuild.review.workflow import find_generated_sprite
 
     if not 0 <= seed < 1 << 64:
         raise UsageError(f"a seed is between 0 and 2^64-1, got {seed}")
     session = open_session(paths)
-    sprite = find_sprite(session, sprite_id)
+    sprite = find_generated_sprite(session, sprite_id, "pin")
     manifest_file, index = manifest_entry(session, sprite)
     path: Path = manifest_file.path
     raw = path.read_bytes()

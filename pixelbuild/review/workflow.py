@@ -28,7 +28,7 @@ def bound_graph(paths: ProjectPaths, sprite_id: str, frame: int = 0) -> tuple[di
     from pixelbuild.resolver import project_file_path
 
     session = open_session(paths)
-    sprite = find_sprite(session, sprite_id)
+    sprite = find_generated_sprite(session, sprite_id, "workflow")
     if not 0 <= frame < len(sprite.generations):
         raise UsageError(
             f"sprite '{sprite_id}' has {len(sprite.generations)} generation(s); --frame {frame} is not one"
@@ -69,6 +69,17 @@ def find_sprite(session: Any, sprite_id: str) -> Any:
         raise UsageError(
             f"no sprite '{sprite_id}' in {session.paths.display(session.paths.manifest)}"
             f"{did_you_mean(sprite_id, set(session.resolved.by_id))}"
+        )
+    return sprite
+
+
+def find_generated_sprite(session: Any, sprite_id: str, command: str) -> Any:
+    """``find_sprite``, refusing a hand-drawn (``source:``) sprite, which ``command`` cannot act on."""
+    sprite = find_sprite(session, sprite_id)
+    if any(generation.source_file for generation in sprite.generations):
+        raise UsageError(
+            f"sprite '{sprite_id}' is drawn by hand (source: {sprite.generations[0].source_file}); "
+            f"'{command}' works on generated sprites"
         )
     return sprite
 
