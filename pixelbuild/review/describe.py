@@ -43,6 +43,14 @@ def frame_count(sprite: SpriteSpec) -> int:
 def sprite_rows(sprite: SpriteSpec) -> list[tuple[str, str]]:
     """Labelled fields of a sprite for its card: what made it, in the manifest's words."""
     first = sprite.generations[0]
+    if first.source_file:  # drawn by hand: no prompt, seed nor model made it
+        frame = f"{first.frame_size[0]}×{first.frame_size[1]}" if first.frame_size else "whole image"
+        return [
+            ("source", f"{first.source_file} (drawn by hand)"),
+            ("frames", f"{first.batch_size} of {frame}"),
+            ("post", post_text(sprite.post, sprite.layout)),
+            ("output", sprite.output),
+        ]
     seeds = ", ".join(str(generation.seed) for generation in sprite.generations)
     rows = [
         ("prompt", first.prompt),
@@ -92,6 +100,8 @@ def field_value(sprite: SpriteSpec, name: str) -> str:
         return generation.backend
     if name == "loras":
         return loras_text(generation)
+    if name == "source_file":
+        return f"{generation.source_file} (file content)"
     if name == "workflow_file":
         return f"{generation.workflow} ({generation.workflow_file})"
     if name in ("init_image", "bindings"):
@@ -107,6 +117,8 @@ _LABELS = {
     "height": "size (height)",
     "batch_size": "frames (batch)",
     "workflow_file": "workflow",
+    "source_file": "source",
+    "frame_size": "source frame size",
 }
 
 
