@@ -49,7 +49,7 @@ def with_seed(sprite: SpriteSpec, seed: int, own_seeds: Sequence[bool]) -> Sprit
 
 def _own_seeds(session: Any, sprite: SpriteSpec) -> list[bool]:
     """Which frames of ``sprite`` set their own seed in the manifest (those keep it)."""
-    from pixelbuild.review.pin import manifest_entry
+    from pixelbuild.yamledit import manifest_entry
 
     manifest_file, index = manifest_entry(session, sprite)
     entry = manifest_file.sprites[index]

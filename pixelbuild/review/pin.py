@@ -1,21 +1,19 @@
 """``pixelbuild pin ID SEED``: write ``seed: SEED`` into one sprite's manifest entry.
 
-The edit is a located text edit of the YAML the sprite was written in: the existing seed's value is
-replaced in place, or a ``seed:`` line is added under the entry's ``id`` at its indentation (``, seed: N``
-inside a flow mapping). Comments, quoting, key order and blank lines stay as they were; the result is
-parsed again and must differ from the original only by that seed before it replaces the file.
+The edit is a located text edit (``pixelbuild.yamledit``) of the YAML the sprite was written in: the
+existing seed's value is replaced in place, or a ``seed:`` line is added under the entry's ``id`` at its
+indentation (``, seed: N`` inside a flow mapping). The result is parsed again and must differ from the
+original only by that seed before it replaces the file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from pixelbuild.errors import ManifestError, UsageError
 from pixelbuild.paths import ProjectPaths
+from pixelbuild.yamledit import entry_keys, entry_node, manifest_entry, set_key, verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,63 +31,16 @@ class PinChange:
         return f"{self.file}:{self.line}: {verb} seed {self.seed}"
 
 
-def manifest_entry(session: Any, sprite: Any) -> tuple[Any, int]:
-    """The manifest file holding ``sprite`` and the index of its entry in that file's ``sprites``."""
-    path = sprite.source.path
-    if len(path) != 2 or path[0] != "sprites" or not isinstance(path[1], int):
-        raise UsageError(f"sprite '{sprite.id}' is not a plain entry of a 'sprites' list")
-    for manifest_file in session.manifest.files:
-        if manifest_file.display == sprite.source.file:
-            return manifest_file, path[1]
-    raise UsageError(f"sprite '{sprite.id}': its manifest file {sprite.source.file} is not loaded")
-
-
-def _entry_node(text: str, index: int, display: str) -> yaml.MappingNode:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as error:
-        raise ManifestError(f"cannot parse it again ({error})", file=display) from None
-    sprites = None
-    if isinstance(root, yaml.MappingNode):
-        sprites = next((value for key, value in root.value if getattr(key, "value", None) == "sprites"), None)
-    if not isinstance(sprites, yaml.SequenceNode) or index >= len(sprites.value):
-        raise ManifestError("its 'sprites' list changed since it was loaded; run the command again", file=display)
-    entry = sprites.value[index]
-    if not isinstance(entry, yaml.MappingNode):
-        raise ManifestError(f"sprite entry {index} is not a mapping", file=display)
-    return entry
-
-
 def edit_seed(text: str, index: int, seed: int, display: str) -> tuple[str, int, bool]:
     """``text`` with ``seed`` written into entry ``index`` of its ``sprites``; the line written and whether
     anything changed."""
-    entry = _entry_node(text, index, display)
-    keys = {key.value: (key, value) for key, value in entry.value if isinstance(key, yaml.ScalarNode)}
-    if "matrix" in keys:
+    entry = entry_node(text, index, display)
+    if "matrix" in entry_keys(entry):
         raise UsageError(
             f"{display}:{entry.start_mark.line + 1}: this entry is a matrix of sprites; a seed written there would "
             "apply to every variant, so pin it by hand (e.g. with a 'frames' override) or split the entry"
         )
-    newline = "\r\n" if "\r\n" in text else "\n"
-    if "seed" in keys:
-        _key, value = keys["seed"]
-        if value.value == str(seed):
-            return text, value.start_mark.line + 1, False
-        start, end = value.start_mark.index, value.end_mark.index
-        return text[:start] + str(seed) + text[end:], value.start_mark.line + 1, True
-    if "id" not in keys:
-        raise ManifestError(f"sprite entry {index} has no 'id'", file=display)
-    id_key, id_value = keys["id"]
-    if entry.flow_style:
-        close = entry.end_mark.index - 1  # the closing brace
-        return text[:close] + f", seed: {seed}" + text[close:], entry.end_mark.line + 1, True
-    line_end = text.find("\n", id_value.end_mark.index)
-    if line_end == -1:
-        line_end = len(text)
-    elif text[line_end - 1 : line_end] == "\r":
-        line_end -= 1
-    insertion = f"{newline}{' ' * id_key.start_mark.column}seed: {seed}"
-    return text[:line_end] + insertion + text[line_end:], id_value.end_mark.line + 2, True
+    return set_key(text, index, "seed", seed, display)
 
 
 def pin(paths: ProjectPaths, sprite_id: str, seed: int) -> PinChange:
@@ -108,15 +59,11 @@ def pin(paths: ProjectPaths, sprite_id: str, seed: int) -> PinChange:
     text = raw.decode("utf-8")
     edited, line, changed = edit_seed(text, index, seed, manifest_file.display)
     if changed:
-        before = yaml.safe_load(text)
-        after = yaml.safe_load(edited)
-        before["sprites"][index]["seed"] = seed
-        if before != after:  # never write an edit that did more than set the seed
-            raise ManifestError(
-                "could not place 'seed' in this entry without changing anything else; write it by hand",
-                file=manifest_file.display,
-                line=line,
-                sprite=sprite_id,
-            )
-        atomic_write_bytes(path, edited.encode("utf-8"))
+        problem = ManifestError(
+            "could not place 'seed' in this entry without changing anything else; write it by hand",
+            file=manifest_file.display,
+            line=line,
+            sprite=sprite_id,
+        )
+        atomic_write_bytes(path, verified(text, edited, index, {"seed": seed}, (), problem).encode("utf-8"))
     return PinChange(manifest_file.display, line, seed, changed)
