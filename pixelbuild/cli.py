@@ -70,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     gc = commands.add_parser("gc", parents=[common], help="prune the local cache")
     gc.add_argument("--keep-days", type=float, default=0.0, metavar="N", help="also keep entries used in N days")
 
+    eject = commands.add_parser(
+        "eject", parents=[common], help="copy a generated sprite to a PNG and make the manifest read it (source:)"
+    )
+    eject.add_argument("sprite", metavar="ID", help="sprite id")
+    eject.add_argument("-o", dest="output", metavar="PATH", help="the PNG to write (default: art/<id>.png)")
+    eject.add_argument("--raw", action="store_true", help="the raw generation (the post chain stays) instead")
+
     from pixelbuild.review.commands import add_parsers
 
     add_parsers(commands, common)
@@ -248,6 +255,17 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_eject(args: argparse.Namespace) -> int:
+    from pixelbuild.eject import eject
+    from pixelbuild.paths import ProjectPaths
+
+    paths = ProjectPaths.for_manifest(_manifest_path(args))
+    done = eject(paths, args.sprite, args.output, args.raw)
+    document = {"sprite": done.sprite, "file": done.file, "manifest": done.manifest, "line": done.line}
+    _emit(args, {**document, "source": done.source, "raw": done.raw}, done.text())
+    return EXIT_OK
+
+
 def _cmd_gc(args: argparse.Namespace) -> int:
     from pixelbuild.builder import ProjectLock
     from pixelbuild.paths import ProjectPaths
@@ -288,6 +306,7 @@ _COMMANDS = {
     "check": _cmd_check,
     "validate": _cmd_validate,
     "gc": _cmd_gc,
+    "eject": _cmd_eject,
 }
 
 

@@ -76,7 +76,7 @@ def set_key(text: str, index: int, name: str, value: Any, display: str) -> tuple
         key, old = keys[name]
         if yaml.safe_load(yaml.serialize(old)) == value:
             return text, old.start_mark.line + 1, False
-        if isinstance(old, yaml.ScalarNode) or old.flow_style:
+        if not isinstance(old, yaml.CollectionNode) or old.flow_style:
             start, end = old.start_mark.index, old.end_mark.index
             return text[:start] + rendered + text[end:], old.start_mark.line + 1, True
         # A block collection: the new value goes on the key's line, replacing the old lines.
