@@ -260,7 +260,9 @@ def _cmd_eject(args: argparse.Namespace) -> int:
     from pixelbuild.paths import ProjectPaths
 
     paths = ProjectPaths.for_manifest(_manifest_path(args))
-    done = eject(paths, args.sprite, args.output, args.raw)
+    # -C DIR means "run in DIR": a relative -o PATH is relative to it.
+    output = os.path.join(args.directory or os.curdir, args.output) if args.output else None
+    done = eject(paths, args.sprite, output, args.raw)
     document = {"sprite": done.sprite, "file": done.file, "manifest": done.manifest, "line": done.line}
     _emit(args, {**document, "source": done.source, "raw": done.raw}, done.text())
     return EXIT_OK

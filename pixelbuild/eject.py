@@ -212,7 +212,8 @@ def eject(paths: ProjectPaths, sprite_id: str, output: str | None = None, raw: b
     edited = text
     for name in removed:
         edited = remove_key(edited, index, name, display)
-    for name, value in reversed(changes.items()):  # each new key goes right under the id: `source` ends first
+    # A new key goes right under the id (block style) or at the end (flow style): `source` comes first.
+    for name, value in changes.items() if entry.flow_style else reversed(changes.items()):
         edited, _line, _changed = set_key(edited, index, name, value, display)
     line = entry_keys(entry_node(edited, index, display))["source"][0].start_mark.line + 1
     problem = ManifestError(
