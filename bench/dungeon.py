@@ -3,7 +3,7 @@
 Each run copies the example to a fresh folder and starts a fake server with the example's checkpoint and
 LoRA, then times, as separate ``pixelbuild`` processes (what a user waits for):
 
-1. the first build (``-j 2``): 62 generations of 1024² images through the server, post chains, two atlases;
+1. the first build (``-j 2``): 46 generations (70 images of 1024²) through the server, post chains, two atlases;
 2. a no-op build (median of 5), against ``pixelbuild --version`` as the baseline of starting Python;
 3. a post-only rebuild after repainting the hand-drawn heart (no generator call, no server needed).
 
@@ -64,7 +64,7 @@ def one_run() -> tuple[float, float, float, float]:
 def main() -> None:
     """Print the figures of each run and their medians."""
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    print(f"examples/dungeon (38 sprites, 62 generations at 1024², 2 atlases x 5 formats), {runs} runs")
+    print(f"examples/dungeon (38 sprites, 46 generations = 70 images at 1024², 2 atlases x 5 formats), {runs} runs")
     if hasattr(os, "getloadavg"):
         print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     results = []

@@ -19,10 +19,17 @@ CHECKPOINT = "sd_xl_base_1.0.safetensors"
 LORA = "pixel-art-xl.safetensors"
 
 #: Sprites per folder after matrix expansion, and the hand-drawn ones among them.
-COUNTS = {"characters": 4 + 4 + 4 + 2 + 1, "monsters": 3 + 1 + 1 + 1 + 1, "items": 3 + 4 + 1 + 1, "tiles": 3 + 1 + 2 + 1}
+COUNTS = {
+    "characters": 4 + 4 + 4 + 2 + 1,  # idle, walk, attack per direction; mage north and south; shopkeeper
+    "monsters": 3 + 1 + 1 + 1 + 1,
+    "items": 3 + 4 + 1 + 1,
+    "tiles": 3 + 1 + 2 + 1,
+}
 HAND_DRAWN = {"characters/shopkeeper", "items/heart"}
 #: Generator calls: one per sprite, one per frame of a frames list (4 hero attacks x 3, skeleton attack x 3).
 GENERATIONS = sum(COUNTS.values()) - len(HAND_DRAWN) + 4 * 2 + 2
+#: Images: batches of 4 (hero walks, skeleton walk, coin), 3 (torch) and 2 (slimes, bat), the rest one each.
+IMAGES = GENERATIONS + 4 * 3 + 3 + 3 + 2 + 3 * 1 + 1
 ATLAS_FILES = {
     f"{name}{suffix}"
     for name in ("actors", "world")
@@ -33,7 +40,7 @@ ATLAS_FILES = {
 @pytest.fixture
 def dungeon(tmp_path: Path) -> Path:
     """The example as shipped, generating at 256 px instead of SDXL's 1024: the fake server draws noise,
-    and encoding 62 incompressible 1024² PNGs alone takes it ~15 s (bench/dungeon.py builds it at 1024)."""
+    and encoding 70 incompressible 1024² PNGs alone takes it ~15 s (bench/dungeon.py builds it at 1024)."""
     target = tmp_path / "dungeon"
     shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".pixelbuild", "assets", "pixelbuild.lock"))
     manifest = target / "pixelbuild.yaml"
@@ -80,6 +87,7 @@ def test_dungeon_builds_against_comfyui(
     report = build_json(cli, dungeon, "--server", sdxl_server.url, "-j", "2")
     assert report["generator_calls"] == GENERATIONS
     assert sdxl_server.accepted == GENERATIONS
+    assert sdxl_server.images_made == IMAGES == 70
     _assert_built(dungeon)
     # Every prompt the server ran used the SDXL checkpoint and the LoRA (the preflight checked the names).
     assert report["failures"] == {}
@@ -100,7 +108,7 @@ def test_dungeon_builds_against_comfyui(
 def test_readme_describes_the_example_as_it_is() -> None:
     readme = (REPO / "README.md").read_text()
     assert f"{sum(COUNTS.values())} sprites in four included folders" in readme
-    assert f"# {GENERATIONS} generations, 2 atlases" in readme
+    assert f"# {GENERATIONS} generations (70 images), 2 atlases" in readme
     assert len(ATLAS_FILES) == 2 * 6  # an image and five data formats each
 
 
