@@ -485,6 +485,15 @@ class _Resolver:
                 "frames",
             )
         ref = self.project_file(layers, "source", settings["file"], *at)
+        for managed in (self.project.output, STATE_DIR):
+            if ref.startswith(f"{managed}/"):
+                raise self.error(
+                    f"source '{settings['file']}' is inside '{managed}/', which pixelbuild writes; keep hand-drawn "
+                    "sprites elsewhere (e.g. art/)",
+                    layers,
+                    "source",
+                    *at,
+                )
         with (self.project_dir / ref).open("rb") as handle:
             size = png_size(handle.read(24))
         if size is None:

@@ -157,6 +157,12 @@ def test_a_missing_source_file_is_a_located_error(
             "takes its frames from its file",
         ),
         ("source: ../outside.png", {}, "must be a path inside the project"),
+        ("source: assets/x.png", {"assets/x.png": drawn((16, 16), (1, 2, 3))}, "inside 'assets/', which pixelbuild"),
+        (
+            "source: .pixelbuild/x.png",
+            {".pixelbuild/x.png": drawn((16, 16), (1, 2, 3))},
+            "inside '.pixelbuild/', which pixelbuild",
+        ),
     ],
 )
 def test_bad_sources_are_located_errors(
