@@ -363,7 +363,8 @@ class Engine:
         def work() -> None:
             assert self._backend is not None
             job = self._jobs[key]
-            self.ctx.progress.working(job.sprite_id, "generating")
+            generator = backend_info(job.spec.backend).generator
+            self.ctx.progress.working(job.sprite_id, "generating" if generator else "reading its source")
             generated = self._backend.result(key)
             from pixelbuild.png import encode_raw
 
@@ -381,7 +382,7 @@ class Engine:
                     "seed": job.spec.seed,
                 },
             )
-            if backend_info(job.spec.backend).generator:  # reading a hand-drawn sprite is no generator call
+            if generator:  # reading a hand-drawn sprite is no generator call
                 with self._lock:
                     self.result.generator_calls += 1
 

@@ -224,3 +224,11 @@ def test_seed_and_graph_commands_refuse_a_hand_drawn_sprite(
     result = cli(*command, "-C", project)
     assert result.code == 2, result.err
     assert "is drawn by hand (source: art/gem.png)" in result.err
+
+
+def test_the_gallery_names_the_file_of_a_hand_drawn_sprite(cli: Callable[..., Result], project: Path) -> None:
+    build_json(cli, project)
+    assert cli("gallery", "-C", project).code == 0
+    page = (project / ".pixelbuild/gallery/index.html").read_text()
+    assert "art/walk.png (drawn by hand)" in page
+    assert "5 of 16×16" in page
