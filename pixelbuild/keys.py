@@ -70,6 +70,11 @@ def _generation_key(inputs: Mapping[str, str]) -> str:
     return hash_text(canonical_object({"v": canonical_json(KEY_VERSION), "generation": canonical_object(inputs)}))
 
 
+def generation_key(generation: GenerationSpec, file_hash: FileHasher) -> str:
+    """The generation key of one generation (what ``sprite_keys`` computes for each)."""
+    return _generation_key(generation_inputs(generation, file_hash))
+
+
 def sprite_keys(sprite: SpriteSpec, file_hash: FileHasher) -> SpriteKeys:
     """Compute a sprite's generation keys, post key and per-field digests."""
     fields: dict[str, str] = {}

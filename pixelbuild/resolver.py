@@ -494,8 +494,13 @@ class _Resolver:
                     "source",
                     *at,
                 )
-        with (self.project_dir / ref).open("rb") as handle:
-            size = png_size(handle.read(24))
+        try:
+            with (self.project_dir / ref).open("rb") as handle:
+                size = png_size(handle.read(24))
+        except OSError as error:
+            raise self.error(
+                f"cannot read source '{settings['file']}' ({error.strerror})", layers, "source", *at
+            ) from None
         if size is None:
             raise self.error(f"source '{settings['file']}' is not a PNG file", layers, "source", *at)
         width, height = size

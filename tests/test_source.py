@@ -232,3 +232,22 @@ def test_the_gallery_names_the_file_of_a_hand_drawn_sprite(cli: Callable[..., Re
     page = (project / ".pixelbuild/gallery/index.html").read_text()
     assert "art/walk.png (drawn by hand)" in page
     assert "5 of 16×16" in page
+
+
+def test_a_source_edited_during_the_build_is_not_cached_under_its_old_key(project: Path) -> None:
+    from pixelbuild.backends.base import GenerationJob
+    from pixelbuild.backends.source import SourceBackend
+    from pixelbuild.errors import GenerationError
+    from pixelbuild.paths import ProjectPaths
+    from pixelbuild.project import open_session
+
+    session = open_session(ProjectPaths.for_manifest(project / "pixelbuild.yaml"))
+    sprite = session.resolved.by_id["items/gem"]
+    key = session.keys["items/gem"].generations[0]
+    job = GenerationJob(key, sprite.id, sprite.generations[0], project, source_path=project / "art/gem.png")
+    backend = SourceBackend()
+    backend.start([job])
+    assert len(backend.result(key).images) == 1
+    (project / "art/gem.png").write_bytes(drawn((16, 16), (9, 9, 9)))  # the artist saves mid-build
+    with pytest.raises(GenerationError, match="changed during the build"):
+        backend.result(key)

@@ -46,16 +46,23 @@ def cut_frames(sheet: Image.Image, frame_size: tuple[int, int], count: int) -> l
     return [sheet.crop((left, top, left + width, top + height)) for left, top in cells]
 
 
-def read_source(path: Path, frame_size: tuple[int, int] | None, count: int) -> list[Image.Image]:
-    """Decode the source PNG at ``path`` (bounded in size) and cut it into ``count`` RGBA frames."""
+def read_source(job: GenerationJob) -> list[Image.Image]:
+    """Read job's source PNG, check that it is the file its key was computed from, and cut it into
+    ``batch_size`` RGBA frames (bounded in size before decoding)."""
     from PIL import Image
 
+    from pixelbuild.hashing import hash_bytes
+    from pixelbuild.keys import generation_key
     from pixelbuild.png import decode_png
 
+    assert job.source_path is not None
     try:
-        data = path.read_bytes()
+        data = job.source_path.read_bytes()
     except OSError as error:
         raise GenerationError(f"cannot read its source file ({error.strerror})", field="source") from None
+    # Edited since the build planned? Its frames must not be cached under the old content's key.
+    if generation_key(job.spec, lambda _ref: hash_bytes(data)) != job.key:
+        raise GenerationError("its source file changed during the build; build again", field="source")
     size = png_size(data[:24])
     if size is None:
         raise GenerationError("its source file is not a PNG image", field="source")
@@ -67,7 +74,7 @@ def read_source(path: Path, frame_size: tuple[int, int] | None, count: int) -> l
         raise GenerationError(f"its source file is not a readable PNG ({error})", field="source") from None
     rgba = image if image.mode == "RGBA" else image.convert("RGBA")
     try:
-        return cut_frames(rgba, frame_size or (rgba.width, rgba.height), count)
+        return cut_frames(rgba, job.spec.frame_size or (rgba.width, rgba.height), job.spec.batch_size)
     except ValueError as error:
         raise GenerationError(f"its source sheet changed: {error}", field="source") from None
 
@@ -91,7 +98,7 @@ class SourceBackend:
         job = self._jobs.get(key)
         if job is None or job.source_path is None:
             raise GenerationError(f"no source job with key {key}")
-        images = read_source(job.source_path, job.spec.frame_size, job.spec.batch_size)
+        images = read_source(job)
         return GenerationResult(images=images, identity=IDENTITY)
 
     def cancel(self) -> None:
