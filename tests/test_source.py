@@ -157,6 +157,11 @@ def test_a_missing_source_file_is_a_located_error(
             "takes its frames from its file",
         ),
         ("source: ../outside.png", {}, "must be a path inside the project"),
+        (
+            "source: art/bomb.png",  # a header that claims 100000x100000 pixels: refused before any decoding
+            {"art/bomb.png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + (100000).to_bytes(4, "big") * 2},
+            "is 100000x100000; at most 67108864 pixels",
+        ),
         ("source: assets/x.png", {"assets/x.png": drawn((16, 16), (1, 2, 3))}, "inside 'assets/', which pixelbuild"),
         (
             "source: .pixelbuild/x.png",
