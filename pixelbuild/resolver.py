@@ -336,8 +336,7 @@ class _Resolver:
         if not _STRICT_ID.fullmatch(sprite_id):
             raise self.error(f"id '{sprite_id}' is not well formed", layers, "id")
         if "source" in merged:
-            generations: list[GenerationSpec] = [self.source_generation(layers, merged)]
-            return self._sprite_spec(layers, merged, generations)
+            return self._sprite_spec(layers, merged, [self.source_generation(layers, merged)])
         if "prompt" not in merged:
             raise self.error("missing required key 'prompt' (set it on the sprite or in 'defaults')", layers, "prompt")
 
