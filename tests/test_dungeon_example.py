@@ -37,14 +37,6 @@ ATLAS_FILES = {
 }
 
 
-# The example's included files climb to the shared palette ('../palettes/sweetie-16.hex'): the path rule
-# (relative to the naming file, '..' inside the project) is another lane's change. Until it is on main these
-# builds fail validation on that path; the lead flips them to plain tests once it is merged.
-NEEDS_PATH_RULE = pytest.mark.xfail(
-    strict=False, reason="needs the '..'-inside-the-project path rule from the inputs lane, not on main yet"
-)
-
-
 @pytest.fixture
 def dungeon(tmp_path: Path) -> Path:
     """The example as shipped, generating at 256 px instead of SDXL's 1024: the fake server draws noise,
@@ -89,7 +81,6 @@ def _assert_built(project: Path) -> None:
         assert tile.size == (32, 32)
 
 
-@NEEDS_PATH_RULE
 def test_dungeon_builds_against_comfyui(
     cli: Callable[..., Result], dungeon: Path, sdxl_server: FakeComfyServer
 ) -> None:
@@ -121,7 +112,6 @@ def test_readme_describes_the_example_as_it_is() -> None:
     assert len(ATLAS_FILES) == 2 * 6  # an image and five data formats each
 
 
-@NEEDS_PATH_RULE
 def test_dungeon_builds_on_the_placeholder(cli: Callable[..., Result], dungeon: Path) -> None:
     manifest = dungeon / "pixelbuild.yaml"
     text = manifest.read_text()
