@@ -33,6 +33,7 @@ class BuildOptions:
     jobs: int = 1
     frozen: bool = False
     servers: Sequence[str] = ()
+    force: bool = False  # replace files at output paths that pixelbuild did not write (or that were edited)
 
 
 @dataclass(slots=True)
@@ -51,6 +52,7 @@ class BuildReport:
     noop: bool = False
     interrupted: bool = False
     seconds: float = 0.0
+    kept: list[str] = field(default_factory=list)  # outputs left in place although their sprite went
 
     @property
     def ok(self) -> bool:
@@ -148,7 +150,7 @@ def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, pr
     lock = read_current_lock(paths)
     if paths.journal.exists():
         _commit_lock(paths, lock)
-    full_plan = session.plan(lock)
+    full_plan = session.plan(lock, force=options.force)
     plan = session.select(full_plan, options.only)
 
     if options.frozen:
@@ -179,7 +181,7 @@ def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, pr
                 break
             repaired.update(dict.fromkeys(sorted(result.repair)))
             current = apply_journal(lock, read_journal(paths.journal))
-            work = _replan(session, current, result.repair, options.frozen, result.failures)
+            work = _replan(session, current, result.repair, options, result.failures)
     finally:
         journal.close()
         final_lock = apply_journal(lock, read_journal(paths.journal))
@@ -196,6 +198,7 @@ def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, pr
         up_to_date=full_plan.count(Action.UP_TO_DATE),
         failures=result.failures,
         interrupted=result.interrupted,
+        kept=result.kept,
     )
     if repaired:
         shown = ", ".join(list(repaired)[:5]) + (", ..." if len(repaired) > 5 else "")
@@ -236,11 +239,15 @@ def _run_engine(
         jobs=max(1, options.jobs),
         progress=progress,
         atlases={atlas.id: atlas for atlas in session.resolved.atlases},
+        guard=session.guard,
+        foreign=session.foreign(lock, options.force),
     )
     return Engine(context).run(plan)
 
 
-def _replan(session: Session, lock: Lock, subjects: set[str], frozen: bool, failures: dict[str, str]) -> Plan:
+def _replan(
+    session: Session, lock: Lock, subjects: set[str], options: BuildOptions, failures: dict[str, str]
+) -> Plan:
     """A plan of ``subjects`` (sprite ids and ``atlas <id>``) only, against the lock as it is now.
 
     Their bad cache entries are gone, so this plan takes the way around them; under ``--frozen`` one
@@ -249,12 +256,12 @@ def _replan(session: Session, lock: Lock, subjects: set[str], frozen: bool, fail
     from pixelbuild.plan import Action
     from pixelbuild.plan import Plan as PlanType
 
-    again = session.plan(lock)
+    again = session.plan(lock, force=options.force)
     decisions = []
     for decision in again.decisions:
         if decision.sprite_id not in subjects:
             continue
-        if frozen and decision.action is Action.GENERATE:
+        if options.frozen and decision.action is Action.GENERATE:
             failures[decision.sprite_id] = (
                 "--frozen: its cached generation was missing or damaged, and making it again needs the generator"
             )

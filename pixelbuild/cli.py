@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--only", action="append", default=[], metavar="ID|GLOB", help="build only these sprites")
     build.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="parallel jobs (default 1)")
     build.add_argument("--frozen", action="store_true", help="fail instead of calling the generator")
+    build.add_argument(
+        "--force", action="store_true", help="replace files at output paths that pixelbuild did not write"
+    )
     build.add_argument("--server", action="append", default=[], metavar="URL", help="ComfyUI server (repeatable)")
     build.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto", help="progress display")
 
@@ -114,7 +117,7 @@ def _noop_build(args: argparse.Namespace) -> bool:
     """The no-op fast path: if the last build's stamp holds, report and return True (imports almost nothing)."""
     from pixelbuild.noop import check_stamp
 
-    if args.only:
+    if args.only or args.force:
         return False
     base = args.directory or os.getcwd()
     up_to_date = check_stamp(os.path.abspath(os.path.join(base, args.manifest or MANIFEST_NAME)))
@@ -147,13 +150,16 @@ def _cmd_build(args: argparse.Namespace) -> int:
         return EXIT_OK
     from pixelbuild.builder import BuildOptions, build
 
-    options = BuildOptions(only=tuple(args.only), jobs=args.jobs, frozen=args.frozen, servers=tuple(args.server))
+    options = BuildOptions(
+        only=tuple(args.only), jobs=args.jobs, frozen=args.frozen, servers=tuple(args.server), force=args.force
+    )
     report = build(_manifest_path(args), options, _progress(args))
     for warning in report.warnings:
         sys.stderr.write(f"pixelbuild: warning: {warning}\n")
     lines = []
     for sprite_id, message in sorted(report.failures.items()):
         lines.append(f"FAILED {sprite_id}: {message}")
+    lines.extend(report.kept)
     if report.interrupted:
         lines.append("interrupted: finished sprites are in the lock; run the build again to continue")
     lines.append(f"{report.summary()} ({report.seconds:.2f}s)")
@@ -170,6 +176,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         "failures": report.failures,
         "warnings": report.warnings,
         "interrupted": report.interrupted,
+        "kept": report.kept,
         "seconds": round(report.seconds, 3),
     }
     _emit(args, document, "\n".join(lines))

@@ -22,7 +22,7 @@ from pixelbuild.backends import Backend, backend_info, create_backend
 from pixelbuild.backends.base import GenerationJob
 from pixelbuild.backends.router import BackendRouter
 from pixelbuild.errors import GenerationError, ManifestError, PixelbuildError
-from pixelbuild.fsutil import atomic_write_bytes, remove_file
+from pixelbuild.fsguard import OutputGuard, Removal
 from pixelbuild.hashing import hash_bytes
 from pixelbuild.keys import SpriteKeys
 from pixelbuild.lock import AtlasEntry, Journal, Lock, LockEntry, OutputRecord
@@ -73,6 +73,7 @@ class EngineResult:
     finished: set[str] = field(default_factory=set)
     interrupted: bool = False
     repair: set[str] = field(default_factory=set)
+    kept: list[str] = field(default_factory=list)
 
     def add(self, other: EngineResult) -> None:
         """Add the work of a later pass over the same build."""
@@ -82,6 +83,7 @@ class EngineResult:
         self.finished |= other.finished
         self.interrupted = self.interrupted or other.interrupted
         self.repair = set(other.repair)
+        self.kept += other.kept
 
 
 @dataclass(slots=True)
@@ -102,6 +104,10 @@ class EngineContext:
     progress: Progress
     atlases: Mapping[str, AtlasSpec] = field(default_factory=dict)
     backend_factory: Callable[[str, Mapping[str, Any], Path], Backend] | None = None
+    #: Writes and deletes under the output root (default: a guard of ``output_dir`` with no options).
+    guard: OutputGuard | None = None
+    #: Why writing an output path would clobber a file pixelbuild does not own (None: it may be written).
+    foreign: Callable[[str], str | None] | None = None
 
 
 # ---------------------------------------------------------------------------------------- pure work
@@ -117,7 +123,8 @@ class PostJob:
     layout: Mapping[str, Any]
     project_dir: str
     post_key: str
-    target: str
+    guard: OutputGuard
+    output: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +174,7 @@ def post_process(job: PostJob) -> Rendered:
             "identity": identity,
         },
     )
-    atomic_write_bytes(Path(job.target), png)
+    job.guard.write_bytes(job.output, png)
     return Rendered(blob, pixels, image.width, image.height, identity)
 
 
@@ -234,6 +241,7 @@ class Engine:
         self._failed_keys: set[str] = set()
         self._entries: dict[str, LockEntry] = dict(context.lock.sprites)
         self._claimed.update(path for atlas in context.atlases.values() for path in atlas.outputs())
+        self.guard = context.guard or OutputGuard(str(context.output_dir))
 
     # ---------------------------------------------------------------- setup
 
@@ -391,7 +399,15 @@ class Engine:
         self._failed_keys.add(key)
         return False
 
+    def _may_write(self, path: str) -> None:
+        """Refuse (a failure of the sprite) to replace a file pixelbuild does not own: checked by the plan,
+        and again here in case the file appeared while the build ran."""
+        problem = self.ctx.foreign(path) if self.ctx.foreign is not None else None
+        if problem is not None:
+            raise PixelbuildError(f"{problem}; nothing was written")
+
     def _post_process(self, sprite: SpriteSpec, keys: SpriteKeys) -> Rendered:
+        self._may_write(sprite.output)
         job = PostJob(
             store_root=str(self.ctx.store.root),
             generation_keys=keys.generations,
@@ -399,19 +415,20 @@ class Engine:
             layout=sprite.layout,
             project_dir=str(self.ctx.project_dir),
             post_key=keys.post,
-            target=str(self.ctx.output_dir / sprite.output),
+            guard=self.guard,
+            output=sprite.output,
         )
         if self._pool is not None:
             return self._pool.submit(post_process, job).result()
         return post_process(job)
 
     def _restore(self, sprite: SpriteSpec, keys: SpriteKeys, from_files: bool) -> Rendered:
-        target = self.ctx.output_dir / sprite.output
+        self._may_write(sprite.output)
         if from_files:
             entry = self.ctx.lock.sprites[sprite.id]
             output = entry.outputs[0]
             try:
-                png = (self.ctx.output_dir / output.path).read_bytes()
+                png = self.guard.read_bytes(output.path)
             except FileNotFoundError:
                 raise Deferred(sprite.id) from None  # deleted since the plan: plan it again
             assert output.pixel_hash is not None and output.width is not None and output.height is not None
@@ -433,9 +450,9 @@ class Engine:
                 )
             except (KeyError, IndexError, TypeError, ValueError):
                 raise CacheMiss("post", keys.post) from None
-            atomic_write_bytes(target, data)
+            self.guard.write_bytes(sprite.output, data)
             return rendered
-        atomic_write_bytes(target, png)
+        self.guard.write_bytes(sprite.output, png)
         return Rendered(hash_bytes(png), image["pixel_hash"], int(image["width"]), int(image["height"]), identity)
 
     def _finish_sprite(self, decision: Decision) -> bool:
@@ -485,7 +502,20 @@ class Engine:
             return
         for output in entry.outputs:
             if output.path != sprite.output and output.path not in self._claimed:
-                remove_file(self.ctx.output_dir / output.path, self.ctx.output_dir)
+                self._remove_output(output)
+
+    def _remove_output(self, output: OutputRecord) -> None:
+        """Delete an output pixelbuild wrote, unless its bytes changed since (then keep it and say so)."""
+        outcome, why = self.guard.remove(output.path, lambda data: _still_ours(data, output))
+        if outcome is Removal.KEPT:
+            try:
+                shown = (self.ctx.output_dir / output.path).relative_to(self.ctx.project_dir).as_posix()
+            except ValueError:
+                shown = output.path
+            with self._lock:
+                self.result.kept.append(
+                    f"kept {shown}: {why}; pixelbuild no longer manages it (delete it, or list it under 'keep')"
+                )
 
     def _pack(self, decision: AtlasDecision) -> bool:
         def work() -> None:
@@ -493,7 +523,7 @@ class Engine:
             if decision.action is Action.REMOVE:
                 for output in self.ctx.lock.atlases[atlas_id].outputs:
                     if output.path not in self._claimed:
-                        remove_file(self.ctx.output_dir / output.path, self.ctx.output_dir)
+                        self._remove_output(output)
                 self.ctx.journal.record_atlas_remove(atlas_id)
                 with self._lock:
                     self.result.removed += 1
@@ -507,16 +537,17 @@ class Engine:
                 else self._pack_atlas(atlas, decision.key)
             )
             records = []
+            for path in atlas.outputs():
+                self._may_write(path)
             for path, (data, pixels, width, height) in zip(atlas.outputs(), files, strict=True):
-                target = self.ctx.output_dir / path
-                atomic_write_bytes(target, data)
+                self.guard.write_bytes(path, data)
                 digest = hash_bytes(data)
-                self.ctx.hashes.remember(target, digest)
+                self.ctx.hashes.remember(self.ctx.output_dir / path, digest)
                 records.append(OutputRecord(path, digest, pixels, width, height))
             old = self.ctx.lock.atlases.get(atlas_id)
             for output in old.outputs if old else ():
                 if output.path not in self._claimed:
-                    remove_file(self.ctx.output_dir / output.path, self.ctx.output_dir)
+                    self._remove_output(output)
             self.ctx.journal.record_atlas(atlas_id, AtlasEntry(decision.key, atlas.members, tuple(records)))
             with self._lock:
                 if decision.action is Action.RESTORE:
@@ -556,7 +587,7 @@ class Engine:
             if entry is None or entry.post_key != self.ctx.keys[sprite_id].post:
                 raise GenerationError(f"member '{sprite_id}' is not built")
             output = entry.outputs[0]
-            data = (self.ctx.output_dir / output.path).read_bytes()
+            data = self.guard.read_bytes(output.path)
             sprite = self.ctx.sprites[sprite_id]
             frames = sum(generation.batch_size for generation in sprite.generations)
             members.append(Member(sprite_id, decode_png(data), frames, sprite.layout))
@@ -576,7 +607,7 @@ class Engine:
             entry = self.ctx.lock.sprites[sprite_id]
             for output in entry.outputs:
                 if output.path not in self._claimed:
-                    remove_file(self.ctx.output_dir / output.path, self.ctx.output_dir)
+                    self._remove_output(output)
             self.ctx.journal.record_remove(sprite_id)
             with self._lock:
                 self.result.finished.add(sprite_id)
@@ -625,7 +656,19 @@ class Engine:
             yield tasks
 
     def run(self, plan: Plan) -> EngineResult:
-        """Run every stale decision of ``plan``; failures are collected, not raised."""
+        """Run every stale decision of ``plan``; failures are collected, not raised.
+
+        A decision the plan found blocked (it would clobber a file pixelbuild does not own) fails at once:
+        nothing is generated or written for it.
+        """
+        blocked = [d for d in plan.decisions if d.blocked] + [a for a in plan.atlases if a.blocked]
+        if blocked:
+            for item in blocked:
+                name = item.sprite_id if isinstance(item, Decision) else f"atlas {item.atlas_id}"
+                self._fail([name], f"{item.blocked}; nothing was written")
+            plan = Plan(
+                [d for d in plan.decisions if not d.blocked], [a for a in plan.atlases if not a.blocked]
+            )
         stale = plan.stale
         stale_atlases = plan.stale_atlases
         if not stale and not stale_atlases:
@@ -801,3 +844,17 @@ class _SilentReporter:
 
     def complete_run(self) -> None:
         """Not reported."""
+
+
+def _still_ours(data: bytes, output: OutputRecord) -> bool:
+    """Whether ``data`` is what pixelbuild wrote for ``output``: the same bytes, or the same pixels."""
+    if hash_bytes(data) == output.file_hash:
+        return True
+    if output.pixel_hash is None:
+        return False
+    from pixelbuild.png import decode_png, pixel_hash
+
+    try:
+        return pixel_hash(decode_png(data)) == output.pixel_hash
+    except (OSError, ValueError, SyntaxError):
+        return False

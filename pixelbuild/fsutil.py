@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes for pixelbuild's own files (lock, state, cache): a reader sees the old file or the
+new one, never half of one. Files under the output root go through ``pixelbuild.fsguard`` instead."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import os
 import secrets
 from pathlib import Path
 
-TEMP_PREFIX = ".pixelbuild-tmp."
+from pixelbuild.fsguard import TEMP_PREFIX
+
+__all__ = ["TEMP_PREFIX", "atomic_write_bytes"]
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = False) -> None:
@@ -19,7 +22,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = False) -> Non
     # The target's name is not part of the temporary one: a 255-byte name would push it over the limit.
     temp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
     # os.open with 0o666 lets the umask decide the mode, as for any file the user creates.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(temp, flags, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -31,22 +35,3 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = False) -> Non
         with contextlib.suppress(OSError):
             temp.unlink()
         raise
-
-
-def remove_file(path: Path, stop_at: Path) -> bool:
-    """Delete ``path`` if present, then any parent folders it leaves empty, up to ``stop_at``.
-
-    Returns whether a file was removed.
-    """
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    parent = path.parent
-    while parent != stop_at and parent.is_relative_to(stop_at):
-        try:
-            parent.rmdir()
-        except OSError:
-            break
-        parent = parent.parent
-    return True

@@ -10,6 +10,8 @@ next run after a crash, so finished work survives without rewriting the lock aft
 from __future__ import annotations
 
 import json
+import os
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,10 +19,70 @@ from pathlib import Path
 from typing import IO, Any
 
 from pixelbuild.errors import ManifestError
+from pixelbuild.fsguard import path_problem
 from pixelbuild.fsutil import atomic_write_bytes
+from pixelbuild.notices import warn_once
 
 LOCK_VERSION = 1
 _ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+
+#: The largest lock (and journal) pixelbuild reads: ~1 KB per sprite, so room for 250,000 sprites.
+MAX_LOCK_BYTES = 256 << 20
+#: The most outputs one lock entry may list (a sprite has one; an atlas its image and data files).
+MAX_OUTPUTS = 64
+#: The most generations (frames) and atlas members one entry may list.
+MAX_ITEMS = 1 << 20
+_HEX_KEY = re.compile(r"[0-9a-f]{32}")
+_SHORT_HEX = re.compile(r"[0-9a-f]{16}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class LockFormatError(ValueError):
+    """A lock or journal entry that is not what pixelbuild writes; ``needle`` helps find its line."""
+
+    def __init__(self, message: str, needle: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.needle = needle
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise LockFormatError(message)
+
+
+def _hex_key(value: Any, what: str) -> str:
+    _require(isinstance(value, str) and _HEX_KEY.fullmatch(value) is not None, f"{what} is not a 32-digit hex key")
+    return str(value)
+
+
+def _output_path(value: Any) -> str:
+    problem = path_problem(value)
+    if problem is not None:
+        shown = value if isinstance(value, str) else repr(value)
+        raise LockFormatError(
+            f"output path {json.dumps(shown, ensure_ascii=False)[:300]} {problem}; every output must be a "
+            "normalised relative path inside the output root, and pixelbuild never writes or deletes "
+            "anything else",
+            needle=json.dumps(value, ensure_ascii=False) if isinstance(value, str) else None,
+        )
+    return str(value)
+
+
+def _size(value: Any) -> int:
+    _require(type(value) is int and 0 < value <= 1 << 20, "an output's width or height is not a sane size")
+    return int(value)
+
+
+def _list(value: Any, what: str, limit: int) -> list[Any]:
+    _require(isinstance(value, list), f"{what} is not a list")
+    _require(len(value) <= limit, f"{what} has more than {limit} items")
+    return list(value)
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    _require(isinstance(value, dict), f"{what} is not an object")
+    return dict(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +104,15 @@ class OutputRecord:
         return record
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> OutputRecord:
-        """Read a record written by ``to_json``."""
+    def from_json(cls, data: Any) -> OutputRecord:
+        """Read a record written by ``to_json``; raise ``LockFormatError`` on anything else."""
+        data = _object(data, "an output")
+        path = _output_path(data.get("path"))
+        file_hash = _hex_key(data.get("file_hash"), "an output's file_hash")
         if "pixel_hash" not in data:
-            return cls(data["path"], data["file_hash"])
-        return cls(data["path"], data["file_hash"], data["pixel_hash"], int(data["width"]), int(data["height"]))
+            return cls(path, file_hash)
+        pixels = _hex_key(data["pixel_hash"], "an output's pixel_hash")
+        return cls(path, file_hash, pixels, _size(data.get("width")), _size(data.get("height")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +132,17 @@ class AtlasEntry:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> AtlasEntry:
-        """Read an entry written by ``to_json``."""
-        return cls(data["pack_key"], tuple(data["members"]), tuple(OutputRecord.from_json(o) for o in data["outputs"]))
+    def from_json(cls, data: Any) -> AtlasEntry:
+        """Read an entry written by ``to_json``; raise ``LockFormatError`` on anything else."""
+        data = _object(data, "an atlas entry")
+        members = _list(data.get("members"), "members", MAX_ITEMS)
+        _require(all(isinstance(member, str) for member in members), "a member is not a sprite id")
+        outputs = _list(data.get("outputs"), "outputs", MAX_OUTPUTS)
+        return cls(
+            _hex_key(data.get("pack_key"), "pack_key"),
+            tuple(members),
+            tuple(OutputRecord.from_json(output) for output in outputs),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +171,27 @@ class LockEntry:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> LockEntry:
-        """Read an entry written by ``to_json``."""
+    def from_json(cls, data: Any) -> LockEntry:
+        """Read an entry written by ``to_json``; raise ``LockFormatError`` on anything else."""
+        data = _object(data, "a sprite entry")
+        generations = []
+        for item in _list(data.get("generations"), "generations", MAX_ITEMS):
+            item = _object(item, "a generation")
+            seed = item.get("seed")
+            if type(seed) is not int:
+                raise LockFormatError("a generation's seed is not an integer")
+            generations.append((_hex_key(item.get("key"), "a generation key"), seed))
+        fields = _object(data.get("fields"), "fields")
+        _require(
+            all(isinstance(value, str) and _SHORT_HEX.fullmatch(value) for value in fields.values()),
+            "a field digest is not 16 hex digits",
+        )
         return cls(
-            generations=tuple((item["key"], int(item["seed"])) for item in data["generations"]),
-            post_key=data["post_key"],
-            backend=data["backend"],
-            fields=data["fields"],
-            outputs=tuple(OutputRecord.from_json(item) for item in data["outputs"]),
+            generations=tuple(generations),
+            post_key=_hex_key(data.get("post_key"), "post_key"),
+            backend=_object(data.get("backend"), "backend"),
+            fields=fields,
+            outputs=tuple(OutputRecord.from_json(item) for item in _list(data.get("outputs"), "outputs", MAX_OUTPUTS)),
         )
 
 
@@ -162,21 +249,74 @@ def parse_lock(raw: bytes, display: str) -> Lock:
             file=display,
             line=1,
         )
-    try:
-        sprites = {sprite_id: LockEntry.from_json(entry) for sprite_id, entry in data.get("sprites", {}).items()}
-        atlases = {atlas_id: AtlasEntry.from_json(entry) for atlas_id, entry in data.get("atlases", {}).items()}
-    except (KeyError, TypeError, ValueError) as error:
-        raise ManifestError(f"the lock file has a malformed entry ({error!r})", file=display) from None
+    text: str | None = None
+
+    def entries(section: str) -> dict[str, Any]:
+        found = data.get(section, {})
+        if not isinstance(found, dict):
+            raise ManifestError(f"'{section}' in the lock file is not an object", file=display, line=1)
+        return found
+
+    def bad(what: str, entry_id: str, error: LockFormatError) -> ManifestError:
+        nonlocal text
+        text = text if text is not None else raw.decode("utf-8", "replace")
+        return ManifestError(
+            f"{what} '{entry_id[:200]}': {error.message}. Restore the lock from version control, or remove "
+            "this entry",
+            file=display,
+            line=_line_of(text, entry_id, error.needle),
+        )
+
+    sprites: dict[str, LockEntry] = {}
+    for sprite_id, entry in entries("sprites").items():
+        try:
+            _check_id(sprite_id)
+            sprites[sprite_id] = LockEntry.from_json(entry)
+        except LockFormatError as error:
+            raise bad("sprite", sprite_id, error) from None
+    atlases: dict[str, AtlasEntry] = {}
+    for atlas_id, entry in entries("atlases").items():
+        try:
+            _check_id(atlas_id)
+            atlases[atlas_id] = AtlasEntry.from_json(entry)
+        except LockFormatError as error:
+            raise bad("atlas", atlas_id, error) from None
     return Lock(sprites, atlases)
+
+
+def _check_id(entry_id: str) -> None:
+    # Ids are never used as paths, but they are printed: no control characters, a sane length.
+    _require(0 < len(entry_id) <= 1024 and not _CONTROL.search(entry_id), "the id is not a valid id")
+
+
+def _line_of(text: str, entry_id: str, needle: str | None) -> int | None:
+    """The line of ``needle`` (a JSON-encoded value) after the entry ``entry_id`` in the lock text, else the
+    entry's own line."""
+    start = text.find(json.dumps(entry_id, ensure_ascii=False) + ":")
+    if start < 0:
+        start = text.find(json.dumps(entry_id) + ":")
+    if start < 0:
+        return None
+    at = text.find(needle, start) if needle else -1
+    return text.count("\n", 0, at if at >= 0 else start) + 1
 
 
 def read_lock(path: Path, display: str | None = None) -> Lock:
     """Read the lock at ``path``; a missing lock is an empty one."""
+    shown = display or str(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_LOCK_BYTES:
+                raise ManifestError(
+                    f"the lock file is {size / 1e6:.0f} MB, more than the {MAX_LOCK_BYTES >> 20} MiB pixelbuild "
+                    "reads; it is not a lock pixelbuild wrote. Restore it from version control",
+                    file=shown,
+                )
+            raw = handle.read()
     except FileNotFoundError:
         return Lock()
-    return parse_lock(raw, display or str(path))
+    return parse_lock(raw, shown)
 
 
 def write_lock(path: Path, lock: Lock) -> bytes:
@@ -229,37 +369,64 @@ class Journal:
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:
-    """Every complete record of the journal at ``path`` (a torn last line is ignored)."""
+    """Every complete, valid record of the journal at ``path``, its entry already parsed.
+
+    A torn last line (a crash mid-write) is ignored silently; any other damaged or crafted record is
+    ignored with one warning, never acted on.
+    """
     try:
-        text = path.read_text("utf-8")
+        with open(path, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size > MAX_LOCK_BYTES:
+                warn_once("journal", f"ignored {path}: larger than any journal pixelbuild writes")
+                return []
+            text = handle.read().decode("utf-8", "replace")
     except FileNotFoundError:
         return []
     records = []
-    for line in text.splitlines():
+    damaged = 0
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
         try:
             record = json.loads(line)
         except ValueError:
-            continue  # the line a crash cut short
-        if isinstance(record, dict) and record.get("op") in _JOURNAL_OPS and "id" in record:
-            records.append(record)
+            damaged += number < len(lines)  # the last line may be the one a crash cut short
+            continue
+        try:
+            records.append(_journal_record(record))
+        except LockFormatError:
+            damaged += 1
+    if damaged:
+        warn_once("journal", f"ignored {damaged} damaged record(s) in {path}")
     return records
+
+
+def _journal_record(record: Any) -> dict[str, Any]:
+    record = _object(record, "a journal record")
+    op, entry_id = record.get("op"), record.get("id")
+    _require(op in _JOURNAL_OPS and isinstance(entry_id, str), "not a journal record")
+    _check_id(entry_id)
+    if op == "set":
+        return {"op": op, "id": entry_id, "entry": LockEntry.from_json(record.get("entry"))}
+    if op == "set_atlas":
+        return {"op": op, "id": entry_id, "entry": AtlasEntry.from_json(record.get("entry"))}
+    return {"op": op, "id": entry_id}
 
 
 _JOURNAL_OPS = ("set", "remove", "set_atlas", "remove_atlas")
 
 
 def apply_journal(lock: Lock, records: Iterable[Mapping[str, Any]]) -> Lock:
-    """Return ``lock`` with the journal ``records`` applied in order."""
+    """Return ``lock`` with the journal ``records`` (as ``read_journal`` returns them) applied in order."""
     sprites = dict(lock.sprites)
     atlases = dict(lock.atlases)
     for record in records:
-        op = record["op"]
+        op, entry = record["op"], record.get("entry")
         if op == "set":
-            sprites[record["id"]] = LockEntry.from_json(record["entry"])
+            sprites[record["id"]] = entry if isinstance(entry, LockEntry) else LockEntry.from_json(entry)
         elif op == "remove":
             sprites.pop(record["id"], None)
         elif op == "set_atlas":
-            atlases[record["id"]] = AtlasEntry.from_json(record["entry"])
+            atlases[record["id"]] = entry if isinstance(entry, AtlasEntry) else AtlasEntry.from_json(entry)
         else:
             atlases.pop(record["id"], None)
     return Lock(sprites, atlases)

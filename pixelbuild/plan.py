@@ -7,7 +7,7 @@ Pure: the state of the files on disk and of the cache comes in as functions, so 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from pixelbuild.backends import backend_info
@@ -44,6 +44,8 @@ class Decision:
     reasons: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
     restore_from_files: bool = False
+    #: Why the build must not write this sprite's output (a file pixelbuild does not own is there).
+    blocked: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class AtlasDecision:
     action: Action
     reasons: tuple[str, ...] = ()
     key: str = ""
+    blocked: str | None = None
 
 
 @dataclass(slots=True)
@@ -128,8 +131,30 @@ def decide(
     file_state: Callable[[OutputRecord], FileState],
     has_post: Callable[[str], bool],
     has_generation: Callable[[str], bool],
+    foreign: Callable[[str], str | None] = lambda path: None,
 ) -> Decision:
-    """Decide what to do with one sprite."""
+    """Decide what to do with one sprite.
+
+    ``foreign(path)`` says why writing ``path`` would clobber a file pixelbuild does not own (or None);
+    such a sprite is planned as usual but ``blocked``, and the reason is shown.
+    """
+    decision = _decide(sprite, keys, entry, file_state, has_post, has_generation)
+    if decision.action is Action.UP_TO_DATE:
+        return decision
+    problem = foreign(sprite.output)
+    if problem is None:
+        return decision
+    return replace(decision, reasons=(*decision.reasons, problem), blocked=problem)
+
+
+def _decide(
+    sprite: SpriteSpec,
+    keys: SpriteKeys,
+    entry: LockEntry | None,
+    file_state: Callable[[OutputRecord], FileState],
+    has_post: Callable[[str], bool],
+    has_generation: Callable[[str], bool],
+) -> Decision:
     reasons: list[str] = []
     keys_match = entry is not None and entry.post_key == keys.post and entry.generation_keys == keys.generations
     old_outputs_intact = False
@@ -168,8 +193,9 @@ def decide_atlas(
     changed_members: Iterable[str],
     file_state: Callable[[OutputRecord], FileState],
     has_pack: Callable[[str], bool],
+    foreign: Callable[[str], str | None] = lambda path: None,
 ) -> AtlasDecision:
-    """Decide what to do with one atlas."""
+    """Decide what to do with one atlas (``foreign`` as for ``decide``)."""
     reasons: list[str] = []
     if entry is None:
         reasons.append("new atlas")
@@ -196,6 +222,9 @@ def decide_atlas(
         if not reasons:
             return AtlasDecision(atlas.id, Action.UP_TO_DATE, key=key)
     action = Action.RESTORE if has_pack(key) else Action.PACK
+    problems = [problem for path in atlas.outputs() if (problem := foreign(path)) is not None]
+    if problems:
+        return AtlasDecision(atlas.id, action, (*reasons, *problems), key, "; ".join(problems))
     return AtlasDecision(atlas.id, action, tuple(reasons), key)
 
 
@@ -208,6 +237,7 @@ def make_plan(
     has_generation: Callable[[str], bool],
     atlases: Iterable[tuple[AtlasSpec, str]] = (),
     has_pack: Callable[[str], bool] = lambda key: False,
+    foreign: Callable[[str], str | None] = lambda path: None,
 ) -> Plan:
     """Plan a build of ``sprites`` (and ``(atlas, pack key)`` pairs) against ``lock``: a decision per
     sprite, then one per removed sprite; one per atlas, then one per removed atlas."""
@@ -216,7 +246,9 @@ def make_plan(
     for sprite in sprites:
         present.add(sprite.id)
         plan.decisions.append(
-            decide(sprite, keys[sprite.id], lock.sprites.get(sprite.id), file_state, has_post, has_generation)
+            decide(
+                sprite, keys[sprite.id], lock.sprites.get(sprite.id), file_state, has_post, has_generation, foreign
+            )
         )
     for sprite_id in sorted(set(lock.sprites) - present):
         plan.decisions.append(Decision(sprite_id, Action.REMOVE, ("no longer in the manifest",)))
@@ -228,7 +260,9 @@ def make_plan(
     atlas_ids: set[str] = set()
     for atlas, key in atlases:
         atlas_ids.add(atlas.id)
-        plan.atlases.append(decide_atlas(atlas, key, lock.atlases.get(atlas.id), changed, file_state, has_pack))
+        plan.atlases.append(
+            decide_atlas(atlas, key, lock.atlases.get(atlas.id), changed, file_state, has_pack, foreign)
+        )
     for atlas_id in sorted(set(lock.atlases) - atlas_ids):
         plan.atlases.append(AtlasDecision(atlas_id, Action.REMOVE, ("no longer in the manifest",)))
     return plan

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from pixelbuild.errors import UsageError
+from pixelbuild.fsguard import OutputGuard
 from pixelbuild.keys import SpriteKeys, atlas_key
-from pixelbuild.lock import Lock, OutputRecord, apply_journal, read_journal, read_lock
+from pixelbuild.lock import Lock, OutputRecord, apply_journal, lock_outputs, read_journal, read_lock
 from pixelbuild.manifest import Manifest, ParseCache, load_manifest
 from pixelbuild.paths import ProjectPaths
 from pixelbuild.plan import FileState, Plan, make_plan
@@ -45,8 +46,75 @@ class Session:
         path = os.path.join(self._output_root, output.path)  # plain strings: this runs per sprite
         return compare_output(path, self.hashes.hash(path), output)
 
-    def plan(self, lock: Lock) -> Plan:
-        """Plan a build against ``lock``."""
+    @cached_property
+    def guard(self) -> OutputGuard:
+        """The gate for every write and delete under the output root."""
+        project = self.resolved.project
+        return OutputGuard(self._output_root, project.follow_output_symlink, project.keep)
+
+    def foreign(self, lock: Lock, force: bool = False) -> Callable[[str], str | None]:
+        """A function telling why writing an output path would clobber a file pixelbuild does not own
+        (not in ``lock`` with its current content, a link, a folder), or None when it may be written.
+
+        With ``force``, files and links are replaced; a link or a file among the folders on the way never is.
+        """
+        recorded: dict[str, list[OutputRecord]] = {}
+        for output in lock_outputs(lock):
+            recorded.setdefault(output.path, []).append(output)
+        verified: set[str] = set()
+        prefix = self.paths.display(self.output_dir)
+
+        def problem(relative: str) -> str | None:
+            shown = f"{prefix}/{relative}"
+            trouble = self.guard.inspect(relative, verified)
+            if trouble is not None:
+                if trouble == f"{relative} is a symbolic link":
+                    return None if force else f"would replace {shown}, which is a symbolic link (use --force)"
+                return f"cannot write {shown}: {trouble}"
+            if force:
+                return None
+            path = os.path.join(self._output_root, relative)
+            digest = self.hashes.hash(path)
+            if digest is None:
+                return None
+            records = recorded.get(relative)
+            if not records:
+                if digest in self._cached_results(relative):
+                    return None  # the very bytes the build would write: replacing them loses nothing
+                return f"would overwrite {shown}, which pixelbuild did not write (use --force)"
+            if any(compare_output(path, digest, record) is FileState.OK for record in records):
+                return None
+            return f"would overwrite {shown}, which was changed since pixelbuild wrote it (use --force)"
+
+        return problem
+
+    @cached_property
+    def _results_by_path(self) -> dict[str, tuple[str, str, int]]:
+        """For each output path of the manifest: the cache action (kind, key) that holds it, and its index."""
+        by_path: dict[str, tuple[str, str, int]] = {}
+        for sprite in self.resolved.sprites:
+            by_path[sprite.output] = ("post", self.keys[sprite.id].post, 0)
+        for atlas in self.resolved.atlases:
+            for index, path in enumerate(atlas.outputs()):
+                by_path[path] = ("pack", self.atlas_keys[atlas.id], index)
+        return by_path
+
+    def _cached_results(self, relative: str) -> set[str]:
+        """Blob hashes the cache holds for the output path ``relative`` under the current manifest."""
+        found = self._results_by_path.get(relative)
+        if found is None:
+            return set()
+        kind, key, index = found
+        record = self.store.get_action(kind, key)
+        images = record.get("images", []) if record else []
+        return {images[index]["blob"]} if index < len(images) else set()
+
+    def plan(self, lock: Lock, force: bool = False) -> Plan:
+        """Plan a build against ``lock`` (``force``: outputs may replace files pixelbuild does not own).
+
+        Refuses (exit 2) when the output root is a symbolic link the manifest does not allow.
+        """
+        self.guard.verify_root(self.paths.project_dir)
         return make_plan(
             self.resolved.sprites,
             self.keys,
@@ -56,6 +124,7 @@ class Session:
             has_generation=lambda key: self.store.has_action("gen", key),
             atlases=[(atlas, self.atlas_keys[atlas.id]) for atlas in self.resolved.atlases],
             has_pack=lambda key: self.store.has_action("pack", key),
+            foreign=self.foreign(lock, force),
         )
 
     @cached_property

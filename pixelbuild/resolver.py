@@ -25,6 +25,7 @@ from pixelbuild.backends import BACKENDS
 from pixelbuild.backends.source import MAX_PIXELS as SOURCE_MAX_PIXELS
 from pixelbuild.backends.source import png_size
 from pixelbuild.errors import ManifestError
+from pixelbuild.fsguard import matches_keep
 from pixelbuild.limits import MAX_SPRITES, Size, SizeProblem, image_size_problem
 from pixelbuild.manifest import Manifest, ManifestFile, did_you_mean, located_error
 from pixelbuild.names import character_problem, control_problem, id_problem, path_problem, quote
@@ -68,6 +69,7 @@ class ProjectSettings:
     backend_settings: Mapping[str, Any]
     workflows: str
     keep: tuple[str, ...]
+    follow_output_symlink: bool = False
 
     @property
     def output_dir(self) -> Path:
@@ -195,6 +197,7 @@ class _Resolver:
             backend_settings=project.get(backend, {}),
             workflows=workflows,
             keep=tuple(project.get("keep", ())),
+            follow_output_symlink=bool(project.get("follow_output_symlink", False)),
         )
 
     # ------------------------------------------------------------------- files
@@ -711,6 +714,10 @@ class _Resolver:
                     source=Source(manifest_file.display, ("atlases", index)),
                 )
                 for path in atlas.outputs():
+                    pattern = matches_keep(path, self.project.keep)
+                    if pattern is not None:
+                        message = f"writes {path}, which 'keep: {pattern}' reserves for files pixelbuild leaves alone"
+                        raise _atlas_error(manifest_file, index, entry, message, where)
                     problem = path_problem(path)
                     message = f"output '{path}' {problem}" if problem else self.claims.claim(path, atlas)
                     if message is not None:
@@ -721,12 +728,21 @@ class _Resolver:
     def _register(
         self, spec: SpriteSpec, layers: Sequence[_Layer], entry: Mapping[str, Any], seen_ids: dict[str, SpriteSpec]
     ) -> None:
-        """Reject a second sprite with the same id, or an output that clashes with another's."""
+        """Reject a second sprite with the same id, an output that clashes with another's, or an output that
+        a ``keep`` glob reserves for files pixelbuild does not manage."""
         if spec.id in seen_ids:
             first = seen_ids[spec.id]
             message = f"duplicate id '{spec.id}' (first used by sprite '{first.id}' in {first.source.file})"
             raise self.error(message, layers, "id")
         seen_ids[spec.id] = spec
+        pattern = matches_keep(spec.output, self.project.keep)
+        if pattern is not None:
+            raise self.error(
+                f"output '{spec.output}' matches 'keep: {pattern}' in the project settings: files there are not "
+                "pixelbuild's to write; choose another output or narrow the 'keep' glob",
+                layers,
+                "output" if "output" in entry or "output" in layers[-1].values else "id",
+            )
         problem = self.claims.claim(spec.output, spec)
         if problem is not None:
             raise self.error(problem, layers, "output" if "output" in entry else "id")

@@ -145,12 +145,18 @@ def test_moving_an_output_needs_no_generator(cli: Callable[..., Result], make_pr
     assert (project / "assets/characters/hero.png").read_bytes() == data
 
 
-def test_tampered_output_is_restored_by_build(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
+def test_tampered_output_is_kept_unless_forced(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
     project = make_project()
     build_json(cli, project)
     original = (project / "assets/hero.png").read_bytes()
-    (project / "assets/hero.png").write_bytes((project / "assets/slime.png").read_bytes())
-    report = build_json(cli, project)
+    edited = (project / "assets/slime.png").read_bytes()
+    (project / "assets/hero.png").write_bytes(edited)
+    plan = cli("plan", "-C", project).out
+    assert "would overwrite assets/hero.png, which was changed since pixelbuild wrote it (use --force)" in plan
+    result = cli("build", "-C", project)
+    assert result.code == 1 and "FAILED hero: would overwrite assets/hero.png" in result.out
+    assert (project / "assets/hero.png").read_bytes() == edited
+    report = build_json(cli, project, "--force")
     assert report["restored"] == 1 and report["generator_calls"] == 0
     assert (project / "assets/hero.png").read_bytes() == original
 

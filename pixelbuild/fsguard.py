@@ -1,0 +1,374 @@
+"""The one gate for every write, read-back and delete under the output root.
+
+A path handed to the guard must be a normalised relative POSIX path (``path_problem``); the guard then
+walks from the output root down one folder at a time with ``openat``-style calls and ``O_NOFOLLOW``, so
+no symbolic link on the way is ever followed: not a folder link planted inside the root, not a link put
+there between a check and the write. The output root itself may be a link only when the manifest says
+``project.follow_output_symlink: true``. Files are written to a temporary file created with ``O_EXCL``
+in the verified folder and renamed over the target (a rename replaces a link, it never writes through
+it). A file is deleted only when its bytes are still those pixelbuild wrote.
+
+On systems without ``dir_fd`` support (Windows) the same walk is made with ``lstat`` on each folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fnmatch
+import os
+import re
+import secrets
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from pixelbuild.errors import EXIT_BAD_INPUT, PixelbuildError
+
+#: Every temporary file pixelbuild creates starts with this; its name never includes the target's name,
+#: so a target name of ``MAX_COMPONENT_BYTES`` still leaves the temporary name short.
+TEMP_PREFIX = ".pixelbuild-tmp."
+#: The longest file or folder name (in UTF-8 bytes) an output path may have: the usual file-name limit.
+MAX_COMPONENT_BYTES = 255
+#: The longest output path (characters) the guard accepts (Linux PATH_MAX is 4096 bytes for the whole path).
+MAX_PATH_CHARS = 1024
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+_HAVE_DIR_FD = bool(_O_NOFOLLOW and _O_DIRECTORY) and {os.open, os.mkdir, os.unlink, os.rmdir} <= os.supports_dir_fd
+
+
+class UnsafePathError(PixelbuildError):
+    """A write, read or delete under the output root that would leave it or go through a link."""
+
+
+class UnsafeOutputRootError(UnsafePathError):
+    """The output root itself is a link (not allowed by the manifest) or cannot be a folder: bad input."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+def path_problem(path: object) -> str | None:
+    """Why ``path`` is not a safe path under the output root, or None when it is one.
+
+    Safe: a non-empty string, relative, normalised (no empty, '.' or '..' segment), no backslash, no
+    control character, each name at most ``MAX_COMPONENT_BYTES`` bytes.
+    """
+    if not isinstance(path, str):
+        return "is not a string"
+    if not path:
+        return "is empty"
+    if len(path) > MAX_PATH_CHARS:
+        return f"is longer than {MAX_PATH_CHARS} characters"
+    if _CONTROL.search(path):
+        return "contains a control character"
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+        return "is absolute"
+    if "\\" in path:
+        return "contains a backslash"
+    for part in path.split("/"):
+        if part == "..":
+            return "climbs out with '..'"
+        if part in ("", "."):
+            return "is not normalised (an empty or '.' segment)"
+        if len(part) * 4 > MAX_COMPONENT_BYTES and len(part.encode("utf-8", "surrogatepass")) > MAX_COMPONENT_BYTES:
+            return f"has a name longer than {MAX_COMPONENT_BYTES} bytes"
+    return None
+
+
+def matches_keep(path: str, keep: Sequence[str]) -> str | None:
+    """The first ``keep`` glob that ``path`` matches, or None."""
+    for pattern in keep:
+        if fnmatch.fnmatchcase(path, pattern):
+            return pattern
+    return None
+
+
+class Removal(StrEnum):
+    """What ``OutputGuard.remove`` did."""
+
+    REMOVED = "removed"
+    MISSING = "missing"
+    KEPT = "kept"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputGuard:
+    """Writes, reads and deletes files under ``root`` (absolute) without ever following a link.
+
+    Plain values only, so a guard travels to worker processes.
+    """
+
+    root: str
+    follow_root: bool = False
+    keep: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ checks
+
+    def _checked(self, relative: str) -> list[str]:
+        problem = path_problem(relative)
+        if problem is not None:
+            raise UnsafePathError(f"refusing output path {relative!r}: it {problem}")
+        pattern = matches_keep(relative, self.keep)
+        if pattern is not None:
+            raise UnsafePathError(f"refusing to touch {relative}: it matches 'keep: {pattern}' in the manifest")
+        return relative.split("/")
+
+    def root_problem(self, project_dir: Path) -> str | None:
+        """Why the output root is unsafe (a link, or a folder between the project and it is), or None."""
+        if self.follow_root:
+            return None
+        root = Path(self.root)
+        try:
+            inside = root.relative_to(project_dir)
+        except ValueError:
+            return f"the output root {self.root} is not inside the project {project_dir}"
+        current = project_dir
+        for name in inside.parts:
+            current = current / name
+            try:
+                mode = os.lstat(current).st_mode
+            except FileNotFoundError:
+                return None  # created (as a real folder) on the first write
+            except OSError as error:
+                return f"{current} cannot be inspected ({error.strerror})"
+            shown = current.relative_to(project_dir).as_posix()
+            if stat.S_ISLNK(mode):
+                target = os.readlink(current)
+                return (
+                    f"{shown} is a symbolic link (to {target}), so the output root {inside.as_posix()} could lie "
+                    "outside the project; pixelbuild does not write through links. Replace the link by a folder, "
+                    "or set 'project.follow_output_symlink: true' in the manifest if the link is intended"
+                )
+            if not stat.S_ISDIR(mode):
+                return f"{shown} is not a folder, so the output root {inside.as_posix()} cannot be created"
+        return None
+
+    def verify_root(self, project_dir: Path) -> None:
+        """Raise ``UnsafePathError`` (exit 2) when ``root_problem`` finds something."""
+        problem = self.root_problem(project_dir)
+        if problem is not None:
+            raise UnsafeOutputRootError(problem)
+
+    # ------------------------------------------------------------------- walks
+
+    @contextlib.contextmanager
+    def _folders(self, parts: Sequence[str], *, create: bool) -> Iterator[list[int]]:
+        """File descriptors of the root and each folder of ``parts`` under it, opened without following links.
+
+        Raises FileNotFoundError (``create`` False) when a folder is missing, ``UnsafePathError`` when one
+        is a link or not a folder.
+        """
+        fds: list[int] = []
+        flags = os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC
+        try:
+            if create:
+                os.makedirs(self.root, exist_ok=True)
+            try:
+                fds.append(os.open(self.root, flags | (0 if self.follow_root else _O_NOFOLLOW)))
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UnsafePathError(
+                        f"the output root {self.root} is a symbolic link or not a folder; pixelbuild does not "
+                        "write through links (set 'project.follow_output_symlink: true' if it is intended)"
+                    ) from None
+                raise
+            for index, name in enumerate(parts):
+                if create:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(name, 0o777, dir_fd=fds[-1])
+                try:
+                    fds.append(os.open(name, flags | _O_NOFOLLOW, dir_fd=fds[-1]))
+                except OSError as error:
+                    if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise self._not_a_folder("/".join(parts[: index + 1]), fds[-1], name) from None
+                    raise
+            yield fds
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _not_a_folder(self, shown: str, parent_fd: int, name: str) -> UnsafePathError:
+        try:
+            is_link = stat.S_ISLNK(os.lstat(name, dir_fd=parent_fd).st_mode)
+        except OSError:
+            is_link = False
+        if is_link:
+            return UnsafePathError(
+                f"{shown} in the output root is a symbolic link; pixelbuild never writes or deletes through links"
+            )
+        return UnsafePathError(f"{shown} in the output root is a file where a folder is needed")
+
+    def _lstat_walk(self, parts: Sequence[str], *, create: bool) -> str:
+        """The portable walk (no ``dir_fd``): check each folder with lstat; return the folder's path."""
+        root_mode = os.stat(self.root).st_mode if self.follow_root else None
+        if create:
+            os.makedirs(self.root, exist_ok=True)
+        if root_mode is None:
+            mode = os.lstat(self.root).st_mode
+            if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
+                raise UnsafePathError(f"the output root {self.root} is a symbolic link or not a folder")
+        current = self.root
+        for index, name in enumerate(parts):
+            current = os.path.join(current, name)
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(current)
+            mode = os.lstat(current).st_mode
+            if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
+                shown = "/".join(parts[: index + 1])
+                raise UnsafePathError(f"{shown} in the output root is a symbolic link or not a folder")
+        return current
+
+    # ------------------------------------------------------------- operations
+
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        """Atomically replace the file ``relative`` under the root with ``data``."""
+        parts = self._checked(relative)
+        name = parts[-1]
+        temp = f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        if not _HAVE_DIR_FD:
+            folder = self._lstat_walk(parts[:-1], create=True)
+            _write_via(folder, temp, name, data)
+            return
+        with self._folders(parts[:-1], create=True) as fds:
+            folder_fd = fds[-1]
+            fd = os.open(
+                temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY, 0o666,
+                dir_fd=folder_fd,
+            )
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.replace(temp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp, dir_fd=folder_fd)
+                raise
+
+    def read_bytes(self, relative: str) -> bytes:
+        """The bytes of the regular file ``relative`` under the root (FileNotFoundError if absent)."""
+        parts = self._checked(relative)
+        if not _HAVE_DIR_FD:
+            path = os.path.join(self._lstat_walk(parts[:-1], create=False), parts[-1])
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                raise UnsafePathError(f"{relative} in the output root is a symbolic link")
+            with open(path, "rb") as handle:
+                return handle.read()
+        with self._folders(parts[:-1], create=False) as fds:
+            return self._read_final(relative, parts[-1], fds[-1])
+
+    def _read_final(self, relative: str, name: str, folder_fd: int) -> bytes:
+        try:
+            fd = os.open(name, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | os.O_NONBLOCK | _O_BINARY, dir_fd=folder_fd)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise UnsafePathError(f"{relative} in the output root is a symbolic link") from None
+            raise
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise UnsafePathError(f"{relative} in the output root is not a regular file")
+            return handle.read()
+
+    def remove(self, relative: str, still_ours: Callable[[bytes], bool]) -> tuple[Removal, str]:
+        """Delete ``relative`` if ``still_ours(its bytes)``, then the folders that leaves empty.
+
+        Returns what happened and, for ``KEPT``, why (a link, a folder, content changed, a keep glob).
+        """
+        problem = path_problem(relative)
+        if problem is not None:
+            return Removal.KEPT, f"its path {problem}"
+        pattern = matches_keep(relative, self.keep)
+        if pattern is not None:
+            return Removal.KEPT, f"it matches 'keep: {pattern}'"
+        parts = relative.split("/")
+        if not _HAVE_DIR_FD:
+            return self._remove_portable(relative, parts, still_ours)
+        try:
+            with self._folders(parts[:-1], create=False) as fds:
+                try:
+                    data = self._read_final(relative, parts[-1], fds[-1])
+                except FileNotFoundError:
+                    return Removal.MISSING, ""
+                if not still_ours(data):
+                    return Removal.KEPT, "its content changed since pixelbuild wrote it"
+                os.unlink(parts[-1], dir_fd=fds[-1])
+                # Remove the folders this leaves empty, deepest first, never the root itself.
+                for index in range(len(parts) - 1, 0, -1):
+                    try:
+                        os.rmdir(parts[index - 1], dir_fd=fds[index - 1])
+                    except OSError:
+                        break
+                return Removal.REMOVED, ""
+        except FileNotFoundError:
+            return Removal.MISSING, ""
+        except UnsafePathError as error:
+            return Removal.KEPT, str(error)
+
+    def _remove_portable(
+        self, relative: str, parts: Sequence[str], still_ours: Callable[[bytes], bool]
+    ) -> tuple[Removal, str]:
+        try:
+            data = self.read_bytes(relative)
+        except FileNotFoundError:
+            return Removal.MISSING, ""
+        except UnsafePathError as error:
+            return Removal.KEPT, str(error)
+        if not still_ours(data):
+            return Removal.KEPT, "its content changed since pixelbuild wrote it"
+        path = os.path.join(self.root, *parts)
+        os.unlink(path)
+        for index in range(len(parts) - 1, 0, -1):
+            try:
+                os.rmdir(os.path.join(self.root, *parts[:index]))
+            except OSError:
+                break
+        return Removal.REMOVED, ""
+
+    def inspect(self, relative: str, _verified: set[str] | None = None) -> str | None:
+        """Read-only: why ``relative`` could not be written or removed safely (a link on the way, or the
+        file itself a link or a folder), or None. ``_verified`` caches folders already found safe."""
+        problem = path_problem(relative)
+        if problem is not None:
+            return f"its path {problem}"
+        parts = relative.split("/")
+        current = self.root
+        for index, name in enumerate(parts):
+            current = os.path.join(current, name)
+            shown = "/".join(parts[: index + 1])
+            last = index == len(parts) - 1
+            if not last and _verified is not None and shown in _verified:
+                continue
+            try:
+                mode = os.lstat(current).st_mode
+            except FileNotFoundError:
+                return None
+            except OSError as error:
+                return f"{shown} cannot be inspected ({error.strerror})"
+            if stat.S_ISLNK(mode):
+                return f"{shown} is a symbolic link"
+            if last:
+                return "it is a folder" if stat.S_ISDIR(mode) else None
+            if not stat.S_ISDIR(mode):
+                return f"{shown} is a file where a folder is needed"
+            if _verified is not None:
+                _verified.add(shown)
+        return None
+
+
+def _write_via(folder: str, temp: str, name: str, data: bytes) -> None:
+    temp_path = os.path.join(folder, temp)
+    fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp_path, os.path.join(folder, name))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_path)
+        raise
