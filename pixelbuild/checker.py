@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pixelbuild.fsutil import TEMP_PREFIX
+from pixelbuild.fsguard import TEMP_PREFIX, OutputGuard
 from pixelbuild.hashing import hash_file
 from pixelbuild.lock import OutputRecord, lock_outputs, read_journal
 from pixelbuild.paths import ProjectPaths
@@ -42,23 +42,30 @@ class CheckReport:
         return not self.problems
 
 
-def _output_problem(output_dir: Path, output: OutputRecord) -> str | None:
-    """What is wrong with an output, hashing it afresh (``check`` trusts no stat cache)."""
+def _output_problem(
+    output_dir: Path, output: OutputRecord, guard: OutputGuard, verified: set[str]
+) -> tuple[str, str] | None:
+    """What is wrong with an output (kind, explanation), hashing it afresh (``check`` trusts no stat cache).
+
+    A link on the way to it (or the file itself a link) is ``unsafe``: a build would refuse to write there.
+    """
+    unsafe = guard.inspect(output.path, verified)
+    if unsafe is not None:
+        return "unsafe", f"{unsafe}: pixelbuild never writes or deletes through links"
     target = output_dir / output.path
     try:
         digest: str | None = hash_file(target)
     except FileNotFoundError:
         digest = None
     except OSError as error:
-        return f"unreadable ({error.strerror})"
+        return "modified", f"unreadable ({error.strerror})"
     state = compare_output(target, digest, output)
     if state is FileState.OK:
         return None
     if state is FileState.MISSING:
-        return "missing"
-    if output.pixel_hash is None:
-        return "modified (its bytes differ from the lock)"
-    return "modified (its bytes and pixels differ from the lock)"
+        return "missing", "missing"
+    what = "bytes" if output.pixel_hash is None else "bytes and pixels"
+    return "modified", f"modified (its {what} differ from the lock; 'pixelbuild build --force' replaces it)"
 
 
 def _orphans(output_dir: Path, owned: set[str], keep: tuple[str, ...]) -> list[str]:
@@ -67,7 +74,9 @@ def _orphans(output_dir: Path, owned: set[str], keep: tuple[str, ...]) -> list[s
         return found
     for folder, dirs, files in os.walk(output_dir):
         dirs.sort()
-        for name in sorted(files):
+        # os.walk does not enter linked folders; name them, since a build would refuse to write through them.
+        links = [name for name in dirs if os.path.islink(os.path.join(folder, name))]
+        for name in sorted(files + links):
             relative = Path(folder, name).relative_to(output_dir).as_posix()
             if relative in owned or any(fnmatch.fnmatchcase(relative, pattern) for pattern in keep):
                 continue
@@ -122,6 +131,11 @@ def check(manifest: str | os.PathLike[str]) -> CheckReport:
             )
         )
     output_dir = session.output_dir
+    guard = session.guard
+    verified: set[str] = set()
+    root_problem = guard.root_problem(paths.project_dir)
+    if root_problem is not None:
+        report.problems.append(Problem("unsafe", paths.display(output_dir), root_problem))
     for sprite in session.resolved.sprites:
         keys = session.keys[sprite.id]
         entry = lock.sprites.get(sprite.id)
@@ -141,11 +155,10 @@ def check(manifest: str | os.PathLike[str]) -> CheckReport:
                 )
             )
         for output in entry.outputs:
-            problem = _output_problem(output_dir, output)
+            problem = _output_problem(output_dir, output, guard, verified)
             if problem is not None:
-                kind = "missing" if problem == "missing" else "modified"
                 shown = paths.display(output_dir / output.path)
-                report.problems.append(Problem(kind, sprite.id, f"output {shown} is {problem}"))
+                report.problems.append(Problem(problem[0], sprite.id, f"output {shown} is {problem[1]}"))
     for sprite_id in sorted(set(lock.sprites) - set(session.resolved.by_id)):
         report.problems.append(Problem("removed", sprite_id, f"is in {lock_display} but no longer in the manifest"))
     for atlas in session.resolved.atlases:
@@ -160,12 +173,10 @@ def check(manifest: str | os.PathLike[str]) -> CheckReport:
             )
             continue
         for output in atlas_entry.outputs:
-            problem = _output_problem(output_dir, output)
+            problem = _output_problem(output_dir, output, guard, verified)
             if problem is not None:
-                kind = "missing" if problem == "missing" else "modified"
-                report.problems.append(
-                    Problem(kind, subject, f"output {paths.display(output_dir / output.path)} is {problem}")
-                )
+                shown = paths.display(output_dir / output.path)
+                report.problems.append(Problem(problem[0], subject, f"output {shown} is {problem[1]}"))
     for atlas_id in sorted(set(lock.atlases) - {atlas.id for atlas in session.resolved.atlases}):
         report.problems.append(
             Problem("removed", f"atlas {atlas_id}", f"is in {lock_display} but no longer in the manifest")
@@ -174,8 +185,14 @@ def check(manifest: str | os.PathLike[str]) -> CheckReport:
     owned |= {sprite.output for sprite in session.resolved.sprites}
     owned |= {path for atlas in session.resolved.atlases for path in atlas.outputs()}
     owned |= _siblings_outputs(paths, output_dir, report)
-    for orphan in _orphans(output_dir, owned, session.resolved.project.keep):
-        why = "left by an interrupted write" if Path(orphan).name.startswith(TEMP_PREFIX) else "no sprite makes it"
+    orphans = _orphans(output_dir, owned, session.resolved.project.keep) if root_problem is None else []
+    for orphan in orphans:
+        if os.path.islink(output_dir / orphan):
+            why = "it is a symbolic link, which pixelbuild never writes or deletes through"
+        elif Path(orphan).name.startswith(TEMP_PREFIX):
+            why = "left by an interrupted write"
+        else:
+            why = "no sprite makes it"
         report.problems.append(
             Problem("orphan", paths.display(output_dir / orphan), f"is in the output root but {why}")
         )

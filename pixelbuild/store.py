@@ -23,6 +23,32 @@ from pixelbuild.hashing import hash_bytes
 ACTION_KINDS = ("gen", "post", "pack")
 #: Blob names are xxh3-128 digests; anything else read back from a record is damage (or an attack).
 _DIGEST = re.compile(r"[0-9a-f]{32}")
+#: The largest action record read back (they are small: a few blob names and an identity).
+MAX_RECORD_BYTES = 1 << 20
+#: The most images one record may name (a batch of frames, or an atlas's files).
+MAX_RECORD_IMAGES = 4096
+
+
+def valid_record(kind: str, record: Any) -> bool:
+    """Whether ``record`` has the shape the engine writes for stage ``kind``: one or more images whose
+    blob names are 32 hex digits (they become paths under the cache), sane sizes, bounded lists."""
+    if not isinstance(record, dict):
+        return False
+    images = record.get("images")
+    if not isinstance(images, list) or not 0 < len(images) <= MAX_RECORD_IMAGES:
+        return False
+    needed = {"pixel_hash", "width", "height"} if kind == "post" else {"blob"}
+    for item in images:
+        if not isinstance(item, dict) or not needed <= item.keys():
+            return False
+        if not isinstance(item.get("blob"), str) or not _DIGEST.fullmatch(item["blob"]):
+            return False
+        for name in ("width", "height"):
+            if name in item and not (type(item[name]) is int and 0 < item[name] <= 1 << 20):
+                return False
+        if "pixel_hash" in item and not (isinstance(item["pixel_hash"], str) and _DIGEST.fullmatch(item["pixel_hash"])):
+            return False
+    return kind == "pack" or isinstance(record.get("identity"), dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +67,13 @@ class Store:
         self.root = root
 
     def _blob_path(self, digest: str) -> Path:
+        if not _DIGEST.fullmatch(digest):
+            raise ValueError(f"not a blob name: {digest!r}")
         return self.root / "blobs" / digest[:2] / digest
 
     def _action_path(self, kind: str, key: str) -> Path:
+        if kind not in ACTION_KINDS or not _DIGEST.fullmatch(key):
+            raise ValueError(f"not an action: {kind!r} {key!r}")
         return self.root / "actions" / kind / key[:2] / f"{key}.json"
 
     def put_blob(self, data: bytes) -> str:
@@ -87,13 +117,16 @@ class Store:
         """The record of a stage run, or None if absent, unreadable or missing a blob."""
         path = self._action_path(kind, key)
         try:
-            record: dict[str, Any] = json.loads(path.read_bytes())
-        except (OSError, ValueError):
+            with open(path, "rb") as handle:
+                raw = handle.read(MAX_RECORD_BYTES + 1)
+            record: dict[str, Any] | None = json.loads(raw)
+        except FileNotFoundError:
             return None
-        images = record.get("images") if isinstance(record, dict) else None
-        if not isinstance(images, list) or not all(isinstance(item, dict) for item in images):
-            return None
-        if not all(self.has_blob(item.get("blob")) for item in images):
+        except (OSError, ValueError, RecursionError):
+            record = None
+        if record is None or len(raw) > MAX_RECORD_BYTES or not valid_record(kind, record):
+            return None  # damaged or crafted: a cache miss (the build drops it and says so), never acted on
+        if not all(self.has_blob(item["blob"]) for item in record["images"]):
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # last use, for gc --keep-days
@@ -120,11 +153,13 @@ class Store:
                 keep = (kind, key) in live_set or (keep_seconds > 0 and path.stat().st_mtime >= cutoff)
                 if keep:
                     try:
-                        record = json.loads(path.read_bytes())
-                        referenced.update(item["blob"] for item in record.get("images", ()))
+                        record = json.loads(path.read_bytes()) if path.stat().st_size <= MAX_RECORD_BYTES else None
+                    except (OSError, ValueError, RecursionError):
+                        record = None
+                    if record is not None and valid_record(kind, record):
+                        referenced.update(item["blob"] for item in record["images"])
                         continue
-                    except (OSError, ValueError, KeyError, TypeError):
-                        pass  # an unreadable record is garbage
+                    # an unreadable or crafted record is garbage
                 path.unlink(missing_ok=True)
                 removed_actions += 1
         removed_blobs = 0
