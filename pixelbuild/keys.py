@@ -21,7 +21,7 @@ from pixelbuild.hashing import (
     short_hash_text,
 )
 from pixelbuild.post import POST_VERSION
-from pixelbuild.spec import AtlasSpec, Compact, GenerationSpec, Lora, SpriteSpec
+from pixelbuild.spec import AtlasSpec, GenerationSpec, Lora, SpriteSpec
 
 KEY_VERSION = "1"
 
@@ -32,7 +32,7 @@ _FILE_FIELDS = ("workflow_file", "init_image", "source_file")
 
 
 @dataclass(frozen=True, slots=True)
-class SpriteKeys(Compact):
+class SpriteKeys:
     """A sprite's stage keys and a short digest per input field (to tell which field changed)."""
 
     generations: tuple[str, ...]

@@ -1,34 +1,56 @@
 """Resolved sprites and their keys per manifest file, kept between runs under ``.pixelbuild/state``.
 
 A large project splits its manifest over many included files; after an edit of one, the others need
-neither resolving nor hashing again. An entry is found by the file's bytes, the defaults it inherits and
-the project settings, and is used only while every file its sprites read (workflow templates, init
-images, palette files) still has the content it had, and every path whose absence it relied on is
-still absent.
+neither resolving nor hashing again. An entry (JSON data, never code) is found by the file's bytes, the
+defaults it inherits and the project settings, and is used only while every file its sprites read
+(workflow templates, init images, palette files) still has the content it had, and every path whose
+absence it relied on is still absent.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from pixelbuild import __version__
+from pixelbuild.fsguard import path_problem
 from pixelbuild.hashing import canonical_json, hash_text
 from pixelbuild.keys import KEY_VERSION, SpriteKeys, sprite_keys
 from pixelbuild.manifest import ManifestFile
-from pixelbuild.resolver import ProjectSettings
+from pixelbuild.notices import warn_once
+from pixelbuild.resolver import BUILTIN_PREFIX, ProjectSettings
 from pixelbuild.spec import SpriteSpec
 
 #: Maps a file reference to its content hash (None if it is gone).
 RefHasher = Callable[[str], str | None]
 
+#: Bumped whenever the layout of an entry changes: an entry of another format is ignored.
+CACHE_FORMAT = 1
+#: The largest entry read back (a 10,000-sprite file makes ~10 MB).
+MAX_ENTRY_BYTES = 256 << 20
+
+#: One entry: (format, specs, their keys, {file ref: content hash}, paths whose absence was relied on).
+_Entry = tuple[int, list[SpriteSpec], list[SpriteKeys], dict[str, str], list[str]]
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(_Entry)
+
+
+class _Foreign(ValueError):
+    """An entry that decodes but is not one pixelbuild wrote (a path escapes, counts disagree, ...)."""
+
 
 class SpecCache:
-    """Pickled ``(specs, keys, refs, absent)`` per manifest file; ``keys`` collects every sprite's keys."""
+    """JSON ``(specs, keys, refs, absent)`` per manifest file; ``keys`` collects every sprite's keys.
+
+    The entries are data, checked on read: typed decoding (msgspec), then every path they name must be a
+    normalised path inside the project (outputs inside the output root). A damaged or foreign entry is
+    ignored (one warning) and rebuilt by resolving the file again.
+    """
 
     def __init__(self, root: Path, file_hash: RefHasher, project_dir: Path) -> None:
         self.root = root
@@ -36,8 +58,10 @@ class SpecCache:
         self.project_dir = project_dir
         self.keys: dict[str, SpriteKeys] = {}
 
-    def _key(self, manifest_file: ManifestFile, defaults: Sequence[Mapping[str, Any]], project: ProjectSettings) -> str:
-        return hash_text(
+    def _path(
+        self, manifest_file: ManifestFile, defaults: Sequence[Mapping[str, Any]], project: ProjectSettings
+    ) -> Path:
+        key = hash_text(
             canonical_json(
                 [
                     __version__,
@@ -46,20 +70,33 @@ class SpecCache:
                     # Paths in a file are relative to it: the same bytes elsewhere resolve differently.
                     os.path.relpath(manifest_file.path, self.project_dir.resolve()),
                     list(defaults),
-                    [project.backend, project.workflows, project.output],
+                    [project.backend, project.workflows, project.output, list(project.keep)],
                 ]
             )
         )
+        return self.root / f"{key}.json"
 
     def lookup(
         self, manifest_file: ManifestFile, defaults: Sequence[Mapping[str, Any]], project: ProjectSettings
     ) -> tuple[Sequence[SpriteSpec], Sequence[str], Sequence[str]] | None:
         """The cached resolution of ``manifest_file``, if it is still valid."""
-        path = self.root / f"{self._key(manifest_file, defaults, project)}.pickle"
+        path = self._path(manifest_file, defaults, project)
         try:
             with open(path, "rb") as handle:
-                specs, keys, refs, absent = pickle.load(handle)
-        except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError):
+                if os.fstat(handle.fileno()).st_size > MAX_ENTRY_BYTES:
+                    raise _Foreign("too large")
+                raw = handle.read()
+        except FileNotFoundError:
+            return None
+        except (OSError, _Foreign):
+            raw = b""
+        try:
+            version, specs, keys, refs, absent = _DECODER.decode(raw)
+            if version != CACHE_FORMAT:
+                return None
+            _check_entry(specs, keys, refs, absent)
+        except (msgspec.DecodeError, _Foreign):
+            warn_once("speccache", f"ignored a damaged entry of pixelbuild's resolution cache ({path}); redoing it")
             return None
         if any(self.file_hash(ref) != digest for ref, digest in refs.items()):
             return None
@@ -92,7 +129,46 @@ class SpecCache:
         keys = [sprite_keys(spec, must_hash) for spec in specs]
         for spec, spec_keys in zip(specs, keys, strict=True):
             self.keys[spec.id] = spec_keys
-        ref_hashes = {ref: must_hash(ref) for ref in refs}
-        payload = pickle.dumps((list(specs), keys, ref_hashes, list(absent)), protocol=pickle.HIGHEST_PROTOCOL)
+        entry = (CACHE_FORMAT, list(specs), keys, {ref: must_hash(ref) for ref in refs}, list(absent))
+        try:
+            payload = _ENCODER.encode(entry)
+            # Only what comes back exactly is kept (a tuple in free-form params would come back a list).
+            if _DECODER.decode(payload) != entry:
+                return
+        except (msgspec.EncodeError, msgspec.DecodeError, TypeError, ValueError):
+            return
         with contextlib.suppress(OSError):
-            atomic_write_bytes(self.root / f"{self._key(manifest_file, defaults, project)}.pickle", payload)
+            atomic_write_bytes(self._path(manifest_file, defaults, project), payload)
+
+
+def _check_ref(ref: str) -> None:
+    if ref.startswith(BUILTIN_PREFIX):
+        name = ref.removeprefix(BUILTIN_PREFIX)
+        if "/" in name or path_problem(name) is not None:
+            raise _Foreign(f"bad built-in reference {ref!r}")
+    elif path_problem(ref) is not None:
+        raise _Foreign(f"bad file reference {ref!r}")
+
+
+def _check_entry(
+    specs: Sequence[SpriteSpec], keys: Sequence[SpriteKeys], refs: Mapping[str, str], absent: Sequence[str]
+) -> None:
+    """Raise ``_Foreign`` unless every path of the entry stays inside the project (outputs: the output root)."""
+    if len(specs) != len(keys):
+        raise _Foreign("specs and keys disagree")
+    checked: set[str] = set()
+    for ref in [*refs, *absent]:
+        _check_ref(ref)
+        checked.add(ref)
+    for spec in specs:
+        if path_problem(spec.output) is not None or not spec.output.endswith(".png"):
+            raise _Foreign(f"bad output {spec.output!r}")
+        files = [*spec.post_files]
+        for generation in spec.generations:
+            files.append(generation.workflow_file)
+            if generation.init_image is not None:
+                files.append(generation.init_image)
+        for ref in files:
+            if ref not in checked:
+                _check_ref(ref)
+                checked.add(ref)

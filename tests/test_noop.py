@@ -131,7 +131,7 @@ def test_cached_resolution_follows_inherited_defaults_and_files(
         files={"parts/a.yaml": "sprites:\n  - id: a\n    prompt: slime\n  - id: b\n    prompt: bat\n"},
     )
     build_json(cli, project)
-    assert list((project / ".pixelbuild/state/resolved").glob("*.pickle"))
+    assert list((project / ".pixelbuild/state/resolved").glob("*.json"))
     # The included file is unchanged, but the defaults it inherits are not: its sprites are stale.
     manifest = project / "pixelbuild.yaml"
     manifest.write_text(manifest.read_text().replace("negative_prompt: blurry", "negative_prompt: photo"))
