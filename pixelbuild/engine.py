@@ -26,6 +26,7 @@ from pixelbuild.fsguard import OutputGuard, Removal
 from pixelbuild.hashing import hash_bytes
 from pixelbuild.keys import SpriteKeys
 from pixelbuild.lock import AtlasEntry, Journal, Lock, LockEntry, OutputRecord
+from pixelbuild.notices import pinned
 from pixelbuild.plan import Action, AtlasDecision, Decision, Plan
 from pixelbuild.progress import Progress
 from pixelbuild.resolver import project_file_path
@@ -757,13 +758,15 @@ class Engine:
         saved = sys.stdout, sys.stderr
         errors = io.StringIO()
         try:
-            # doit prints its own runtime errors (not task failures: those are ours) to stderr.
+            # doit prints its own runtime errors (not task failures: those are ours) to stderr; our
+            # warnings go to the real stderr meanwhile.
             sys.stderr = errors
-            code = DoitMain(
-                Loader(),
-                config_filenames=(),
-                extra_config={"BACKEND": {"pixelbuild-memory": "pixelbuild.engine:MemoryDB"}},
-            ).run(arguments)
+            with pinned(saved[1]):
+                code = DoitMain(
+                    Loader(),
+                    config_filenames=(),
+                    extra_config={"BACKEND": {"pixelbuild-memory": "pixelbuild.engine:MemoryDB"}},
+                ).run(arguments)
         finally:
             # doit's runners swap these out while tasks run; put the real ones back whatever happened.
             sys.stdout, sys.stderr = saved

@@ -239,7 +239,9 @@ class OutputGuard:
         with self._folders(parts[:-1], create=True) as fds:
             folder_fd = fds[-1]
             fd = os.open(
-                temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY, 0o666,
+                temp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY,
+                0o666,
                 dir_fd=folder_fd,
             )
             try:
