@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from pixelbuild.keys import KEY_VERSION, SpriteKeys, sprite_keys
 from pixelbuild.manifest import ManifestFile
 from pixelbuild.notices import warn_once
 from pixelbuild.resolver import BUILTIN_PREFIX, ProjectSettings
-from pixelbuild.spec import SpriteSpec
+from pixelbuild.spec import Source, SpriteSpec
 
 #: Maps a file reference to its content hash (None if it is gone).
 RefHasher = Callable[[str], str | None]
@@ -37,6 +39,7 @@ MAX_ENTRY_BYTES = 256 << 20
 #: One entry: (format, specs, their keys, {file ref: content hash}, paths whose absence was relied on).
 _Entry = tuple[int, list[SpriteSpec], list[SpriteKeys], dict[str, str], list[str]]
 _ENCODER = msgspec.json.Encoder()
+_KEY = re.compile(r"[0-9a-f]{32}")
 _DECODER = msgspec.json.Decoder(_Entry)
 
 
@@ -102,6 +105,10 @@ class SpecCache:
             return None
         if any((self.project_dir / missing).exists() for missing in absent):
             return None
+        display = manifest_file.display
+        if any(spec.source.file != display for spec in specs):
+            # Shown relative to the working folder, which may differ from the run that wrote the entry.
+            specs = [replace(spec, source=Source(display, spec.source.path)) for spec in specs]
         for spec, spec_keys in zip(specs, keys, strict=True):
             self.keys[spec.id] = spec_keys
         return specs, list(refs), absent
@@ -151,11 +158,18 @@ def _check_ref(ref: str) -> None:
 
 
 def _check_entry(
-    specs: Sequence[SpriteSpec], keys: Sequence[SpriteKeys], refs: Mapping[str, str], absent: Sequence[str]
+    specs: Sequence[SpriteSpec],
+    keys: Sequence[SpriteKeys],
+    refs: Mapping[str, str],
+    absent: Sequence[str],
 ) -> None:
-    """Raise ``_Foreign`` unless every path of the entry stays inside the project (outputs: the output root)."""
+    """Raise ``_Foreign`` unless every path of the entry stays inside the project (outputs: the output root)
+    and every key is a key."""
     if len(specs) != len(keys):
         raise _Foreign("specs and keys disagree")
+    for spec_keys in keys:
+        if not all(_KEY.fullmatch(key) for key in (spec_keys.post, *spec_keys.generations)):
+            raise _Foreign("a key is not a key")
     checked: set[str] = set()
     for ref in [*refs, *absent]:
         _check_ref(ref)

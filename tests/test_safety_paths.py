@@ -407,8 +407,9 @@ def test_pickle_in_the_spec_cache_is_never_executed(
         lambda text: text.replace('"hero.png"', '"../../outside/victim.png"'),
         lambda text: text.replace('"hero.png"', json.dumps("/tmp/victim.png")),
         lambda text: text.replace('"builtin:txt2img_sdxl.json"', '"../../../etc/passwd"'),
+        lambda text: re.sub(r'"post":"[0-9a-f]{32}"', '"post":"../../../../x"', text, count=1),
     ],
-    ids=["torn", "foreign", "escaping-output", "absolute-output", "escaping-file"],
+    ids=["torn", "foreign", "escaping-output", "absolute-output", "escaping-file", "bad-key"],
 )
 def test_damaged_or_crafted_spec_cache_entry_is_ignored(
     cli: Callable[..., Result], make_project: Callable[..., Path], damage: Callable[[str], str]
@@ -427,6 +428,23 @@ def test_damaged_or_crafted_spec_cache_entry_is_ignored(
     assert (project / "assets/hero.png").exists()
     assert not (project.parent / "outside").exists()
     assert (entry.read_text() == text) or not entry.exists() or "victim" not in entry.read_text()
+
+
+def test_spec_cache_names_the_manifest_as_this_run_shows_it(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    from pixelbuild.paths import ProjectPaths
+    from pixelbuild.project import open_session
+
+    project = make_project()
+    build_json(cli, project)
+    (entry,) = _resolved_entries(project)
+    entry.write_text(re.sub(r'"file":"[^"]*"', '"file":"/etc/shadow"', entry.read_text()))
+    session = open_session(ProjectPaths.for_manifest(project / "pixelbuild.yaml"))
+    assert session.keys and {sprite.source.file for sprite in session.resolved.sprites} == {
+        session.manifest.root.display
+    }
+    assert not notices._said  # the entry was used, not thrown away as damaged
 
 
 def test_no_pickle_or_marshal_in_pixelbuild() -> None:
