@@ -52,21 +52,21 @@ def _require(condition: bool, message: str) -> None:
 
 
 def _hex_key(value: Any, what: str) -> str:
-    _require(isinstance(value, str) and _HEX_KEY.fullmatch(value) is not None, f"{what} is not a 32-digit hex key")
-    return str(value)
+    if type(value) is not str or _HEX_KEY.fullmatch(value) is None:
+        raise LockFormatError(f"{what} is not a 32-digit hex key")
+    return value
 
 
 def _output_path(value: Any) -> str:
     problem = path_problem(value)
-    if problem is not None:
-        shown = value if isinstance(value, str) else repr(value)
-        raise LockFormatError(
-            f"output path {json.dumps(shown, ensure_ascii=False)[:300]} {problem}; every output must be a "
-            "normalised relative path inside the output root, and pixelbuild never writes or deletes "
-            "anything else",
-            needle=json.dumps(value, ensure_ascii=False) if isinstance(value, str) else None,
-        )
-    return str(value)
+    if problem is None:
+        return str(value)
+    shown = value if isinstance(value, str) else repr(value)
+    raise LockFormatError(
+        f"output path {json.dumps(shown, ensure_ascii=False)[:300]} {problem}; every output must be a "
+        "normalised relative path inside the output root, and pixelbuild never writes or deletes anything else",
+        needle=json.dumps(value, ensure_ascii=False) if isinstance(value, str) else None,
+    )
 
 
 def _size(value: Any) -> int:
@@ -75,14 +75,15 @@ def _size(value: Any) -> int:
 
 
 def _list(value: Any, what: str, limit: int) -> list[Any]:
-    _require(isinstance(value, list), f"{what} is not a list")
-    _require(len(value) <= limit, f"{what} has more than {limit} items")
-    return list(value)
+    if not isinstance(value, list) or len(value) > limit:
+        raise LockFormatError(f"{what} is not a list of at most {limit} items")
+    return value
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
-    _require(isinstance(value, dict), f"{what} is not an object")
-    return dict(value)
+    if not isinstance(value, dict):
+        raise LockFormatError(f"{what} is not an object")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
