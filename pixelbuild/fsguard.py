@@ -111,6 +111,9 @@ class OutputGuard:
     root: str
     follow_root: bool = False
     keep: tuple[str, ...] = ()
+    #: A trusted folder above the root (the project's): the walk starts there, so no folder between it and
+    #: the root can be swapped for a link either. None: the root's parent.
+    base: str | None = None
 
     # ------------------------------------------------------------------ checks
 
@@ -161,38 +164,45 @@ class OutputGuard:
 
     # ------------------------------------------------------------------- walks
 
+    def _root_parts(self) -> tuple[str, list[str]]:
+        """The trusted folder the walk starts from, and the names from it down to the root."""
+        if self.base is not None:
+            inside = os.path.relpath(self.root, self.base)
+            if inside != os.curdir and not inside.startswith(os.pardir):
+                return self.base, inside.replace(os.sep, "/").split("/")
+        return os.path.dirname(self.root), [os.path.basename(self.root)]
+
     @contextlib.contextmanager
     def _folders(self, parts: Sequence[str], *, create: bool) -> Iterator[list[int]]:
-        """File descriptors of the root and each folder of ``parts`` under it, opened without following links.
-
-        Raises FileNotFoundError (``create`` False) when a folder is missing, ``UnsafePathError`` when one
-        is a link or not a folder.
+        """File descriptors of the root and each folder of ``parts`` under it, opened one name at a time
+        from ``base`` without following links (the folders down to the root may be links only with
+        ``follow_root``). Raises FileNotFoundError (``create`` False) when a folder is missing,
+        ``UnsafePathError`` when one is a link or not a folder.
         """
+        start, root_parts = self._root_parts()
         fds: list[int] = []
         flags = os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC
         try:
-            if create:
-                os.makedirs(self.root, exist_ok=True)
-            try:
-                fds.append(os.open(self.root, flags | (0 if self.follow_root else _O_NOFOLLOW)))
-            except OSError as error:
-                if error.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise UnsafePathError(
-                        f"the output root {self.root} is a symbolic link or not a folder; pixelbuild does not "
-                        "write through links (set 'project.follow_output_symlink: true' if it is intended)"
-                    ) from None
-                raise
-            for index, name in enumerate(parts):
+            fds.append(os.open(start, flags))
+            names = [*root_parts, *parts]
+            for index, name in enumerate(names):
                 if create:
                     with contextlib.suppress(FileExistsError):
                         os.mkdir(name, 0o777, dir_fd=fds[-1])
+                follow = index < len(root_parts) and self.follow_root
                 try:
-                    fds.append(os.open(name, flags | _O_NOFOLLOW, dir_fd=fds[-1]))
+                    fds.append(os.open(name, flags | (0 if follow else _O_NOFOLLOW), dir_fd=fds[-1]))
                 except OSError as error:
-                    if error.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise self._not_a_folder("/".join(parts[: index + 1]), fds[-1], name) from None
-                    raise
-            yield fds
+                    if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    if index < len(root_parts):
+                        raise UnsafePathError(
+                            f"the output root {self.root} is, or lies under, a symbolic link or a file; pixelbuild "
+                            "does not write through links (set 'project.follow_output_symlink: true' if intended)"
+                        ) from None
+                    shown = "/".join(parts[: index - len(root_parts) + 1])
+                    raise self._not_a_folder(shown, fds[-1], name) from None
+            yield fds[len(root_parts) :]
         finally:
             for fd in fds:
                 os.close(fd)
@@ -210,14 +220,16 @@ class OutputGuard:
 
     def _lstat_walk(self, parts: Sequence[str], *, create: bool) -> str:
         """The portable walk (no ``dir_fd``): check each folder with lstat; return the folder's path."""
-        root_mode = os.stat(self.root).st_mode if self.follow_root else None
-        if create:
-            os.makedirs(self.root, exist_ok=True)
-        if root_mode is None:
-            mode = os.lstat(self.root).st_mode
+        start, root_parts = self._root_parts()
+        current = start
+        for name in root_parts:
+            current = os.path.join(current, name)
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(current)
+            mode = os.stat(current).st_mode if self.follow_root else os.lstat(current).st_mode
             if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
-                raise UnsafePathError(f"the output root {self.root} is a symbolic link or not a folder")
-        current = self.root
+                raise UnsafePathError(f"the output root {self.root} is, or lies under, a symbolic link or a file")
         for index, name in enumerate(parts):
             current = os.path.join(current, name)
             if create:

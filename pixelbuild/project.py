@@ -50,7 +50,7 @@ class Session:
     def guard(self) -> OutputGuard:
         """The gate for every write and delete under the output root."""
         project = self.resolved.project
-        return OutputGuard(self._output_root, project.follow_output_symlink, project.keep)
+        return OutputGuard(self._output_root, project.follow_output_symlink, project.keep, str(self.paths.project_dir))
 
     def foreign(self, lock: Lock, force: bool = False) -> Callable[[str], str | None]:
         """A function telling why writing an output path would clobber a file pixelbuild does not own

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from pixelbuild import fsguard, notices
 from pixelbuild import lock as lock_module
-from pixelbuild import notices
 from pixelbuild.fsguard import MAX_COMPONENT_BYTES, TEMP_PREFIX, OutputGuard, Removal, UnsafePathError
 from tests.conftest import BASIC_MANIFEST, Result, build_json
 
@@ -458,7 +458,16 @@ def test_no_pickle_or_marshal_in_pixelbuild() -> None:
 # ------------------------------------------------------------------------------- the guard alone
 
 
-def test_guard_writes_long_names_through_a_short_temporary_name(tmp_path: Path) -> None:
+@pytest.fixture(params=["dir_fd", "lstat"])
+def walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both walks of the guard: openat with O_NOFOLLOW, and the portable lstat one (for Windows)."""
+    if request.param == "dir_fd" and not fsguard._HAVE_DIR_FD:
+        pytest.skip("this system has no dir_fd support")
+    monkeypatch.setattr(fsguard, "_HAVE_DIR_FD", request.param == "dir_fd")
+    return str(request.param)
+
+
+def test_guard_writes_long_names_through_a_short_temporary_name(tmp_path: Path, walk: str) -> None:
     guard = OutputGuard(str(tmp_path / "root"))
     name = "x" * (MAX_COMPONENT_BYTES - 4) + ".png"
     guard.write_bytes(f"deep/{name}", b"data")
@@ -466,7 +475,7 @@ def test_guard_writes_long_names_through_a_short_temporary_name(tmp_path: Path) 
     assert not [p for p in (tmp_path / "root/deep").iterdir() if p.name.startswith(TEMP_PREFIX)]
 
 
-def test_guard_refuses_links_and_bad_paths(tmp_path: Path, victim: Path) -> None:
+def test_guard_refuses_links_and_bad_paths(tmp_path: Path, victim: Path, walk: str) -> None:
     root = tmp_path / "root"
     root.mkdir()
     (root / "link").symlink_to(victim.parent)
@@ -490,7 +499,25 @@ def test_guard_refuses_links_and_bad_paths(tmp_path: Path, victim: Path) -> None
     assert (victim.parent / "new.txt").read_bytes() == b"ok"
 
 
-def test_guard_removes_only_what_is_still_ours(tmp_path: Path) -> None:
+def test_guard_walks_from_the_project_so_no_folder_above_the_root_is_a_link(
+    tmp_path: Path, victim: Path, walk: str
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "build").symlink_to(victim.parent)
+    guard = OutputGuard(str(project / "build/assets"), base=str(project))
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        guard.write_bytes("x.png", b"evil")
+    assert not (victim.parent / "assets").exists()
+    assert guard.remove("x.png", lambda data: True)[0] is not Removal.REMOVED
+    followed = OutputGuard(str(project / "build/assets"), follow_root=True, base=str(project))
+    followed.write_bytes("x.png", b"ok")
+    assert (victim.parent / "assets/x.png").read_bytes() == b"ok"
+    assert followed.remove("x.png", lambda data: True)[0] is Removal.REMOVED
+    assert (victim.parent / "assets").is_dir()  # the root itself is never removed
+
+
+def test_guard_removes_only_what_is_still_ours(tmp_path: Path, walk: str) -> None:
     guard = OutputGuard(str(tmp_path), keep=("kept/*",))
     guard.write_bytes("a/b/c.png", b"ours")
     assert guard.remove("a/b/c.png", lambda data: data == b"theirs")[0] is Removal.KEPT
