@@ -78,7 +78,9 @@ def _orphans(output_dir: Path, owned: set[str], keep: tuple[str, ...]) -> list[s
         links = [name for name in dirs if os.path.islink(os.path.join(folder, name))]
         for name in sorted(files + links):
             relative = Path(folder, name).relative_to(output_dir).as_posix()
-            if relative in owned or any(fnmatch.fnmatchcase(relative, pattern) for pattern in keep):
+            # A linked folder that 'keep' covers (keep: [ui/**], ui -> elsewhere) is the user's business.
+            candidates = (relative, f"{relative}/") if name in links else (relative,)
+            if relative in owned or any(fnmatch.fnmatchcase(c, p) for c in candidates for p in keep):
                 continue
             found.append(relative)
     return found

@@ -218,6 +218,19 @@ def test_symlinked_folder_in_the_output_root_is_never_deleted_through(
     assert (outside / "knight.png").exists()
 
 
+def test_linked_folder_that_keep_covers_is_not_a_problem(
+    cli: Callable[..., Result], make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = make_project(BASIC_MANIFEST.replace("output: assets", "output: assets\n  keep: ['ui/**']"))
+    build_json(cli, project)
+    (tmp_path / "shared").mkdir()
+    (project / "assets/ui").symlink_to(tmp_path / "shared")
+    assert cli("check", "-C", project).code == 0
+    (project / "assets/other").symlink_to(tmp_path / "shared")
+    check = cli("check", "-C", project)
+    assert check.code == 1 and "assets/other: is in the output root but it is a symbolic link" in check.out
+
+
 def test_output_root_that_is_a_symlink_is_refused_unless_allowed(
     cli: Callable[..., Result], make_project: Callable[..., Path], tmp_path: Path
 ) -> None:
