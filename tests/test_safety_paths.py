@@ -480,6 +480,18 @@ def walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     return str(request.param)
 
 
+def test_an_output_name_at_the_file_name_limit_builds(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    name = "k" * (MAX_COMPONENT_BYTES - 4) + ".png"
+    project = make_project(
+        f"version: 1\ndefaults: {{size: 16}}\nsprites:\n  - {{id: knight, prompt: x, output: {name}}}\n"
+    )
+    build_json(cli, project)
+    assert (project / "assets" / name).is_file()
+    assert cli("check", "-C", project).code == 0
+
+
 def test_guard_writes_long_names_through_a_short_temporary_name(tmp_path: Path, walk: str) -> None:
     guard = OutputGuard(str(tmp_path / "root"))
     name = "x" * (MAX_COMPONENT_BYTES - 4) + ".png"
