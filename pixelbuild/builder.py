@@ -83,6 +83,9 @@ class ProjectLock:
         from filelock import FileLock
 
         paths.state_dir.mkdir(parents=True, exist_ok=True)
+        if paths.build_lock.is_symlink():
+            # pixelbuild never makes one: a link there (from an archive) could point at any file.
+            paths.build_lock.unlink()
         self.paths = paths
         self.doing = doing
         self.lock = FileLock(str(paths.build_lock))

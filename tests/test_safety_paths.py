@@ -277,6 +277,19 @@ def test_a_link_at_the_output_itself_is_replaced_only_with_force(
     assert victim.read_bytes() == b"precious"
 
 
+def test_links_planted_in_local_state_are_never_written_through(
+    cli: Callable[..., Result], make_project: Callable[..., Path], victim: Path
+) -> None:
+    project = make_project()
+    state = project / ".pixelbuild"
+    (state / "state").mkdir(parents=True)
+    for name in ("build.lock", "journal.jsonl", "state/noop.json", "state/files.json"):
+        (state / name).symlink_to(victim)
+    build_json(cli, project)
+    assert victim.read_bytes() == b"precious"
+    assert cli("build", "-C", project).code == 0 and victim.read_bytes() == b"precious"
+
+
 # ---------------------------------------------------------------------------------- ownership
 
 
