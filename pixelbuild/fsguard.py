@@ -36,8 +36,9 @@ MAX_COMPONENT_BYTES = 255
 MAX_PATH_CHARS = 1024
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# The common case in one match: short segments of ordinary characters, none of them '.' or '..', no drive.
-_PLAIN_PATH = re.compile(r"(?!.:)(?:(?!\.\.?/)[^/\\\x00-\x1f\x7f]{1,63}/)*(?!\.\.?$)[^/\\\x00-\x1f\x7f]{1,63}")
+#: The common case of a safe path in one match: short segments of ordinary characters, none of them '.' or
+#: '..', no drive letter (a path it refuses may still be safe: ``path_problem`` decides).
+PLAIN_PATH = re.compile(r"(?!.:)(?:(?!\.\.?/)[^/\\\x00-\x1f\x7f]{1,63}/)*(?!\.\.?(?:\n|\Z))[^/\\\x00-\x1f\x7f]{1,63}")
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -63,7 +64,7 @@ def path_problem(path: object) -> str | None:
     """
     if not isinstance(path, str):
         return "is not a string"
-    if len(path) <= MAX_PATH_CHARS and _PLAIN_PATH.fullmatch(path):
+    if len(path) <= MAX_PATH_CHARS and PLAIN_PATH.fullmatch(path):
         return None
     if not path:
         return "is empty"

@@ -95,17 +95,21 @@ def test_old_output_path_of_an_existing_sprite_outside_the_root_is_refused(
     assert victim.read_bytes() == b"precious"
 
 
-@pytest.mark.parametrize("path", ["a/../b.png", "./a.png", "a//b.png", "a\\b.png", "a\x00b.png", "a\nb.png", ""])
+@pytest.mark.parametrize(
+    "path", ["a/../b.png", "./a.png", "a//b.png", "a\\b.png", "a\x00b.png", "a\nb.png", "", "a/..", "a/.", "C:x.png"]
+)
+@pytest.mark.parametrize("sprite", ["hero", "slime"])
 def test_lock_output_paths_are_validated_as_the_manifests_are(
-    cli: Callable[..., Result], make_project: Callable[..., Path], path: str
+    cli: Callable[..., Result], make_project: Callable[..., Path], path: str, sprite: str
 ) -> None:
     project = make_project()
     build_json(cli, project)
     lock = project / "pixelbuild.lock"
-    lock.write_text(lock.read_text().replace('"slime.png"', json.dumps(path)))
+    lock.write_text(lock.read_text().replace(f'"{sprite}.png"', json.dumps(path)))
+    line = _line_of(lock.read_text(), json.dumps(path))
     result = cli("build", "-C", project)
-    assert result.code == 2 and "pixelbuild.lock:" in result.err and "sprite 'slime'" in result.err
-    assert (project / "assets/slime.png").exists()
+    assert result.code == 2 and f"pixelbuild.lock:{line}:" in result.err and f"sprite '{sprite}'" in result.err
+    assert (project / f"assets/{sprite}.png").exists()
 
 
 def test_oversized_lock_is_refused(
