@@ -770,6 +770,10 @@ class Engine:
         finally:
             # doit's runners swap these out while tasks run; put the real ones back whatever happened.
             sys.stdout, sys.stderr = saved
+            # A doit task and its actions reference each other, and the actions this engine: drop the actions
+            # so that the engine and all it holds go when the build returns, not at the next full collection.
+            for task in tasks:
+                task._actions, task._action_instances = [], []
         # A failed task (or one whose dependency failed) is already recorded by _guard; anything else is doit's.
         if code != 0 and not self.result.failures and not self.result.repair:
             raise RuntimeError(f"doit could not run the build (exit {code}): {errors.getvalue().strip()}")

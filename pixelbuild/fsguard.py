@@ -18,7 +18,6 @@ import errno
 import fnmatch
 import os
 import re
-import secrets
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -84,6 +83,19 @@ def path_problem(path: object) -> str | None:
         if len(part) * 4 > MAX_COMPONENT_BYTES and len(part.encode("utf-8", "surrogatepass")) > MAX_COMPONENT_BYTES:
             return f"has a name longer than {MAX_COMPONENT_BYTES} bytes"
     return None
+
+
+_PLAIN_PATHS = re.compile(f"(?:{PLAIN_PATH.pattern}\n)*")
+
+
+def all_safe(paths: Sequence[str]) -> bool:
+    """Whether every one of ``paths`` is safe (``path_problem`` is None), in one match for the common case:
+    thousands of paths read back from the lock or a cache cost one regular expression, not thousands."""
+    joined = "\n".join(paths) + "\n"
+    # A newline inside a path would pass for two paths: the count tells.
+    if joined.count("\n") == len(paths) and _PLAIN_PATHS.fullmatch(joined):
+        return True
+    return all(path_problem(path) is None for path in paths)
 
 
 def matches_keep(path: str, keep: Sequence[str]) -> str | None:
@@ -248,7 +260,7 @@ class OutputGuard:
         """Atomically replace the file ``relative`` under the root with ``data``."""
         parts = self._checked(relative)
         name = parts[-1]
-        temp = f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        temp = f"{TEMP_PREFIX}{os.urandom(8).hex()}"
         if not _HAVE_DIR_FD:
             folder = self._lstat_walk(parts[:-1], create=True)
             _write_via(folder, temp, name, data)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from pathlib import Path
 
 from pixelbuild.fsguard import TEMP_PREFIX
@@ -20,7 +19,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = False) -> Non
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     # The target's name is not part of the temporary one: a 255-byte name would push it over the limit.
-    temp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    temp = path.parent / f"{TEMP_PREFIX}{os.urandom(8).hex()}"
     # os.open with 0o666 lets the umask decide the mode, as for any file the user creates.
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     fd = os.open(temp, flags, 0o666)

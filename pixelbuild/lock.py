@@ -21,7 +21,7 @@ from typing import IO, Annotated, Any
 import msgspec
 
 from pixelbuild.errors import ManifestError
-from pixelbuild.fsguard import PLAIN_PATH, path_problem
+from pixelbuild.fsguard import all_safe, path_problem
 from pixelbuild.fsutil import atomic_write_bytes
 from pixelbuild.notices import warn_once
 
@@ -243,7 +243,6 @@ def render_lock(lock: Lock) -> bytes:
 # reader, which names the entry and line of the problem.
 _Size = Annotated[int, msgspec.Meta(gt=0, le=1 << 20)]
 _HEX_RUNS = re.compile(r"(?:[0-9a-f]{32})*")
-_PLAIN_PATHS = re.compile(f"(?:{PLAIN_PATH.pattern}\n)*")
 
 
 class _OutputShape(msgspec.Struct, forbid_unknown_fields=True):
@@ -343,9 +342,7 @@ def _parse_fast(raw: bytes) -> Lock | None:
         or _CONTROL.search("".join(ids))
     ):
         return None
-    joined_paths = "\n".join(paths) + "\n"
-    plain = joined_paths.count("\n") == len(paths) and _PLAIN_PATHS.fullmatch(joined_paths)  # a newline is no path
-    if not plain and any(path_problem(path) for path in paths):
+    if not all_safe(paths):
         return None
     return Lock(sprites, atlases)
 

@@ -58,9 +58,7 @@ class Session:
 
         With ``force``, files and links are replaced; a link or a file among the folders on the way never is.
         """
-        recorded: dict[str, list[OutputRecord]] = {}
-        for output in lock_outputs(lock):
-            recorded.setdefault(output.path, []).append(output)
+        recorded: dict[str, list[OutputRecord]] = {}  # filled on first use: most plans never ask
         verified: set[str] = set()
         prefix = self.paths.display(self.output_dir)
 
@@ -77,6 +75,9 @@ class Session:
             digest = self.hashes.hash(path)
             if digest is None:
                 return None
+            if not recorded:
+                for output in lock_outputs(lock):
+                    recorded.setdefault(output.path, []).append(output)
             records = recorded.get(relative)
             if not records:
                 if digest in self._cached_results(relative):

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from pixelbuild import __version__
-from pixelbuild.fsguard import path_problem
+from pixelbuild.fsguard import all_safe, path_problem
 from pixelbuild.hashing import canonical_json, hash_text
 from pixelbuild.keys import KEY_VERSION, SpriteKeys, sprite_keys
 from pixelbuild.manifest import ManifestFile
@@ -39,7 +39,7 @@ MAX_ENTRY_BYTES = 256 << 20
 #: One entry: (format, specs, their keys, {file ref: content hash}, paths whose absence was relied on).
 _Entry = tuple[int, list[SpriteSpec], list[SpriteKeys], dict[str, str], list[str]]
 _ENCODER = msgspec.json.Encoder()
-_KEY = re.compile(r"[0-9a-f]{32}")
+_KEYS = re.compile(r"(?:[0-9a-f]{32})*")
 _DECODER = msgspec.json.Decoder(_Entry)
 
 
@@ -164,25 +164,21 @@ def _check_entry(
     absent: Sequence[str],
 ) -> None:
     """Raise ``_Foreign`` unless every path of the entry stays inside the project (outputs: the output root)
-    and every key is a key."""
+    and every key is a key (checked in batches: this runs for every cached sprite of a one-change build)."""
     if len(specs) != len(keys):
         raise _Foreign("specs and keys disagree")
-    for spec_keys in keys:
-        if not all(_KEY.fullmatch(key) for key in (spec_keys.post, *spec_keys.generations)):
-            raise _Foreign("a key is not a key")
-    checked: set[str] = set()
-    for ref in [*refs, *absent]:
-        _check_ref(ref)
-        checked.add(ref)
+    joined = "".join([spec_keys.post + "".join(spec_keys.generations) for spec_keys in keys])
+    if len(joined) != 32 * sum(1 + len(spec_keys.generations) for spec_keys in keys) or not _KEYS.fullmatch(joined):
+        raise _Foreign("a key is not a key")
+    outputs = [spec.output for spec in specs]
+    if not all_safe(outputs) or not all(output.endswith(".png") for output in outputs):
+        raise _Foreign("an output is not a safe .png path")
+    files = {*refs, *absent}
     for spec in specs:
-        if path_problem(spec.output) is not None or not spec.output.endswith(".png"):
-            raise _Foreign(f"bad output {spec.output!r}")
-        files = [*spec.post_files]
+        files.update(spec.post_files)
         for generation in spec.generations:
-            files.append(generation.workflow_file)
+            files.add(generation.workflow_file)
             if generation.init_image is not None:
-                files.append(generation.init_image)
-        for ref in files:
-            if ref not in checked:
-                _check_ref(ref)
-                checked.add(ref)
+                files.add(generation.init_image)
+    for ref in files:
+        _check_ref(ref)
