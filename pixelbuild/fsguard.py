@@ -91,11 +91,14 @@ _PLAIN_PATHS = re.compile(f"(?:{PLAIN_PATH.pattern}\n)*")
 def all_safe(paths: Sequence[str]) -> bool:
     """Whether every one of ``paths`` is safe (``path_problem`` is None), in one match for the common case:
     thousands of paths read back from the lock or a cache cost one regular expression, not thousands."""
-    joined = "\n".join(paths) + "\n"
-    # A newline inside a path would pass for two paths: the count tells.
-    if joined.count("\n") == len(paths) and _PLAIN_PATHS.fullmatch(joined):
-        return True
-    return all(path_problem(path) is None for path in paths)
+    for start in range(0, len(paths), 2048):  # joined strings of modest size: see lock._BATCH
+        batch = paths[start : start + 2048]
+        joined = "\n".join(batch) + "\n"
+        # A newline inside a path would pass for two paths: the count tells.
+        plain = joined.count("\n") == len(batch) and _PLAIN_PATHS.fullmatch(joined)
+        if not plain and not all(path_problem(path) is None for path in batch):
+            return False
+    return True
 
 
 def matches_keep(path: str, keep: Sequence[str]) -> str | None:

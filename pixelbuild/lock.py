@@ -16,9 +16,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Annotated, Any
-
-import msgspec
+from typing import IO, Any
 
 from pixelbuild.errors import ManifestError
 from pixelbuild.fsguard import all_safe, path_problem
@@ -238,120 +236,99 @@ def render_lock(lock: Lock) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-# The lock's shape, checked in one pass by msgspec (the common case: a lock pixelbuild wrote), then its
-# digests and paths by a few regular expressions per entry. Anything refused goes through the plain-Python
-# reader, which names the entry and line of the problem.
-_Size = Annotated[int, msgspec.Meta(gt=0, le=1 << 20)]
-_HEX_RUNS = re.compile(r"(?:[0-9a-f]{32})*")
+#: Values checked per batch: big enough that the per-batch cost vanishes, small enough that the joined
+#: strings stay under malloc's mmap threshold (freeing big temporaries raises it and costs peak memory).
+_BATCH = 2048
 
 
-class _OutputShape(msgspec.Struct, forbid_unknown_fields=True):
-    path: str
-    file_hash: str
-    pixel_hash: str | None = None
-    width: _Size | None = None
-    height: _Size | None = None
+def _all_hex(digests: list[str], size: int) -> bool:
+    """Whether every one of ``digests`` is ``size`` lowercase hex digits: a few C-speed passes per batch,
+    not a Python check per value (a 10,000-sprite lock holds 200,000 digests)."""
+    if digests and set(map(len, digests)) != {size}:
+        return False
+    for start in range(0, len(digests), _BATCH):
+        joined = "".join(digests[start : start + _BATCH])
+        try:
+            # fromhex skips whitespace, so a space would make the decoded length come up short.
+            if joined != joined.lower() or len(bytes.fromhex(joined)) * 2 != len(joined):
+                return False
+        except ValueError:
+            return False
+    return True
 
 
-class _GenerationShape(msgspec.Struct, forbid_unknown_fields=True):
-    key: str
-    seed: int
+def _fast_outputs(items: Any, paths: list[str], digests: list[str]) -> tuple[OutputRecord, ...]:
+    if type(items) is not list or len(items) > MAX_OUTPUTS:
+        raise TypeError
+    records = []
+    for item in items:
+        path, file_hash = item["path"], item["file_hash"]
+        paths.append(path)
+        digests.append(file_hash)
+        pixels = item.get("pixel_hash")
+        if pixels is None:
+            records.append(OutputRecord(path, file_hash))
+            continue
+        width, height = item["width"], item["height"]
+        if type(width) is not int or type(height) is not int or not (0 < width <= 1 << 20 and 0 < height <= 1 << 20):
+            raise TypeError
+        digests.append(pixels)
+        records.append(OutputRecord(path, file_hash, pixels, width, height))
+    return tuple(records)
 
 
-class _SpriteShape(msgspec.Struct, forbid_unknown_fields=True):
-    generations: Annotated[list[_GenerationShape], msgspec.Meta(max_length=MAX_ITEMS)]
-    post_key: str
-    backend: dict[str, Any]
-    fields: dict[str, str]
-    outputs: Annotated[list[_OutputShape], msgspec.Meta(max_length=MAX_OUTPUTS)]
-
-
-class _AtlasShape(msgspec.Struct, forbid_unknown_fields=True):
-    pack_key: str
-    members: Annotated[list[str], msgspec.Meta(max_length=MAX_ITEMS)]
-    outputs: Annotated[list[_OutputShape], msgspec.Meta(max_length=MAX_OUTPUTS)]
-
-
-class _LockShape(msgspec.Struct):
-    version: int
-    sprites: dict[str, _SpriteShape] = {}
-    atlases: dict[str, _AtlasShape] = {}
-
-
-_LOCK_DECODER = msgspec.json.Decoder(_LockShape)
-
-
-def _parse_fast(raw: bytes) -> Lock | None:
-    """The lock, if it is exactly what pixelbuild writes; None sends it through the detailed reader.
-
-    Every digest, path and id is collected and checked in a few batched matches at the end: per-value
-    checks would cost a third of the parse on a 10,000-sprite lock.
-    """
-    try:
-        shape = _LOCK_DECODER.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
-        return None
-    if shape.version != LOCK_VERSION:
-        return None
+def _parse_fast(data: dict[str, Any]) -> Lock | None:
+    """The lock, if it is exactly what pixelbuild writes; None sends it through the detailed reader, which
+    names the entry and line of the problem. Digests, paths and ids are checked in batches at the end."""
     digests: list[str] = []
     paths: list[str] = []
-
-    def outputs(shapes: list[_OutputShape]) -> tuple[OutputRecord, ...] | None:
-        records = []
-        for output in shapes:
-            paths.append(output.path)
-            digests.append(output.file_hash)
-            if output.pixel_hash is None:
-                records.append(OutputRecord(output.path, output.file_hash))
-            elif output.width is None or output.height is None:
-                return None
-            else:
-                digests.append(output.pixel_hash)
-                pixels = output.pixel_hash
-                records.append(OutputRecord(output.path, output.file_hash, pixels, output.width, output.height))
-        return tuple(records)
-
     fields: list[str] = []
-    field_count = 0
+
+    def checked() -> bool:
+        # Checked and emptied batch by batch: big temporary lists would cost peak memory (see _BATCH).
+        ok = _all_hex(digests, 32) and _all_hex(fields, 16) and all_safe(paths)
+        digests.clear()
+        fields.clear()
+        paths.clear()
+        return ok
+
     sprites: dict[str, LockEntry] = {}
-    for sprite_id, sprite in shape.sprites.items():
-        records = outputs(sprite.outputs)
-        if records is None:
-            return None
-        digests.append(sprite.post_key)
-        digests.extend([generation.key for generation in sprite.generations])
-        fields.extend(sprite.fields.values())
-        field_count += len(sprite.fields)
-        generations = tuple((generation.key, generation.seed) for generation in sprite.generations)
-        sprites[sprite_id] = LockEntry(generations, sprite.post_key, sprite.backend, sprite.fields, records)
     atlases: dict[str, AtlasEntry] = {}
-    for atlas_id, atlas in shape.atlases.items():
-        records = outputs(atlas.outputs)
-        if records is None:
+    try:
+        for sprite_id, entry in data.get("sprites", {}).items():
+            if len(fields) > _BATCH and not checked():
+                return None
+            generations = entry["generations"]
+            if type(generations) is not list or len(generations) > MAX_ITEMS:
+                return None
+            pairs = tuple((item["key"], item["seed"]) for item in generations)
+            backend, digest_map = entry["backend"], entry["fields"]
+            if type(backend) is not dict or type(digest_map) is not dict:
+                return None
+            outputs = _fast_outputs(entry["outputs"], paths, digests)
+            digests.append(entry["post_key"])
+            digests.extend([key for key, _seed in pairs])
+            fields.extend(digest_map.values())
+            sprites[sprite_id] = LockEntry(pairs, entry["post_key"], backend, digest_map, outputs)
+            if any(type(seed) is not int for _key, seed in pairs):
+                return None
+        for atlas_id, entry in data.get("atlases", {}).items():
+            members = entry["members"]
+            if type(members) is not list or len(members) > MAX_ITEMS or not all(type(m) is str for m in members):
+                return None
+            outputs = _fast_outputs(entry["outputs"], paths, digests)
+            digests.append(entry["pack_key"])
+            atlases[atlas_id] = AtlasEntry(entry["pack_key"], tuple(members), outputs)
+        ids = [*sprites, *atlases]
+        if not checked() or any(not 0 < len(entry_id) <= 1024 or _CONTROL.search(entry_id) for entry_id in ids):
             return None
-        digests.append(atlas.pack_key)
-        atlases[atlas_id] = AtlasEntry(atlas.pack_key, tuple(atlas.members), records)
-    ids = [*sprites, *atlases]
-    joined_digests, joined_fields = "".join(digests), "".join(fields)
-    if (
-        len(joined_digests) != 32 * len(digests)
-        or not _HEX_RUNS.fullmatch(joined_digests)
-        or len(joined_fields) != 16 * field_count
-        or not _FIELD_DIGESTS.fullmatch(joined_fields)
-        or any(not 0 < len(entry_id) <= 1024 for entry_id in ids)
-        or _CONTROL.search("".join(ids))
-    ):
-        return None
-    if not all_safe(paths):
-        return None
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return None  # str.join and friends refuse anything but strings
     return Lock(sprites, atlases)
 
 
 def parse_lock(raw: bytes, display: str) -> Lock:
     """Parse lock bytes; a damaged lock is a ManifestError naming the file and line."""
-    fast = _parse_fast(raw)
-    if fast is not None:
-        return fast
     try:
         data = json.loads(raw)
     except ValueError as error:
@@ -368,6 +345,9 @@ def parse_lock(raw: bytes, display: str) -> Lock:
             file=display,
             line=1,
         )
+    fast = _parse_fast(data)
+    if fast is not None:
+        return fast
     text: str | None = None
 
     def entries(section: str) -> dict[str, Any]:
