@@ -52,7 +52,6 @@ class BuildReport:
     noop: bool = False
     interrupted: bool = False
     seconds: float = 0.0
-    kept: list[str] = field(default_factory=list)  # outputs left in place although their sprite went
 
     @property
     def ok(self) -> bool:
@@ -201,7 +200,7 @@ def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, pr
         up_to_date=full_plan.count(Action.UP_TO_DATE),
         failures=result.failures,
         interrupted=result.interrupted,
-        kept=result.kept,
+        warnings=list(result.kept),
     )
     if repaired:
         shown = ", ".join(list(repaired)[:5]) + (", ..." if len(repaired) > 5 else "")

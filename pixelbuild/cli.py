@@ -159,7 +159,6 @@ def _cmd_build(args: argparse.Namespace) -> int:
     lines = []
     for sprite_id, message in sorted(report.failures.items()):
         lines.append(f"FAILED {sprite_id}: {message}")
-    lines.extend(report.kept)
     if report.interrupted:
         lines.append("interrupted: finished sprites are in the lock; run the build again to continue")
     lines.append(f"{report.summary()} ({report.seconds:.2f}s)")
@@ -176,7 +175,6 @@ def _cmd_build(args: argparse.Namespace) -> int:
         "failures": report.failures,
         "warnings": report.warnings,
         "interrupted": report.interrupted,
-        "kept": report.kept,
         "seconds": round(report.seconds, 3),
     }
     _emit(args, document, "\n".join(lines))

@@ -199,6 +199,8 @@ class OutputGuard:
         fds: list[int] = []
         flags = os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC
         try:
+            if create:
+                os.makedirs(start, exist_ok=True)  # the trusted folder the walk starts from
             fds.append(os.open(start, flags))
             names = [*root_parts, *parts]
             for index, name in enumerate(names):
@@ -237,6 +239,8 @@ class OutputGuard:
     def _lstat_walk(self, parts: Sequence[str], *, create: bool) -> str:
         """The portable walk (no ``dir_fd``): check each folder with lstat; return the folder's path."""
         start, root_parts = self._root_parts()
+        if create:
+            os.makedirs(start, exist_ok=True)
         current = start
         for name in root_parts:
             current = os.path.join(current, name)

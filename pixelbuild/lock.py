@@ -327,8 +327,12 @@ def _parse_fast(data: dict[str, Any]) -> Lock | None:
     return Lock(sprites, atlases)
 
 
-def parse_lock(raw: bytes, display: str) -> Lock:
-    """Parse lock bytes; a damaged lock is a ManifestError naming the file and line."""
+def parse_lock(raw: bytes, display: str, *, skip_bad_entries: bool = False) -> Lock:
+    """Parse lock bytes; a damaged lock is a ManifestError naming the file and line.
+
+    ``skip_bad_entries`` drops an entry that is not what pixelbuild writes (a bad output path, ...) instead,
+    for read-only looks at old revisions.
+    """
     try:
         data = json.loads(raw)
     except ValueError as error:
@@ -372,6 +376,8 @@ def parse_lock(raw: bytes, display: str) -> Lock:
             _check_id(sprite_id)
             sprites[sprite_id] = LockEntry.from_json(entry)
         except LockFormatError as error:
+            if skip_bad_entries:
+                continue
             raise bad("sprite", sprite_id, error) from None
     atlases: dict[str, AtlasEntry] = {}
     for atlas_id, entry in entries("atlases").items():
@@ -379,6 +385,8 @@ def parse_lock(raw: bytes, display: str) -> Lock:
             _check_id(atlas_id)
             atlases[atlas_id] = AtlasEntry.from_json(entry)
         except LockFormatError as error:
+            if skip_bad_entries:
+                continue
             raise bad("atlas", atlas_id, error) from None
     return Lock(sprites, atlases)
 

@@ -206,7 +206,7 @@ def _old_side(revision: Revision, paths: ProjectPaths, current_output: str, note
         lock = Lock()
     else:
         try:
-            lock = parse_lock(raw, display)
+            lock = parse_lock(raw, display, skip_bad_entries=True)
         except RecursionError:
             raise ManifestError("the lock file nests too deeply to be a pixelbuild lock", file=display) from None
     manifest_name = paths.display(paths.manifest)

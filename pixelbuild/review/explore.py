@@ -72,6 +72,7 @@ def explore(
     from pixelbuild.backends import create_backend
     from pixelbuild.backends.base import GenerationJob
     from pixelbuild.engine import PostJob, post_process
+    from pixelbuild.fsguard import OutputGuard
     from pixelbuild.fsutil import atomic_write_bytes
     from pixelbuild.keys import sprite_keys
     from pixelbuild.png import encode_raw
@@ -146,7 +147,8 @@ def explore(
                     layout=candidate.layout,
                     project_dir=str(paths.project_dir),
                     post_key=candidate_keys.post,
-                    target=str(work),
+                    guard=OutputGuard(str(target)),
+                    output=work.relative_to(target).as_posix(),
                 )
             )
             data = work.read_bytes()
