@@ -716,8 +716,8 @@ class _Resolver:
                 for path in atlas.outputs():
                     pattern = matches_keep(path, self.project.keep)
                     if pattern is not None:
-                        message = f"writes {path}, which 'keep: {pattern}' reserves for files pixelbuild leaves alone"
-                        raise _atlas_error(manifest_file, index, entry, message, where)
+                        kept = f"writes {path}, which 'keep: {pattern}' reserves for files pixelbuild leaves alone"
+                        raise _atlas_error(manifest_file, index, entry, kept, where)
                     problem = path_problem(path)
                     message = f"output '{path}' {problem}" if problem else self.claims.claim(path, atlas)
                     if message is not None:
