@@ -25,14 +25,13 @@ from enum import StrEnum
 from pathlib import Path
 
 from pixelbuild.errors import EXIT_BAD_INPUT, PixelbuildError
+from pixelbuild.names import MAX_NAME_BYTES, MAX_PATH_BYTES
 
 #: Every temporary file pixelbuild creates starts with this; its name never includes the target's name,
 #: so a target name of ``MAX_COMPONENT_BYTES`` still leaves the temporary name short.
 TEMP_PREFIX = ".pixelbuild-tmp."
-#: The longest file or folder name (in UTF-8 bytes) an output path may have: the usual file-name limit.
-MAX_COMPONENT_BYTES = 255
-#: The longest output path (characters) the guard accepts (Linux PATH_MAX is 4096 bytes for the whole path).
-MAX_PATH_CHARS = 1024
+#: The longest file or folder name (UTF-8 bytes) and whole output path the guard accepts: the manifest's limits.
+MAX_COMPONENT_BYTES = MAX_NAME_BYTES
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: The common case of a safe path in one match: short segments of ordinary characters, none of them '.' or
@@ -63,12 +62,12 @@ def path_problem(path: object) -> str | None:
     """
     if not isinstance(path, str):
         return "is not a string"
-    if len(path) <= MAX_PATH_CHARS and PLAIN_PATH.fullmatch(path):
+    if len(path) * 4 <= MAX_PATH_BYTES and PLAIN_PATH.fullmatch(path):
         return None
     if not path:
         return "is empty"
-    if len(path) > MAX_PATH_CHARS:
-        return f"is longer than {MAX_PATH_CHARS} characters"
+    if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        return f"is longer than {MAX_PATH_BYTES} bytes"
     if _CONTROL.search(path):
         return "contains a control character"
     if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
@@ -95,7 +94,8 @@ def all_safe(paths: Sequence[str]) -> bool:
         batch = paths[start : start + 2048]
         joined = "\n".join(batch) + "\n"
         # A newline inside a path would pass for two paths: the count tells.
-        plain = joined.count("\n") == len(batch) and _PLAIN_PATHS.fullmatch(joined)
+        short = max(map(len, batch)) * 4 <= MAX_PATH_BYTES
+        plain = short and joined.count("\n") == len(batch) and _PLAIN_PATHS.fullmatch(joined)
         if not plain and not all(path_problem(path) is None for path in batch):
             return False
     return True

@@ -584,3 +584,13 @@ def test_unsafe_check_document_matches_its_schema(
     result = cli("check", "-C", project, "--json")
     assert result.code == 1
     assert "unsafe" in {problem["kind"] for problem in _valid("check", result)["problems"]}
+
+
+def test_batched_path_check_agrees_with_the_single_one() -> None:
+    good = [f"set{i % 7}/sprite_{i}.png" for i in range(5000)]
+    assert fsguard.all_safe(good) and fsguard.all_safe([])
+    long_path = "/".join(["a" * 60] * 20)  # every name short, the whole over the limit
+    for bad in ("../x.png", "a/..", "a\nb.png", "", "/abs.png", long_path, "x" * 256):
+        assert fsguard.path_problem(bad) is not None
+        for where in (0, 2500, 5000):
+            assert not fsguard.all_safe([*good[:where], bad, *good[where:]]), (bad, where)
