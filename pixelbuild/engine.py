@@ -391,6 +391,10 @@ class Engine:
                     "seed": job.spec.seed,
                 },
             )
+            # Cached now: a backend that tracks its submissions (ComfyUI's prompt ledger) may forget this one.
+            settled = getattr(self._backend, "settled", None)
+            if callable(settled):
+                settled(key)
             if generator:  # reading a hand-drawn sprite is no generator call
                 with self._lock:
                     self.result.generator_calls += 1

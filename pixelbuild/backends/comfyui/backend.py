@@ -2,7 +2,11 @@
 and thread-safe ``result``, ``cancel`` that takes our prompts back from the servers.
 
 The engine may call ``ordered(jobs)`` first to order its own tasks the way this backend works through them
-(jobs sharing a checkpoint + LoRA set together), and ``set_progress_callback`` to feed a progress display.
+(jobs sharing a checkpoint + LoRA set together), ``set_progress_callback`` to feed a progress display, and
+``settled(key)`` once a result is safely in its cache.
+
+Every prompt is noted in the project's prompt ledger before it is posted (``ledger.py``); ``start`` first
+collects what an earlier, killed build left on the servers (``resume.py``) and submits only the rest.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from pixelbuild.backends.base import GenerationJob, GenerationResult
 from pixelbuild.backends.comfyui.client import ComfyClient, ServerFailed, ServerUnreachable
 from pixelbuild.backends.comfyui.config import ENV_URL, ComfySettings
+from pixelbuild.backends.comfyui.ledger import PromptLedger
 from pixelbuild.backends.comfyui.preflight import (
     Catalog,
     PreflightError,
@@ -24,6 +29,7 @@ from pixelbuild.backends.comfyui.preflight import (
     check_pins,
     fetch_catalog,
 )
+from pixelbuild.backends.comfyui.resume import Resumer, ResumeStats
 from pixelbuild.backends.comfyui.runner import (
     Cancelled,
     Finished,
@@ -66,6 +72,9 @@ class ComfyUIBackend:
         self._scheduler: Scheduler[Task] | None = None
         self._templates: dict[Path, Graph] = {}
         self._progress: ProgressCallback | None = None
+        self._eligible: dict[str, frozenset[int]] = {}
+        self.ledger = PromptLedger.for_project(project_root)
+        self._resumer: Resumer | None = None
 
     # --- engine-facing API -----------------------------------------------------------------------------
 
@@ -93,8 +102,15 @@ class ComfyUIBackend:
         with self._cond:
             for task in new_tasks:
                 self._tasks[task.key] = task
-        assert self._scheduler is not None
-        self._scheduler.add([(task, task.group, eligible[task.key]) for task in self._order_tasks(new_tasks)])
+            self._eligible.update(eligible)
+        assert self._scheduler is not None and self._resumer is not None
+        to_submit = self._resumer.survey(new_tasks, eligible)
+        self._scheduler.add([(task, task.group, eligible[task.key]) for task in self._order_tasks(to_submit)])
+
+    def settled(self, key: str) -> None:
+        """The engine has stored ``key``'s result in its cache: the ledger may forget its prompts."""
+        if key in self._tasks:
+            self.ledger.settled(key)
 
     def result(self, key: str) -> GenerationResult:
         """Block until the job with generation key ``key`` is done; raise its error if it failed."""
@@ -144,10 +160,13 @@ class ComfyUIBackend:
             unfinished = [key for key in self._tasks if key not in self._outcomes]
         if unfinished:
             self.cancel()
+        if self._resumer is not None:
+            self._resumer.close()
         if self._scheduler is not None:
             self._scheduler.close()
         for client in self._clients:
             client.close()
+        self.ledger.close()
         with self._cond:
             for key, task in self._tasks.items():
                 self._outcomes.setdefault(key, Cancelled("the backend was closed", sprite=task.sprite))
@@ -229,6 +248,16 @@ class ComfyUIBackend:
             unavailable_timeout=self.settings.unavailable_timeout,
         )
         self._scheduler.start()
+        self._resumer = Resumer(
+            self._live,
+            self.ledger,
+            upload_subfolder=self.settings.upload_subfolder,
+            cancelled=self._cancelled,
+            progress=lambda: self._progress,
+            finish=self._finish,
+            resubmit=self._resubmit,
+            job_timeout=self.settings.job_timeout,
+        )
         self._connected = True
 
     def _preflight(self, tasks: Sequence[Task]) -> dict[str, frozenset[int]]:
@@ -269,6 +298,7 @@ class ComfyUIBackend:
                 cancelled=self._cancelled,
                 job_timeout=self.settings.job_timeout,
                 progress=self._progress,
+                ledger=self.ledger,
             )
         except ServerDown:
             raise
@@ -284,6 +314,13 @@ class ComfyUIBackend:
             )
         else:
             self._finish(task.key, finished)
+
+    def _resubmit(self, task: Task) -> None:
+        """Queue ``task`` for submission after all (an earlier build's prompt could not be collected)."""
+        if self._scheduler is not None and not self._cancelled.is_set():
+            self._scheduler.add([(task, task.group, self._eligible[task.key])])
+        else:
+            self._finish(task.key, Cancelled("cancelled before it started", sprite=task.sprite))
 
     def _give_up(self, task: Task, reason: str) -> None:
         urls = ", ".join(server.url for server in self._live)
@@ -320,6 +357,11 @@ class ComfyUIBackend:
     def scheduler(self) -> Scheduler[Task] | None:
         """The dispatcher (its ``stats`` count dispatches and model-group switches per server)."""
         return self._scheduler
+
+    @property
+    def resume_stats(self) -> ResumeStats | None:
+        """What ``start`` found of an earlier build's prompts (None before the first start)."""
+        return self._resumer.stats if self._resumer is not None else None
 
     @property
     def servers(self) -> list[ServerHandle]:

@@ -168,13 +168,27 @@ class ComfyClient:
 
         return ids("queue_running"), ids("queue_pending")
 
-    def submit(self, graph: Mapping[str, Any]) -> PromptAccepted | PromptRejected:
-        """POST /prompt with our client_id (so the websocket carries this prompt's messages).
+    def queue_prompts(self) -> dict[str, Mapping[str, Any] | None]:
+        """GET /queue: every running or pending prompt id, with the graph the server holds for it."""
+        data = _json_object(self._request("GET", "/queue"), "/queue")
+        found: dict[str, Mapping[str, Any] | None] = {}
+        for key in ("queue_running", "queue_pending"):
+            items = data.get(key)
+            for item in items if isinstance(items, list) else ():
+                if isinstance(item, list) and len(item) > 2 and isinstance(item[1], str):
+                    found[item[1]] = item[2] if isinstance(item[2], dict) else None
+        return found
+
+    def submit(self, graph: Mapping[str, Any], prompt_id: str | None = None) -> PromptAccepted | PromptRejected:
+        """POST /prompt with our client_id (so the websocket carries this prompt's messages), and with
+        ``prompt_id`` when given (ComfyUI keeps an id chosen by the client).
 
         A retry after a read timeout may queue the prompt twice; the copy is identical, so ComfyUI's cache
         answers it without running anything.
         """
-        body = {"prompt": graph, "client_id": self.client_id}
+        body: dict[str, Any] = {"prompt": graph, "client_id": self.client_id}
+        if prompt_id is not None:
+            body["prompt_id"] = prompt_id
         response = self._request("POST", "/prompt", json=body, ok=(200, 400))
         try:
             return parse_prompt_response(response.status_code, response.content)

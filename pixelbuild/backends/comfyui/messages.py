@@ -321,6 +321,7 @@ class HistoryEntry:
     outputs: Mapping[str, tuple[ImageRef, ...]]
     error: ExecutionError | None = None
     interrupted: ExecutionInterrupted | None = None
+    graph: Mapping[str, Any] | None = None  # the prompt as the server ran it
 
 
 def parse_history(body: Any, prompt_id: str) -> HistoryEntry | None:
@@ -345,6 +346,8 @@ def parse_history(body: Any, prompt_id: str) -> HistoryEntry | None:
             interrupted = ExecutionInterrupted(
                 prompt_id, _opt_str(data.get("node_id")), _opt_str(data.get("node_type"))
             )
+    row = entry.get("prompt")
+    graph = row[2] if isinstance(row, list) and len(row) > 2 and isinstance(row[2], Mapping) else None
     return HistoryEntry(
         prompt_id=prompt_id,
         status=str(status.get("status_str", "")),
@@ -352,6 +355,7 @@ def parse_history(body: Any, prompt_id: str) -> HistoryEntry | None:
         outputs=outputs,
         error=error,
         interrupted=interrupted,
+        graph=graph,
     )
 
 

@@ -12,6 +12,7 @@ import copy
 import io
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from pixelbuild.backends.comfyui.errors import (
     node_errors_error,
     rejection_error,
 )
+from pixelbuild.backends.comfyui.ledger import PromptLedger, PromptRecord, graph_fingerprint, valid_prompt_id
 from pixelbuild.backends.comfyui.messages import (
     ExecutionError,
     ExecutionInterrupted,
@@ -149,11 +151,13 @@ def run_task(
     cancelled: threading.Event,
     job_timeout: float | None,
     progress: ProgressCallback | None,
+    ledger: PromptLedger | None = None,
 ) -> Finished:
-    """Run ``task`` on ``server``. Raises ``GenerationError`` (the job failed), ``Cancelled``, or
-    ``ServerDown`` (the server failed: run it elsewhere)."""
+    """Run ``task`` on ``server``, noting each prompt in ``ledger`` before posting it. Raises
+    ``GenerationError`` (the job failed), ``Cancelled``, or ``ServerDown`` (the server failed: run it
+    elsewhere)."""
     try:
-        return _run(server, task, turn or nullcontext(), cancelled, job_timeout, progress)
+        return _run(server, task, turn or nullcontext(), cancelled, job_timeout, progress, ledger)
     except ServerUnreachable as error:
         raise ServerDown(f"{error.url}: {error.cause}") from None
     except ServerFailed as error:
@@ -167,6 +171,7 @@ def _run(
     cancelled: threading.Event,
     job_timeout: float | None,
     progress: ProgressCallback | None,
+    ledger: PromptLedger | None,
 ) -> Finished:
     client = server.client
     events = client.events()
@@ -177,17 +182,28 @@ def _run(
     base: Graph = bound.graph
     if bound.init_targets:
         assert task.init_image is not None
-        suffix = "." + (task.job.init_image_path.suffix.lstrip(".") if task.job.init_image_path else "png")
-        base = bound.with_init_image(server.upload_once(task.init_image, suffix.lower()))
+        base = bound.with_init_image(server.upload_once(task.init_image, init_suffix(task)))
     # Messages for our client id go nowhere while no socket is open; wait briefly, then rely on polling.
     events.wait_connected(min(2.0, client.timeout))
 
     for attempt in range(_MAX_RESUBMITS + 1):
         graph = _with_fresh_prefix(base, bound.output_node, attempt) if attempt else base
+        # Our own id, in the ledger before the POST: a build killed at any point after it can find the prompt.
+        prompt_id = uuid.uuid4().hex
+        fingerprint = graph_fingerprint(graph)
+        if ledger is not None:
+            ledger.submitted(PromptRecord(server.url, prompt_id, task.key, fingerprint, time.time()))
         with turn:  # after the prompts this server took before ours, so it runs them in that order
-            answer = client.submit(graph)
+            answer = client.submit(graph, prompt_id)
         if isinstance(answer, PromptRejected):
+            if ledger is not None:
+                ledger.dropped(prompt_id)
             raise rejection_error(answer, sprite=task.sprite, server=server.url, bound=bound)
+        if answer.prompt_id != prompt_id and ledger is not None:
+            # A server that chooses its own ids: note the one it chose, still before waiting on it.
+            ledger.dropped(prompt_id)
+            if valid_prompt_id(answer.prompt_id):
+                ledger.submitted(PromptRecord(server.url, answer.prompt_id, task.key, fingerprint, time.time()))
         prompt_id = answer.prompt_id
         with server.lock:
             server.in_flight[prompt_id] = task.key
@@ -195,6 +211,8 @@ def _run(
             if answer.node_errors:
                 # Queued with some outputs dropped: not what we asked for. Take it back, report why.
                 _withdraw(client, prompt_id)
+                if ledger is not None:
+                    ledger.dropped(prompt_id)
                 raise node_errors_error(answer.node_errors, sprite=task.sprite, server=server.url, bound=bound)
             emit("queued")
             watch = events.watch(prompt_id, on_progress=lambda message: emit("sampling", message.value, message.max))
@@ -205,6 +223,9 @@ def _run(
         finally:
             with server.lock:
                 server.in_flight.pop(prompt_id, None)
+        useless = entry is None or entry.error is not None or entry.interrupted is not None or entry.status == "error"
+        if useless and ledger is not None:
+            ledger.dropped(prompt_id)  # lost, failed or interrupted: a rerun has nothing to collect
         if entry is None:  # the server lost it (restart, queue cleared by someone): submit again
             continue
         if entry.error is not None:
@@ -215,44 +236,79 @@ def _run(
             if attempt < _MAX_RESUBMITS:
                 continue  # interrupted by someone else: our build did not ask for that
             raise interrupted_error(entry.interrupted, sprite=task.sprite, server=server.url)
-        refs = output_images(entry, bound.output_node)
-        expected = task.job.spec.batch_size
-        if len(refs) != expected:
-            raise GenerationError(
-                f"ComfyUI at {server.url} returned {len(refs)} output image(s) for workflow "
-                f"'{bound.template}', expected {expected} (batch_size)",
-                sprite=task.sprite,
-            )
-        emit("downloading")
         try:
-            pngs = [client.view(ref) for ref in refs]
+            return collect(server, task, entry, emit)
         except ImageMissing:
             # A cached prompt replays the first run's file names; if those files were deleted on the
             # server, a new filename_prefix re-runs only the SaveImage node.
+            if ledger is not None:
+                ledger.dropped(prompt_id)
             continue
-        for data in pngs:
-            try:
-                decode_clean(data)
-            except (OSError, ValueError, Image.DecompressionBombError) as error:
-                raise GenerationError(
-                    f"ComfyUI at {server.url} sent an image that does not decode: {error}", sprite=task.sprite
-                ) from None
-        emit("done")
-        spec = task.job.spec
-        models = (spec.checkpoint, *(f"lora:{lora.name}@{_weight(lora.weight)}" for lora in spec.loras))
-        return Finished(
-            pngs=pngs,
-            identity=BackendIdentity(name="comfyui", version=server.version, models=models),
-            info={
-                "server": server.url,
-                "prompt_id": prompt_id,
-                "files": [f"{ref.subfolder}/{ref.filename}".lstrip("/") for ref in refs],
-            },
-        )
     raise GenerationError(
         f"ComfyUI at {server.url} kept losing the prompt or its output files ({_MAX_RESUBMITS + 1} tries)",
         sprite=task.sprite,
     )
+
+
+def collect(server: ServerHandle, task: Task, entry: HistoryEntry, emit: Callable[..., None]) -> Finished:
+    """Download and check the images of a successful history entry. ``ImageMissing`` if a file is gone."""
+    bound = task.bound
+    refs = output_images(entry, bound.output_node)
+    expected = task.job.spec.batch_size
+    if len(refs) != expected:
+        raise GenerationError(
+            f"ComfyUI at {server.url} returned {len(refs)} output image(s) for workflow "
+            f"'{bound.template}', expected {expected} (batch_size)",
+            sprite=task.sprite,
+        )
+    emit("downloading")
+    pngs = [server.client.view(ref) for ref in refs]
+    for data in pngs:
+        try:
+            decode_clean(data)
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            raise GenerationError(
+                f"ComfyUI at {server.url} sent an image that does not decode: {error}", sprite=task.sprite
+            ) from None
+    emit("done")
+    spec = task.job.spec
+    models = (spec.checkpoint, *(f"lora:{lora.name}@{_weight(lora.weight)}" for lora in spec.loras))
+    return Finished(
+        pngs=pngs,
+        identity=BackendIdentity(name="comfyui", version=server.version, models=models),
+        info={
+            "server": server.url,
+            "prompt_id": entry.prompt_id,
+            "files": [f"{ref.subfolder}/{ref.filename}".lstrip("/") for ref in refs],
+        },
+    )
+
+
+def init_suffix(task: Task) -> str:
+    """The file suffix an init image is uploaded with (``.png`` when its path has none)."""
+    path = task.job.init_image_path
+    return ("." + (path.suffix.lstrip(".") if path else "png")).lower()
+
+
+def expected_fingerprints(task: Task, upload_subfolder: str) -> frozenset[str]:
+    """The fingerprints of every graph ``run_task`` may post for ``task`` (each resubmission's too), with
+    the init image under the content-hash name ``upload_once`` gives it."""
+    bound = task.bound
+    base: Graph = bound.graph
+    if bound.init_targets:
+        if task.init_image is None:
+            return frozenset()
+        name = f"{hash_bytes(task.init_image)}{init_suffix(task)}"
+        base = bound.with_init_image(f"{upload_subfolder}/{name}" if upload_subfolder else name)
+    return frozenset(
+        graph_fingerprint(_with_fresh_prefix(base, bound.output_node, attempt) if attempt else base)
+        for attempt in range(_MAX_RESUBMITS + 1)
+    )
+
+
+def emitter(progress: ProgressCallback | None, task: Task, server: str) -> Callable[..., None]:
+    """A function ``emit(phase, value=0, max=0)`` that sends ``task``'s progress events (never raising)."""
+    return _emitter(progress, task, server)
 
 
 def _await(
