@@ -89,8 +89,9 @@ def test_img2img_with_upload(backend: ComfyUIBackend, models: dict[str, str], tm
 def test_identical_job_is_served_from_the_server_cache(tmp_path: Path, models: dict[str, str]) -> None:
     job = _job("cache", models, seed=5)
     images = []
-    for _ in range(2):
-        backend = create({"servers": [URL], "timeout": 60}, tmp_path)
+    for run in range(2):
+        # Separate project folders: the second must ask the server, not collect from the first's ledger.
+        backend = create({"servers": [URL], "timeout": 60}, tmp_path / f"p{run}")
         try:
             backend.start([job])
             result = backend.result(job.key)
@@ -174,3 +175,78 @@ sprites:
     assert again.ok and again.generator_calls == 2
     # Same seeds, same server: the same pixels, so the same lock, byte for byte.
     assert (project / "pixelbuild.lock").read_bytes() == lock_before
+
+
+@pytest.mark.parametrize("drain", [True, False], ids=["after-they-ran", "while-queued"])
+def test_sigkilled_build_is_resumed_from_the_server(models: dict[str, str], tmp_path: Path, drain: bool) -> None:
+    """kill -9 a build while its prompts are queued; rerun once the server has run them (collected from
+    /history) or at once (followed on /queue): the rerun posts none of them again."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from pixelbuild.builder import BuildOptions, build
+
+    project = tmp_path / "game"
+    project.mkdir()
+    tag = f"resume{int(time.time() * 1000)}"  # our prompts' SaveImage prefix: pixelbuild-<tag>/<key>
+    sprites = "".join(f'  - {{id: s{n}, prompt: "pixel creature {n}", seed: {n}}}\n' for n in range(5))
+    (project / "pixelbuild.yaml").write_text(
+        f"""\
+version: 1
+project:
+  backend: comfyui
+  comfyui: {{servers: ["{URL}"], timeout: 120, max_in_flight: 3, output_prefix: {tag}}}
+defaults:
+  size: 64
+  steps: 2
+  checkpoint: {models["checkpoint"]}
+  workflow: txt2img_sd15
+  post: [{{resize: {{size: 16, filter: box}}}}]
+sprites:
+{sprites}"""
+    )
+
+    def ours(rows: list[Any]) -> list[str]:
+        return [
+            node["inputs"]["filename_prefix"]
+            for row in rows
+            for node in row[2].values()
+            if node["class_type"] == "SaveImage" and node["inputs"]["filename_prefix"].startswith(tag + "/")
+        ]
+
+    with httpx.Client(base_url=URL, timeout=30, trust_env=False) as http:
+
+        def queued() -> list[str]:
+            queue = http.get("/queue").json()
+            return ours(queue["queue_running"] + queue["queue_pending"])
+
+        def finished() -> list[str]:
+            return ours([entry["prompt"] for entry in http.get("/history").json().values()])
+
+        env = {k: v for k, v in os.environ.items() if k != "PIXELBUILD_COMFYUI_URL"}
+        command = [sys.executable, "-m", "pixelbuild", "build", "-C", str(project), "--progress", "none"]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(queued()) < 2:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        killed_run = queued() + finished()
+        assert len(killed_run) >= 2, "prompts should have been queued"
+        if drain:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and queued():
+                time.sleep(0.2)
+            assert sorted(finished()) == sorted(killed_run)  # the server ran them all after the kill
+        else:
+            assert queued(), "some prompts should still be queued when the rerun starts"
+
+        rerun = build(project / "pixelbuild.yaml", BuildOptions())
+        assert rerun.ok and rerun.generator_calls == 5, rerun.failures
+        new = [prefix for prefix in finished() if prefix not in killed_run]
+        assert len(finished()) == len(killed_run) + len(new) == 5  # each sprite's prompt was posted once
+        ledger = (project / ".pixelbuild/comfyui/prompts.jsonl").read_text().splitlines()
+        print(json.dumps({"drain": drain, "killed_run_prompts": len(killed_run), "rerun_new_prompts": len(new)}))
+        assert sum('"op":"settled"' in line for line in ledger) == 5
