@@ -5,19 +5,29 @@
    it is done, then the next.
 2. Model switches with a reload penalty, for jobs over 3 checkpoint/LoRA sets in shuffled order (target:
    one per distinct set), beside what the same jobs in manifest order would cost.
+3. Servers of different speeds (100 to 800 ms per image), 1, 2, 4 and 8 of them, each in its own process
+   like a GPU machine: images/second as a ratio of their aggregate capacity, the sum of 1/service time
+   (target >= 0.9), timed from ``start`` (connect, preflight) to the last result.
 
-Run: ``python bench/comfyui_throughput.py`` (about a minute). Everything runs on 127.0.0.1.
+Run: ``python bench/comfyui_throughput.py [--only 3] [--repeat N]`` (about two minutes). Everything runs
+on 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import logging
+import multiprocessing
 import random
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -34,6 +44,8 @@ JOBS_PER_SERVER = 25
 NAIVE_JOBS = 5
 SWITCH_PENALTY = 1.0
 SWITCH_JOBS = 30
+SPEEDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # seconds per image of the 8 heterogeneous servers
+IDEAL_SECONDS = 10.0  # jobs per run: what the fleet would finish in this long at full capacity
 
 
 def _servers(count: int, **kwargs: object) -> list[FakeComfyServer]:
@@ -43,7 +55,7 @@ def _servers(count: int, **kwargs: object) -> list[FakeComfyServer]:
     return servers
 
 
-def _run_backend(servers: list[FakeComfyServer], jobs: list[GenerationJob], k: int = 2) -> float:
+def _run_backend(servers: Sequence[FakeComfyServer | _Remote], jobs: list[GenerationJob], k: int = 2) -> float:
     with tempfile.TemporaryDirectory() as root:
         backend = create({"servers": [server.url for server in servers], "max_in_flight": k}, Path(root))
         try:
@@ -127,7 +139,84 @@ def model_switches() -> None:
                 server.close()
 
 
+def _serve(image_time: float, pipe: Connection) -> None:
+    """A fake server in a process of its own: answers ``stats`` with its counters, ends on ``close``."""
+    server = FakeComfyServer().start()
+    server.knobs.image_time = image_time
+    pipe.send(server.url)
+    while (command := pipe.recv()) != "close":
+        assert command == "stats"
+        pipe.send(
+            {
+                "accepted": server.accepted,
+                "busy": server.busy_time,
+                "first": server.first_start,
+                "last": server.last_end,
+            }
+        )
+    server.close()
+
+
+class _Remote:
+    """A handle on a fake server process."""
+
+    def __init__(self, image_time: float) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(image_time, child), daemon=True)
+        self._process.start()
+        self.url: str = self._pipe.recv()
+
+    def stats(self) -> dict[str, Any]:
+        self._pipe.send("stats")
+        answer: dict[str, Any] = self._pipe.recv()
+        return answer
+
+    def close(self) -> None:
+        self._pipe.send("close")
+        self._process.join(timeout=10)
+
+
+def heterogeneous(repeat: int) -> None:
+    print(
+        f"\n3. Servers of different speeds, each in its own process, K=2; jobs = {IDEAL_SECONDS:.0f} s of the "
+        f"fleet's capacity; best and median of {repeat} run(s)"
+    )
+    header = f"{'servers':>8} {'ms per image':<34} {'jobs':>5} {'capacity img/s':>15} {'img/s':>7} {'ratio':>6}"
+    print(f"{header} {'median':>7}")
+    for count in (1, 2, 4, 8):
+        times = [SPEEDS[index * len(SPEEDS) // count] for index in range(count)]
+        capacity = sum(1 / seconds for seconds in times)
+        ratios: list[float] = []
+        rates: list[float] = []
+        for run in range(repeat):
+            remotes = [_Remote(seconds) for seconds in times]
+            try:
+                jobs = [make_job(f"h{count}-{run}-{n:04d}", seed=n) for n in range(round(capacity * IDEAL_SECONDS))]
+                elapsed = _run_backend(remotes, jobs)
+                rates.append(len(jobs) / elapsed)
+                ratios.append(rates[-1] / capacity)
+                shares = [remote.stats()["accepted"] for remote in remotes]
+                assert sum(shares) == len(jobs), shares
+            finally:
+                for remote in remotes:
+                    remote.close()
+        speeds = ",".join(f"{seconds * 1000:.0f}" for seconds in times)
+        print(
+            f"{count:>8} {speeds:<34} {len(jobs):>5} {capacity:>15.2f} {max(rates):>7.2f} {max(ratios):>6.3f}"
+            f" {statistics.median(ratios):>7.3f}"
+        )
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.ERROR)
-    throughput()
-    model_switches()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", type=int, choices=(1, 2, 3), help="run one section")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of section 3 per server count")
+    arguments = parser.parse_args()
+    if arguments.only in (None, 1):
+        throughput()
+    if arguments.only in (None, 2):
+        model_switches()
+    if arguments.only in (None, 3):
+        heterogeneous(max(1, arguments.repeat))

@@ -240,3 +240,54 @@ def test_a_server_submits_in_the_order_it_took_the_items() -> None:
     assert finished.wait(10)
     scheduler.close()
     assert submitted == items
+
+
+def test_a_slow_server_leaves_the_last_items_to_faster_ones() -> None:
+    """At the tail, a server declines an item that the servers on its group would finish sooner."""
+    recorder = Recorder()
+    scheduler: Scheduler[str] = Scheduler([2, 2, 2], work=recorder.work, give_up=recorder.give_up, probe=lambda i: True)
+    fast, medium, slow = scheduler._servers
+    fast.per_item, medium.per_item, slow.per_item = 0.1, 0.2, 0.8  # seconds per item, as observed
+    for server in scheduler._servers:
+        server.group = "g"
+    everyone = frozenset({0, 1, 2})
+    scheduler.add([(f"i{n}", "g", everyone) for n in range(20)])
+    # Plenty left: handed out by earliest finish, the 0.8 s server gets one of the 20: it takes it.
+    assert scheduler._pick(slow) is not None
+    slow.active = 1
+    # Three left, the others each hold one: they finish them at 0.2, 0.3 and 0.4 s (the slow one: 1.6 s).
+    del scheduler._pending[3:]
+    fast.active = medium.active = 1
+    assert scheduler._pick(slow) is None and scheduler.stats.tail_declined == 1
+    # The fast server itself is not put off by its peers, and an idle one never waits on busy ones.
+    assert scheduler._pick(fast) is not None
+    slow.active = fast.active = medium.active = 0
+    slow.per_item = fast.per_item = medium.per_item = 0.1
+    assert scheduler._pick(slow) is not None  # equal speeds, all idle: whoever asks first takes it
+    # An item only the slow server may run is always taken.
+    slow.per_item, slow.active = 0.8, 1
+    scheduler.add([("mine", "g", frozenset({2}))])
+    picked = scheduler._pick(slow)
+    assert picked is not None and picked.item == "mine"
+    # Nor does it bet against a server it has no estimate for yet.
+    medium.per_item = None
+    assert scheduler._pick(slow) is not None
+
+
+def test_heterogeneous_servers_never_all_decline() -> None:
+    """Whatever the speeds and loads, some server takes the next item (no server waits on the others forever)."""
+    import random
+
+    rng = random.Random(3)
+    for _ in range(300):
+        slots = [rng.randint(1, 3) for _ in range(rng.randint(2, 5))]
+        scheduler: Scheduler[str] = Scheduler(
+            slots, work=lambda *a: None, give_up=lambda *a: None, probe=lambda i: True
+        )
+        for server in scheduler._servers:
+            server.group = "g"
+            server.per_item = rng.choice([0.1, 0.2, 0.5, 0.8, 0.8001])
+            server.active = rng.randint(0, server.slots - 1)
+        scheduler.add([(f"i{n}", "g", frozenset(range(len(slots)))) for n in range(rng.randint(1, 6))])
+        asking = [server for server in scheduler._servers if server.active < server.slots]
+        assert any(not scheduler._others_finish_sooner(server, scheduler._pending[0]) for server in asking)

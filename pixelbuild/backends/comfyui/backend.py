@@ -263,8 +263,25 @@ class ComfyUIBackend:
     def _preflight(self, tasks: Sequence[Task]) -> dict[str, frozenset[int]]:
         problems: list[GenerationError] = []
         eligible: dict[str, frozenset[int]] = {}
+        # A fleet usually runs one setup: check each job once per distinct catalog, not once per server.
+        shared: list[int] = []  # server index -> index of the first server with an equal catalog
+        for index, catalog in enumerate(self._catalogs):
+            shared.append(
+                next(
+                    first
+                    for first in range(index + 1)
+                    if first == index
+                    or (
+                        self._catalogs[first].object_info == catalog.object_info
+                        and self._catalogs[first].models == catalog.models
+                    )
+                )
+            )
         for task in tasks:
-            per_server = [check_bound(task.bound, catalog, sprite=task.sprite) for catalog in self._catalogs]
+            checked = {
+                first: check_bound(task.bound, self._catalogs[first], sprite=task.sprite) for first in set(shared)
+            }
+            per_server = [checked[first] for first in shared]
             ok = frozenset(index for index, found in enumerate(per_server) if not found)
             if ok:
                 eligible[task.key] = ok

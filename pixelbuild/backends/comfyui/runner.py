@@ -8,7 +8,6 @@ is up, as a watchdog against lost messages.
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import threading
 import time
@@ -44,7 +43,7 @@ from pixelbuild.backends.comfyui.messages import (
     output_images,
 )
 from pixelbuild.backends.comfyui.scheduler import ServerDown
-from pixelbuild.backends.comfyui.workflow import BoundWorkflow, Graph
+from pixelbuild.backends.comfyui.workflow import BoundWorkflow, Graph, copy_graph
 from pixelbuild.errors import GenerationError
 from pixelbuild.hashing import hash_bytes
 
@@ -395,7 +394,7 @@ def _withdraw(client: ComfyClient, prompt_id: str) -> None:
 
 
 def _with_fresh_prefix(graph: Graph, output_node: str, attempt: int) -> Graph:
-    fresh = copy.deepcopy(graph)
+    fresh = copy_graph(graph)
     inputs = fresh[output_node]["inputs"]
     inputs["filename_prefix"] = f"{inputs.get('filename_prefix', 'pixelbuild')}_r{attempt}"
     return fresh

@@ -12,6 +12,12 @@ Two items a server takes one after the other are submitted in that order: ``work
 hold around its submission (K threads would otherwise race, and a server's queue order is its
 execution order: a race across a group boundary costs a model load).
 
+Servers of different speeds share the list the same way (a fast one frees its slots more often), but at the
+tail a slow server must not take the last items: it declines an item when, were the group's pending items
+handed out one by one to whichever server on the group would finish each first (at the speeds observed so
+far, behind what each already holds), it would get none of them. So the build ends when the
+fleet's work runs out, not when the slowest server's queue does.
+
 A server whose work raises ``ServerDown`` is taken out, its item goes back to the front of the list for the
 others, and a probe brings it back when it answers again. When no server that may run an item is up for
 ``unavailable_timeout`` seconds, the item is given up.
@@ -19,6 +25,7 @@ others, and a probe brings it back when it answers again. When no server that ma
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -47,7 +54,7 @@ class _Server:
     switched_at: float | None = None  # when the current group was taken up
     first_done: bool = False  # the current group's first item has completed
     last_done: float | None = None
-    per_item: float | None = None  # seconds between completions within a group (EWMA)
+    per_item: float | None = None  # seconds of service per item within a group (EWMA)
     first_item: float | None = None  # seconds from a switch to the first completion (EWMA)
     tickets: int = 0  # submission turns handed out, in pick order
     next_turn: int = 0  # the ticket whose submission may go next
@@ -65,6 +72,7 @@ class _Entry(Generic[T]):
     eligible: frozenset[int]
     attempts: int = 0
     stuck_since: float | None = None
+    picked_at: float | None = None
 
 
 class Turn:
@@ -108,6 +116,7 @@ class SchedulerStats:
     group_switches: list[int] = field(default_factory=list)  # per server
     requeued: int = 0
     steals_declined: int = 0  # times an idle server stayed idle rather than load another's group
+    tail_declined: int = 0  # times a server left an item to faster ones that would finish it sooner
 
 
 class Scheduler(Generic[T]):
@@ -257,13 +266,50 @@ class Scheduler(Generic[T]):
             if chosen is None:
                 self.stats.steals_declined += 1
                 return None
+        if self._others_finish_sooner(server, chosen):
+            # Leave it to the faster ones; but an item no other live server may run is ours to do.
+            alone = next((entry for entry in candidates if not self._others_may_run(server, entry)), None)
+            if alone is None:
+                self.stats.tail_declined += 1
+                return None
+            chosen = alone
         if chosen.group != server.group:
             self.stats.group_switches[server.index] += 1
             server.group = chosen.group
             server.switched_at = time.monotonic()
             server.first_done = False
         self._pending.remove(chosen)
+        chosen.picked_at = time.monotonic()
         return chosen
+
+    def _others_may_run(self, server: _Server, entry: _Entry[T]) -> bool:
+        return any(other is not server and other.up and other.index in entry.eligible for other in self._servers)
+
+    def _others_finish_sooner(self, server: _Server, entry: _Entry[T]) -> bool:
+        """Whether, handing this group's pending items out one by one to whichever server would finish each
+        first (at the speeds observed, behind what each holds), ``server`` would get none of them: the
+        servers already on the group finish them all sooner. Without estimates: no."""
+        mine = server.per_item
+        if mine is None:
+            return False
+        peers: list[tuple[float, int, float]] = []
+        for other in self._servers:
+            if other is server or not other.up or other.index not in entry.eligible or other.group != entry.group:
+                continue  # a server on another group would need a model load first: not counted on
+            if other.per_item is None:
+                return False  # a server we know nothing of yet: do not bet against it
+            peers.append(((other.active + 1) * other.per_item, other.index, other.per_item))
+        if not peers:
+            return False
+        heapq.heapify(peers)
+        mine_at = (server.active + 1) * mine
+        # Stops at the first item this server would finish soonest: a few dozen steps at most.
+        for _ in range(sum(1 for pending in self._pending if pending.group == entry.group)):
+            finish, index, per_item = peers[0]
+            if mine_at <= finish:
+                return False
+            heapq.heapreplace(peers, (finish + per_item, index, per_item))
+        return True
 
     def _worth_joining(self, server: _Server, group: Hashable) -> bool:
         """Whether loading ``group``, which other servers are on, finishes its items sooner than leaving
@@ -292,7 +338,10 @@ class Scheduler(Generic[T]):
             if server.switched_at is not None:
                 server.first_item = _ewma(server.first_item, now - server.switched_at)
         elif server.last_done is not None:
-            server.per_item = _ewma(server.per_item, now - server.last_done)
+            # Served from when it was handed out or the previous item ended, whichever came later: idle
+            # time between items is not service time.
+            began = max(server.last_done, entry.picked_at or server.last_done)
+            server.per_item = _ewma(server.per_item, now - began)
         server.last_done = now
 
     def _server_failed(self, server: _Server, entry: _Entry[T], reason: str) -> None:

@@ -92,10 +92,25 @@ class BoundWorkflow:
 
     def with_init_image(self, server_name: str) -> Graph:
         """A copy of the graph with the uploaded init image's server-side name filled in."""
-        graph = copy.deepcopy(self.graph)
+        graph = copy_graph(self.graph)
         for target in self.init_targets:
             graph[target.node]["inputs"][target.input] = server_name
         return graph
+
+
+def copy_graph(graph: Graph) -> Graph:
+    """A deep copy of JSON data (dicts, lists, scalars): several times faster than ``copy.deepcopy``,
+    which matters when thousands of jobs are bound before the first prompt goes out."""
+    copied: Graph = _copy_json(graph)
+    return copied
+
+
+def _copy_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _copy_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(item) for item in value]
+    return value
 
 
 def load_template(path: Path, *, sprite: str | None = None) -> Graph:
@@ -169,7 +184,7 @@ def bind(
     placeholder until ``BoundWorkflow.with_init_image``. Raises ``ManifestError`` naming the field and the
     template when a field cannot be placed.
     """
-    graph = copy.deepcopy(template)
+    graph = copy_graph(template)
     explicit = _explicit_targets(graph, spec.bindings, template_name, sprite)
     auto, reasons = _auto_targets(graph)
     claimed: dict[Target, str] = {}
