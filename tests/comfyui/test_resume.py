@@ -117,3 +117,45 @@ def test_rerun_adopts_prompts_still_queued_and_waits_for_them(
     new = _prompts(fake)[len(killed_run) :]
     assert not set(new) & set(killed_run)
     assert fake.accepted == len(killed_run) + len(new) == len(set(killed_run) | set(new)) == 6
+
+
+def test_a_server_killed_mid_build_costs_only_its_in_flight_prompts(fake_factory: Factory, tmp_path: Path) -> None:
+    """Every prompt is generated once, but those the dead server held: each is submitted once elsewhere."""
+    from collections import Counter
+
+    from pixelbuild.backends.comfyui import create
+    from tests.comfyui.util import make_job
+
+    servers = [fake_factory() for _ in range(3)]
+    for server, image_time in zip(servers, (0.05, 0.08, 0.1), strict=True):
+        server.knobs.image_time = image_time
+    doomed = servers[1]
+    jobs = [make_job(f"k{n:02d}", seed=n) for n in range(24)]
+    settings = {"servers": [s.url for s in servers], "max_in_flight": 2, "retries": 1, "timeout": 5}
+    backend = create({**settings, "unavailable_timeout": 5}, tmp_path)
+    try:
+        backend.start(jobs)
+        _wait(lambda: len(doomed.history) >= 2 and doomed.running_id() is not None and bool(doomed.pending_ids()))
+
+        async def kill() -> list[dict[str, Any]]:
+            # In the server's own loop, so nothing starts or ends between the count and the kill.
+            held = [doomed.running.prompt] if doomed.running else []
+            held += [item.prompt for item in doomed.queue]
+            await doomed._astop()
+            return [entry["prompt"][2] for entry in doomed.history.values()] + held
+
+        on_doomed = [_prefix(graph) for graph in doomed._call(kill())]
+        results = {job.key: backend.result(job.key) for job in jobs}
+    finally:
+        backend.close()
+    collected_there = {_prefix_of(key) for key, result in results.items() if result.info["server"] == doomed.url}
+    lost = set(on_doomed) - collected_there
+    assert 1 <= len(lost) <= 2  # what it held at the kill: K = 2 prompts in flight
+    elsewhere = Counter(prefix for server in servers if server is not doomed for prefix in _prompts(server))
+    every = {_prefix_of(job.key) for job in jobs}
+    assert elsewhere == Counter(every - collected_there)  # the rest, each exactly once (lost ones included)
+    assert sum(server.accepted for server in servers) == len(jobs) + len(lost)
+
+
+def _prefix_of(key: str) -> str:
+    return f"pixelbuild/{key[:16]}"
