@@ -78,6 +78,13 @@ class BackendRouter:
         """The result of job ``key`` from the backend it went to."""
         return self._by_key[key].result(key)
 
+    def settled(self, key: str) -> None:
+        """Tell the backend of job ``key`` that its result is cached (if that backend wants to know)."""
+        backend = self._by_key.get(key)
+        forward = getattr(backend, "settled", None)
+        if callable(forward):
+            forward(key)
+
     def cancel(self) -> None:
         """Cancel every backend."""
         for backend in self._backends.values():
