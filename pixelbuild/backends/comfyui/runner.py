@@ -192,8 +192,19 @@ def _run(
         fingerprint = graph_fingerprint(graph)
         if ledger is not None:
             ledger.submitted(PromptRecord(server.url, prompt_id, task.key, fingerprint, time.time()))
-        with turn:  # after the prompts this server took before ours, so it runs them in that order
-            answer = client.submit(graph, prompt_id)
+        # In flight from before the POST: a cancel() while it is under way takes the prompt back too.
+        with server.lock:
+            server.in_flight[prompt_id] = task.key
+        try:
+            with turn:  # after the prompts this server took before ours, so it runs them in that order
+                answer = client.submit(graph, prompt_id)
+        except BaseException:
+            with server.lock:
+                server.in_flight.pop(prompt_id, None)
+            raise
+        if isinstance(answer, PromptRejected) or answer.prompt_id != prompt_id:
+            with server.lock:
+                server.in_flight.pop(prompt_id, None)
         if isinstance(answer, PromptRejected):
             if ledger is not None:
                 ledger.dropped(prompt_id)
