@@ -109,6 +109,18 @@ def test_sizes_are_bounded(tmp_path: Path) -> None:
     assert list(PromptLedger(huge).load(now=NOW)) == ["k1"]
 
 
+def test_a_fifo_in_place_of_the_ledger_is_not_read_and_is_replaced(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "prompts.jsonl"
+    os.mkfifo(path)  # opening it to read would block forever
+    ledger = PromptLedger(path)
+    assert ledger.load(now=NOW) == {}
+    ledger.submitted(PromptRecord("http://127.0.0.1:8188", "p", "k", FP, NOW))
+    ledger.close()
+    assert path.is_file() and list(PromptLedger(path).load(now=NOW)) == ["k"]
+
+
 def test_an_unwritable_ledger_does_not_stop_generation(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -24,7 +24,9 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Collection, Mapping
@@ -184,6 +186,10 @@ def _line(record: Mapping[str, Any]) -> str:
 
 def _read_lines(path: Path) -> list[str]:
     try:
+        # Not a regular file (a FIFO would block the build forever): not ours; compaction replaces it.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            log.warning("the ComfyUI prompt ledger %s is not a regular file; ignoring it", path)
+            return []
         with open(path, "rb") as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
