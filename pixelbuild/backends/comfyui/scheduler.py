@@ -304,7 +304,9 @@ class Scheduler(Generic[T]):
         heapq.heapify(peers)
         mine_at = (server.active + 1) * mine
         # Stops at the first item this server would finish soonest: a few dozen steps at most.
-        for _ in range(sum(1 for pending in self._pending if pending.group == entry.group)):
+        for pending in self._pending:
+            if pending.group != entry.group:
+                continue
             finish, index, per_item = peers[0]
             if mine_at <= finish:
                 return False
