@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pixelbuild.errors import FrozenError, PixelbuildError
+from pixelbuild.errors import DiskFull, FrozenError, PixelbuildError
 from pixelbuild.noop import check_stamp
 from pixelbuild.paths import ProjectPaths
 from pixelbuild.progress import Progress, QuietProgress
@@ -52,14 +52,17 @@ class BuildReport:
     noop: bool = False
     interrupted: bool = False
     seconds: float = 0.0
+    #: What stopped the build short: a full disk (exit 1), generator servers that stopped answering (exit 3).
+    error: PixelbuildError | None = None
 
     @property
     def ok(self) -> bool:
-        """True when nothing failed and the build was not interrupted."""
-        return not self.failures and not self.interrupted
+        """True when nothing failed, nothing stopped the build and it was not interrupted."""
+        return not self.failures and not self.interrupted and self.error is None
 
     def summary(self) -> str:
-        """One line, e.g. ``1 generated, 2 restored, 9 up to date``."""
+        """One line, e.g. ``1 generated, 2 restored, 9 up to date``; every count covers sprites and
+        atlases alike, as ``plan``'s do."""
         parts = [f"{self.generated} generated"]
         for count, label in (
             (self.post_processed, "post-processed"),
@@ -167,11 +170,12 @@ def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, pr
     journal = Journal(paths.journal)
     result = EngineResult()
     repaired: dict[str, None] = {}
+    completed = False
     try:
         work, current = plan, lock
         for attempt in range(_PASSES):
             result.add(_run_engine(session, options, journal, current, work, progress))
-            if not result.repair or result.interrupted:
+            if not result.repair or result.interrupted or result.error is not None:
                 break
             if attempt == _PASSES - 1:
                 for subject in sorted(result.repair):
@@ -184,10 +188,17 @@ def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, pr
             repaired.update(dict.fromkeys(sorted(result.repair)))
             current = apply_journal(lock, read_journal(paths.journal))
             work = _replan(session, current, result.repair, options, result.failures)
+        completed = True
     finally:
-        journal.close()
-        final_lock = apply_journal(lock, read_journal(paths.journal))
-        lock_bytes = _commit_lock(paths, final_lock)
+        try:
+            journal.close()
+            final_lock = apply_journal(lock, read_journal(paths.journal))
+            lock_bytes = _commit_lock(paths, final_lock)
+        except DiskFull as full:
+            if not completed:
+                raise
+            # The journal keeps the finished work; report what was done, and the first write that failed.
+            result.error = result.error if isinstance(result.error, DiskFull) else full
         session.hashes.save()
 
     report = BuildReport(
@@ -197,10 +208,12 @@ def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, pr
         restored=result.restored,
         removed=result.removed,
         packed=result.packed,
-        up_to_date=full_plan.count(Action.UP_TO_DATE),
+        up_to_date=full_plan.count(Action.UP_TO_DATE)
+        + sum(1 for atlas in full_plan.atlases if atlas.action is Action.UP_TO_DATE),
         failures=result.failures,
         interrupted=result.interrupted,
         warnings=list(result.kept),
+        error=result.error,
     )
     if repaired:
         shown = ", ".join(list(repaired)[:5]) + (", ..." if len(repaired) > 5 else "")
@@ -319,6 +332,6 @@ def _write_stamp(session: Session, lock: Lock, lock_bytes: bytes) -> None:
             lock_digest=hash_bytes(lock_bytes),
             output=relative(session.output_dir),
             outputs=[o.path for o in lock_outputs(lock)],
-            sprites=len(lock.sprites),
+            sprites=len(lock.sprites) + len(lock.atlases),  # what a no-op reports up to date
         ),
     )

@@ -9,6 +9,7 @@ CPU-bound post-processing runs in worker processes when ``jobs > 1``; generation
 from __future__ import annotations
 
 import io
+import os
 import sys
 import threading
 import traceback
@@ -21,7 +22,15 @@ from typing import Any
 from pixelbuild.backends import Backend, backend_info, create_backend
 from pixelbuild.backends.base import GenerationJob
 from pixelbuild.backends.router import BackendRouter
-from pixelbuild.errors import GenerationError, ManifestError, PixelbuildError
+from pixelbuild.errors import (
+    BackendUnavailable,
+    DiskFull,
+    GenerationError,
+    ManifestError,
+    PixelbuildError,
+    describe_os_error,
+    disk_full,
+)
 from pixelbuild.fsguard import OutputGuard, Removal
 from pixelbuild.hashing import hash_bytes
 from pixelbuild.keys import SpriteKeys
@@ -75,6 +84,8 @@ class EngineResult:
     interrupted: bool = False
     repair: set[str] = field(default_factory=set)
     kept: list[str] = field(default_factory=list)
+    #: What stopped the build short (a full disk, servers that stopped answering), for the exit code.
+    error: PixelbuildError | None = None
 
     def add(self, other: EngineResult) -> None:
         """Add the work of a later pass over the same build."""
@@ -85,6 +96,7 @@ class EngineResult:
         self.interrupted = self.interrupted or other.interrupted
         self.repair = set(other.repair)
         self.kept += other.kept
+        self.error = self.error or other.error
 
 
 @dataclass(slots=True)
@@ -240,6 +252,8 @@ class Engine:
         self._needed_by: dict[str, list[str]] = {}
         self._claimed = {sprite.output for sprite in context.sprites.values()}
         self._failed_keys: set[str] = set()
+        self._disk_full: DiskFull | None = None  # once set, no further task writes anything
+        self._unavailable: list[tuple[str, BackendUnavailable]] = []
         self._entries: dict[str, LockEntry] = dict(context.lock.sprites)
         self._claimed.update(path for atlas in context.atlases.values() for path in atlas.outputs())
         self.guard = context.guard or OutputGuard(str(context.output_dir))
@@ -320,7 +334,9 @@ class Engine:
         # One problem written in `defaults` shows up once per sprite: say it once, then who else has it.
         groups: dict[tuple[str | None, str], list[str]] = {}
         for problem in problems:
-            groups.setdefault((problem.field, problem.message), []).append(problem.sprite or "?")
+            ids = groups.setdefault((problem.field, problem.message), [])
+            if (problem.sprite or "?") not in ids:  # a sprite of several generations is one sprite
+                ids.append(problem.sprite or "?")
         (first_field, first_message), first_sprites = next(iter(groups.items()))
         first = problems[0]
         sprite = self.ctx.sprites.get(first.sprite or "")
@@ -349,6 +365,8 @@ class Engine:
 
     def _guard(self, sprite_ids: Sequence[str], work: Callable[[], None]) -> bool:
         """Run ``work``; turn an exception into a recorded failure of ``sprite_ids`` (doit sees False)."""
+        if self._disk_full is not None:
+            return False  # the build is stopping: write nothing more
         try:
             work()
             return True
@@ -358,15 +376,47 @@ class Engine:
             with self._lock:
                 self.result.repair.update(sprite_ids)
             return True  # not a failure: the build plans these again without the entry
-        except GenerationError as error:
+        except Exception as error:
+            if self._disk_full is None:  # else it was stopped (cancelled) for the full disk: not a failure
+                self._record_failure(sprite_ids, error)
+            return False
+
+    def _record_failure(self, sprite_ids: Sequence[str], error: Exception) -> None:
+        if isinstance(error, OSError) and not isinstance(error, PixelbuildError):
+            # The file system said no (permissions, read-only, full): the user's to fix, not a bug.
+            error = disk_full(error, error.filename or self.ctx.output_dir) or error
+        if isinstance(error, DiskFull):
+            self._stop_for_disk_full(error)
+        elif isinstance(error, BackendUnavailable):
+            # Said once, in full, when the build ends (exit 3); each sprite's line stays short.
+            with self._lock:
+                self._unavailable.extend((sprite_id, error) for sprite_id in sprite_ids)
+            self._fail(sprite_ids, "not generated: no generator server answers")
+        elif isinstance(error, GenerationError):
             for sprite_id in sprite_ids:
                 self._fail([sprite_id], self._located(sprite_id, error.field, error.message))
-        except PixelbuildError as error:
+        elif isinstance(error, PixelbuildError):
             self._fail(sprite_ids, str(error))
-        except Exception as error:  # a bug: keep the traceback for the report
-            detail = "".join(traceback.format_exception_only(type(error), error)).strip()
-            self._fail(sprite_ids, f"internal error: {detail}\n{traceback.format_exc()}")
-        return False
+        elif isinstance(error, OSError):
+            self._fail(sprite_ids, describe_os_error(error))
+        else:  # a bug: one paragraph, the traceback behind a switch
+            if os.environ.get("PIXELBUILD_DEBUG"):
+                traceback.print_exception(error)
+            detail = "".join(traceback.format_exception_only(type(error), error)).strip().replace("\n", " ")
+            self._fail(
+                sprite_ids,
+                f"internal error ({detail}); this is a bug. "
+                "Run again with PIXELBUILD_DEBUG=1 for the traceback and report it.",
+            )
+
+    def _stop_for_disk_full(self, error: DiskFull) -> None:
+        """A full disk fails every write to come: stop (finished work is journaled), say it once."""
+        with self._lock:
+            if self._disk_full is not None:
+                return
+            self._disk_full = error
+        if self._backend is not None:
+            self._backend.cancel()  # no GPU time for results that cannot be stored
 
     def _generate(self, key: str) -> bool:
         def work() -> None:
@@ -727,13 +777,29 @@ class Engine:
             if self._pool is not None:
                 self._pool.shutdown(wait=not self.result.interrupted, cancel_futures=True)
             self.ctx.progress.finish()
+        if self._disk_full is not None:
+            self.result.error = self._disk_full
+            return self.result  # what was not done is simply not done, as after an interrupt
         # Sprites whose generation failed never ran; name them too.
         for decision in stale:
             if decision.action is not Action.REMOVE and decision.missing:
                 for key in decision.missing:
                     if any(sprite in self.result.failures for sprite in self._needed_by.get(key, [])):
                         self.result.failures.setdefault(decision.sprite_id, "its generation failed")
+        if self._unavailable:
+            self.result.error = self._unavailable_error()
         return self.result
+
+    def _unavailable_error(self) -> BackendUnavailable:
+        """One paragraph for sprites left ungenerated because the servers stopped answering mid-build."""
+        sprites = list(dict.fromkeys(sprite_id for sprite_id, _error in self._unavailable))
+        first = str(self._unavailable[0][1]).rstrip(".")
+        finished = len(self.result.finished)
+        kept = f"the {finished} finished are in the lock" if finished else "none finished"
+        return BackendUnavailable(
+            f"{first}. {len(sprites)} sprite(s) could not be generated; {kept}. "
+            "Run the build again once a server answers."
+        )
 
     def _run_doit(self, tasks: list[Any]) -> None:
         from doit.cmd_base import TaskLoader2
@@ -779,7 +845,7 @@ class Engine:
             for task in tasks:
                 task._actions, task._action_instances = [], []
         # A failed task (or one whose dependency failed) is already recorded by _guard; anything else is doit's.
-        if code != 0 and not self.result.failures and not self.result.repair:
+        if code != 0 and not self.result.failures and not self.result.repair and self._disk_full is None:
             raise RuntimeError(f"doit could not run the build (exit {code}): {errors.getvalue().strip()}")
 
 

@@ -6,6 +6,10 @@ with ``error.exit_code``. Anything else escaping is a bug.
 
 from __future__ import annotations
 
+import errno
+import os
+from typing import Any
+
 EXIT_OK = 0
 EXIT_FAILED = 1  # check found disagreements, or a build step failed
 EXIT_BAD_INPUT = 2  # the manifest, a referenced file or the command line is wrong
@@ -113,3 +117,80 @@ class FrozenError(PixelbuildError):
     """``build --frozen`` found work that needs the generator."""
 
     exit_code = EXIT_FAILED
+
+
+class DiskFull(PixelbuildError, OSError):
+    """A write failed because the disk (or the user's quota) is full; also an ``OSError``, so best-effort
+    writes that ignore OSError stay best-effort."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, path: str | os.PathLike[str], code: int = errno.ENOSPC) -> None:
+        self.path = os.fspath(path)
+        self.quota = code == getattr(errno, "EDQUOT", -1)
+        what = "disk quota exceeded" if self.quota else "no space left on device"
+        self.message = (
+            f"{what} at {self.path}; free some space and run the build again (the sprites it finished are kept)"
+        )
+        self.code = code
+        super().__init__(code, self.message)
+
+    def __reduce__(self) -> tuple[type[DiskFull], tuple[str, int]]:
+        # Raised in worker processes too: pickle by the constructor's arguments, not by ``args``.
+        return DiskFull, (self.path, self.code)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+#: errno values meaning "the disk (or quota) is full".
+DISK_FULL_ERRNOS = frozenset(code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None)
+
+
+def disk_full(error: BaseException, path: str | os.PathLike[str]) -> DiskFull | None:
+    """``error`` as a ``DiskFull`` naming ``path`` when it is an ENOSPC/EDQUOT ``OSError``; else None."""
+    if isinstance(error, DiskFull):
+        return error
+    if isinstance(error, OSError) and error.errno is not None and error.errno in DISK_FULL_ERRNOS:
+        return DiskFull(path, error.errno)
+    return None
+
+
+def describe_os_error(error: OSError) -> str:
+    """``Permission denied: PATH``: a failed file operation in the user's terms (no class name, no errno)."""
+    what = error.strerror or str(error)
+    if error.filename is None:
+        return what
+    target = os.fsdecode(error.filename) if isinstance(error.filename, (str, bytes)) else str(error.filename)
+    return f"{what}: {target}"
+
+
+#: ``--json`` error kinds by exit code.
+ERROR_KINDS = {
+    EXIT_BAD_INPUT: "bad_input",
+    EXIT_FAILED: "failed",
+    EXIT_UNAVAILABLE: "unavailable",
+    EXIT_INTERRUPTED: "interrupted",
+    143: "interrupted",  # 128 + SIGTERM: a terminated build ends as an interrupted one
+}
+
+
+def error_document(
+    error: BaseException | None, message: str, exit_code: int, *, internal: bool = False
+) -> dict[str, Any]:
+    """The ``error`` object of a ``--json`` document: kind, the one-paragraph message, exit code, and where
+    (file, line, sprite, field) when the error knows."""
+    return {
+        "kind": "internal" if internal else ERROR_KINDS.get(exit_code, "failed"),
+        "message": message,
+        "exit_code": exit_code,
+        "file": _attr(error, "file", str),
+        "line": _attr(error, "line", int),
+        "sprite": _attr(error, "sprite", str),
+        "field": _attr(error, "field", str),
+    }
+
+
+def _attr(error: BaseException | None, name: str, kind: type) -> Any:
+    value = getattr(error, name, None)
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None

@@ -7,6 +7,7 @@ import contextlib
 import os
 from pathlib import Path
 
+from pixelbuild.errors import disk_full
 from pixelbuild.fsguard import TEMP_PREFIX
 
 __all__ = ["TEMP_PREFIX", "atomic_write_bytes"]
@@ -17,20 +18,27 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = False) -> Non
 
     With ``durable`` the data is fsync'ed before the rename (for the lock; assets can be rebuilt).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The target's name is not part of the temporary one: a 255-byte name would push it over the limit.
-    temp = path.parent / f"{TEMP_PREFIX}{os.urandom(8).hex()}"
-    # os.open with 0o666 lets the umask decide the mode, as for any file the user creates.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    fd = os.open(temp, flags, 0o666)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The target's name is not part of the temporary one: a 255-byte name would push it over the limit.
+        temp = path.parent / f"{TEMP_PREFIX}{os.urandom(8).hex()}"
+        # os.open with 0o666 lets the umask decide the mode, as for any file the user creates.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        fd = os.open(temp, flags, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
+    except OSError as error:
+        # A full disk is the user's to fix, not a bug: say where (a write error names no file).
+        full = disk_full(error, path)
+        if full is None:
+            raise
+        raise full from error

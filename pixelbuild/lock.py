@@ -9,6 +9,7 @@ next run after a crash, so finished work survives without rewriting the lock aft
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from pixelbuild.errors import ManifestError
+from pixelbuild.errors import ManifestError, disk_full
 from pixelbuild.fsguard import all_safe, path_problem
 from pixelbuild.fsutil import atomic_write_bytes
 from pixelbuild.notices import warn_once
@@ -444,12 +445,23 @@ class Journal:
     def _write(self, record: Mapping[str, Any]) -> None:
         line = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
         with self._lock:
-            if self._handle is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
-            # One write + flush per line: a crash loses at most the line being written.
-            self._handle.write(line)
-            self._handle.flush()
+            try:
+                if self._handle is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+                # One write + flush per line: a crash loses at most the line being written.
+                self._handle.write(line)
+                self._handle.flush()
+            except OSError as error:
+                full = disk_full(error, self.path)
+                if full is None:
+                    raise
+                # Drop the handle: its buffer holds a torn line that a later flush must not append.
+                handle, self._handle = self._handle, None
+                if handle is not None:
+                    with contextlib.suppress(OSError):
+                        handle.close()
+                raise full from error
 
     def record_set(self, sprite_id: str, entry: LockEntry) -> None:
         """Note that ``sprite_id`` finished with ``entry``."""
@@ -470,9 +482,15 @@ class Journal:
     def close(self) -> None:
         """Close the file (it stays on disk until folded)."""
         with self._lock:
-            if self._handle is not None:
-                self._handle.close()
-                self._handle = None
+            handle, self._handle = self._handle, None
+            if handle is not None:
+                try:
+                    handle.close()
+                except OSError as error:
+                    full = disk_full(error, self.path)
+                    if full is None:
+                        raise
+                    raise full from error
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:

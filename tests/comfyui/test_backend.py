@@ -172,7 +172,7 @@ def test_only_server_killed_fails_cleanly(fake: FakeComfyServer, backends: Calla
     first = backend.result(jobs[0].key)
     fake.stop()
     started = time.monotonic()
-    with pytest.raises(BackendUnavailable, match="no ComfyUI server could run it") as caught:
+    with pytest.raises(BackendUnavailable, match="no ComfyUI server could run sprite") as caught:
         backend.result(jobs[-1].key)
     assert "sprite 'sprite-k4'" in str(caught.value) and fake.url in str(caught.value)
     assert time.monotonic() - started < 8

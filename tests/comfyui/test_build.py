@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from pixelbuild.builder import BuildOptions, build
@@ -191,7 +192,8 @@ def test_execution_error_names_the_sprite_and_keeps_the_rest(
     )
     result = cli("build", "-C", project)
     assert result.code == 1
-    assert "FAILED bad:" in result.out and "SafetensorError" in result.out
+    (line,) = [line for line in result.err.splitlines() if line.startswith("FAILED")]
+    assert line.split()[1] == "bad:" and "SafetensorError" in line
     assert "6 generated, 1 failed" in result.out
     lock = json.loads((project / "pixelbuild.lock").read_text())
     assert sorted(lock["sprites"]) == [f"s{i}" for i in range(6)]
@@ -250,3 +252,64 @@ def test_ctrl_c_cancels_our_queued_prompts(make_project: Callable[..., Path], fa
         time.sleep(0.02)
     assert fake.running_id() is None
     assert fake.deleted and fake.interrupts
+
+
+def test_server_dying_for_good_mid_build_exits_3_and_keeps_finished_sprites(
+    cli: Callable[..., Result], make_project: Callable[..., Path], fake: FakeComfyServer
+) -> None:
+    fake.knobs.image_time = 0.15
+    project = make_project(manifest([fake.url], SIX))
+    journal = project / ".pixelbuild/journal.jsonl"
+
+    def kill_after_two() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (journal.exists() and journal.read_text().count("\n") >= 2):
+            time.sleep(0.02)
+        fake.stop()
+
+    killer = threading.Thread(target=kill_after_two)
+    killer.start()
+    result = cli("build", "-C", project, "--json")
+    killer.join()
+    assert result.code == 3, result.err
+    error = result.json["error"]
+    assert (error["kind"], error["exit_code"]) == ("unavailable", 3)
+    assert error["message"].startswith("no ComfyUI server could run sprite 's")
+    assert fake.url in error["message"] and "Run the build again once a server answers." in error["message"]
+    assert result.err == f"pixelbuild: error: {error['message']}\n"  # said once, in one paragraph
+    finished = set(json.loads((project / "pixelbuild.lock").read_text())["sprites"])
+    assert len(finished) == result.json["generated"] >= 2
+    assert f"the {len(finished)} finished are in the lock" in error["message"]
+    assert sorted(result.json["failures"]) == sorted({f"s{i}" for i in range(6)} - finished)
+
+
+def test_preflight_counts_sprites_not_generations(
+    cli: Callable[..., Result], make_project: Callable[..., Path], fake: FakeComfyServer
+) -> None:
+    animated = "".join(
+        f"- id: {name}\n  prompt: {name}\n  frames: [{{}}, {{seed: 5}}, {{seed: 6}}]\n" for name in ("a", "b", "c")
+    )
+    project = make_project(manifest([fake.url], animated).replace("tiny-sd15.safetensors", "tiny-sd16.safetensors"))
+    result = cli("build", "-C", project)
+    assert result.code == 2, result.err
+    assert "sprite 'a', field 'checkpoint'" in result.err
+    assert "; the same for 2 more sprite(s): b, c" in result.err
+    assert result.err.count(" b,") == 1 and fake.accepted == 0
+
+
+def test_disk_full_stops_the_build_and_takes_our_prompts_back(
+    cli: Callable[..., Result],
+    make_project: Callable[..., Path],
+    fake: FakeComfyServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.test_cli_messages import fill_disk_after
+
+    fake.knobs.image_time = 0.2
+    project = make_project(manifest([fake.url], SIX, extra_settings="max_in_flight: 3"))
+    fill_disk_after(monkeypatch, 3)  # the first generation's cache entries, then nothing
+    result = cli("build", "-C", project, "-j", "3")  # threads wait on generations when the disk fills
+    assert result.code == 1, result.err
+    assert result.err.splitlines()[-1].startswith("pixelbuild: error: no space left on device at ")
+    assert "FAILED" not in result.err + result.out  # cancelled for the full disk, not failed
+    assert fake.pending_ids() == [] and fake.accepted < 6

@@ -344,7 +344,7 @@ class ComfyUIBackend:
         self._finish(
             task.key,
             BackendUnavailable(
-                f"sprite '{task.sprite}': no ComfyUI server could run it ({reason}). Servers: {urls}. "
+                f"no ComfyUI server could run sprite '{task.sprite}' ({reason}); servers: {urls}. "
                 f"Check that they are running, or point pixelbuild at others with {ENV_URL} or --server."
             ),
         )
