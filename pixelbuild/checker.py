@@ -18,14 +18,32 @@ from pixelbuild.paths import ProjectPaths
 from pixelbuild.plan import FileState, changed_fields
 from pixelbuild.project import compare_output, open_session, read_current_lock
 
+#: What to do about each kind of problem.
+_BUILD = "run 'pixelbuild build', then commit the lock and assets"
+ADVICE = {
+    "unlocked": _BUILD,
+    "stale": _BUILD,
+    "missing": "run 'pixelbuild build' to write it again, then commit it",
+    "modified": "revert the edit, or run 'pixelbuild build' to write the built file again",
+    "removed": "run 'pixelbuild build' to delete its outputs and lock entry, then commit",
+    "orphan": "delete it, or add it (or a pattern) to project.keep",
+}
+#: The problems a build fixes (an orphan it never touches: it is not pixelbuild's file).
+BUILD_FIXES = frozenset({"unlocked", "stale", "missing", "modified", "removed"})
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One disagreement: its kind, the sprite (or file) it concerns, and an explanation."""
+    """One disagreement: its kind, the sprite (or file) it concerns, an explanation, and what to do."""
 
     kind: str
     subject: str
     detail: str
+    advice: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.advice:
+            object.__setattr__(self, "advice", ADVICE.get(self.kind, ""))
 
 
 @dataclass(slots=True)
@@ -189,13 +207,19 @@ def check(manifest: str | os.PathLike[str]) -> CheckReport:
     owned |= _siblings_outputs(paths, output_dir, report)
     orphans = _orphans(output_dir, owned, session.resolved.project.keep) if root_problem is None else []
     for orphan in orphans:
+        temp = False
         if os.path.islink(output_dir / orphan):
             why = "it is a symbolic link, which pixelbuild never writes or deletes through"
         elif Path(orphan).name.startswith(TEMP_PREFIX):
-            why = "left by an interrupted write"
+            why, temp = "left by an interrupted write", True
         else:
             why = "no sprite makes it"
         report.problems.append(
-            Problem("orphan", paths.display(output_dir / orphan), f"is in the output root but {why}")
+            Problem(
+                "orphan",
+                paths.display(output_dir / orphan),
+                f"is in the output root but {why}",
+                "delete it" if temp else "",
+            )
         )
     return report

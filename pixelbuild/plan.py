@@ -6,7 +6,7 @@ Pure: the state of the files on disk and of the cache comes in as functions, so 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -202,14 +202,10 @@ def decide_atlas(
     elif entry.pack_key != key:
         added = [m for m in atlas.members if m not in entry.members]
         dropped = [m for m in entry.members if m not in atlas.members]
-        if added:
-            reasons.append(f"members added: {', '.join(added)}")
-        if dropped:
-            reasons.append(f"members removed: {', '.join(dropped)}")
-        changed = [m for m in changed_members if m in entry.members]
-        if changed:
-            shown = ", ".join(changed[:5]) + (", ..." if len(changed) > 5 else "")
-            reasons.append(f"member{'s' if len(changed) > 1 else ''} {shown} changed")
+        changed = [m for m in changed_members if m in entry.members and m in atlas.members]
+        for members, verb in ((added, "added"), (dropped, "removed"), (changed, "changed")):
+            if members:
+                reasons.append(_members(members, verb))
         if not reasons:
             reasons.append("atlas settings changed")
     else:
@@ -228,6 +224,12 @@ def decide_atlas(
     return AtlasDecision(atlas.id, action, tuple(reasons), key)
 
 
+def _members(ids: list[str], verb: str) -> str:
+    """``member a changed``, ``members a, b changed`` (at most five named)."""
+    shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    return f"member{'s' if len(ids) > 1 else ''} {shown} {verb}"
+
+
 def make_plan(
     sprites: Iterable[SpriteSpec],
     keys: Mapping[str, SpriteKeys],
@@ -238,9 +240,13 @@ def make_plan(
     atlases: Iterable[tuple[AtlasSpec, str]] = (),
     has_pack: Callable[[str], bool] = lambda key: False,
     foreign: Callable[[str], str | None] = lambda path: None,
+    rebuilt: Collection[str] = (),
 ) -> Plan:
     """Plan a build of ``sprites`` (and ``(atlas, pack key)`` pairs) against ``lock``: a decision per
-    sprite, then one per removed sprite; one per atlas, then one per removed atlas."""
+    sprite, then one per removed sprite; one per atlas, then one per removed atlas.
+
+    ``rebuilt``: sprites whose entry in ``lock`` comes from an unfolded journal (an interrupted build
+    finished them, and atlases are packed last): an atlas holding one was packed with its old version."""
     plan = Plan()
     present: set[str] = set()
     for sprite in sprites:
@@ -255,7 +261,8 @@ def make_plan(
     changed = [
         d.sprite_id
         for d in plan.decisions
-        if d.sprite_id in lock.sprites and lock.sprites[d.sprite_id].post_key != keys.get(d.sprite_id, _NO_KEYS).post
+        if d.sprite_id in lock.sprites
+        and (d.sprite_id in rebuilt or lock.sprites[d.sprite_id].post_key != keys.get(d.sprite_id, _NO_KEYS).post)
     ]
     atlas_ids: set[str] = set()
     for atlas, key in atlases:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -110,8 +110,9 @@ class Session:
         images = record.get("images", []) if record else []
         return {images[index]["blob"]} if index < len(images) else set()
 
-    def plan(self, lock: Lock, force: bool = False) -> Plan:
-        """Plan a build against ``lock`` (``force``: outputs may replace files pixelbuild does not own).
+    def plan(self, lock: Lock, force: bool = False, rebuilt: Collection[str] = ()) -> Plan:
+        """Plan a build against ``lock`` (``force``: outputs may replace files pixelbuild does not own;
+        ``rebuilt``: see ``make_plan``).
 
         Refuses (exit 2) when the output root is a symbolic link the manifest does not allow.
         """
@@ -126,6 +127,7 @@ class Session:
             atlases=[(atlas, self.atlas_keys[atlas.id]) for atlas in self.resolved.atlases],
             has_pack=lambda key: self.store.has_action("pack", key),
             foreign=self.foreign(lock, force),
+            rebuilt=rebuilt,
         )
 
     @cached_property
@@ -195,6 +197,13 @@ def open_session(paths: ProjectPaths) -> Session:
 
 def read_current_lock(paths: ProjectPaths) -> Lock:
     """The lock as the next build will see it: the file with any unfolded journal applied."""
+    return read_current_state(paths)[0]
+
+
+def read_current_state(paths: ProjectPaths) -> tuple[Lock, frozenset[str]]:
+    """The lock with any unfolded journal applied, and the sprites the journal set (see ``make_plan``)."""
     lock = read_lock(paths.lock, paths.display(paths.lock))
     records = read_journal(paths.journal)
-    return apply_journal(lock, records) if records else lock
+    if not records:
+        return lock, frozenset()
+    return apply_journal(lock, records), frozenset(str(r["id"]) for r in records if r["op"] == "set")
