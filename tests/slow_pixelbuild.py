@@ -1,4 +1,7 @@
-"""Run the pixelbuild CLI with a slowed-down placeholder generator (for interruption tests)."""
+"""Run the pixelbuild CLI with a slowed-down placeholder generator (for interruption and progress tests).
+
+``SLOW_GENERATOR_SECONDS``: seconds per generation; ``SLOW_GENERATOR_FAIL``: a sprite id whose generation fails.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +11,15 @@ import time
 
 from pixelbuild.backends import placeholder
 from pixelbuild.cli import main
+from pixelbuild.errors import GenerationError
 
 _original = placeholder.PlaceholderBackend.result
 
 
 def _slow_result(self: placeholder.PlaceholderBackend, key: str) -> placeholder.GenerationResult:
     time.sleep(float(os.environ.get("SLOW_GENERATOR_SECONDS", "0.2")))
+    if self._jobs[key].sprite_id == os.environ.get("SLOW_GENERATOR_FAIL"):
+        raise GenerationError("the generator broke")
     return _original(self, key)
 
 
