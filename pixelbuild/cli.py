@@ -1,8 +1,13 @@
 """The ``pixelbuild`` command: argument parsing, output for people (or ``--json``) and exit codes.
 
-Exit codes: 0 success; 1 a build step failed, ``check`` found disagreements, or ``--frozen`` needed the
-generator; 2 bad input (manifest, lock, referenced file, command line); 3 the backend is unreachable;
-130 interrupted (Ctrl-C); 143 terminated (SIGTERM). Either way finished work is folded into the lock.
+Exit codes: 0 success; 1 a build step failed, the disk filled up, ``check`` found disagreements, or
+``--frozen`` needed the generator; 2 bad input (manifest, lock, referenced file, command line); 3 the
+backend is unreachable (at the start or for good during the build); 130 interrupted (Ctrl-C); 143
+terminated (SIGTERM). Either way finished work is folded into the lock.
+
+With ``--json`` every outcome is one JSON document on stdout, errors included:
+``{"ok": false, "error": {"kind", "message", "exit_code", "file", "line", "sprite", "field"}}``
+(a command's own document, e.g. ``build``'s report, carries the same ``error`` object when it fails).
 """
 
 from __future__ import annotations
@@ -10,12 +15,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pixelbuild import __version__
 from pixelbuild.errors import (
@@ -25,6 +31,10 @@ from pixelbuild.errors import (
     EXIT_OK,
     EXIT_TERMINATED,
     PixelbuildError,
+    UsageError,
+    describe_os_error,
+    disk_full,
+    error_document,
 )
 
 if TYPE_CHECKING:
@@ -36,21 +46,60 @@ MANIFEST_NAME = "pixelbuild.yaml"
 _STARTED = time.perf_counter()
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-C", dest="directory", metavar="DIR", help="run as if started in DIR")
-    common.add_argument("--manifest", metavar="PATH", help=f"manifest file (default: {MANIFEST_NAME})")
-    common.add_argument("--json", action="store_true", help="print a JSON document instead of text")
+class _ArgumentProblem(Exception):
+    """argparse found the command line wrong (raised instead of printing and exiting, for ``--json``)."""
 
-    parser = argparse.ArgumentParser(
+    def __init__(self, usage: str, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+        self.prog = prog
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """Raise, so that ``main`` can answer in JSON as well as in text."""
+        raise _ArgumentProblem(self.format_usage(), self.prog, message)
+
+
+#: Options every command takes, before or after the command name (``pixelbuild -C game build``).
+_GLOBAL_DEFAULTS: dict[str, Any] = {"directory": None, "manifest": None, "json": False}
+
+
+def _add_global_options(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: an option not given after the command must not reset one given before it.
+    quiet = argparse.SUPPRESS
+    parser.add_argument("-C", dest="directory", metavar="DIR", default=quiet, help="run as if started in DIR")
+    parser.add_argument("--manifest", metavar="PATH", default=quiet, help=f"manifest file (default: {MANIFEST_NAME})")
+    parser.add_argument(
+        "--json", action="store_true", default=quiet, help="print a JSON document instead of text (errors too)"
+    )
+
+
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of days, 0 or more, got {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    _add_global_options(common)
+
+    parser = _Parser(
         prog="pixelbuild",
         description="Build AI-generated pixel art the way make builds code.",
         epilog=(
-            "Exit codes: 0 ok, 1 failed/disagreement, 2 bad input, 3 backend unreachable, 130 interrupted, "
-            "143 terminated."
+            "Exit codes: 0 ok, 1 failed/disagreement/disk full, 2 bad input, 3 backend unreachable, "
+            "130 interrupted, 143 terminated."
         ),
     )
     parser.add_argument("--version", action="version", version=f"pixelbuild {__version__}")
+    _add_global_options(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     build = commands.add_parser("build", parents=[common], help="generate and post-process what changed")
@@ -71,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("validate", parents=[common], help="parse and validate the manifest only")
 
     gc = commands.add_parser("gc", parents=[common], help="prune the local cache")
-    gc.add_argument("--keep-days", type=float, default=0.0, metavar="N", help="also keep entries used in N days")
+    gc.add_argument("--keep-days", type=_days, default=0.0, metavar="N", help="also keep entries used in N days")
 
     eject = commands.add_parser(
         "eject", parents=[common], help="copy a generated sprite to a PNG and make the manifest read it (source:)"
@@ -90,16 +139,31 @@ def _manifest_path(args: argparse.Namespace) -> Path:
     from pathlib import Path
 
     base = Path(args.directory) if args.directory else Path.cwd()
-    if args.directory and not base.is_dir():
-        raise PixelbuildError(f"-C {args.directory}: no such folder")
     return base / (args.manifest or MANIFEST_NAME)
+
+
+def _check_directory(args: argparse.Namespace) -> None:
+    if args.directory is None:
+        return
+    if not os.path.exists(args.directory):
+        raise UsageError(f"-C {args.directory}: no such folder")
+    if not os.path.isdir(args.directory):
+        raise UsageError(f"-C {args.directory}: not a folder")
 
 
 def _emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
     if args.json:
-        sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        _write_json(document)
     elif text:
         sys.stdout.write(text + "\n")
+
+
+def _write_json(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def _one_paragraph(message: str) -> str:
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def _progress(args: argparse.Namespace) -> Any:
@@ -143,8 +207,6 @@ def _noop_build(args: argparse.Namespace) -> bool:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     if args.jobs < 1:
-        from pixelbuild.errors import UsageError
-
         raise UsageError(f"-j must be at least 1, got {args.jobs}")
     if _noop_build(args):
         return EXIT_OK
@@ -153,14 +215,17 @@ def _cmd_build(args: argparse.Namespace) -> int:
     options = BuildOptions(
         only=tuple(args.only), jobs=args.jobs, frozen=args.frozen, servers=tuple(args.server), force=args.force
     )
-    report = build(_manifest_path(args), options, _progress(args))
+    progress = _progress(args)
+    report = build(_manifest_path(args), options, progress)
     for warning in report.warnings:
         sys.stderr.write(f"pixelbuild: warning: {warning}\n")
     lines = []
-    for sprite_id, message in sorted(report.failures.items()):
-        lines.append(f"FAILED {sprite_id}: {message}")
+    if not progress.shows_failures:  # else each was said once, as it happened
+        for sprite_id, message in sorted(report.failures.items()):
+            lines.append(f"FAILED {sprite_id}: {_one_paragraph(message)}")
+    interrupted = "interrupted: finished sprites are in the lock; run the build again to continue"
     if report.interrupted:
-        lines.append("interrupted: finished sprites are in the lock; run the build again to continue")
+        lines.append(interrupted)
     lines.append(f"{report.summary()} ({report.seconds:.2f}s)")
     document = {
         "ok": report.ok,
@@ -172,25 +237,38 @@ def _cmd_build(args: argparse.Namespace) -> int:
         "removed": report.removed,
         "packed": report.packed,
         "up_to_date": report.up_to_date,
-        "failures": report.failures,
+        "failures": {sprite_id: _one_paragraph(message) for sprite_id, message in report.failures.items()},
         "warnings": report.warnings,
         "interrupted": report.interrupted,
         "seconds": round(report.seconds, 3),
     }
+    if report.error is not None:
+        code, message, error = report.error.exit_code, str(report.error), report.error
+    elif report.interrupted:
+        code, message, error = _interrupted_code(), interrupted, None
+    elif report.failures:
+        failed = sorted(report.failures)
+        shown = ", ".join(failed[:10]) + (", ..." if len(failed) > 10 else "")
+        code, message, error = EXIT_FAILED, f"{len(failed)} failed: {shown}", None
+    else:
+        _emit(args, document, "\n".join(lines))
+        return EXIT_OK
+    document["error"] = error_document(error, _one_paragraph(message), code)
     _emit(args, document, "\n".join(lines))
-    if report.interrupted:
-        return _interrupted_code()
-    return EXIT_OK if report.ok else EXIT_FAILED
+    if report.error is not None:
+        sys.stderr.write(f"pixelbuild: error: {_one_paragraph(message)}\n")
+    return code
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from pixelbuild.paths import ProjectPaths
     from pixelbuild.plan import Action
-    from pixelbuild.project import open_session, read_current_lock
+    from pixelbuild.project import open_session, read_current_state
 
     paths = ProjectPaths.for_manifest(_manifest_path(args))
     session = open_session(paths)
-    plan = session.select(session.plan(read_current_lock(paths)), tuple(args.only))
+    lock, rebuilt = read_current_state(paths)
+    plan = session.select(session.plan(lock, rebuilt=rebuilt), tuple(args.only))
     session.hashes.save()
     rows = [(d.action, d.sprite_id, d.reasons) for d in plan.decisions]
     rows += [(a.action, f"atlas {a.atlas_id}", a.reasons) for a in plan.atlases]
@@ -217,6 +295,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             "yet; the next build folds it in"
         )
     document = {
+        "ok": True,
         "sprites": [
             {"id": d.sprite_id, "action": d.action.value, "reasons": list(d.reasons), "generate": list(d.missing)}
             for d in plan.decisions
@@ -232,20 +311,42 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from pixelbuild.checker import check
 
     report = check(_manifest_path(args))
-    lines = [f"{p.kind:<9} {p.subject}: {p.detail}" for p in report.problems]
+    lines = [f"{p.kind:<9} {p.subject}: {p.detail}; {p.advice}" for p in report.problems]
     lines.extend(f"note: {note}" for note in report.notes)
-    if report.ok:
-        lines.append(f"ok: {report.sprites} sprites, manifest, lock and files agree")
-    else:
-        lines.append(f"{len(report.problems)} problem(s); run 'pixelbuild build' to fix them, then commit the lock")
-    document = {
+    document: dict[str, Any] = {
         "ok": report.ok,
         "sprites": report.sprites,
-        "problems": [{"kind": p.kind, "subject": p.subject, "detail": p.detail} for p in report.problems],
+        "problems": [
+            {"kind": p.kind, "subject": p.subject, "detail": p.detail, "advice": p.advice} for p in report.problems
+        ],
         "notes": report.notes,
     }
+    if report.ok:
+        lines.append(f"ok: {report.sprites} sprites, manifest, lock and files agree")
+        _emit(args, document, "\n".join(lines))
+        return EXIT_OK
+    summary = _check_summary([p.kind for p in report.problems])
+    lines.append(summary)
+    document["error"] = error_document(None, summary, EXIT_FAILED)
     _emit(args, document, "\n".join(lines))
-    return EXIT_OK if report.ok else EXIT_FAILED
+    return EXIT_FAILED
+
+
+def _check_summary(kinds: Sequence[str]) -> str:
+    """``3 problems: ...`` with what to do, e.g. a build for stale sprites, a decision for orphans."""
+    from pixelbuild.checker import BUILD_FIXES
+
+    built = sum(1 for kind in kinds if kind in BUILD_FIXES)
+    orphans = sum(1 for kind in kinds if kind == "orphan")
+    todo = []
+    if built:
+        which = "it" if built == len(kinds) == 1 else ("them" if built == len(kinds) else f"{built} of them")
+        todo.append(f"'pixelbuild build' fixes {which}, then commit the lock and assets")
+    if orphans:
+        files = "the orphan file" if orphans == 1 else f"the {orphans} orphan files"
+        todo.append(f"delete {files} or add {'it' if orphans == 1 else 'them'} to project.keep")
+    count = f"{len(kinds)} problem{'s' if len(kinds) != 1 else ''}"
+    return f"{count}: {'; '.join(todo)}" if todo else count
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -303,7 +404,7 @@ def _gc_locked(args: argparse.Namespace, paths: ProjectPaths) -> int:
         pass
     report = Store(paths.cache).gc(live, keep_seconds=args.keep_days * 86400)
     text = f"removed {report.actions} cache entries and {report.blobs} files ({report.bytes / 1e6:.1f} MB)"
-    _emit(args, {"actions": report.actions, "blobs": report.blobs, "bytes": report.bytes}, text)
+    _emit(args, {"ok": True, "actions": report.actions, "blobs": report.blobs, "bytes": report.bytes}, text)
     return EXIT_OK
 
 
@@ -331,36 +432,66 @@ def _interrupted_code() -> int:
     return EXIT_TERMINATED if _terminated else EXIT_INTERRUPTED
 
 
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether ``--json`` (or an abbreviation argparse accepts) is among the options, parsed or not."""
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    return any(len(arg) >= 4 and "--json".startswith(arg) for arg in options)
+
+
+def _fail(as_json: bool, error: BaseException | None, message: str, code: int, *, internal: bool = False) -> int:
+    """Say an error: one paragraph on stderr and, with ``--json``, the error document on stdout."""
+    message = _one_paragraph(message)
+    if as_json:
+        _write_json({"ok": False, "error": error_document(error, message, code, internal=internal)})
+    prefix = "pixelbuild: internal error" if internal else "pixelbuild: error"
+    sys.stderr.write(f"{prefix}: {message}\n" if not internal else f"{prefix} {message}\n")
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     global _terminated
-    args = _parser().parse_args(argv)
+    arguments = [str(arg) for arg in (sys.argv[1:] if argv is None else argv)]
+    as_json = _wants_json(arguments)
+    try:
+        args = _parser().parse_args(arguments)
+    except _ArgumentProblem as problem:
+        if not as_json:
+            sys.stderr.write(problem.usage)
+        message = f"{problem.message} (see '{problem.prog} --help')"
+        return _fail(as_json, UsageError(message), message, EXIT_BAD_INPUT)
+    for name, default in _GLOBAL_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    as_json = args.json
     _terminated = False
     previous: Any = None
     with contextlib.suppress(ValueError):  # not the main thread (embedded use): leave signals alone
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        _check_directory(args)
         if args.command not in _COMMANDS:
             from pixelbuild.review.commands import run
 
             return run(args)
         return _COMMANDS[args.command](args)
     except PixelbuildError as error:
-        sys.stderr.write(f"pixelbuild: error: {error}\n")
-        return error.exit_code
+        return _fail(as_json, error, str(error), error.exit_code)
     except KeyboardInterrupt:
-        sys.stderr.write("pixelbuild: interrupted\n")
-        return _interrupted_code()
+        return _fail(as_json, None, "terminated" if _terminated else "interrupted", _interrupted_code())
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as error:  # a bug: say so plainly, keep the traceback behind a switch
+    except Exception as error:  # a bug, unless the file system said no: say so plainly, the traceback behind a switch
+        full = disk_full(error, getattr(error, "filename", None) or os.getcwd())
+        if full is not None:
+            return _fail(as_json, full, str(full), full.exit_code)
+        if isinstance(error, OSError) and error.filename is not None and not os.environ.get("PIXELBUILD_DEBUG"):
+            return _fail(as_json, None, describe_os_error(error), EXIT_FAILED)
         if os.environ.get("PIXELBUILD_DEBUG"):
             raise
-        sys.stderr.write(
-            f"pixelbuild: internal error ({type(error).__name__}: {error}); this is a bug. "
-            "Run again with PIXELBUILD_DEBUG=1 for the traceback and report it.\n"
-        )
-        return EXIT_BAD_INPUT if isinstance(error, OSError) else EXIT_FAILED
+        detail = f"{type(error).__name__}: {error}"
+        message = f"({detail}); this is a bug. Run again with PIXELBUILD_DEBUG=1 for the traceback and report it."
+        return _fail(as_json, None, message, EXIT_FAILED, internal=True)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

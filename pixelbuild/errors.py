@@ -171,7 +171,7 @@ ERROR_KINDS = {
     EXIT_FAILED: "failed",
     EXIT_UNAVAILABLE: "unavailable",
     EXIT_INTERRUPTED: "interrupted",
-    143: "interrupted",  # 128 + SIGTERM: a terminated build ends as an interrupted one
+    EXIT_TERMINATED: "interrupted",  # a terminated build ends as an interrupted one
 }
 
 

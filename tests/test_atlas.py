@@ -157,7 +157,8 @@ def test_atlas_errors(cli: Callable[..., Result], make_project: Callable[..., Pa
     project = make_project(ATLASES.replace("    padding: 1\n", "    padding: 1\n    max_size: 16\n"))
     result = cli("build", "-C", project)
     assert result.code == 1
-    assert "FAILED atlas heroes:" in result.out and "fit" in result.out
+    (line,) = [line for line in result.err.splitlines() if line.startswith("FAILED")]
+    assert line.split()[1:3] == ["atlas", "heroes:"] and "fit" in line
     assert cli("check", "-C", project).code == 1  # the heroes atlas is not in the lock
 
 

@@ -18,14 +18,6 @@ from tests.conftest import REPO, Result, build_json
 SCHEMAS = REPO / "schemas"
 COMMANDS = ("build", "plan", "check", "validate")
 
-# The error document for --json ({"ok": false, "error": {...}} on stdout, for every error) is another
-# lane's change (CLI messages and exit codes). Until it is on main these tests fail on an empty stdout;
-# the lead flips them to plain tests once it is merged.
-NEEDS_ERROR_DOCUMENT = pytest.mark.xfail(
-    strict=False,
-    reason="needs the --json error document {'ok': false, 'error': {...}} from the CLI-messages lane, not on main yet",
-)
-
 ATLAS_MANIFEST = """\
 version: 1
 project:
@@ -164,7 +156,6 @@ def test_failed_build_document(cli: Callable[..., Result], project: Path) -> Non
     assert build["ok"] is False and list(build["failures"]) == ["atlas all"]
 
 
-@NEEDS_ERROR_DOCUMENT
 def test_failed_build_document_carries_the_error(cli: Callable[..., Result], project: Path) -> None:
     manifest = project / "pixelbuild.yaml"
     manifest.write_text(manifest.read_text() + "    max_size: 4\n")
@@ -172,7 +163,6 @@ def test_failed_build_document_carries_the_error(cli: Callable[..., Result], pro
     assert "atlas all" in build["error"]["message"]
 
 
-@NEEDS_ERROR_DOCUMENT
 def test_check_disagreement_document_carries_the_error(cli: Callable[..., Result], project: Path) -> None:
     build_json(cli, project)
     (project / "assets/hero.png").unlink()
@@ -182,7 +172,6 @@ def test_check_disagreement_document_carries_the_error(cli: Callable[..., Result
 BAD_MANIFEST = ATLAS_MANIFEST.replace("    seed: 7\n", "    sed: 7\n")
 
 
-@NEEDS_ERROR_DOCUMENT
 @pytest.mark.parametrize("command", COMMANDS)
 def test_bad_input_documents(
     cli: Callable[..., Result], make_project: Callable[..., Path], command: str, monkeypatch: pytest.MonkeyPatch
@@ -196,7 +185,6 @@ def test_bad_input_documents(
     assert set(document) == {"ok", "error"}
 
 
-@NEEDS_ERROR_DOCUMENT
 def test_frozen_build_that_needs_the_generator(cli: Callable[..., Result], project: Path) -> None:
     build_json(cli, project)
     manifest = project / "pixelbuild.yaml"
@@ -205,7 +193,6 @@ def test_frozen_build_that_needs_the_generator(cli: Callable[..., Result], proje
     assert "hero" in document["error"]["message"]
 
 
-@NEEDS_ERROR_DOCUMENT
 def test_unreachable_server_document(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
     project = make_project(
         ATLAS_MANIFEST.replace("  output: assets\n", "  output: assets\n  backend: comfyui\n").replace(

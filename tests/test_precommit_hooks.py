@@ -196,7 +196,9 @@ def test_a_commit_with_a_stale_lock_is_refused(
     assert commit.returncode != 0
     output = commit.stdout + commit.stderr
     assert _status(output) == {"pixelbuild validate": "Passed", "pixelbuild check": "Failed"}
-    assert re.search(r"^stale\s+hero: the lock entry is out of date: prompt changed$", output, re.M), output
+    assert re.search(
+        r"^stale\s+hero: the lock entry is out of date: prompt changed; run 'pixelbuild build'", output, re.M
+    ), output
     assert _run(["git", "rev-parse", "HEAD"], game, env).stdout == head
     # Building, then committing the lock and the asset with it, is what makes the commit go through.
     assert pixelbuild_main(["build", "-C", str(game), "--progress", "none"]) == 0
