@@ -27,9 +27,10 @@ ADVICE = {
     "modified": "revert the edit, or run 'pixelbuild build' to write the built file again",
     "removed": "run 'pixelbuild build' to delete its outputs and lock entry, then commit",
     "orphan": "delete it, or add it (or a pattern) to project.keep",
+    "journal": "run 'pixelbuild build' to fold it in (nothing is generated for it), then commit the lock",
 }
 #: The problems a build fixes (an orphan it never touches: it is not pixelbuild's file).
-BUILD_FIXES = frozenset({"unlocked", "stale", "missing", "modified", "removed"})
+BUILD_FIXES = frozenset({"unlocked", "stale", "missing", "modified", "removed", "journal"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +147,7 @@ def check(manifest: str | os.PathLike[str]) -> CheckReport:
             Problem(
                 "journal",
                 paths.display(paths.journal),
-                f"an interrupted build finished work that is not in {lock_display} yet; run 'pixelbuild build' "
-                "to fold it in (nothing is generated for it), then commit the lock",
+                f"an interrupted build finished work that is not in {lock_display} yet",
             )
         )
     output_dir = session.output_dir

@@ -220,8 +220,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     for warning in report.warnings:
         sys.stderr.write(f"pixelbuild: warning: {warning}\n")
     lines = []
-    if not progress.shows_failures:  # else each was said once, as it happened
-        for sprite_id, message in sorted(report.failures.items()):
+    for sprite_id, message in sorted(report.failures.items()):
+        if sprite_id not in progress.reported:  # else it was said once, as it happened
             lines.append(f"FAILED {sprite_id}: {_one_paragraph(message)}")
     interrupted = "interrupted: finished sprites are in the lock; run the build again to continue"
     if report.interrupted:
@@ -311,13 +311,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from pixelbuild.checker import check
 
     report = check(_manifest_path(args))
-    lines = [f"{p.kind:<9} {p.subject}: {p.detail}; {p.advice}" for p in report.problems]
+    lines = [f"{p.kind:<9} {p.subject}: {p.detail}{f'; {p.advice}' if p.advice else ''}" for p in report.problems]
     lines.extend(f"note: {note}" for note in report.notes)
     document: dict[str, Any] = {
         "ok": report.ok,
         "sprites": report.sprites,
         "problems": [
-            {"kind": p.kind, "subject": p.subject, "detail": p.detail, "advice": p.advice} for p in report.problems
+            {"kind": p.kind, "subject": p.subject, "detail": p.detail, **({"advice": p.advice} if p.advice else {})}
+            for p in report.problems
         ],
         "notes": report.notes,
     }

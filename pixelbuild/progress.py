@@ -41,8 +41,8 @@ def failure_line(sprite_id: str, message: str, width: int = _ALIGNED_FROM) -> st
 class Progress(Protocol):
     """Receives the engine's events; implementations must be thread-safe."""
 
-    #: Whether ``failed`` shows the failure to the user (else the caller must say it).
-    shows_failures: bool
+    #: The failures ``failed`` showed to the user (the caller says the others, e.g. in a summary).
+    reported: set[str]
 
     def start(self, generations: int, sprites: int) -> None:
         """Work is about to begin: ``generations`` generator calls, ``sprites`` sprites to finish."""
@@ -63,7 +63,8 @@ class Progress(Protocol):
 class QuietProgress:
     """Reports nothing (``--json``, ``--progress none``, library use)."""
 
-    shows_failures = False
+    def __init__(self) -> None:
+        self.reported: set[str] = set()
 
     def start(self, generations: int, sprites: int) -> None:
         """Ignored."""
@@ -84,9 +85,8 @@ class QuietProgress:
 class LineProgress(QuietProgress):
     """One line per finished or failed sprite, for logs and CI."""
 
-    shows_failures = True
-
     def __init__(self, stream: IO[str]) -> None:
+        super().__init__()
         self.stream = stream
         self._lock = threading.Lock()
 
@@ -101,15 +101,15 @@ class LineProgress(QuietProgress):
         with self._lock:
             self.stream.write(failure_line(sprite_id, message) + "\n")
             self.stream.flush()
+            self.reported.add(sprite_id)
 
 
 class BarProgress(QuietProgress):
     """A terminal display: finished sprites are printed as lines, above one live bar (rich's ``Progress``)
     that shows the count, the time and what runs now; the bar is gone when the build ends."""
 
-    shows_failures = True
-
     def __init__(self, stream: IO[str]) -> None:
+        super().__init__()
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as RichProgress
@@ -180,6 +180,7 @@ class BarProgress(QuietProgress):
         line = Text(failure_line(sprite_id, message, self.console.width))
         line.stylize("red", 0, len("FAILED"))
         self._finished(line, sprite_id)
+        self.reported.add(sprite_id)
 
     def _finished(self, line: Any, sprite_id: str) -> None:
         with self._lock:

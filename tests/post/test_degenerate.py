@@ -71,7 +71,8 @@ def test_a_build_reports_the_emptied_sprite_and_writes_nothing_for_it(
     )
     result = cli("build", "-C", project)
     assert result.code == 1
-    failed = [line for line in result.out.splitlines() if line.startswith("FAILED")]
+    # Said once, as it failed, by the progress lines (stderr); the summary does not repeat it.
+    failed = [line for line in (result.out + result.err).splitlines() if line.startswith("FAILED")]
     assert len(failed) == 1
     assert "ghost:" in failed[0] and "pixelbuild.yaml:" in failed[0]
     assert "remove_background left no visible pixel" in failed[0] and "tolerance" in failed[0]
