@@ -28,6 +28,7 @@ ADVICE = {
     "removed": "run 'pixelbuild build' to delete its outputs and lock entry, then commit",
     "orphan": "delete it, or add it (or a pattern) to project.keep",
     "journal": "run 'pixelbuild build' to fold it in (nothing is generated for it), then commit the lock",
+    "unsafe": "replace the link with a real folder or file: pixelbuild never writes or deletes through links",
 }
 #: The problems a build fixes (an orphan it never touches: it is not pixelbuild's file).
 BUILD_FIXES = frozenset({"unlocked", "stale", "missing", "modified", "removed", "journal"})
