@@ -24,14 +24,14 @@ ADVICE = {
     "unlocked": _BUILD,
     "stale": _BUILD,
     "missing": "run 'pixelbuild build' to write it again, then commit it",
-    "modified": "revert the edit, or run 'pixelbuild build' to write the built file again",
+    "modified": "revert the edit, or run 'pixelbuild build --force' to write the built file over it",
     "removed": "run 'pixelbuild build' to delete its outputs and lock entry, then commit",
     "orphan": "delete it, or add it (or a pattern) to project.keep",
     "journal": "run 'pixelbuild build' to fold it in (nothing is generated for it), then commit the lock",
     "unsafe": "replace the link with a real folder or file: pixelbuild never writes or deletes through links",
 }
-#: The problems a build fixes (an orphan it never touches: it is not pixelbuild's file).
-BUILD_FIXES = frozenset({"unlocked", "stale", "missing", "modified", "removed", "journal"})
+#: The problems a plain build fixes (an edited output it keeps, without --force; an orphan it never touches).
+BUILD_FIXES = frozenset({"unlocked", "stale", "missing", "removed", "journal"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ def _output_problem(
     if state is FileState.MISSING:
         return "missing", "missing"
     what = "bytes" if output.pixel_hash is None else "bytes and pixels"
-    return "modified", f"modified (its {what} differ from the lock; 'pixelbuild build --force' replaces it)"
+    return "modified", f"modified (its {what} differ from the lock)"
 
 
 def _orphans(output_dir: Path, owned: set[str], keep: tuple[str, ...]) -> list[str]:

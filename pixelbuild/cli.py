@@ -338,11 +338,15 @@ def _check_summary(kinds: Sequence[str]) -> str:
     from pixelbuild.checker import BUILD_FIXES
 
     built = sum(1 for kind in kinds if kind in BUILD_FIXES)
+    modified = sum(1 for kind in kinds if kind == "modified")
     orphans = sum(1 for kind in kinds if kind == "orphan")
     todo = []
     if built:
         which = "it" if built == len(kinds) == 1 else ("them" if built == len(kinds) else f"{built} of them")
         todo.append(f"'pixelbuild build' fixes {which}, then commit the lock and assets")
+    if modified:
+        files = "the edited output" if modified == 1 else f"the {modified} edited outputs"
+        todo.append(f"revert {files} or replace {'it' if modified == 1 else 'them'} with 'pixelbuild build --force'")
     if orphans:
         files = "the orphan file" if orphans == 1 else f"the {orphans} orphan files"
         todo.append(f"delete {files} or add {'it' if orphans == 1 else 'them'} to project.keep")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from pixelbuild.errors import EXIT_BAD_INPUT, PixelbuildError
+from pixelbuild.errors import EXIT_BAD_INPUT, PixelbuildError, disk_full
 from pixelbuild.names import MAX_NAME_BYTES, MAX_PATH_BYTES
 
 #: Every temporary file pixelbuild creates starts with this; its name never includes the target's name,
@@ -265,6 +265,21 @@ class OutputGuard:
 
     def write_bytes(self, relative: str, data: bytes) -> None:
         """Atomically replace the file ``relative`` under the root with ``data``."""
+        try:
+            self._write_bytes(relative, data)
+        except OSError as error:
+            if isinstance(error, PixelbuildError):
+                raise
+            # Name the file the user knows (a write error names none, or only the temporary file).
+            target = os.path.join(self.root, *relative.split("/"))
+            full = disk_full(error, target)
+            if full is not None:
+                raise full from error
+            if error.errno is not None and (error.filename is None or TEMP_PREFIX in os.fsdecode(error.filename)):
+                raise type(error)(error.errno, error.strerror, target) from error
+            raise
+
+    def _write_bytes(self, relative: str, data: bytes) -> None:
         parts = self._checked(relative)
         name = parts[-1]
         temp = f"{TEMP_PREFIX}{os.urandom(8).hex()}"

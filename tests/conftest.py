@@ -82,6 +82,13 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+def failed_lines(result: Result) -> str:
+    """The FAILED lines a command printed, once each (by the progress display, else by the summary), with
+    their padding collapsed: ``FAILED hero: message``."""
+    lines = (result.out + result.err).splitlines()
+    return "\n".join(" ".join(line.split()) for line in lines if line.startswith("FAILED"))
+
+
 def build_json(cli: Callable[..., Result], project: Path, *extra: str) -> dict[str, Any]:
     """Run ``build --json`` and return its document (asserting it succeeded)."""
     result = cli("build", "-C", project, "--json", *extra)

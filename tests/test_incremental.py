@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BASIC_MANIFEST, Result, build_json, snapshot
+from tests.conftest import BASIC_MANIFEST, Result, build_json, failed_lines, snapshot
 
 
 def edit(project: Path, old: str, new: str) -> None:
@@ -154,7 +154,7 @@ def test_tampered_output_is_kept_unless_forced(cli: Callable[..., Result], make_
     plan = cli("plan", "-C", project).out
     assert "would overwrite assets/hero.png, which was changed since pixelbuild wrote it (use --force)" in plan
     result = cli("build", "-C", project)
-    assert result.code == 1 and "FAILED hero: would overwrite assets/hero.png" in result.out
+    assert result.code == 1 and "FAILED hero: would overwrite assets/hero.png" in failed_lines(result)
     assert (project / "assets/hero.png").read_bytes() == edited
     report = build_json(cli, project, "--force")
     assert report["restored"] == 1 and report["generator_calls"] == 0

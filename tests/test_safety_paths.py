@@ -15,7 +15,7 @@ import pytest
 from pixelbuild import fsguard, notices
 from pixelbuild import lock as lock_module
 from pixelbuild.fsguard import MAX_COMPONENT_BYTES, TEMP_PREFIX, OutputGuard, Removal, UnsafePathError
-from tests.conftest import BASIC_MANIFEST, Result, build_json
+from tests.conftest import BASIC_MANIFEST, Result, build_json, failed_lines
 
 ATLAS_MANIFEST = BASIC_MANIFEST + "atlases:\n  - id: all\n    sprites: [hero, slime]\n"
 
@@ -194,7 +194,7 @@ def test_symlinked_folder_in_the_output_root_is_never_written_through(
     plan = cli("plan", "-C", project)
     assert "cannot write assets/characters/knight.png: characters is a symbolic link" in plan.out
     result = cli("build", "-C", project)
-    assert result.code == 1 and "FAILED knight" in result.out and "symbolic link" in result.out
+    assert result.code == 1 and "FAILED knight" in failed_lines(result) and "symbolic link" in failed_lines(result)
     assert (outside / "knight.png").read_bytes() == b"precious"
     assert sorted(p.name for p in outside.iterdir()) == ["knight.png"]
     forced = cli("build", "-C", project, "--force")  # --force replaces files, never writes through links
@@ -275,7 +275,7 @@ def test_a_link_at_the_output_itself_is_replaced_only_with_force(
     (project / "assets").mkdir()
     (project / "assets/hero.png").symlink_to(victim)
     result = cli("build", "-C", project)
-    assert result.code == 1 and "which is a symbolic link (use --force)" in result.out
+    assert result.code == 1 and "which is a symbolic link (use --force)" in failed_lines(result)
     build_json(cli, project, "--force")
     assert not (project / "assets/hero.png").is_symlink()
     assert victim.read_bytes() == b"precious"
@@ -307,7 +307,7 @@ def test_untracked_file_is_not_overwritten_without_force(
     plan = cli("plan", "-C", project).out
     assert "would overwrite assets/characters/knight.png, which pixelbuild did not write (use --force)" in plan
     result = cli("build", "-C", project)
-    assert result.code == 1 and "FAILED knight: would overwrite" in result.out
+    assert result.code == 1 and "FAILED knight: would overwrite" in failed_lines(result)
     assert hand_made.read_bytes() == b"drawn by hand"
     assert "knight" not in (project / "pixelbuild.lock").read_text()
     assert (project / "assets/coin.png").exists()  # the other sprites are built
