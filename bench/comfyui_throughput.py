@@ -36,8 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pixelbuild.backends.base import GenerationJob
 from pixelbuild.backends.comfyui import create
 from pixelbuild.backends.comfyui.workflow import bind, load_template, model_set
-from tests.comfyui.util import TINY_CKPT, TINY_LORA, lora, make_job
-from tests.fakecomfy import FakeComfyServer
+from pixelbuild.testing import TINY_CKPT, TINY_LORA, FakeComfyServer, lora, make_job
 
 SERVICE_TIME = 0.2  # seconds per image on the fake "GPU"
 JOBS_PER_SERVER = 25

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakecomfy import FakeComfyServer
+from pixelbuild.testing import FakeComfyServer
 
 
 @pytest.fixture(autouse=True)

@@ -18,8 +18,7 @@ from pixelbuild.backends import ALL_INPUTS, BACKENDS, create_backend
 from pixelbuild.backends.base import GenerationJob
 from pixelbuild.backends.comfyui import Cancelled, ComfyUIBackend, PreflightError, ProgressEvent, create
 from pixelbuild.errors import BackendUnavailable, GenerationError
-from tests.comfyui.util import TINY_CKPT, TINY_LORA, lora, make_job
-from tests.fakecomfy import FakeComfyServer
+from pixelbuild.testing import TINY_CKPT, TINY_LORA, FakeComfyServer, lora, make_job
 
 Factory = Callable[..., FakeComfyServer]
 

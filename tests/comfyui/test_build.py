@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 
 from pixelbuild.builder import BuildOptions, build
+from pixelbuild.testing import FakeComfyServer
 from tests.conftest import REPO, Result, build_json
-from tests.fakecomfy import FakeComfyServer
 
 
 def manifest(servers: list[str], sprites: str, extra_settings: str = "") -> str:

@@ -17,8 +17,8 @@ from PIL import Image
 from websockets.sync.client import ClientConnection, connect
 
 from pixelbuild.backends.comfyui.client import _NO_PROXY
+from pixelbuild.testing import FakeComfyServer
 from tests.comfyui.util import fixture
-from tests.fakecomfy import FakeComfyServer
 
 PROMPT = fixture("txt2img.json")["request"]["prompt"]
 

@@ -13,7 +13,7 @@ from pixelbuild.backends.comfyui.preflight import HASH_CACHE, Catalog, Preflight
 from pixelbuild.backends.comfyui.templates import builtin_template
 from pixelbuild.backends.comfyui.workflow import BoundWorkflow, bind, load_template
 from pixelbuild.errors import GenerationError
-from tests.comfyui.util import TINY_CKPT, TINY_LORA, fixture, lora, make_spec
+from tests.comfyui.util import TINY_CKPT, TINY_LORA, load_object_info, lora, make_spec
 
 TEMPLATES = ["txt2img_sdxl", "img2img_sdxl", "batch_generation", "txt2img_sd15", "img2img_sd15"]
 
@@ -22,7 +22,7 @@ def _catalog(**models: tuple[str, ...]) -> Catalog:
     return Catalog(
         "http://gpu:8188",
         "0.8.0",
-        fixture("object_info.json"),
+        load_object_info(),
         {"checkpoints": (TINY_CKPT, "sd_xl_base_1.0.safetensors"), "loras": (TINY_LORA,), **models},
     )
 
@@ -96,7 +96,7 @@ def test_link_types_and_slots() -> None:
 
 
 def test_combo_in_new_style() -> None:
-    info = fixture("object_info.json")
+    info = load_object_info()
     config = info["KSampler"]["input"]["required"]["sampler_name"]
     info["KSampler"]["input"]["required"]["sampler_name"] = ["COMBO", {"options": config[0]}]
     catalog = Catalog("http://s", "0.8.0", info, {"checkpoints": (TINY_CKPT,), "loras": ()})
@@ -156,7 +156,7 @@ def test_hash_cache_is_trusted_while_size_and_mtime_hold(tmp_path: Path) -> None
 
 
 def test_missing_lora_loader_class_names_the_lora() -> None:
-    info = fixture("object_info.json")
+    info = load_object_info()
     del info["LoraLoader"]
     catalog = Catalog("http://s", "0.8.0", info, {"checkpoints": (TINY_CKPT,), "loras": (TINY_LORA,)})
     problems = check_bound(_bound(loras=(lora(),)), catalog, sprite="s")

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from pixelbuild.backends.comfyui import Cancelled, ComfyUIBackend, PreflightError, create
-from tests.comfyui.util import TINY_CKPT, TINY_LORA, lora, make_job
+from pixelbuild.testing import TINY_CKPT, TINY_LORA, lora, make_job
 
 URL = os.environ.get("PIXELBUILD_COMFYUI_URL", "").split(",")[0].strip()
 pytestmark = [

@@ -25,24 +25,36 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import numpy as np
 from aiohttp import WSMsgType, web
 from PIL import Image, PngImagePlugin
 
-from tests.fakecomfy.validation import validate_prompt
+from pixelbuild.testing.fakecomfy.validation import validate_prompt
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "comfyui"
 INTERNAL_ERROR = "500 Internal Server Error\n\nServer got itself in trouble"
 SAMPLERS = ("KSampler", "KSamplerAdvanced")
 
 
 def load_object_info() -> dict[str, Any]:
-    """The trimmed /object_info fixture (model and image lists are filled in per server)."""
-    data: dict[str, Any] = json.loads((FIXTURES / "object_info.json").read_text())
+    """The trimmed ``/object_info`` recorded from ComfyUI 0.8.0: the 16 node classes the built-in templates
+    use (a fresh copy; the fake server fills in model and image lists per server)."""
+    text = resources.files("pixelbuild.testing.fakecomfy").joinpath("object_info.json").read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
     return data
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """One prompt the fake server ran, with ``time.monotonic()`` at its start and end: tests assert on
+    these (e.g. overlap between servers) rather than on their own wall-clock measurements."""
+
+    prompt_id: str
+    started: float
+    ended: float
+    status: str  # "success", "error" or "interrupted"
 
 
 @dataclass
@@ -206,6 +218,7 @@ class FakeComfyServer:
         self.busy_time = 0.0  # seconds spent sampling (incl. model loads)
         self.first_start: float | None = None
         self.last_end: float | None = None
+        self.executions: list[Execution] = []  # every prompt run, in order
 
     # --- lifecycle (loop thread) -----------------------------------------------------------------------
 
@@ -552,12 +565,15 @@ class FakeComfyServer:
                 item = min(self.queue, key=lambda queued: queued.number)
                 self.queue.remove(item)
                 self.running = item
+                started = time.monotonic()
+                status = "error"
                 try:
-                    await self._execute(item)
+                    status = await self._execute(item)
                 finally:
                     self.running = None
+                    self.executions.append(Execution(item.prompt_id, started, time.monotonic(), status))
 
-    async def _execute(self, item: QueueItem) -> None:
+    async def _execute(self, item: QueueItem) -> str:
         client = item.extra_data.get("client_id")
         pid = item.prompt_id
         graph = item.prompt
@@ -668,6 +684,7 @@ class FakeComfyServer:
         self.running = None
         await self._broadcast_status()
         await self._send(client, "executing", {"node": None, "prompt_id": pid})
+        return status
 
     def _signature(self, graph: dict[str, Any], node_id: str, known: dict[str, str]) -> str:
         node = graph[node_id]
