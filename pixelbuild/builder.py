@@ -19,6 +19,7 @@ from pixelbuild.paths import ProjectPaths
 from pixelbuild.progress import Progress, QuietProgress
 
 if TYPE_CHECKING:
+    from pixelbuild.backends.base import BackendFactory
     from pixelbuild.engine import EngineResult
     from pixelbuild.lock import Journal, Lock
     from pixelbuild.plan import Plan
@@ -27,13 +28,20 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class BuildOptions:
-    """How to build: which sprites, how many parallel jobs, whether generating is allowed."""
+    """How to build: which sprites, how many parallel jobs, whether generating is allowed.
+
+    ``servers`` (``--server``) replace the backend's server list. ``backend_factory`` makes the backend
+    instead of the manifest's named one (tests inject a fake there). ``sprites_per_run`` bounds how many
+    sprites one engine run holds in memory (default 1000).
+    """
 
     only: Sequence[str] = ()
     jobs: int = 1
     frozen: bool = False
     servers: Sequence[str] = ()
     force: bool = False  # replace files at output paths that pixelbuild did not write (or that were edited)
+    backend_factory: BackendFactory | None = None
+    sprites_per_run: int | None = None
 
 
 @dataclass(slots=True)
@@ -237,9 +245,6 @@ def _run_engine(
 ) -> EngineResult:
     from pixelbuild.engine import Engine, EngineContext
 
-    settings = dict(session.resolved.project.backend_settings)
-    if options.servers:
-        settings["servers_override"] = list(options.servers)
     context = EngineContext(
         project_dir=session.paths.project_dir,
         output_dir=session.output_dir,
@@ -250,12 +255,15 @@ def _run_engine(
         keys=session.keys,
         lock=lock,
         backend_name=session.resolved.project.backend,
-        backend_settings=settings,
+        backend_settings=session.resolved.project.backend_settings,
         jobs=max(1, options.jobs),
         progress=progress,
         atlases={atlas.id: atlas for atlas in session.resolved.atlases},
         guard=session.guard,
         foreign=session.foreign(lock, options.force),
+        servers=tuple(options.servers),
+        backend_factory=options.backend_factory,
+        sprites_per_run=options.sprites_per_run,
     )
     return Engine(context).run(plan)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelbuild.backends import Backend, backend_info, create_backend
-from pixelbuild.backends.base import GenerationJob
+from pixelbuild.backends.base import BackendFactory, BackendRequest, GenerationJob, ProgressEvent
 from pixelbuild.backends.router import BackendRouter
 from pixelbuild.errors import (
     BackendUnavailable,
@@ -43,7 +43,7 @@ from pixelbuild.spec import AtlasSpec, GenerationSpec, SpriteSpec
 from pixelbuild.state import FileHashCache
 from pixelbuild.store import Store
 
-#: Sprites per doit run (see ``Engine._batches``).
+#: Sprites per doit run (see ``Engine._batches``), unless ``EngineContext.sprites_per_run`` says otherwise.
 _BATCH = 1000
 #: Below this many post-processing tasks, worker processes cost more to start than they save.
 _MIN_TASKS_FOR_PROCESSES = 8
@@ -116,7 +116,9 @@ class EngineContext:
     jobs: int
     progress: Progress
     atlases: Mapping[str, AtlasSpec] = field(default_factory=dict)
-    backend_factory: Callable[[str, Mapping[str, Any], Path], Backend] | None = None
+    servers: tuple[str, ...] = ()  # --server: replaces the backend's server list
+    backend_factory: BackendFactory | None = None  # None: create_backend
+    sprites_per_run: int | None = None  # None: _BATCH
     #: Writes and deletes under the output root (default: a guard of ``output_dir`` with no options).
     guard: OutputGuard | None = None
     #: Why writing an output path would clobber a file pixelbuild does not own (None: it may be written).
@@ -357,7 +359,7 @@ class Engine:
             field=first.field,
         )
 
-    def _on_backend_progress(self, event: Any) -> None:
+    def _on_backend_progress(self, event: ProgressEvent) -> None:
         if event.phase == "sampling" and event.max:
             self.ctx.progress.working(event.sprite_id, f"sampling {event.value}/{event.max}")
         elif event.phase in ("queued", "downloading"):
@@ -442,9 +444,7 @@ class Engine:
                 },
             )
             # Cached now: a backend that tracks its submissions (ComfyUI's prompt ledger) may forget this one.
-            settled = getattr(self._backend, "settled", None)
-            if callable(settled):
-                settled(key)
+            self._backend.settled(key)
             if generator:  # reading a hand-drawn sprite is no generator call
                 with self._lock:
                     self.result.generator_calls += 1
@@ -677,19 +677,20 @@ class Engine:
         """doit tasks, each sprite right after the generations it needs, in the backend's preferred order.
 
         Interleaving lets finished sprites land (and be journaled) while later ones still generate. Tasks
-        come in batches of ``_BATCH`` sprites, one doit run each: a doit task costs ~3 KB, and 20,000 of
-        them at once would double a large build's memory. A generation shared by sprites of two batches
-        runs in the first; the second finds it in the cache.
+        come in batches of ``_BATCH`` (or ``sprites_per_run``) sprites, one doit run each: a doit task costs
+        ~3 KB, and 20,000 of them at once would double a large build's memory. A generation shared by sprites
+        of two batches runs in the first; the second finds it in the cache.
         """
         from doit.task import Task
 
         rank = {key: index for index, key in enumerate(generation_order)}
         stale = sorted(plan.stale, key=lambda d: min((rank[key] for key in d.missing), default=-1))
         emitted: set[str] = set()
-        for start in range(0, len(stale), _BATCH):
+        size = self.ctx.sprites_per_run or _BATCH
+        for start in range(0, len(stale), size):
             tasks: list[Any] = []
             in_batch: set[str] = set()
-            for decision in stale[start : start + _BATCH]:
+            for decision in stale[start : start + size]:
                 if decision.action is Action.REMOVE:
                     name, action = f"remove:{decision.sprite_id}", (self._remove, (decision.sprite_id,))
                     tasks.append(Task(name, actions=[action], verbosity=2))
@@ -735,16 +736,13 @@ class Engine:
             order = [job.key for job in jobs]
             if jobs:
                 factory = self.ctx.backend_factory or create_backend
-                self._backend = BackendRouter(
-                    factory, self.ctx.backend_name, self.ctx.backend_settings, self.ctx.project_dir
+                request = BackendRequest(
+                    self.ctx.backend_name, self.ctx.backend_settings, self.ctx.project_dir, self.ctx.servers
                 )
+                self._backend = BackendRouter(factory, request)
                 self._jobs = {job.key: job for job in jobs}
-                ordered = getattr(self._backend, "ordered", None)
-                if callable(ordered):
-                    order = [job.key for job in ordered(jobs)]
-                callback = getattr(self._backend, "set_progress_callback", None)
-                if callable(callback):
-                    callback(self._on_backend_progress)
+                order = [job.key for job in self._backend.ordered(jobs)]
+                self._backend.set_progress_callback(self._on_backend_progress)
                 try:
                     self._backend.start(jobs)
                 except GenerationError as error:

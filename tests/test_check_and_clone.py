@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pixelbuild.backends import Backend, BackendRequest
+from pixelbuild.builder import BuildOptions, build
 from tests.conftest import Result, build_json, copy_committed
 
 
@@ -18,21 +20,21 @@ def built(cli: Callable[..., Result], make_project: Callable[..., Path]) -> Path
 
 
 def test_fresh_clone_is_up_to_date_and_calls_no_backend(
-    cli: Callable[..., Result], built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Callable[..., Result], built: Path, tmp_path: Path
 ) -> None:
     clone = tmp_path / "clone"
     copy_committed(built, clone)
     assert not (clone / ".pixelbuild").exists()
 
-    def no_backend(*args: object) -> None:
+    def no_backend(request: BackendRequest) -> Backend:
         raise AssertionError("a fresh clone must not create a backend")
 
-    monkeypatch.setattr("pixelbuild.engine.create_backend", no_backend)
     result = cli("check", "-C", clone)
     assert result.code == 0, result.out
     assert "ok: 3 sprites" in result.out
-    report = build_json(cli, clone)
-    assert report["generator_calls"] == 0 and report["up_to_date"] == 3 and report["noop"] is False
+    report = build(clone / "pixelbuild.yaml", BuildOptions(backend_factory=no_backend))
+    assert report.ok, report.failures
+    assert (report.generator_calls, report.up_to_date, report.noop) == (0, 3, False)
     assert build_json(cli, clone)["noop"] is True
 
 

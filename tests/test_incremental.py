@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
+from pixelbuild.builder import BuildOptions, build
 from tests.conftest import BASIC_MANIFEST, Result, build_json, failed_lines, snapshot
 
 
@@ -213,13 +212,13 @@ def test_parallel_build_matches_serial(cli: Callable[..., Result], make_project:
 
 
 def test_work_split_over_several_doit_runs_is_complete(
-    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+    cli: Callable[..., Result], make_project: Callable[..., Path]
 ) -> None:
-    monkeypatch.setattr("pixelbuild.engine._BATCH", 3)
     shared = "version: 1\ndefaults: {size: 32, seed: 3}\nsprites:\n" + "".join(
         f"  - id: s{i}\n    prompt: blob {i // 2}\n    post: [{{resize: {{size: {8 + i}}}}}]\n" for i in range(8)
     )
     project = make_project(shared)
-    report = build_json(cli, project, "-j", "2")
-    assert (report["generator_calls"], report["generated"]) == (4, 8)  # pairs share a generation
+    report = build(project / "pixelbuild.yaml", BuildOptions(jobs=2, sprites_per_run=3))
+    assert report.ok, report.failures
+    assert (report.generator_calls, report.generated) == (4, 8)  # pairs share a generation
     assert cli("check", "-C", project).code == 0

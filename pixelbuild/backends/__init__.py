@@ -1,6 +1,7 @@
 """Generator backends behind one protocol (``base.Backend``), created by name.
 
-Importing this package is cheap: backend modules are imported only when one is created.
+Importing this package is cheap: backend modules are imported only when one is created. Each backend
+module has ``create(settings, project_root, *, servers=())``.
 """
 
 from __future__ import annotations
@@ -8,10 +9,17 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from pixelbuild.backends.base import Backend, BackendIdentity, GenerationJob, GenerationResult
+from pixelbuild.backends.base import (
+    Backend,
+    BackendFactory,
+    BackendIdentity,
+    BackendRequest,
+    GenerationJob,
+    GenerationResult,
+    ProgressCallback,
+    ProgressEvent,
+)
 from pixelbuild.errors import UsageError
 
 
@@ -65,10 +73,14 @@ __all__ = [
     "ALL_INPUTS",
     "BACKENDS",
     "Backend",
+    "BackendFactory",
     "BackendIdentity",
     "BackendInfo",
+    "BackendRequest",
     "GenerationJob",
     "GenerationResult",
+    "ProgressCallback",
+    "ProgressEvent",
     "backend_info",
     "create_backend",
 ]
@@ -83,8 +95,8 @@ def backend_info(name: str) -> BackendInfo:
         raise UsageError(f"unknown backend '{name}' (known: {known})") from None
 
 
-def create_backend(name: str, settings: Mapping[str, Any], project_root: Path) -> Backend:
-    """Instantiate backend ``name`` with its project settings."""
-    module = importlib.import_module(backend_info(name).module)
-    backend: Backend = module.create(settings, project_root)
+def create_backend(request: BackendRequest) -> Backend:
+    """Instantiate backend ``request.name`` with its project settings (the default ``BackendFactory``)."""
+    module = importlib.import_module(backend_info(request.name).module)
+    backend: Backend = module.create(request.settings, request.project_root, servers=request.servers)
     return backend

@@ -13,12 +13,12 @@ import random
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from pixelbuild.backends.base import BackendIdentity, GenerationJob, GenerationResult
+from pixelbuild.backends.base import Backend, BackendIdentity, GenerationJob, GenerationResult, ProgressCallback
 from pixelbuild.errors import GenerationError
 from pixelbuild.spec import GenerationSpec
 
@@ -176,6 +176,13 @@ class PlaceholderBackend:
         self._lock = threading.Lock()
         self.calls = 0
 
+    def ordered(self, jobs: Sequence[GenerationJob]) -> list[GenerationJob]:
+        """Any order is as good as another: the manifest's."""
+        return list(jobs)
+
+    def set_progress_callback(self, callback: ProgressCallback | None) -> None:
+        """Rendering takes milliseconds: nothing to report."""
+
     def start(self, jobs: Sequence[GenerationJob]) -> None:
         """Remember the jobs; nothing to preflight."""
         self._jobs.update({job.key: job for job in jobs})
@@ -190,6 +197,9 @@ class PlaceholderBackend:
         images = [render(job.spec, index) for index in range(job.spec.batch_size)]
         return GenerationResult(images=images, identity=IDENTITY)
 
+    def settled(self, key: str) -> None:
+        """Nothing to forget: every result is made again on demand."""
+
     def cancel(self) -> None:
         """Nothing runs in the background."""
 
@@ -197,6 +207,10 @@ class PlaceholderBackend:
         """Nothing to release."""
 
 
-def create(settings: Mapping[str, Any], project_root: Path) -> PlaceholderBackend:
-    """Create the placeholder backend (it has no settings)."""
+def create(settings: Mapping[str, Any], project_root: Path, *, servers: Sequence[str] = ()) -> PlaceholderBackend:
+    """Create the placeholder backend (it has no settings and no servers: ``servers`` is ignored)."""
     return PlaceholderBackend()
+
+
+if TYPE_CHECKING:
+    _implements: type[Backend] = PlaceholderBackend  # mypy proves the whole protocol is there

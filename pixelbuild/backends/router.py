@@ -7,39 +7,43 @@ sprites are all hand-drawn never contacts (nor needs) a ComfyUI server.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pixelbuild.backends import backend_info
-from pixelbuild.backends.base import Backend, GenerationJob, GenerationResult
-
-Factory = Callable[[str, Mapping[str, Any], Path], Backend]
+from pixelbuild.backends.base import (
+    Backend,
+    BackendFactory,
+    BackendRequest,
+    GenerationJob,
+    GenerationResult,
+    ProgressCallback,
+)
 
 
 class BackendRouter:
-    """Routes jobs by ``job.spec.backend``; the project's settings go to the project's backend only."""
+    """Routes jobs by ``job.spec.backend``; the project's settings and ``--server`` go to the project's
+    backend only (``project`` is its request; other backends get their name and the project folder)."""
 
     name = "router"
 
-    def __init__(self, factory: Factory, project_backend: str, settings: Mapping[str, Any], root: Path) -> None:
+    def __init__(self, factory: BackendFactory, project: BackendRequest) -> None:
         self._factory = factory
-        self._project_backend = project_backend
-        self._settings = settings
-        self._root = root
+        self._project = project
         self._backends: dict[str, Backend] = {}
         self._by_key: dict[str, Backend] = {}
-        self._progress: Callable[[Any], None] | None = None
+        self._progress: ProgressCallback | None = None
 
     def _backend(self, name: str) -> Backend:
         backend = self._backends.get(name)
         if backend is None:
-            settings = self._settings if name == self._project_backend else {}
-            backend = self._factory(name, settings, self._root)
+            request = self._project
+            if name != request.name:
+                request = dataclasses.replace(request, name=name, settings={}, servers=())
+            backend = self._factory(request)
             if self._progress is not None:
-                callback = getattr(backend, "set_progress_callback", None)
-                if callable(callback):
-                    callback(self._progress)
+                backend.set_progress_callback(self._progress)
             self._backends[name] = backend
         return backend
 
@@ -51,20 +55,17 @@ class BackendRouter:
             groups.setdefault(job.spec.backend, []).append(job)
         return groups
 
-    def set_progress_callback(self, callback: Callable[[Any], None]) -> None:
+    def set_progress_callback(self, callback: ProgressCallback | None) -> None:
         """Forward progress events of every backend (created now or later) to ``callback``."""
         self._progress = callback
         for backend in self._backends.values():
-            forward = getattr(backend, "set_progress_callback", None)
-            if callable(forward):
-                forward(callback)
+            backend.set_progress_callback(callback)
 
     def ordered(self, jobs: Sequence[GenerationJob]) -> list[GenerationJob]:
         """File readers first, then each backend's own preferred order."""
         result: list[GenerationJob] = []
         for name, group in self._groups(jobs).items():
-            ordered = getattr(self._backend(name), "ordered", None)
-            result.extend(ordered(group) if callable(ordered) else group)
+            result.extend(self._backend(name).ordered(group))
         return result
 
     def start(self, jobs: Sequence[GenerationJob]) -> None:
@@ -79,11 +80,10 @@ class BackendRouter:
         return self._by_key[key].result(key)
 
     def settled(self, key: str) -> None:
-        """Tell the backend of job ``key`` that its result is cached (if that backend wants to know)."""
+        """Tell the backend of job ``key`` that its result is cached."""
         backend = self._by_key.get(key)
-        forward = getattr(backend, "settled", None)
-        if callable(forward):
-            forward(key)
+        if backend is not None:
+            backend.settled(key)
 
     def cancel(self) -> None:
         """Cancel every backend."""
@@ -101,3 +101,7 @@ class BackendRouter:
                 errors.append(error)
         if errors:
             raise errors[0]
+
+
+if TYPE_CHECKING:
+    _implements: type[Backend] = BackendRouter  # mypy proves the whole protocol is there

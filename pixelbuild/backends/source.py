@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pixelbuild.backends.base import BackendIdentity, GenerationJob, GenerationResult
+from pixelbuild.backends.base import Backend, BackendIdentity, GenerationJob, GenerationResult, ProgressCallback
 from pixelbuild.errors import GenerationError
 
 if TYPE_CHECKING:
@@ -88,6 +88,13 @@ class SourceBackend:
         self._jobs: dict[str, GenerationJob] = {}
         self._lock = threading.Lock()
 
+    def ordered(self, jobs: Sequence[GenerationJob]) -> list[GenerationJob]:
+        """Any order is as good as another: the manifest's."""
+        return list(jobs)
+
+    def set_progress_callback(self, callback: ProgressCallback | None) -> None:
+        """Reading a file takes milliseconds: nothing to report."""
+
     def start(self, jobs: Sequence[GenerationJob]) -> None:
         """Remember the jobs; the resolver already checked that every file exists."""
         with self._lock:
@@ -101,6 +108,9 @@ class SourceBackend:
         images = read_source(job)
         return GenerationResult(images=images, identity=IDENTITY)
 
+    def settled(self, key: str) -> None:
+        """Nothing to forget: every result is made again on demand."""
+
     def cancel(self) -> None:
         """Nothing runs in the background."""
 
@@ -108,6 +118,10 @@ class SourceBackend:
         """Nothing to release."""
 
 
-def create(settings: Mapping[str, Any], project_root: Path) -> SourceBackend:
-    """Create the source backend (it has no settings)."""
+def create(settings: Mapping[str, Any], project_root: Path, *, servers: Sequence[str] = ()) -> SourceBackend:
+    """Create the source backend (it has no settings and no servers: ``servers`` is ignored)."""
     return SourceBackend()
+
+
+if TYPE_CHECKING:
+    _implements: type[Backend] = SourceBackend  # mypy proves the whole protocol is there

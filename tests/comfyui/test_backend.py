@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelbuild.backends import ALL_INPUTS, BACKENDS, create_backend
+from pixelbuild.backends import ALL_INPUTS, BACKENDS, BackendRequest, create_backend
 from pixelbuild.backends.base import GenerationJob
 from pixelbuild.backends.comfyui import Cancelled, ComfyUIBackend, PreflightError, ProgressEvent, create
 from pixelbuild.errors import BackendUnavailable, GenerationError
@@ -59,7 +59,7 @@ def _run_all(backend: ComfyUIBackend, jobs: list[GenerationJob]) -> dict[str, An
 def test_registered_and_created_by_name(fake: FakeComfyServer, tmp_path: Path) -> None:
     info = BACKENDS["comfyui"]
     assert (info.module, info.version, info.inputs) == ("pixelbuild.backends.comfyui", "1", ALL_INPUTS)
-    backend = create_backend("comfyui", {"servers": [fake.url]}, tmp_path)
+    backend = create_backend(BackendRequest("comfyui", {"servers": [fake.url]}, tmp_path))
     assert isinstance(backend, ComfyUIBackend) and backend.name == "comfyui"
     backend.close()
 

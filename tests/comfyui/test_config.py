@@ -49,9 +49,16 @@ def test_precedence() -> None:
     settings = _parse({"servers": ["http://manifest:1"]}, env)
     assert [server.url for server in settings.servers] == ["http://a:1", "http://b:2"]
     assert settings.servers_source == "PIXELBUILD_COMFYUI_URL"
-    settings = _parse({"servers": ["http://manifest:1"], "servers_override": ["http://cli:9"]}, env)
+    settings = parse_settings({"servers": ["http://manifest:1"]}, ROOT, env, servers_override=["http://cli:9"])
     assert [server.url for server in settings.servers] == ["http://cli:9"]
     assert settings.servers_source == "--server"
+
+
+def test_the_server_override_is_a_parameter_not_a_setting() -> None:
+    # A manifest cannot smuggle in what only the command line may say.
+    with pytest.raises(ManifestError, match="unknown setting") as caught:
+        _parse({"servers_override": ["http://elsewhere:9"]})
+    assert caught.value.field == "project.comfyui"
 
 
 @pytest.mark.parametrize(

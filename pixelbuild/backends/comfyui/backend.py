@@ -1,9 +1,9 @@
 """The ComfyUI ``Backend``: preflight in ``start``, pipelined generation on one or more servers, blocking
 and thread-safe ``result``, ``cancel`` that takes our prompts back from the servers.
 
-The engine may call ``ordered(jobs)`` first to order its own tasks the way this backend works through them
-(jobs sharing a checkpoint + LoRA set together), ``set_progress_callback`` to feed a progress display, and
-``settled(key)`` once a result is safely in its cache.
+``ordered(jobs)`` groups jobs sharing a checkpoint + LoRA set, the order this backend works through them
+(the engine orders its own tasks so); ``set_progress_callback`` feeds a progress display; ``settled(key)``
+says a result is safely in the engine's cache.
 
 Every prompt is noted in the project's prompt ledger before it is posted (``ledger.py``); ``start`` first
 collects what an earlier, killed build left on the servers (``resume.py``) and submits only the rest.
@@ -17,8 +17,9 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pixelbuild.backends.base import GenerationJob, GenerationResult
+from pixelbuild.backends.base import Backend, GenerationJob, GenerationResult, ProgressCallback, ProgressEvent
 from pixelbuild.backends.comfyui.client import ComfyClient, ServerFailed, ServerUnreachable
 from pixelbuild.backends.comfyui.config import ENV_URL, ComfySettings
 from pixelbuild.backends.comfyui.ledger import PromptLedger
@@ -33,8 +34,6 @@ from pixelbuild.backends.comfyui.resume import Resumer, ResumeStats
 from pixelbuild.backends.comfyui.runner import (
     Cancelled,
     Finished,
-    ProgressCallback,
-    ProgressEvent,
     ServerHandle,
     Task,
     run_task,
@@ -399,3 +398,7 @@ def _unavailable(failures: Sequence[str], source: str) -> BackendUnavailable:
 
 def _safe(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", key)
+
+
+if TYPE_CHECKING:
+    _implements: type[Backend] = ComfyUIBackend  # mypy proves the whole protocol is there

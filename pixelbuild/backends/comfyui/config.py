@@ -17,14 +17,14 @@ Shape (every key optional)::
       upload_subfolder: pixelbuild  # subfolder of ComfyUI's input folder for init images
       output_prefix: pixelbuild     # subfolder of ComfyUI's output folder for generated images
 
-Server precedence: ``servers_override`` (the CLI's ``--server``) over ``PIXELBUILD_COMFYUI_URL``
+Server precedence: ``servers_override`` (a parameter: the CLI's ``--server``) over ``PIXELBUILD_COMFYUI_URL``
 (comma-separated) over ``servers``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,6 @@ DEFAULT_URL = "http://127.0.0.1:8188"
 _FIELD = "project.comfyui"
 _KNOWN_KEYS = {
     "servers",
-    "servers_override",
     "max_in_flight",
     "timeout",
     "job_timeout",
@@ -75,9 +74,15 @@ class ComfySettings:
 
 
 def parse_settings(
-    settings: Mapping[str, Any], project_root: Path, environ: Mapping[str, str] | None = None
+    settings: Mapping[str, Any],
+    project_root: Path,
+    environ: Mapping[str, str] | None = None,
+    *,
+    servers_override: Sequence[str] = (),
 ) -> ComfySettings:
-    """Validate ``settings`` (the manifest's ``project.comfyui``); raise ``ManifestError`` on bad input."""
+    """Validate ``settings`` (the manifest's ``project.comfyui``); raise ``ManifestError`` on bad input.
+
+    Non-empty ``servers_override`` (the CLI's ``--server``) replaces the server list."""
     environ = os.environ if environ is None else environ
     if not isinstance(settings, Mapping):
         raise ManifestError("must be a mapping", field=_FIELD)
@@ -88,11 +93,11 @@ def parse_settings(
         )
     default_k = _positive_int(settings.get("max_in_flight", 2), "max_in_flight")
 
-    override = settings.get("servers_override")
+    override = list(servers_override)
     env_value = environ.get(ENV_URL, "").strip()
     raw: Any
     if override:
-        raw, source = list(override), "--server"
+        raw, source = override, "--server"
     elif env_value:
         raw, source = [part.strip() for part in env_value.split(",") if part.strip()], ENV_URL
     elif "servers" in settings:

@@ -27,13 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from pixelbuild.backends.base import ProgressCallback
 from pixelbuild.backends.comfyui.client import ImageMissing, ServerFailed, ServerUnreachable
 from pixelbuild.backends.comfyui.ledger import PromptLedger, PromptRecord, graph_fingerprint
 from pixelbuild.backends.comfyui.messages import HistoryEntry
 from pixelbuild.backends.comfyui.runner import (
     Cancelled,
     Finished,
-    ProgressCallback,
     ServerHandle,
     Task,
     collect,

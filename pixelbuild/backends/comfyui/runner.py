@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from pixelbuild.backends.base import BackendIdentity, GenerationJob
+from pixelbuild.backends.base import BackendIdentity, GenerationJob, Phase, ProgressCallback, ProgressEvent
 from pixelbuild.backends.comfyui.client import (
     ComfyClient,
     ImageMissing,
@@ -57,25 +57,6 @@ _WITHDRAW_TIMEOUT = 3.0  # seconds per request when taking a prompt back (cancel
 
 class Cancelled(GenerationError):
     """The build was cancelled (Ctrl-C) before this generation finished."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProgressEvent:
-    """What the engine's progress display gets: one job's phase on one server.
-
-    ``phase`` is one of ``queued`` (submitted), ``sampling`` (``value`` of ``max`` steps), ``downloading``,
-    ``done`` or ``failed``.
-    """
-
-    key: str
-    sprite_id: str
-    server: str
-    phase: str
-    value: int = 0
-    max: int = 0
-
-
-ProgressCallback = Callable[[ProgressEvent], None]
 
 
 @dataclass
@@ -412,7 +393,7 @@ def _with_fresh_prefix(graph: Graph, output_node: str, attempt: int) -> Graph:
 
 
 def _emitter(progress: ProgressCallback | None, task: Task, server: str) -> Callable[..., None]:
-    def emit(phase: str, value: int = 0, maximum: int = 0) -> None:
+    def emit(phase: Phase, value: int = 0, maximum: int = 0) -> None:
         if progress is None:
             return
         with contextlib.suppress(Exception):  # a display must never break generation
