@@ -1,7 +1,12 @@
-"""The multi-server dispatcher on its own: slots, model-group affinity, failover, revival, give-up, cancel."""
+"""The multi-server dispatcher on its own: slots, model-group affinity, failover, revival, give-up, cancel.
+
+No assertion here measures wall-clock time: timeouts and the learned item and model-load times run on
+clocks the tests control, and concurrency is shown by gates the work functions wait at.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -9,12 +14,64 @@ from collections.abc import Callable
 from pixelbuild.backends.comfyui.scheduler import Scheduler, ServerDown
 
 
+def _wait_for(condition: Callable[[], bool], poke: Callable[[], None] = lambda: None, timeout: float = 10.0) -> None:
+    """Poll ``condition`` (calling ``poke`` between polls) until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the scheduler"
+        poke()
+        time.sleep(0.002)
+
+
+class FakeClock:
+    """A clock that moves only when the test says; counts reads, so a test knows the scheduler looked."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.reads = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self.reads += 1
+            return self.now
+
+    def advance(self, seconds: float) -> int:
+        """Move on by ``seconds``; return the read count at that moment (later reads see the new time)."""
+        with self._lock:
+            self.now += seconds
+            return self.reads
+
+
+class ServerTimelines:
+    """One clock per worker thread, moved only by the work that thread does: with one slot per server,
+    each server's own timeline, so learned times are exact whatever the machine's load."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __call__(self) -> float:
+        now: float = getattr(self._local, "now", 0.0)
+        return now
+
+    def spend(self, seconds: float) -> None:
+        """The calling server works for ``seconds``."""
+        self._local.now = self() + seconds
+
+
 class Recorder:
     """A work function with per-server behaviour and a log of (server, item)."""
 
-    def __init__(self, delay: float = 0.01, failing: Callable[[int], bool] = lambda index: False) -> None:
+    def __init__(
+        self,
+        delay: float = 0.01,
+        failing: Callable[[int], bool] = lambda index: False,
+        together: int = 0,
+    ) -> None:
         self.delay = delay
         self.failing = failing
+        # The first `together` calls wait for each other: that many items were running at once.
+        self.barrier = threading.Barrier(together) if together else None
         self.done: list[tuple[int, str]] = []
         self.given_up: list[tuple[str, str]] = []
         self.active: dict[int, int] = {}
@@ -28,6 +85,9 @@ class Recorder:
             self.active[index] = self.active.get(index, 0) + 1
             self.peak[index] = max(self.peak.get(index, 0), self.active[index])
         try:
+            if self.barrier is not None and not self.barrier.broken and self.barrier.n_waiting < self.barrier.parties:
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    self.barrier.wait(10)
             time.sleep(self.delay)
             if self.failing(index):
                 raise ServerDown(f"server {index} is gone")
@@ -73,7 +133,7 @@ def _run(
 
 
 def test_every_item_runs_once_and_slots_are_used() -> None:
-    recorder = Recorder(delay=0.05)
+    recorder = Recorder(delay=0.0, together=4)  # every slot of both servers busy at once
     items = [(f"i{n}", "g") for n in range(12)]
     scheduler = _run([3, 1], items, recorder)
     scheduler.close()
@@ -111,14 +171,32 @@ def test_failed_server_work_goes_to_the_others() -> None:
     assert scheduler.stats.requeued >= 1
 
 
-def test_all_down_gives_up_after_the_timeout() -> None:
+def test_all_down_gives_up_once_the_timeout_has_passed() -> None:
+    clock = FakeClock()
     recorder = Recorder(delay=0.0, failing=lambda index: True)
-    started = time.monotonic()
-    scheduler = _run([1], [("x", "g"), ("y", "g")], recorder, unavailable_timeout=0.3)
+    recorder.expected = 2
+    scheduler: Scheduler[str] = Scheduler(
+        [1], work=recorder.work, give_up=recorder.give_up, probe=lambda i: False, unavailable_timeout=30, clock=clock
+    )
+
+    def wake() -> None:  # no new items: just a nudge, so the worker looks at the clock now
+        scheduler.add([])
+
+    scheduler.start()
+    scheduler.add([("x", "g", frozenset({0})), ("y", "g", frozenset({0}))])
+    _wait_for(lambda: not scheduler.is_up(0))
+    # Each read of the clock, once the only server is down, is one pass over the stuck items; after two
+    # reads a whole pass has finished at the time read.
+    seen = clock.advance(0.0)
+    _wait_for(lambda: clock.reads >= seen + 2, wake)
+    seen = clock.advance(29.9)
+    _wait_for(lambda: clock.reads >= seen + 2, wake)
+    assert recorder.given_up == []  # 29.9 s without a server: still waiting for one
+    clock.advance(0.2)
+    _wait_for(recorder.finished.is_set, wake)
     scheduler.close()
     assert sorted(item for item, _ in recorder.given_up) == ["x", "y"]
     assert "server 0 is gone" in recorder.given_up[0][1]
-    assert 0.25 <= time.monotonic() - started < 3
 
 
 def test_probe_brings_a_server_back() -> None:
@@ -135,15 +213,23 @@ def test_probe_brings_a_server_back() -> None:
 
 
 def test_cancel_returns_unstarted_items() -> None:
-    recorder = Recorder(delay=0.2)
-    scheduler: Scheduler[str] = Scheduler([1], work=recorder.work, give_up=recorder.give_up, probe=lambda i: True)
+    started, release = threading.Event(), threading.Event()
+    done: list[str] = []
+
+    def work(index: int, item: str, turn: object) -> None:
+        started.set()
+        release.wait(10)
+        done.append(item)
+
+    scheduler: Scheduler[str] = Scheduler([1], work=work, give_up=lambda item, reason: None, probe=lambda i: True)
     scheduler.start()
     scheduler.add([(f"i{n}", "g", frozenset({0})) for n in range(5)])
-    time.sleep(0.05)
+    assert started.wait(10)
     left = scheduler.cancel()
-    assert len(left) == 4 and scheduler.pending_count() == 0
+    assert left == ["i1", "i2", "i3", "i4"] and scheduler.pending_count() == 0
+    release.set()
     scheduler.close()
-    assert len(recorder.done) == 1
+    assert done == ["i0"]
 
 
 def test_ineligible_servers_get_nothing() -> None:
@@ -158,17 +244,29 @@ def test_ineligible_servers_get_nothing() -> None:
 
 
 class LoadingServers:
-    """Servers that pay ``penalty`` seconds when an item's group differs from the last one they ran."""
+    """Two one-slot servers that pay ``penalty`` seconds (on their own timelines) when an item's group
+    differs from the last one they ran.
+
+    Gates put the scheduler at one decision: the server on the single-item group ``b`` finishes it only
+    once the other server has finished three items of ``a`` (so the scheduler has learned the time per
+    item and the cost of a load), and that other server then holds its fourth item until the idle server
+    has chosen: join ``a`` (paying a load) or stay idle.
+    """
 
     def __init__(self, penalty: float, item_time: float, groups: dict[str, str]) -> None:
         self.penalty = penalty
         self.item_time = item_time
         self.groups = groups
+        self.clock = ServerTimelines()
         self.loaded: dict[int, str] = {}
         self.loads = 0
-        self.done = 0
+        self.ran: dict[int, list[str]] = {0: [], 1: []}
         self.lock = threading.Lock()
+        self.three_of_a = threading.Event()
+        self.chose = threading.Event()
         self.finished = threading.Event()
+        self.scheduler: Scheduler[str] | None = None
+        self.on_b: int | None = None
 
     def work(self, index: int, item: str, turn: object = None) -> None:
         group = self.groups[item]
@@ -177,39 +275,61 @@ class LoadingServers:
             if switch:
                 self.loads += 1
                 self.loaded[index] = group
-        time.sleep(self.item_time + (self.penalty if switch else 0.0))
+            ran_a = sum(self.groups[done] == "a" for done in self.ran[index])
+            if group == "b":
+                self.on_b = index
+            elif index == self.on_b:
+                self.chose.set()  # the server that ran `b` took an item of `a`
+        if group == "b":
+            self.three_of_a.wait(10)
+        elif ran_a == 3:
+            assert self.scheduler is not None
+            scheduler = self.scheduler
+            _wait_for(lambda: self.chose.is_set() or scheduler.stats.steals_declined > 0)
+        self.clock.spend(self.item_time + (self.penalty if switch else 0.0))
         with self.lock:
-            self.done += 1
-            if self.done == len(self.groups):
+            self.ran[index].append(item)
+            if group == "a" and len(self.ran[index]) == 3:
+                self.three_of_a.set()
+            if sum(len(items) for items in self.ran.values()) == len(self.groups):
                 self.finished.set()
 
 
-def _loading_run(penalty: float, item_time: float, sizes: dict[str, int]) -> tuple[LoadingServers, float]:
+def _loading_run(penalty: float, item_time: float, sizes: dict[str, int]) -> tuple[LoadingServers, Scheduler[str]]:
     groups = {f"{group}{n}": group for group, size in sizes.items() for n in range(size)}
     servers = LoadingServers(penalty, item_time, groups)
     scheduler: Scheduler[str] = Scheduler(
-        [1, 1], work=servers.work, give_up=lambda item, reason: None, probe=lambda index: True
+        [1, 1], work=servers.work, give_up=lambda item, reason: None, probe=lambda index: True, clock=servers.clock
     )
+    servers.scheduler = scheduler
     scheduler.start()
-    started = time.monotonic()
     scheduler.add([(item, group, frozenset({0, 1})) for item, group in groups.items()])
     assert servers.finished.wait(20)
-    elapsed = time.monotonic() - started
     scheduler.close()
-    return servers, elapsed
+    return servers, scheduler
+
+
+def _roles(servers: LoadingServers) -> tuple[list[str], list[str]]:
+    """What the server that started on ``a`` ran, and what the one that started on ``b`` ran."""
+    first_a = 0 if servers.groups[servers.ran[0][0]] == "a" else 1
+    return servers.ran[first_a], servers.ran[1 - first_a]
 
 
 def test_idle_server_does_not_load_a_group_that_is_nearly_done() -> None:
-    # Loading costs far more than the few items left in the other server's group: better to idle.
-    servers, _ = _loading_run(penalty=0.3, item_time=0.01, sizes={"a": 10, "b": 10, "c": 10})
-    assert servers.loads == 3
+    # 6 items of 0.01 s left to the server already on `a`, against a 0.3 s load: better to idle.
+    servers, scheduler = _loading_run(penalty=0.3, item_time=0.01, sizes={"a": 10, "b": 1})
+    on_a, on_b = _roles(servers)
+    assert on_b == ["b0"] and sorted(on_a) == sorted(f"a{n}" for n in range(10))
+    assert servers.loads == 2 and scheduler.stats.steals_declined >= 1
 
 
 def test_idle_server_joins_a_long_group() -> None:
-    # Plenty of work left in the other group: loading it pays off.
-    servers, elapsed = _loading_run(penalty=0.05, item_time=0.03, sizes={"a": 40, "b": 1})
-    assert servers.loads == 3
-    assert elapsed < 40 * 0.03 * 0.8
+    # 36 items of 0.03 s left to one server, against a 0.05 s load: loading it pays off.
+    servers, scheduler = _loading_run(penalty=0.05, item_time=0.03, sizes={"a": 40, "b": 1})
+    on_a, on_b = _roles(servers)
+    assert on_b[0] == "b0" and len(on_b) > 1 and all(item.startswith("a") for item in on_b[1:])
+    assert sorted(on_a + on_b[1:]) == sorted(f"a{n}" for n in range(40))
+    assert servers.loads == 3 and sorted(scheduler.stats.group_switches) == [1, 2]
 
 
 def test_a_server_submits_in_the_order_it_took_the_items() -> None:

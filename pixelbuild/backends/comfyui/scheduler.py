@@ -120,7 +120,11 @@ class SchedulerStats:
 
 
 class Scheduler(Generic[T]):
-    """Feeds ``work(server_index, item, turn)`` from worker threads; see the module docstring."""
+    """Feeds ``work(server_index, item, turn)`` from worker threads; see the module docstring.
+
+    ``clock`` (``time.monotonic`` by default) times ``unavailable_timeout`` and the learned item and
+    model-load times.
+    """
 
     def __init__(
         self,
@@ -133,7 +137,9 @@ class Scheduler(Generic[T]):
         probe_interval: float = 1.0,
         max_attempts: int = 4,
         name: str = "comfyui",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock  # seconds; tests pass a fake one to step through timeouts and estimates
         self._servers = [_Server(index, count) for index, count in enumerate(slots)]
         self._work = work
         self._give_up = give_up
@@ -276,7 +282,7 @@ class Scheduler(Generic[T]):
         if chosen.group != server.group:
             self.stats.group_switches[server.index] += 1
             server.group = chosen.group
-            server.switched_at = time.monotonic()
+            server.switched_at = self._clock()
             server.first_done = False
         self._pending.remove(chosen)
         chosen.picked_at = time.monotonic()
@@ -332,7 +338,7 @@ class Scheduler(Generic[T]):
 
     def _completed(self, server: _Server, entry: _Entry[T]) -> None:
         """Learn the time per item and the extra time of a group's first item (the model load)."""
-        now = time.monotonic()
+        now = self._clock()
         if entry.group != server.group:
             return
         if not server.first_done:
@@ -369,7 +375,7 @@ class Scheduler(Generic[T]):
 
     def _expire_stuck(self) -> None:
         """Give up items no live server may run, once that has lasted ``unavailable_timeout``."""
-        now = time.monotonic()
+        now = self._clock()
         expired: list[_Entry[T]] = []
         for entry in self._pending:
             if any(self._servers[index].up for index in entry.eligible):
