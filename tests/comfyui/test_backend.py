@@ -136,16 +136,22 @@ def test_img2img_uploads_each_init_image_once(
 def test_two_servers_share_the_work(fake_factory: Factory, backends: Callable[..., ComfyUIBackend]) -> None:
     one, two = fake_factory(), fake_factory()
     for server in (one, two):
-        server.knobs.image_time = 0.1
+        server.knobs.hold = True  # accept prompts, run none: shows what each server was given at once
     backend = backends(one, two, max_in_flight=2)
     jobs = [make_job(f"k{n}", seed=n) for n in range(10)]
-    started = time.monotonic()
-    results = _run_all(backend, jobs)
-    elapsed = time.monotonic() - started
-    assert all(not isinstance(result, Exception) for result in results.values())
-    assert one.executed >= 3 and two.executed >= 3 and one.executed + two.executed == 10
-    assert elapsed < 10 * 0.1 * 0.8  # faster than one server alone
+    backend.start(jobs)
+    deadline = time.monotonic() + 10
+    while (one.accepted, two.accepted) != (2, 2) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Both servers were fed at the same time, each up to its max_in_flight, and no further.
+    assert (one.accepted, two.accepted) == (2, 2)
+    assert (len(one.pending_ids()), len(two.pending_ids())) == (2, 2)
+    one.release()
+    two.release()
+    results = {job.key: backend.result(job.key) for job in jobs}
+    assert one.executed >= 2 and two.executed >= 2 and one.executed + two.executed == 10
     assert {result.info["server"] for result in results.values()} == {one.url, two.url}
+    assert one.max_queue_depth <= 2 and two.max_queue_depth <= 2
 
 
 def test_killed_server_work_goes_elsewhere(fake_factory: Factory, backends: Callable[..., ComfyUIBackend]) -> None:
@@ -170,11 +176,11 @@ def test_only_server_killed_fails_cleanly(fake: FakeComfyServer, backends: Calla
     backend.start(jobs)
     first = backend.result(jobs[0].key)
     fake.stop()
-    started = time.monotonic()
+    # Given up by the scheduler once no server came back within unavailable_timeout (that timing is
+    # tested on a fake clock in test_scheduler.py); a hang would trip pytest's timeout.
     with pytest.raises(BackendUnavailable, match="no ComfyUI server could run sprite") as caught:
         backend.result(jobs[-1].key)
     assert "sprite 'sprite-k4'" in str(caught.value) and fake.url in str(caught.value)
-    assert time.monotonic() - started < 8
     assert backend.result(jobs[0].key).images[0].tobytes() == first.images[0].tobytes()  # finished stays
 
 
@@ -200,6 +206,7 @@ def test_cancel_deletes_queued_and_interrupts_running(
     slow = [make_job(f"k{n}", seed=n, steps=30) for n in range(1, 5)]
     backend.start([quick])
     done = backend.result("k0")
+    made = fake.images_made
     fake.knobs.image_time = 5.0
     backend.start(slow)
     deadline = time.monotonic() + 5
@@ -207,10 +214,9 @@ def test_cancel_deletes_queued_and_interrupts_running(
         time.sleep(0.01)
     running, pending = fake.running_id(), fake.pending_ids()
     assert running and pending
-    started = time.monotonic()
     backend.cancel()
-    assert time.monotonic() - started < 1.0
-    assert set(pending) <= set(fake.deleted)
+    # By the time cancel returns, the queued prompts are gone and the running one is told to stop.
+    assert set(pending) <= set(fake.deleted) and not set(pending) & set(fake.pending_ids())
     assert {"prompt_id": running} in fake.interrupts
     for job in slow:
         with pytest.raises(Cancelled):
@@ -220,6 +226,8 @@ def test_cancel_deletes_queued_and_interrupts_running(
     while running not in fake.history and time.monotonic() < deadline:
         time.sleep(0.01)
     assert fake.history[running]["status"]["status_str"] == "error"  # interrupted at the next step
+    assert [run.status for run in fake.executions if run.prompt_id == running] == ["interrupted"]
+    assert fake.images_made == made  # no slow prompt was waited out: each was withdrawn or stopped
     assert fake.running_id() is None and fake.pending_ids() == []
     with pytest.raises(RuntimeError, match="cancelled"):
         backend.start([make_job("k9")])
