@@ -16,12 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pixelbuild.errors import GenerationError, ManifestError
 from pixelbuild.paths import ProjectPaths
 from pixelbuild.review import page
 from pixelbuild.spec import SpriteSpec
+
+if TYPE_CHECKING:
+    from pixelbuild.backends.base import BackendFactory
 
 DEFAULT_DIR = ".pixelbuild/explore"
 
@@ -67,10 +70,14 @@ def explore(
     start: int | None = None,
     folder: str | None = None,
     servers: Sequence[str] = (),
+    backend_factory: BackendFactory | None = None,
 ) -> ExploreResult:
-    """Generate (or find in the cache) ``count`` candidates of ``sprite_id`` and write their page."""
+    """Generate (or find in the cache) ``count`` candidates of ``sprite_id`` and write their page.
+
+    ``servers`` (``--server``) replace the backend's server list; ``backend_factory`` makes the backend
+    instead of the manifest's named one (tests inject one there)."""
     from pixelbuild.backends import create_backend
-    from pixelbuild.backends.base import GenerationJob
+    from pixelbuild.backends.base import BackendRequest, GenerationJob
     from pixelbuild.engine import PostJob, post_process
     from pixelbuild.fsguard import OutputGuard
     from pixelbuild.fsutil import atomic_write_bytes
@@ -106,10 +113,9 @@ def explore(
                 jobs[key] = GenerationJob(key, sprite.id, generation, workflow, init)
     generated = sum(1 for candidate_keys in keys if any(key in jobs for key in candidate_keys.generations))
     if jobs:
-        settings = dict(session.resolved.project.backend_settings)
-        if servers:
-            settings["servers_override"] = list(servers)
-        backend = create_backend(session.resolved.project.backend, settings, paths.project_dir)
+        project = session.resolved.project
+        factory = backend_factory or create_backend
+        backend = factory(BackendRequest(project.backend, project.backend_settings, paths.project_dir, tuple(servers)))
         try:
             backend.start(list(jobs.values()))
             for key, job in jobs.items():

@@ -124,10 +124,8 @@ def _object_info(
     from pixelbuild.backends.comfyui.client import ComfyClient, ServerFailed, ServerUnreachable
     from pixelbuild.backends.comfyui.config import parse_settings
 
-    if servers:
-        settings = {**settings, "servers_override": list(servers)}
     try:
-        comfy = parse_settings(settings, paths.project_dir)
+        comfy = parse_settings(settings, paths.project_dir, servers_override=servers)
     except Exception as error:  # a settings problem is reported as the reason we have no definitions
         raise UsageError(f"{why} ({error})") from None
     failures = []

@@ -39,20 +39,17 @@ def test_builtin_templates_are_found() -> None:
         builtin_template("nope")
 
 
-def test_wheel_layout_is_preferred(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wheel_layout_is_preferred(tmp_path: Path) -> None:
     # In a wheel the templates are force-included at pixelbuild/_data/workflows.
-    from pixelbuild.backends.comfyui import templates
-
     package = tmp_path / "site-packages" / "pixelbuild"
     (package / "_data" / "workflows").mkdir(parents=True)
     (package / "_data" / "workflows" / "only_in_wheel.json").write_text("{}")
-    monkeypatch.setattr(templates, "_PACKAGE_ROOT", package)
-    assert templates.workflows_dir() == package / "_data" / "workflows"
-    assert templates.builtin_names() == ["only_in_wheel"]
-    monkeypatch.setattr(templates, "_PACKAGE_ROOT", tmp_path / "nowhere" / "pixelbuild")
+    assert workflows_dir(package) == package / "_data" / "workflows"
+    assert builtin_names(package) == ["only_in_wheel"]
+    nowhere = tmp_path / "nowhere" / "pixelbuild"
     with pytest.raises(FileNotFoundError, match="missing from this installation"):
-        templates.workflows_dir()
-    assert templates.builtin_names() == []
+        workflows_dir(nowhere)
+    assert builtin_names(nowhere) == []
 
 
 def test_template_defaults() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from pixelbuild.testing import FakeComfyServer
 from tests.conftest import Result
-from tests.fakecomfy import FakeComfyServer
 from tests.review.helpers import write_project
 
 

@@ -9,20 +9,22 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from pixelbuild.backends import create_backend
-from pixelbuild.builder import build
+from pixelbuild.backends import Backend, BackendRequest, create_backend
+from pixelbuild.builder import BuildOptions, build
 from pixelbuild.errors import PixelbuildError, UsageError
+from pixelbuild.paths import ProjectPaths
+from pixelbuild.review.explore import explore
 from pixelbuild.review.pin import edit_seed
 from tests.conftest import Result
 from tests.review.helpers import built, write_project
 
 
-class CountingBackend:
+class CountingBackend(Backend):
     """Wraps the placeholder backend and counts the generations it is asked for."""
 
     calls: ClassVar[list[str]] = []
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Backend) -> None:
         self.inner = inner
         self.name = inner.name
 
@@ -40,14 +42,14 @@ class CountingBackend:
         self.inner.close()
 
 
+def counting(request: BackendRequest) -> Backend:
+    """A ``BackendFactory``: the named backend, counted."""
+    return CountingBackend(create_backend(request))
+
+
 @pytest.fixture
-def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def counted() -> list[str]:
     CountingBackend.calls = []
-
-    def factory(name: str, settings: Any, root: Path) -> Any:
-        return CountingBackend(create_backend(name, settings, root))
-
-    monkeypatch.setattr("pixelbuild.backends.create_backend", factory)
     return CountingBackend.calls
 
 
@@ -63,21 +65,20 @@ def test_explore_then_pin_then_build_calls_no_generator(
     built(root)
     before = snapshot(root)
     counted.clear()
-    result = cli("explore", "monsters/bat", "--seeds", "3", "-C", root, "--json")
-    assert result.code == 0, result.err
-    document = result.json
-    seeds = [c["seed"] for c in document["candidates"]]
+    paths = ProjectPaths.for_manifest(root / "pixelbuild.yaml")
+    result = explore(paths, "monsters/bat", 3, backend_factory=counting)
+    seeds = [seed for seed, _ in result.candidates]
     current = yaml.safe_load((root / "pixelbuild.yaml").read_text())
     assert len(seeds) == 3 and len(set(seeds)) == 3
     # The current seed's candidate is the built sprite, from the cache; the two others generated (a batch of 3).
-    assert document["reused"] == 1 and document["generated"] == 2 and len(counted) == 2
-    assert Path(document["candidates"][0]["image"]).read_bytes() == (root / "assets/monsters/bat.png").read_bytes()
+    assert result.reused == 1 and result.generated == 2 and len(counted) == 2
+    assert result.candidates[0][1].read_bytes() == (root / "assets/monsters/bat.png").read_bytes()
     assert snapshot(root) == before  # never the asset tree, the lock or the manifest
-    # A larger N reuses every earlier candidate.
+    # A larger N reuses every earlier candidate (the command line says so in its JSON).
     counted.clear()
     again = cli("explore", "monsters/bat", "--seeds", "5", "-C", root, "--json").json
     assert [c["seed"] for c in again["candidates"]][:3] == seeds
-    assert again["reused"] == 3 and again["generated"] == 2 and len(counted) == 2
+    assert again["reused"] == 3 and again["generated"] == 2
     assert "seed " + str(seeds[2]) in Path(again["index"]).read_text()
     chosen = seeds[2]
     candidate = Path(again["candidates"][2]["image"]).read_bytes()
@@ -85,7 +86,7 @@ def test_explore_then_pin_then_build_calls_no_generator(
     pinned = cli("pin", "monsters/bat", str(chosen), "-C", root)
     assert pinned.code == 0, pinned.err
     counted.clear()
-    report = build(root / "pixelbuild.yaml")
+    report = build(root / "pixelbuild.yaml", BuildOptions(backend_factory=counting))
     assert report.ok and report.generator_calls == 0 and counted == []
     assert (root / "assets/monsters/bat.png").read_bytes() == candidate
     assert current["sprites"][3].get("seed") is None
@@ -109,7 +110,7 @@ def test_explore_keeps_frame_seeds_the_manifest_sets(
     assert result.code == 0, result.err
     assert cli("pin", "walk", "501", "-C", root).code == 0
     counted.clear()
-    report = build(root / "pixelbuild.yaml")
+    report = build(root / "pixelbuild.yaml", BuildOptions(backend_factory=counting))
     assert report.ok and report.generator_calls == 0 and counted == []
     lock = (root / "pixelbuild.lock").read_text()
     assert '"seed": 501' in lock and '"seed": 99' in lock and '"seed": 503' in lock

@@ -11,9 +11,10 @@ from pathlib import Path
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # .../pixelbuild
 
 
-def workflows_dir() -> Path:
-    """The folder holding the built-in templates; raises ``FileNotFoundError`` if it is missing."""
-    for candidate in (_PACKAGE_ROOT / "_data" / "workflows", _PACKAGE_ROOT.parent / "workflows"):
+def workflows_dir(package_root: Path = _PACKAGE_ROOT) -> Path:
+    """The folder holding the built-in templates of the ``pixelbuild`` package at ``package_root``; raises
+    ``FileNotFoundError`` if it is missing."""
+    for candidate in (package_root / "_data" / "workflows", package_root.parent / "workflows"):
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError("pixelbuild's built-in 'workflows' folder is missing from this installation")
@@ -29,10 +30,10 @@ def builtin_template(name: str) -> Path:
     return path
 
 
-def builtin_names() -> list[str]:
+def builtin_names(package_root: Path = _PACKAGE_ROOT) -> list[str]:
     """Names (without ``.json``) of every built-in template, sorted."""
     try:
-        folder = workflows_dir()
+        folder = workflows_dir(package_root)
     except FileNotFoundError:
         return []
     return sorted(path.stem for path in folder.glob("*.json"))
