@@ -16,7 +16,7 @@ from pixelbuild.review.comfyui_ui import to_ui
 from tests.conftest import REPO, Result
 from tests.review.helpers import write_project
 
-OBJECT_INFO = REPO / "tests/fixtures/comfyui/object_info.json"
+OBJECT_INFO = REPO / "pixelbuild/testing/fakecomfy/object_info.json"  # recorded from ComfyUI 0.8.0
 
 MANIFEST = """\
 version: 1
