@@ -71,6 +71,8 @@ class Recorder:
         self.delay = delay
         self.failing = failing
         # The first `together` calls wait for each other: that many items were running at once.
+        self.together = together
+        self.arrived = 0
         self.barrier = threading.Barrier(together) if together else None
         self.done: list[tuple[int, str]] = []
         self.given_up: list[tuple[str, str]] = []
@@ -84,9 +86,11 @@ class Recorder:
         with self.lock:
             self.active[index] = self.active.get(index, 0) + 1
             self.peak[index] = max(self.peak.get(index, 0), self.active[index])
+            self.arrived += 1
+            meet = self.arrived <= self.together
         try:
-            if self.barrier is not None and not self.barrier.broken and self.barrier.n_waiting < self.barrier.parties:
-                with contextlib.suppress(threading.BrokenBarrierError):
+            if meet and self.barrier is not None:
+                with contextlib.suppress(threading.BrokenBarrierError):  # then the peak assertion says it
                     self.barrier.wait(10)
             time.sleep(self.delay)
             if self.failing(index):
