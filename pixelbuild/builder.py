@@ -43,6 +43,10 @@ class BuildOptions:
     backend_factory: BackendFactory | None = None
     sprites_per_run: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.sprites_per_run is not None and self.sprites_per_run < 1:
+            raise ValueError(f"BuildOptions.sprites_per_run must be at least 1, not {self.sprites_per_run}")
+
 
 @dataclass(slots=True)
 class BuildReport:

@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pytest
+
 from pixelbuild.backends import Backend, BackendRequest, GenerationJob, GenerationResult, ProgressCallback
 from pixelbuild.backends import create_backend as create_named
 from pixelbuild.backends.base import ProgressEvent
@@ -126,3 +128,8 @@ def test_the_named_factory_passes_servers_to_the_backend(tmp_path: Path) -> None
         assert [server.url for server in comfy.settings.servers] == ["http://cli:9"]  # type: ignore[attr-defined]
     finally:
         comfy.close()
+
+
+def test_a_run_size_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="sprites_per_run must be at least 1"):
+        BuildOptions(sprites_per_run=0)
