@@ -4,7 +4,7 @@ Run from the repository root: ``python bench/grid_recovery.py [--quick] [--tools
 sprites of ``tests/fixtures/pixelart`` (real art from the ``pyxel`` and ``arcade`` packages, see the
 README there) are each drawn at a non-integer scale with a partial cell cut off every side, then
 degraded (blur, noise, colour shift, JPEG, JPEG with the grid on the 8x8 blocks, all together; see
-``tests/post/degrade.py``). Inputs without a grid: the clean originals (1:1), uniform noise, and
+``pixelbuild/testing/degrade.py``). Inputs without a grid: the clean originals (1:1), uniform noise, and
 smooth photo-like noise, also as a JPEG. Each tool turns each input into its pixel art; the table
 gives per degradation:
 
@@ -47,7 +47,7 @@ from PIL import Image  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pixelbuild.post import PostContext, load_ops, normalise_post_entry  # noqa: E402
-from tests.post.degrade import (  # noqa: E402
+from pixelbuild.testing.degrade import (  # noqa: E402
     DEGRADATIONS,
     Case,
     clean,
@@ -109,7 +109,7 @@ def ai2pixelart_tool() -> Tool | None:
 
 def cases(quick: bool) -> list[Case]:
     """Every input: each sprite under each degradation, the clean sprites, the noise images."""
-    sprites = load_sprites()
+    sprites = load_sprites(Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pixelart")
     if quick:
         sprites = dict(list(sprites.items())[::3])
     result = []

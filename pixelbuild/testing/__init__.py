@@ -15,6 +15,9 @@ checkpoint accepts::
     backend.start([make_job("k1")])
     assert backend.result("k1").images
 
+``pixelbuild.testing.degrade`` draws pixel art the way a diffusion model returns it (non-integer
+upscale, cut edges, blur, noise, colour shift, JPEG), for testing grid recovery and palettes.
+
 The server needs aiohttp, which comes with the ``test`` extra: ``pip install 'pixelbuild[test]'``.
 """
 

@@ -10,10 +10,18 @@ import pytest
 
 from pixelbuild.post.common import to_array
 from pixelbuild.post.pixelate import detect_grid
-from tests.post.degrade import DEGRADATIONS, clean, colour_class_accuracy, degrade, load_sprites, noise_cases
+from pixelbuild.testing.degrade import (
+    DEGRADATIONS,
+    clean,
+    colour_class_accuracy,
+    degrade,
+    load_sprites,
+    noise_cases,
+)
+from tests.conftest import REPO
 from tests.post.helpers import run
 
-SPRITES = load_sprites()
+SPRITES = load_sprites(REPO / "tests/fixtures/pixelart")
 SLICE = [
     "pyxel_cat_16x16",
     "pyxel_jump_cherry",

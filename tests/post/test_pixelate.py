@@ -11,7 +11,8 @@ from PIL import Image, ImageFilter
 from pixelbuild.errors import PostError
 from pixelbuild.post.common import to_array
 from pixelbuild.post.pixelate import detect_grid
-from tests.post.degrade import load_sprites
+from pixelbuild.testing.degrade import load_sprites
+from tests.conftest import REPO
 from tests.post.helpers import LEGEND, picture, rows_of, run, run_one
 from tests.post.synth import BACKGROUND, SPRITE_COLOURS, diffusion_like, random_sprite
 
@@ -182,7 +183,7 @@ def test_auto_never_takes_the_jpeg_block_grid_for_the_art(name: str, seed: int) 
     """Low-contrast real art at 16 px per cell, as JPEG: its 8x8 blocks outshine the art's own weak
     edges, and the detector used to lock onto them (8-px cells, twice the size). Now it finds the
     real grid or, when strong edges cannot bear any grid out, none: never the blocks."""
-    sprite = load_sprites([name])[name]
+    sprite = load_sprites(REPO / "tests/fixtures/pixelart", [name])[name]
     grids = detect_grid([jpeg_at_16(sprite, seed)])
     if grids is not None:
         assert grids[0].size == (sprite.shape[1], sprite.shape[0])

@@ -1,5 +1,8 @@
 """Real pixel art degraded as a diffusion model draws it, for grid-recovery tests and the benchmark.
 
+The art is read from a folder of PNGs given to ``load_sprites`` (pixelbuild's own tests and benchmark use
+``tests/fixtures/pixelart``); nothing is shipped with the package.
+
 Each degradation upscales by a non-integer factor (nearest), cuts a partial cell off every side (so
 the grid neither starts nor ends at the border, while the art's size stays well defined: every kept
 edge cell is more than half a cell), then blurs, adds noise, shifts colours and/or compresses to JPEG.
@@ -14,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pixelart"
 
 #: Opaque backdrop for sprites with transparency: a diffusion model paints a background.
 BACKDROP = (52, 60, 76)
@@ -45,10 +46,10 @@ class Case:
     offset: np.ndarray
 
 
-def load_sprites(names: list[str] | None = None) -> dict[str, np.ndarray]:
-    """The fixture sprites as opaque (h, w, 3) arrays (transparency flattened onto ``BACKDROP``)."""
+def load_sprites(folder: Path, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """The PNG sprites in ``folder`` as opaque (h, w, 3) arrays (transparency flattened onto ``BACKDROP``)."""
     sprites = {}
-    for path in sorted(FIXTURES.glob("*.png")):
+    for path in sorted(folder.glob("*.png")):
         if names is not None and path.stem not in names:
             continue
         with Image.open(path) as opened:
