@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-import time
+import tracemalloc
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -67,16 +67,15 @@ TOO_LARGE: dict[str, tuple[str, list[str]]] = {
 }
 
 
+# A hang guard, not a speed figure: a refusal that allocated the image would take minutes or be killed.
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("case", sorted(TOO_LARGE))
 def test_images_over_the_limits_are_refused_before_anything_runs(
     case: str, command: str, cli: Callable[..., Result], make_project: Callable[..., Path]
 ) -> None:
     manifest, fragments = TOO_LARGE[case]
-    started = time.perf_counter()
     assert_refused(cli, make_project(manifest), command, fragments)
-    # Not a timing assertion on speed: a refusal that allocated the image would take minutes or be killed.
-    assert time.perf_counter() - started < 60
 
 
 @pytest.mark.parametrize(
@@ -165,6 +164,8 @@ def alias_bomb(levels: int = 9, width: int = 10) -> str:
     return value
 
 
+# A hang guard against walking the aliases, not a speed figure.
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize(
     "place",
@@ -180,11 +181,9 @@ def test_alias_bomb_fails_fast_with_a_located_error(
 ) -> None:
     project = make_project("version: 1\n" + place.replace("BOMB", alias_bomb()))
     line = 1 + next(i for i, text in enumerate(place.splitlines(), start=1) if "BOMB" in text)
-    started = time.perf_counter()
     assert_refused(
         cli, project, command, [f"pixelbuild.yaml:{line}:", "expands to more than 2,000,000 YAML nodes", "aliases"]
     )
-    assert time.perf_counter() - started < 60  # a bound against hanging, not a speed figure
 
 
 def test_a_value_that_contains_itself_is_refused(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
@@ -205,12 +204,11 @@ def test_deep_nesting_is_a_located_error(cli: Callable[..., Result], make_projec
     assert_refused(cli, make_project(deep), "validate", ["pixelbuild.yaml:", "nesting depth"])
 
 
-def test_manifest_file_size_is_bounded(
-    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("pixelbuild.manifest.MAX_MANIFEST_BYTES", 1024 * 1024)
-    project = make_project("version: 1\nsprites: []\n" + "#" * (1024 * 1024) + "\n")
-    assert_refused(cli, project, "validate", ["pixelbuild.yaml: ", "larger than 1 MiB"])
+def test_manifest_file_size_is_bounded(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
+    # The real limit, not a patched one: 32 MiB of comment is written and refused in well under a second.
+    project = make_project("version: 1\nsprites: []\n" + "#" * limits.MAX_MANIFEST_BYTES + "\n")
+    limit = f"larger than {limits.MAX_MANIFEST_BYTES // (1024 * 1024)} MiB"
+    assert_refused(cli, project, "validate", ["pixelbuild.yaml: ", limit])
 
 
 # ------------------------------------------------------------------------------------- sprite count
@@ -225,14 +223,20 @@ def test_a_million_sprite_matrix_is_refused_before_it_expands(
     project = make_project(
         f"version: 1\nsprites:\n  - id: s_{{a}}{{b}}{{c}}{{d}}{{e}}{{f}}\n    prompt: x\n    matrix: {{{matrix}}}\n"
     )
-    started = time.perf_counter()
-    assert_refused(
-        cli,
-        project,
-        command,
-        ["pixelbuild.yaml:5:", "field 'matrix'", "more than 100,000 sprites", "1,000,000", "project.max_sprites"],
-    )
-    assert time.perf_counter() - started < 60
+    # Refused before it expands: counted by allocation, not by wall-clock time, so a busy machine cannot
+    # fail it (a million resolved sprites would take gigabytes; the refusal takes a few megabytes).
+    tracemalloc.start()
+    try:
+        assert_refused(
+            cli,
+            project,
+            command,
+            ["pixelbuild.yaml:5:", "field 'matrix'", "more than 100,000 sprites", "1,000,000", "project.max_sprites"],
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024 * 1024
 
 
 def test_max_sprites_can_be_lowered_and_raised(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
