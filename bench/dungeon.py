@@ -28,7 +28,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.fakecomfy import FakeComfyServer  # noqa: E402
+from pixelbuild.testing import FakeComfyServer  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "dungeon"
 

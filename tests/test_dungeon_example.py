@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from pixelbuild.testing import FakeComfyServer
 from tests.conftest import REPO, Result, build_json
-from tests.fakecomfy import FakeComfyServer
 
 EXAMPLE = REPO / "examples" / "dungeon"
 CHECKPOINT = "sd_xl_base_1.0.safetensors"
