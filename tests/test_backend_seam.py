@@ -133,3 +133,28 @@ def test_the_named_factory_passes_servers_to_the_backend(tmp_path: Path) -> None
 def test_a_run_size_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="sprites_per_run must be at least 1"):
         BuildOptions(sprites_per_run=0)
+
+
+def test_each_backend_a_build_needs_is_requested_and_only_the_projects_gets_the_servers(
+    make_project: Callable[..., Path],
+) -> None:
+    import io
+
+    from PIL import Image
+
+    gem = io.BytesIO()
+    Image.new("RGBA", (16, 16), (200, 40, 60, 255)).save(gem, format="PNG")
+    manifest = "version: 1\nsprites:\n  - id: slime\n    prompt: green slime\n  - id: gem\n    source: art/gem.png\n"
+    project = make_project(manifest, files={"art/gem.png": gem.getvalue()})
+    requests: list[BackendRequest] = []
+
+    def factory(request: BackendRequest) -> Backend:
+        requests.append(request)
+        return create_named(request)
+
+    report = build(project / "pixelbuild.yaml", BuildOptions(servers=("http://cli:9",), backend_factory=factory))
+    assert report.ok, report.failures
+    by_name = {request.name: request for request in requests}
+    assert sorted(by_name) == ["placeholder", "source"] and len(requests) == 2
+    assert by_name["placeholder"].servers == ("http://cli:9",)
+    assert (by_name["source"].settings, by_name["source"].servers) == ({}, ())
