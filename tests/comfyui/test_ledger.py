@@ -21,8 +21,8 @@ from pixelbuild.backends.comfyui.ledger import (
     graph_fingerprint,
 )
 from pixelbuild.backends.comfyui.runner import expected_fingerprints
+from pixelbuild.testing import FakeComfyServer
 from tests.comfyui.util import make_job
-from tests.fakecomfy import FakeComfyServer
 
 FP = "ab" * 32
 NOW = 1_800_000_000.0

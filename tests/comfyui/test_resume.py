@@ -15,9 +15,9 @@ from typing import Any
 
 from pixelbuild.backends.comfyui.ledger import LEDGER_PATH, PromptLedger
 from pixelbuild.builder import BuildOptions, build
+from pixelbuild.testing import FakeComfyServer
 from tests.comfyui.test_build import SIX, manifest
 from tests.conftest import REPO, Result, build_json, snapshot
-from tests.fakecomfy import FakeComfyServer
 
 Factory = Callable[..., FakeComfyServer]
 
