@@ -285,7 +285,7 @@ class Scheduler(Generic[T]):
             server.switched_at = self._clock()
             server.first_done = False
         self._pending.remove(chosen)
-        chosen.picked_at = time.monotonic()
+        chosen.picked_at = self._clock()
         return chosen
 
     def _others_may_run(self, server: _Server, entry: _Entry[T]) -> bool:
