@@ -218,7 +218,7 @@ class FakeComfyServer:
         self.busy_time = 0.0  # seconds spent sampling (incl. model loads)
         self.first_start: float | None = None
         self.last_end: float | None = None
-        self.executions: list[Execution] = []  # every prompt run, in order
+        self.executions: list[Execution] = []  # every prompt run to its end, in order
 
     # --- lifecycle (loop thread) -----------------------------------------------------------------------
 
@@ -565,15 +565,13 @@ class FakeComfyServer:
                 item = min(self.queue, key=lambda queued: queued.number)
                 self.queue.remove(item)
                 self.running = item
-                started = time.monotonic()
-                status = "error"
                 try:
-                    status = await self._execute(item)
+                    await self._execute(item)
                 finally:
                     self.running = None
-                    self.executions.append(Execution(item.prompt_id, started, time.monotonic(), status))
 
-    async def _execute(self, item: QueueItem) -> str:
+    async def _execute(self, item: QueueItem) -> None:
+        started = time.monotonic()
         client = item.extra_data.get("client_id")
         pid = item.prompt_id
         graph = item.prompt
@@ -676,6 +674,8 @@ class FakeComfyServer:
                 for node_id in outputs
             },
         }
+        # Recorded before the history entry appears: a test that saw the entry finds the record too.
+        self.executions.append(Execution(pid, started, time.monotonic(), status))
         if self.knobs.history_lag:
             asyncio.get_running_loop().call_later(self.knobs.history_lag, self.history.__setitem__, pid, entry)
         else:
@@ -684,7 +684,6 @@ class FakeComfyServer:
         self.running = None
         await self._broadcast_status()
         await self._send(client, "executing", {"node": None, "prompt_id": pid})
-        return status
 
     def _signature(self, graph: dict[str, Any], node_id: str, known: dict[str, str]) -> str:
         node = graph[node_id]
