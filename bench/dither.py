@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pixelbuild.post.palette import map_to_palette  # noqa: E402
-from pixelbuild.post.palettes import BUILTIN_PALETTES  # noqa: E402
+from pixelbuild.post.palette_files import BUILTIN_PALETTES  # noqa: E402
 
 
 def image(side: int) -> np.ndarray:

@@ -803,7 +803,7 @@ class _OutputClaims:
 
 def _sheet(count: int, frame: Size, layout: Mapping[str, Any]) -> Size:
     """The size of a sheet of ``count`` frames of size ``frame`` laid out as ``layout`` says."""
-    from pixelbuild.post.frames import layout_frames
+    from pixelbuild.sheets import layout_frames
 
     sheet = layout_frames([frame] * count, layout["type"], layout["columns"], int(layout["padding"]))
     return sheet.width, sheet.height

@@ -11,7 +11,7 @@ from pixelbuild.pack.writers import (
     libgdx_atlas,
     texturepacker_json,
 )
-from pixelbuild.post.frames import SheetLayout
+from pixelbuild.sheets import SheetLayout
 
 __all__ = [
     "Animation",
@@ -31,7 +31,7 @@ __all__ = [
 
 
 def layout_from_sheet(sheet: SheetLayout, names: list[str]) -> AtlasLayout:
-    """An ``AtlasLayout`` for a frame sheet from ``pixelbuild.post.frames`` (one name per frame), so the
+    """An ``AtlasLayout`` for a frame sheet from ``pixelbuild.sheets`` (one name per frame), so the
     writers describe animation strips and grids as well as packed atlases."""
     if len(names) != len(sheet.frames):
         raise ValueError(f"{len(sheet.frames)} frames but {len(names)} names")

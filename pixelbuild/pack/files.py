@@ -22,7 +22,7 @@ from pixelbuild.pack.writers import (
     texturepacker_json,
 )
 from pixelbuild.png import encode_png, pixel_hash
-from pixelbuild.post.frames import layout_frames, split
+from pixelbuild.sheets import layout_frames, split
 from pixelbuild.spec import ATLAS_FORMATS, AtlasSpec
 
 

@@ -2,16 +2,19 @@
 
 Each op is a pure function ``(frames, params, ctx) -> frames`` over a list of RGBA images (one per
 frame, so ops that must agree across frames, such as a shared palette, see them all). Ops live in the
-modules of this package and register themselves in ``OPS``; this module stays light to import.
+modules of this package and register themselves in ``OPS`` with their declared params
+(``pixelbuild.post.params``); this module stays light to import. Frame sheets are not an op: they are
+laid out after the chain, by ``pixelbuild.sheets``.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pixelbuild.post.params import Param, Signature
 from pixelbuild.spec import PostOp
 
 if TYPE_CHECKING:
@@ -31,9 +34,6 @@ _OP_MODULES = (
     "pixelbuild.post.outline",
 )
 
-#: Parameters that name a project file (its content hash enters the post key), per op.
-FILE_PARAMS: Mapping[str, tuple[str, ...]] = {"palette": ("file",)}
-
 
 @dataclass(frozen=True, slots=True)
 class PostContext:
@@ -50,10 +50,11 @@ FileCheck = Callable[[Mapping[str, Any], Callable[[str], bytes]], None]
 
 @dataclass(frozen=True, slots=True)
 class OpDef:
-    """A registered op: its function, a semantic check of its params, its defaults and normaliser.
+    """A registered op: its function, what it does, its declared params and its semantic extras.
 
-    ``defaults`` are filled into every use of the op by ``normalise_post_entry``; ``normalise`` then
-    rewrites equivalent spellings (``[255, 0, 0]`` and ``"#ff0000"``) to one, so they hash the same.
+    ``signature`` declares every param once (type, range, default, when it applies); checking,
+    default-filling and the JSON Schema read it. ``check`` holds only what declarations cannot say
+    (``min_cell < max_cell``); ``normalise`` rewrites a shorthand after defaults (pad's ``amount``).
     ``check_files`` validates the content of the project files named in the params. ``output_size``
     gives the largest output for an input size (None: the size does not change), so that a sprite's
     images are sized against the limits before anything runs.
@@ -61,8 +62,9 @@ class OpDef:
 
     name: str
     function: OpFunction
+    description: str
+    signature: Signature
     check: ParamCheck | None = None
-    defaults: Mapping[str, Any] = field(default_factory=dict)
     normalise: ParamNormaliser | None = None
     check_files: FileCheck | None = None
     output_size: SizeRule | None = None
@@ -74,17 +76,20 @@ _loaded: list[bool] = []
 
 def register(
     name: str,
+    description: str,
+    *params: Param,
+    exactly_one: tuple[tuple[str, ...], ...] = (),
+    at_most_one: tuple[tuple[str, ...], ...] = (),
     check: ParamCheck | None = None,
-    *,
-    defaults: Mapping[str, Any] | None = None,
     normalise: ParamNormaliser | None = None,
     check_files: FileCheck | None = None,
     output_size: SizeRule | None = None,
 ) -> Callable[[OpFunction], OpFunction]:
-    """Class-free decorator that registers ``function`` as op ``name``."""
+    """Decorator that registers ``function`` as op ``name`` with its declared ``params``."""
+    signature = Signature(name, params, exactly_one, at_most_one)
 
     def decorate(function: OpFunction) -> OpFunction:
-        OPS[name] = OpDef(name, function, check, dict(defaults or {}), normalise, check_files, output_size)
+        OPS[name] = OpDef(name, function, description, signature, check, normalise, check_files, output_size)
         return function
 
     return decorate
@@ -97,6 +102,27 @@ def load_ops() -> dict[str, OpDef]:
             importlib.import_module(module)
         _loaded.append(True)
     return OPS
+
+
+class _FileParams(Mapping[str, tuple[str, ...]]):
+    """Per op, the params that name a project file (their content hash enters the post key)."""
+
+    def _table(self) -> dict[str, tuple[str, ...]]:
+        ops = load_ops()
+        return {name: files for name, op in ops.items() if (files := op.signature.file_params())}
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        return self._table()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+#: Parameters that name a project file, per op (read from the declarations).
+FILE_PARAMS: Mapping[str, tuple[str, ...]] = _FileParams()
 
 
 def normalise_post_entry(entry: str | Mapping[str, Any]) -> PostOp:
@@ -128,7 +154,7 @@ def normalise_post_entry(entry: str | Mapping[str, Any]) -> PostOp:
 
 def _complete(definition: OpDef, params: Mapping[str, Any]) -> dict[str, Any]:
     """``params`` with the op's defaults filled in and its spellings unified (idempotent)."""
-    complete: dict[str, Any] = {**definition.defaults, **{str(k): v for k, v in params.items()}}
+    complete = definition.signature.complete(params)
     if definition.normalise is not None:
         complete = definition.normalise(complete)
     return complete
@@ -143,8 +169,19 @@ def check_params(op: PostOp) -> None:
     definition = ops.get(op.op)
     if definition is None:
         raise ValueError(f"unknown post-processing op '{op.op}'")
+    params = _complete(definition, op.params)
+    definition.signature.check(params)
     if definition.check is not None:
-        definition.check(_complete(definition, op.params))
+        definition.check(params)
+
+
+def is_bare(definition: OpDef) -> bool:
+    """Whether the op may be written by its name alone: its defaults alone pass every check."""
+    try:
+        check_params(PostOp(definition.name, {}))
+    except ValueError:
+        return False
+    return True
 
 
 def check_files(op: PostOp, read_file: Callable[[str], bytes]) -> None:
@@ -216,7 +253,7 @@ def apply_chain(frames: Sequence[Image.Image], chain: Sequence[PostOp], ctx: Pos
 
 
 def assemble_frames(frames: Sequence[Image.Image], layout: Mapping[str, Any]) -> Image.Image:
-    """Lay frames out as one sheet: ``layout`` is a resolved ``{type, columns, padding}``."""
-    from pixelbuild.post.frames import assemble
+    """``pixelbuild.sheets.assemble_frames``, for callers not yet moved there (engine.py); sheets are not an op."""
+    from pixelbuild.sheets import assemble_frames as assemble
 
-    return assemble(frames, layout["type"], columns=layout.get("columns"), padding=int(layout.get("padding", 0)))
+    return assemble(frames, layout)

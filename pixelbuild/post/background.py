@@ -14,19 +14,8 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from pixelbuild.post import PostContext, register
-from pixelbuild.post.common import (
-    RGBA,
-    U8Array,
-    canonical_color,
-    clear_transparent,
-    from_array,
-    parse_color,
-    reject_unknown,
-    require_bool,
-    require_choice,
-    require_int,
-    to_array,
-)
+from pixelbuild.post.common import U8Array, clear_transparent, from_array, to_array
+from pixelbuild.post.params import RGBA, Bool, Choice, Color, Int, When, parse_color
 
 BoolArray = NDArray[np.bool_]
 
@@ -166,46 +155,51 @@ def remove_background_pixels(
     return clear_transparent(result)
 
 
-def _normalise(params: dict[str, Any]) -> dict[str, Any]:
-    mode = params.get("mode")
-    if mode in ("flood", "key"):
-        params.setdefault("tolerance", 0)
-        cleanup = params.setdefault("cleanup", False)
-        if cleanup is True:
-            params.setdefault("cleanup_tolerance", 64)
-        if "color" in params:
-            params["color"] = canonical_color(params["color"])
-    elif mode == "alpha":
-        params.setdefault("alpha_threshold", 128)
-    return params
+_BY_COLOUR = When("mode", "flood", "key")
 
 
-def _check(params: Mapping[str, Any]) -> None:
-    reject_unknown(
-        "remove_background",
-        params,
-        ("mode", "color", "tolerance", "cleanup", "cleanup_tolerance", "alpha_threshold"),
-    )
-    mode = require_choice(params, "mode", MODES)
-    if mode == "alpha":
-        stray = [key for key in ("color", "tolerance", "cleanup", "cleanup_tolerance") if key in params]
-        if stray:
-            raise ValueError(f"'{stray[0]}' does not apply to remove_background mode 'alpha'")
-        require_int(params, "alpha_threshold", 1, 255)
-        return
-    if "alpha_threshold" in params:
-        raise ValueError(f"'alpha_threshold' only applies to remove_background mode 'alpha', not '{mode}'")
-    if "color" in params:
-        parse_color(params["color"])
-    require_int(params, "tolerance", 0, 255)
-    cleanup = require_bool(params, "cleanup")
-    if "cleanup_tolerance" in params:
-        if not cleanup:
-            raise ValueError("'cleanup_tolerance' only applies with 'cleanup: true'")
-        require_int(params, "cleanup_tolerance", 0, 255)
-
-
-@register("remove_background", check=_check, defaults={"mode": "flood"}, normalise=_normalise)
+@register(
+    "remove_background",
+    "Make the background transparent.",
+    Choice(
+        "mode",
+        MODES,
+        default="flood",
+        description="flood: background-coloured regions connected to the image border; key: every "
+        "background-coloured pixel; alpha: keep the source alpha (made hard with alpha_threshold).",
+    ),
+    Color("color", when=_BY_COLOUR, description="The background colour; default: detected from the corners."),
+    Int(
+        "tolerance",
+        0,
+        255,
+        default=0,
+        when=_BY_COLOUR,
+        description="Largest per-channel difference from the background colour that still counts as background.",
+    ),
+    Bool(
+        "cleanup",
+        default=False,
+        when=_BY_COLOUR,
+        description="Also remove the 1-px halo: edge pixels within cleanup_tolerance of the background colour.",
+    ),
+    Int(
+        "cleanup_tolerance",
+        0,
+        255,
+        default=64,
+        when=(_BY_COLOUR, When("cleanup", True)),
+        description="cleanup: the largest per-channel difference of a halo pixel from the background colour.",
+    ),
+    Int(
+        "alpha_threshold",
+        1,
+        255,
+        default=128,
+        when=When("mode", "alpha"),
+        description="mode 'alpha': pixels with at least this alpha stay (opaque), others go.",
+    ),
+)
 def remove_background(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Make the background transparent: ``flood`` from the border, ``key`` everywhere, or ``alpha``.
 

@@ -12,22 +12,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pixelbuild.anchors import ANCHORS, anchor_offset
 from pixelbuild.limits import MAX_SIDE, Size
 from pixelbuild.post import PostContext, register
-from pixelbuild.post.common import (
-    ANCHORS,
-    anchor_offset,
-    canonical_color,
-    canonical_size,
-    from_array,
-    parse_color,
-    reject_unknown,
-    require_bool,
-    require_choice,
-    require_int,
-    size_pair,
-    to_array,
-)
+from pixelbuild.post.common import from_array, to_array
+from pixelbuild.post.params import Bool, Choice, Color, Int, PixelSize, parse_color, size_pair
 
 _FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -47,34 +36,17 @@ def size_param(value: Any) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _normalise_sized(params: dict[str, Any]) -> dict[str, Any]:
-    if "size" in params:
-        params["size"] = canonical_size(params["size"])
-    return params
-
-
-def _check_size(params: Mapping[str, Any], op: str) -> tuple[int, int]:
-    if "size" not in params:
-        raise ValueError(f"op '{op}' needs 'size' (an integer or [width, height])")
-    width, height = size_pair(params["size"])
-    if width < 1 or height < 1:
-        raise ValueError(f"{op} size must be positive, got {width}x{height}")
-    if width > MAX_SIDE or height > MAX_SIDE:
-        raise ValueError(f"{op} size must be at most {MAX_SIDE} per side, got {width}x{height}")
-    return width, height
-
-
-def _check_resize(params: Mapping[str, Any]) -> None:
-    reject_unknown("resize", params, ("size", "filter"))
-    _check_size(params, "resize")
-    require_choice(params, "filter", _FILTERS)
-
-
 def _sized(params: Mapping[str, Any], size: Size) -> Size:
     return size_param(params["size"])
 
 
-@register("resize", check=_check_resize, defaults={"filter": "nearest"}, normalise=_normalise_sized, output_size=_sized)
+@register(
+    "resize",
+    "Resample every frame to a size (smooth filters blur pixel art; prefer pixelate).",
+    PixelSize("size", required=True, description="The new size in pixels."),
+    Choice("filter", tuple(_FILTERS), default="nearest", description="The resampling filter."),
+    output_size=_sized,
+)
 def resize(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Resample every frame to ``size`` with ``filter`` (default nearest)."""
     size = size_param(params["size"])
@@ -118,18 +90,18 @@ def _crop_with_margin(frame: Image.Image, box: Box | None, margin: int) -> Image
     return frame.crop((left - margin, top - margin, right + margin, bottom + margin))
 
 
-def _check_trim(params: Mapping[str, Any]) -> None:
-    reject_unknown("trim", params, ("margin", "common"))
-    require_int(params, "margin", 0, 1024)
-    require_bool(params, "common")
-
-
 def _trim_size(params: Mapping[str, Any], size: Size) -> Size:
     margin = 2 * int(params.get("margin", 0))
     return size[0] + margin, size[1] + margin
 
 
-@register("trim", check=_check_trim, defaults={"margin": 0, "common": True}, output_size=_trim_size)
+@register(
+    "trim",
+    "Crop to the bounding box of the visible pixels.",
+    Int("margin", 0, 1024, default=0, description="Transparent pixels kept around the box."),
+    Bool("common", default=True, description="One box for all frames, so animation frames stay aligned."),
+    output_size=_trim_size,
+)
 def trim(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Crop to the alpha bounding box plus ``margin``; with ``common`` one box for all frames.
 
@@ -176,18 +148,7 @@ def _normalise_pad(params: dict[str, Any]) -> dict[str, Any]:
     amount = params.pop("amount", 0)
     for side in _SIDES:
         params.setdefault(side, amount)
-    params["fill"] = canonical_color(params.get("fill", "#00000000"))
     return params
-
-
-def _check_pad(params: Mapping[str, Any]) -> None:
-    reject_unknown("pad", params, (*_SIDES, "amount", "fill"))
-    for side in _SIDES:
-        if side in params:
-            require_int(params, side, 0, MAX_SIDE)
-    if "amount" in params:
-        require_int(params, "amount", 0, MAX_SIDE)
-    parse_color(params.get("fill", "#00000000"))
 
 
 def _pad_size(params: Mapping[str, Any], size: Size) -> Size:
@@ -196,7 +157,15 @@ def _pad_size(params: Mapping[str, Any], size: Size) -> Size:
     return size[0] + left + right, size[1] + top + bottom
 
 
-@register("pad", check=_check_pad, defaults={"fill": "#00000000"}, normalise=_normalise_pad, output_size=_pad_size)
+@register(
+    "pad",
+    "Add transparent (or 'fill') pixels around each frame.",
+    Int("amount", 0, MAX_SIDE, description="Pixels on every side not given separately (default 0)."),
+    *(Int(side, 0, MAX_SIDE, description=f"Pixels on the {side} (default: amount).") for side in _SIDES),
+    Color("fill", default="#00000000", description="The colour of the added pixels."),
+    normalise=_normalise_pad,
+    output_size=_pad_size,
+)
 def pad(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Add ``left``/``top``/``right``/``bottom`` pixels of ``fill`` (default transparent) around frames."""
     amount = int(params.get("amount", 0))
@@ -207,24 +176,17 @@ def pad(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) 
     ]
 
 
-def _normalise_canvas(params: dict[str, Any]) -> dict[str, Any]:
-    params = _normalise_sized(params)
-    params["fill"] = canonical_color(params["fill"])
-    return params
-
-
-def _check_canvas(params: Mapping[str, Any]) -> None:
-    reject_unknown("canvas", params, ("size", "anchor", "fill"))
-    _check_size(params, "canvas")
-    require_choice(params, "anchor", ANCHORS)
-    parse_color(params.get("fill"))
-
-
 @register(
     "canvas",
-    check=_check_canvas,
-    defaults={"anchor": "center", "fill": "#00000000"},
-    normalise=_normalise_canvas,
+    "Place each frame on a canvas of a fixed size (cropping what does not fit).",
+    PixelSize("size", required=True, description="The canvas size in pixels."),
+    Choice(
+        "anchor",
+        tuple(ANCHORS),
+        default="center",
+        description="Where the frame sits, e.g. bottom-center for characters.",
+    ),
+    Color("fill", default="#00000000", description="The colour of the canvas around the frame."),
     output_size=_sized,
 )
 def canvas(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
@@ -241,19 +203,17 @@ def canvas(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContex
 # ---------------------------------------------------------------------------------- scale/flip/rotate
 
 
-def _check_scale(params: Mapping[str, Any]) -> None:
-    reject_unknown("scale", params, ("factor",))
-    if "factor" not in params:
-        raise ValueError("op 'scale' needs 'factor' (a whole number such as 2)")
-    require_int(params, "factor", 1, 64)
-
-
 def _scale_size(params: Mapping[str, Any], size: Size) -> Size:
     factor = int(params["factor"])
     return size[0] * factor, size[1] * factor
 
 
-@register("scale", check=_check_scale, output_size=_scale_size)
+@register(
+    "scale",
+    "Enlarge by a whole factor, each pixel a block (for previews and UI).",
+    Int("factor", 1, 64, required=True, description="Each pixel becomes a factor x factor block."),
+    output_size=_scale_size,
+)
 def scale(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Enlarge every frame by the integer ``factor`` with nearest neighbour (each pixel a block)."""
     factor = int(params["factor"])
@@ -271,12 +231,13 @@ _FLIPS = {
 }
 
 
-def _check_flip(params: Mapping[str, Any]) -> None:
-    reject_unknown("flip", params, ("direction",))
-    require_choice(params, "direction", _FLIPS)
-
-
-@register("flip", check=_check_flip, defaults={"direction": "horizontal"})
+@register(
+    "flip",
+    "Mirror every frame.",
+    Choice(
+        "direction", tuple(_FLIPS), default="horizontal", description="horizontal: left-right; vertical: top-bottom."
+    ),
+)
 def flip(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Mirror every frame: ``horizontal`` (left-right), ``vertical`` (top-bottom) or ``both``."""
     (method,) = _FLIPS[params.get("direction", "horizontal")]
@@ -291,18 +252,16 @@ _ROTATIONS = {
 }
 
 
-def _check_rotate(params: Mapping[str, Any]) -> None:
-    reject_unknown("rotate", params, ("angle",))
-    if "angle" not in params:
-        raise ValueError("op 'rotate' needs 'angle' (90, 180 or 270 degrees clockwise)")
-    require_choice(params, "angle", _ROTATIONS)
-
-
 def _rotate_size(params: Mapping[str, Any], size: Size) -> Size:
     return (size[1], size[0]) if int(params["angle"]) in (90, 270) else size
 
 
-@register("rotate", check=_check_rotate, output_size=_rotate_size)
+@register(
+    "rotate",
+    "Turn every frame clockwise.",
+    Choice("angle", tuple(_ROTATIONS), required=True, description="Degrees, clockwise."),
+    output_size=_rotate_size,
+)
 def rotate(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Turn every frame clockwise by ``angle`` (90, 180 or 270 degrees)."""
     method = _ROTATIONS[int(params["angle"])]

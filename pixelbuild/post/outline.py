@@ -11,17 +11,8 @@ from PIL import Image
 
 from pixelbuild.limits import Size
 from pixelbuild.post import PostContext, register
-from pixelbuild.post.common import (
-    RGBA,
-    U8Array,
-    canonical_color,
-    from_array,
-    parse_color,
-    reject_unknown,
-    require_bool,
-    require_choice,
-    to_array,
-)
+from pixelbuild.post.common import U8Array, from_array, to_array
+from pixelbuild.post.params import RGBA, Bool, Choice, Color, When, parse_color
 
 BoolArray = NDArray[np.bool_]
 
@@ -57,24 +48,6 @@ def outline_pixels(
     return result
 
 
-def _normalise(params: dict[str, Any]) -> dict[str, Any]:
-    params["color"] = canonical_color(params.get("color"))
-    if params.get("mode") == "outer":
-        params.setdefault("expand", True)
-    return params
-
-
-def _check(params: Mapping[str, Any]) -> None:
-    reject_unknown("outline", params, ("color", "mode", "diagonal", "expand"))
-    parse_color(params.get("color"))
-    mode = require_choice(params, "mode", ("outer", "inner"))
-    require_bool(params, "diagonal")
-    if "expand" in params:
-        if mode != "outer":
-            raise ValueError("'expand' only applies to outline mode 'outer'")
-        require_bool(params, "expand")
-
-
 def _size(params: Mapping[str, Any], size: Size) -> Size:
     grow = 2 if params.get("mode", "outer") == "outer" and params.get("expand", True) else 0
     return size[0] + grow, size[1] + grow
@@ -82,9 +55,18 @@ def _size(params: Mapping[str, Any], size: Size) -> Size:
 
 @register(
     "outline",
-    check=_check,
-    defaults={"color": "#000000ff", "mode": "outer", "diagonal": False},
-    normalise=_normalise,
+    "Draw a 1-px outline.",
+    Color("color", default="#000000ff", description="The colour of the line."),
+    Choice(
+        "mode", ("outer", "inner"), default="outer", description="outer: around the sprite; inner: on its edge pixels."
+    ),
+    Bool("diagonal", default=False, description="Diagonal neighbours count too (a thicker-looking line)."),
+    Bool(
+        "expand",
+        default=True,
+        when=When("mode", "outer"),
+        description="mode 'outer': grow the canvas by 1 px a side so the outline is never cut off.",
+    ),
     output_size=_size,
 )
 def outline(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:

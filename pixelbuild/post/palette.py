@@ -18,19 +18,9 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from pixelbuild.post import PostContext, register
-from pixelbuild.post.common import (
-    U8Array,
-    canonical_color,
-    clear_transparent,
-    from_array,
-    parse_color,
-    reject_unknown,
-    require_choice,
-    require_int,
-    require_number,
-    to_array,
-)
-from pixelbuild.post.palettes import BUILTIN_PALETTES, MAX_COLOURS, parse_palette
+from pixelbuild.post.common import U8Array, clear_transparent, from_array, to_array
+from pixelbuild.post.palette_files import BUILTIN_PALETTES, MAX_COLOURS, parse_palette
+from pixelbuild.post.params import Choice, CountOrColors, File, Int, Number, When, parse_color
 
 IntArray = NDArray[np.int64]
 
@@ -40,7 +30,6 @@ WEIGHTS = np.array([2, 4, 3], dtype=np.int64)
 DITHERS = ("none", "ordered", "floyd-steinberg")
 METHODS = ("kmeans", "median-cut")
 BAYER_SIZES = (2, 4, 8)
-PARAMS = ("colors", "preset", "file", "dither", "bayer", "strength", "palette_from", "method", "min_distance")
 _KMEANS_ROUNDS = 10
 #: Beyond this many distinct colours, palettes are built from colours reduced to 6 bits a channel.
 _MAX_DISTINCT = 1 << 15
@@ -429,73 +418,69 @@ def fixed_palette(params: Mapping[str, Any], ctx: PostContext) -> IntArray | Non
     return np.array(colours, dtype=np.int64).reshape(-1, 3)
 
 
-def _normalise(params: dict[str, Any]) -> dict[str, Any]:
-    colours = params.get("colors")
-    if isinstance(colours, list):
-        params["colors"] = [canonical_color(value) for value in colours]
-    elif isinstance(colours, int) and not isinstance(colours, bool):
-        params.setdefault("method", "kmeans")
-        params.setdefault("palette_from", "all")
-        params.setdefault("min_distance", 8)
-    dither = params.setdefault("dither", "none")
-    if dither != "none":
-        params.setdefault("strength", 1.0)
-    if dither == "ordered":
-        params.setdefault("bayer", 4)
-    return params
-
-
-def _check(params: Mapping[str, Any]) -> None:
-    reject_unknown("palette", params, PARAMS)
-    sources = [key for key in ("colors", "preset", "file") if key in params]
-    if len(sources) != 1:
-        raise ValueError(
-            "op 'palette' needs exactly one of 'colors' (a count or a list), 'preset' (a built-in palette) "
-            f"or 'file' (a palette file), got {', '.join(sources) if sources else 'none'}"
-        )
-    colours = params.get("colors")
-    adaptive = isinstance(colours, int) and not isinstance(colours, bool)
-    if "colors" in params:
-        if adaptive:
-            require_int(params, "colors", 2, MAX_COLOURS)
-        elif isinstance(colours, list):
-            if not 1 <= len(colours) <= MAX_COLOURS:
-                raise ValueError(f"'colors' lists 1 to {MAX_COLOURS} colours, got {len(colours)}")
-            for value in colours:
-                parse_color(value)
-        else:
-            raise ValueError(f"'colors' must be a number of colours or a list of colours, got {colours!r}")
-    if "preset" in params:
-        require_choice(params, "preset", BUILTIN_PALETTES)
-    if "file" in params and (not isinstance(params["file"], str) or not params["file"]):
-        raise ValueError(f"'file' must be the path of a palette file, got {params['file']!r}")
-    for key in ("method", "palette_from", "min_distance"):
-        if key in params and not adaptive:
-            raise ValueError(f"'{key}' only applies when 'colors' is a number of colours")
-    if "method" in params:
-        require_choice(params, "method", METHODS)
-    if "palette_from" in params:
-        require_choice(params, "palette_from", ("all", "first"))
-    if "min_distance" in params:
-        require_int(params, "min_distance", 0, 255)
-    dither = require_choice(params, "dither", DITHERS)
-    if "bayer" in params:
-        if dither != "ordered":
-            raise ValueError("'bayer' only applies to dither 'ordered'")
-        require_choice(params, "bayer", BAYER_SIZES)
-    if "strength" in params:
-        if dither == "none":
-            raise ValueError("'strength' only applies when 'dither' is not 'none'")
-        require_number(params, "strength", 0.0, 4.0)
-
-
 def _check_files(params: Mapping[str, Any], read_file: Callable[[str], bytes]) -> None:
     """Parse the palette file, if any, so a malformed one is reported at check time."""
     if isinstance(params.get("file"), str):
         parse_palette(params["file"], read_file(params["file"]))
 
 
-@register("palette", check=_check, normalise=_normalise, check_files=_check_files)
+_ADAPTIVE = When("colors", integer=True, text="'colors' is a number of colours")
+
+
+@register(
+    "palette",
+    "Reduce to a number of colours or map onto a fixed palette (one palette for all frames); give exactly one "
+    "of colors, preset and file.",
+    CountOrColors(
+        "colors",
+        2,
+        MAX_COLOURS,
+        description="A number of colours (an adaptive palette) or a list of colours (a fixed palette).",
+    ),
+    Choice("preset", tuple(BUILTIN_PALETTES), description="A built-in palette."),
+    File(
+        "file",
+        description="A palette file in the project, relative to the manifest file that names it ('..' may climb "
+        "while the file stays inside the project): .hex (Lospec), .gpl (GIMP/Aseprite), .pal (JASC or RIFF), "
+        ".txt (Paint.NET), or a .png/.gif swatch.",
+    ),
+    Choice("dither", DITHERS, default="none", description="Dithering between palette colours."),
+    Choice("bayer", BAYER_SIZES, default=4, when=When("dither", "ordered"), description="The Bayer matrix size."),
+    Number(
+        "strength",
+        0,
+        4,
+        default=1.0,
+        when=When("dither", "ordered", "floyd-steinberg"),
+        description="Dither strength (1 = the palette's typical colour spacing).",
+    ),
+    Choice(
+        "palette_from",
+        ("all", "first"),
+        default="all",
+        when=_ADAPTIVE,
+        description="Adaptive palettes: built from all frames, or from the first frame only.",
+    ),
+    Choice(
+        "method",
+        METHODS,
+        default="kmeans",
+        when=_ADAPTIVE,
+        description="Adaptive palettes: variance cut refined by k-means, or the classic median cut.",
+    ),
+    Int(
+        "min_distance",
+        0,
+        255,
+        default=8,
+        when=_ADAPTIVE,
+        description="Adaptive palettes: merge colours whose largest channel difference is at most this (0: never), "
+        "so noise does not take palette entries. Only when the image has more colours than 'colors': one that "
+        "already fits is left unchanged.",
+    ),
+    exactly_one=(("colors", "preset", "file"),),
+    check_files=_check_files,
+)
 def palette(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Quantize to ``colors`` colours or map onto a fixed palette; one palette for all frames."""
     arrays = [to_array(frame) for frame in frames]

@@ -40,31 +40,13 @@ from PIL import Image
 
 from pixelbuild.limits import Size
 from pixelbuild.post import PostContext, register
-from pixelbuild.post.common import (
-    U8Array,
-    canonical_size,
-    clear_transparent,
-    from_array,
-    reject_unknown,
-    require_bool,
-    require_choice,
-    require_number,
-    size_pair,
-    to_array,
-)
+from pixelbuild.post.common import U8Array, clear_transparent, from_array, to_array
+from pixelbuild.post.params import Bool, Choice, Number, PixelSize, When, size_pair
 
 #: Fixed-point denominator for grid periods and offsets (1/1024 px).
 FIXED = 1024
 
 MODES = ("auto", "nearest", "box", "mode")
-_AUTO_ONLY = ("max_size", "min_cell", "max_cell", "square", "min_confidence", "on_no_grid")
-_AUTO_DEFAULTS: Mapping[str, Any] = {
-    "min_cell": 2,
-    "max_cell": 64,
-    "square": True,
-    "min_confidence": 0,
-    "on_no_grid": "keep",
-}
 #: What ``auto`` does with frames that have no grid: leave them at their size, or fail the sprite.
 NO_GRID_CHOICES = ("keep", "fail")
 
@@ -733,45 +715,14 @@ def downscale_mode(pixels: U8Array, size: tuple[int, int]) -> U8Array:
 # ------------------------------------------------------------------------------------------------ op
 
 
-def _normalise(params: dict[str, Any]) -> dict[str, Any]:
-    for key in ("size", "max_size"):
-        if key in params:
-            params[key] = canonical_size(params[key])
-    if params.get("mode") == "auto":
-        for key, value in _AUTO_DEFAULTS.items():
-            params.setdefault(key, value)
-    return params
-
-
 def _check(params: Mapping[str, Any]) -> None:
-    reject_unknown("pixelate", params, ("mode", "size", *_AUTO_ONLY))
-    mode = require_choice(params, "mode", MODES)
-    if "size" in params:
-        width, height = size_pair(params["size"])
-        if not (1 <= width <= 4096 and 1 <= height <= 4096):
-            raise ValueError(f"pixelate size must be 1..4096 per side, got {width}x{height}")
-    if mode != "auto":
-        if "size" not in params:
-            raise ValueError(f"pixelate mode '{mode}' needs 'size' (an integer or [width, height])")
-        stray = [key for key in _AUTO_ONLY if key in params]
-        if stray:
-            raise ValueError(f"'{stray[0]}' only applies to pixelate mode 'auto', not '{mode}'")
+    """What the declarations cannot say: a cell range that is a range, a confidence that can matter."""
+    if params.get("mode") != "auto":
         return
-    if "size" in params and "max_size" in params:
-        raise ValueError("give pixelate either 'size' (forces the grid count) or 'max_size' (caps it)")
-    if "max_size" in params:
-        width, height = size_pair(params["max_size"], "max_size")
-        if width < 1 or height < 1:
-            raise ValueError(f"max_size must be positive, got {width}x{height}")
-    min_cell = require_number(params, "min_cell", 1.0, 1024.0)
-    max_cell = require_number(params, "max_cell", 1.0, 4096.0)
-    if min_cell >= max_cell:
-        raise ValueError(f"min_cell ({min_cell:g}) must be smaller than max_cell ({max_cell:g})")
-    require_bool(params, "square")
-    confidence = require_number(params, "min_confidence", 0.0, 1000.0)
-    if confidence and "size" in params:
+    if params["min_cell"] >= params["max_cell"]:
+        raise ValueError(f"min_cell ({params['min_cell']:g}) must be smaller than max_cell ({params['max_cell']:g})")
+    if params["min_confidence"] and "size" in params:
         raise ValueError("'min_confidence' does not apply when 'size' forces the grid")
-    require_choice(params, "on_no_grid", NO_GRID_CHOICES)
 
 
 def _output_size(params: Mapping[str, Any], size: Size) -> Size:
@@ -785,7 +736,73 @@ def _output_size(params: Mapping[str, Any], size: Size) -> Size:
     return max(width, size[0]), max(height, size[1])
 
 
-@register("pixelate", check=_check, defaults={"mode": "auto"}, normalise=_normalise, output_size=_output_size)
+_AUTO = When("mode", "auto")
+
+
+@register(
+    "pixelate",
+    "Downscale to one pixel per art pixel: to 'size', or to the grid detected in the image (mode 'auto').",
+    Choice(
+        "mode",
+        MODES,
+        default="auto",
+        description="auto: detect the pixel grid and take each cell's dominant colour; nearest: the cell-centre "
+        "pixel; box: the cell's mean; mode: the cell's most frequent colour.",
+    ),
+    PixelSize(
+        "size",
+        high=4096,
+        required=When("mode", "nearest", "box", "mode"),
+        description="Output size in pixels (required except in mode 'auto', where it forces the grid count).",
+    ),
+    PixelSize(
+        "max_size",
+        when=_AUTO,
+        description="mode 'auto': the largest grid count allowed (cells are at least image size / max_size).",
+    ),
+    Number(
+        "min_cell",
+        1,
+        1024,
+        default=2,
+        when=_AUTO,
+        description="mode 'auto': the smallest cell size searched, in source pixels.",
+    ),
+    Number(
+        "max_cell",
+        1,
+        4096,
+        default=64,
+        when=_AUTO,
+        description="mode 'auto': the largest cell size searched, in source pixels.",
+    ),
+    Bool(
+        "square",
+        default=True,
+        when=_AUTO,
+        description="mode 'auto': assume square cells (one cell size for both axes; more robust).",
+    ),
+    Number(
+        "min_confidence",
+        0,
+        1000,
+        default=0,
+        when=_AUTO,
+        description="mode 'auto': leave frames unchanged when the detected grid's confidence (spectral peak over "
+        "median: 2-3 for noise, tens for a clear grid) is below this; 0 pixelates every frame that has a grid.",
+    ),
+    Choice(
+        "on_no_grid",
+        NO_GRID_CHOICES,
+        default="keep",
+        when=_AUTO,
+        description="mode 'auto': what to do with frames that have no pixel grid (art already at one pixel per "
+        "pixel, noise, a photo): keep leaves them at their size, fail fails the sprite.",
+    ),
+    at_most_one=(("size", "max_size"),),
+    check=_check,
+    output_size=_output_size,
+)
 def pixelate(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Downscale to one image pixel per art pixel: to ``size``, or to the detected grid (``auto``).
 

@@ -145,7 +145,7 @@ def sheet_frames(width: int, height: int, count: int, layout: Mapping[str, Any])
     ``layout`` (the same cut the atlas packer makes)."""
     if count <= 1:
         return [(0, 0, width, height)]
-    from pixelbuild.post.frames import layout_frames
+    from pixelbuild.sheets import layout_frames
 
     kind = str(layout.get("type", "strip"))
     columns = layout.get("columns")

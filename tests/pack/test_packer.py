@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pixelbuild.pack import AtlasLayout, PackError, PackItem, layout_from_sheet, pack, render_atlas
-from pixelbuild.post.frames import layout_frames
+from pixelbuild.sheets import layout_frames
 
 
 def random_items(seed: int, count: int = 40) -> list[PackItem]:

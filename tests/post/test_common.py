@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pixelbuild.post.common import anchor_offset, canonical_color, format_color, parse_color, size_pair
+from pixelbuild.anchors import anchor_offset
+from pixelbuild.post.params import canonical_color, format_color, parse_color, size_pair
 
 
 @pytest.mark.parametrize(

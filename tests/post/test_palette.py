@@ -8,7 +8,7 @@ from PIL import Image
 
 from pixelbuild.post.common import to_array
 from pixelbuild.post.palette import bayer_matrix, build_palette
-from pixelbuild.post.palettes import BUILTIN_PALETTES
+from pixelbuild.post.palette_files import BUILTIN_PALETTES
 from tests.post.helpers import LEGEND, Files, picture, rows_of, run, run_one
 from tests.post.synth import BACKGROUND, SPRITE_COLOURS, diffusion_like, random_sprite
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pixelbuild.errors import ManifestError
-from pixelbuild.post.palettes import builtin_palette, parse_palette
+from pixelbuild.post.palette_files import builtin_palette, parse_palette
 
 THREE = [(255, 0, 0), (0, 128, 255), (17, 34, 51)]
 

@@ -1,4 +1,7 @@
-"""Animation frames: lay frames out as one sheet (a strip or a grid) and describe where each went.
+"""Frame sheets: lay a sprite's frames out as one image (a strip or a grid) and describe where each went.
+
+Not a post op: the sheet is laid out once, after the post chain has run over all frames (``layout:``
+in the manifest), and atlases and previews read the same layout back.
 
 Every frame gets a cell of the largest frame's size, so engines that slice a sheet by a fixed frame
 size (Godot's hframes/vframes, most game frameworks) work; ``SheetLayout.frames`` gives each frame's
@@ -8,12 +11,14 @@ exact rectangle for writers that need it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from PIL import Image
+from pixelbuild.anchors import ANCHORS, anchor_offset
 
-from pixelbuild.post.common import ANCHORS, anchor_offset
+if TYPE_CHECKING:
+    from PIL import Image
 
 LAYOUTS = ("strip", "vertical", "grid")
 
@@ -100,6 +105,8 @@ def assemble_sheet(
     anchor: str = "top-left",
 ) -> tuple[Image.Image, SheetLayout]:
     """The sheet image (transparent where no frame is) and its layout."""
+    from PIL import Image
+
     sheet = layout_frames([frame.size for frame in frames], layout, columns, padding, anchor)
     canvas = Image.new("RGBA", (sheet.width, sheet.height), (0, 0, 0, 0))
     for frame, rect in zip(frames, sheet.frames, strict=True):
@@ -116,6 +123,11 @@ def assemble(
 ) -> Image.Image:
     """Lay ``frames`` out as one sheet image (see ``layout_frames``)."""
     return assemble_sheet(frames, layout, columns, padding, anchor)[0]
+
+
+def assemble_frames(frames: Sequence[Image.Image], layout: Mapping[str, Any]) -> Image.Image:
+    """Lay frames out as one sheet: ``layout`` is a resolved ``{type, columns, padding}``."""
+    return assemble(frames, layout["type"], columns=layout.get("columns"), padding=int(layout.get("padding", 0)))
 
 
 def split(sheet: Image.Image, layout: SheetLayout) -> list[Image.Image]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pixelbuild.post import assemble_frames
-from pixelbuild.post.frames import FrameRect, assemble, assemble_sheet, layout_frames, split
+from pixelbuild.sheets import FrameRect, assemble, assemble_frames, assemble_sheet, layout_frames, split
 from tests.post.helpers import picture, rows_of
 
 
@@ -46,7 +45,7 @@ def test_split_inverts_assemble() -> None:
     assert [rows_of(f) for f in split(sheet, layout)] == [rows_of(f) for f in frames]
 
 
-def test_post_package_assemble_frames_uses_the_strip_layout() -> None:
+def test_assemble_frames_uses_the_resolved_layout() -> None:
     strip = {"type": "strip", "columns": None, "padding": 0}
     assert rows_of(assemble_frames([picture(["R"]), picture(["G"])], strip)) == ["RG"]
 
