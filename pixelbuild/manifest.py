@@ -454,6 +454,8 @@ def _best_error(errors: list[Any]) -> Any:
 _PATTERN_HINTS = {
     "id": "ids are '/'-separated names of letters, digits, '_', '.' and '-', none starting with '.'",
     "sha256": "a sha256 is 64 hexadecimal digits",
+    # By pattern: the post-ops schema's colour, whatever the key holding it (color, fill, colors[2]).
+    "^#([0-9a-fA-F]{6}|[0-9a-fA-F]{8})$": "a colour is '#rrggbb' or '#rrggbbaa' (quoted in YAML), or [r, g, b(, a)]",
 }
 
 
@@ -497,6 +499,15 @@ def _alternatives_message(error: Any) -> str:
             )
         if name is not None and name not in tags:
             return f"unknown op '{name}'{did_you_mean(name, tags)}"
+        if isinstance(instance, str) and name in tags:
+            # A known op written bare that needs params ('- rotate').
+            needs = [
+                _resolve_ref(branch["properties"][name]).get("required", [])
+                for branch in branches
+                if branch.get("type") == "object" and branch.get("required") == [name]
+            ]
+            listed = f" ({', '.join(needs[0])})" if needs and needs[0] else ""
+            return f"op '{name}' needs parameters{listed}: write it as '- {name}: {{...}}'"
     kinds = []
     for branch in branches:
         kind = branch.get("type")
@@ -523,7 +534,14 @@ def _schema_error(error: Any, path: Path, data: Mapping[str, Any]) -> ManifestEr
     if validator == "required":
         missing = re.findall(r"'([^']+)' is a required property", error.message)
         name = missing[0] if missing else "?"
-        return located_error(f"missing required key '{name}'", path, data, doc_path)
+        # A key required only under a condition: the generated post-ops schema says which, in words.
+        why = error.schema.get("description", "") if isinstance(error.schema, Mapping) else ""
+        because = f" ({why})" if str(why).startswith("required when") else ""
+        return located_error(f"missing required key '{name}'{because}", path, data, doc_path)
+    if validator == "not" and isinstance(error.validator_value, Mapping) and "required" in error.validator_value:
+        exclusive = [f"'{key}'" for key in error.validator_value["required"]]
+        given = f"{', '.join(exclusive[:-1])} and {exclusive[-1]}"
+        return located_error(f"{given} are mutually exclusive: give at most one", path, data, doc_path)
     if validator == "type":
         message = f"expected {_describe_type(error.validator_value)}, got {preview(instance)}"
         return located_error(message, path, data, doc_path)
@@ -542,7 +560,8 @@ def _schema_error(error: Any, path: Path, data: Mapping[str, Any]) -> ManifestEr
         return located_error(f"{preview(instance)} is not allowed{hint}", path, data, doc_path)
     if validator == "pattern":
         last = doc_path[-1] if doc_path else ""
-        hint = _PATTERN_HINTS.get(str(last), f"it must match {error.validator_value}")
+        hint = _PATTERN_HINTS.get(str(last)) or _PATTERN_HINTS.get(error.validator_value) or ""
+        hint = hint or f"it must match {error.validator_value}"
         return located_error(f"{preview(instance)} is not well formed: {hint}", path, data, doc_path)
     if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         bound = {"minimum": "at least", "maximum": "at most"}.get(validator, validator)
@@ -571,6 +590,11 @@ def _schema_error(error: Any, path: Path, data: Mapping[str, Any]) -> ManifestEr
         if keys:
             where = f" of {doc_path[-1]}" if doc_path and isinstance(doc_path[-1], str) else ""
             message = f"'{keys[0]}' is not allowed together with the other settings{where}"
+            # The generated post-ops schema says when the key applies (on the branch that forbids it).
+            branch = _subschema(list(error.absolute_schema_path)[:-1])
+            why = branch.get("description") if isinstance(branch, Mapping) else None
+            if isinstance(why, str) and why.startswith("applies only when"):
+                message += f": it {why}"
             return located_error(message, path, data, (*doc_path, keys[0]), key=True)
         return located_error(f"{preview(instance)} is not allowed here", path, data, doc_path)
     message = error.message if len(error.message) <= 200 else error.message[:200] + "…"

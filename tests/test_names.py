@@ -144,7 +144,32 @@ BAD_NAMES: dict[str, tuple[str, list[str]]] = {
     "a key forbidden with the others": (
         "version: 1\nsprites:\n  - id: a\n    prompt: x\n"
         "    post:\n      - pixelate: {mode: box, size: 4, max_cell: 8}\n",
-        ["pixelbuild.yaml:6:", "'max_cell' is not allowed together with the other settings of pixelate"],
+        [
+            "pixelbuild.yaml:6:",
+            "field 'post[0].pixelate.max_cell'",
+            "'max_cell' is not allowed together with the other settings of pixelate: it applies only when 'mode' is "
+            "'auto'",
+        ],
+    ),
+    "a key required under a condition": (
+        "version: 1\nsprites:\n  - id: a\n    prompt: x\n    post:\n      - pixelate: {mode: box}\n",
+        ["pixelbuild.yaml:6:", "missing required key 'size' (required when 'mode' is 'nearest', 'box' or 'mode')"],
+    ),
+    "two keys of which at most one": (
+        "version: 1\nsprites:\n  - id: a\n    prompt: x\n    post:\n      - pixelate: {size: 8, max_size: 9}\n",
+        ["pixelbuild.yaml:6:", "field 'post[0].pixelate'", "'size' and 'max_size' are mutually exclusive"],
+    ),
+    "a bare op that needs params": (
+        "version: 1\nsprites:\n  - id: a\n    prompt: x\n    post:\n      - rotate\n",
+        ["pixelbuild.yaml:6:", "field 'post[0]'", "op 'rotate' needs parameters (angle)"],
+    ),
+    "a colour that is not one": (
+        "version: 1\nsprites:\n  - id: a\n    prompt: x\n    post:\n      - outline: {color: '#ff00'}\n",
+        ["pixelbuild.yaml:6:", "field 'post[0].outline.color'", "a colour is '#rrggbb' or '#rrggbbaa'"],
+    ),
+    "a semantic check after the schema": (
+        "version: 1\nsprites:\n  - id: a\n    prompt: x\n    post:\n      - pixelate: {min_cell: 8, max_cell: 4}\n",
+        ["pixelbuild.yaml:6:", "field 'post[0]'", "min_cell (8) must be smaller than max_cell (4)"],
     ),
 }
 
