@@ -16,6 +16,8 @@ from typing import Any
 RGBA = tuple[int, int, int, int]
 
 _HEX_COLOUR = re.compile(r"#([0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
+#: A colour already spelled canonically (what normalised params hold): checked without parsing.
+_CANONICAL_COLOUR = re.compile(r"#[0-9a-f]{8}")
 #: The schema's spelling of a hex colour (the same as ``_HEX_COLOUR``).
 HEX_COLOUR_PATTERN = "^#([0-9a-fA-F]{6}|[0-9a-fA-F]{8})$"
 #: Sizes an op may ask for, per side, unless its declaration says less.
@@ -84,6 +86,8 @@ def format_color(color: RGBA) -> str:
 
 def canonical_color(value: Any) -> Any:
     """``value`` as canonical ``#rrggbbaa`` when it is a valid colour, else unchanged (for the check)."""
+    if type(value) is str and _CANONICAL_COLOUR.fullmatch(value):
+        return value
     try:
         return format_color(parse_color(value))
     except (ValueError, TypeError):
@@ -92,6 +96,11 @@ def canonical_color(value: Any) -> Any:
 
 def size_pair(value: Any, what: str = "size") -> tuple[int, int]:
     """Read an int-or-``[w, h]`` param as (width, height); raise ``ValueError`` if it is neither."""
+    kind = type(value)
+    if kind is int:
+        return value, value
+    if kind is list and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        return value[0], value[1]
     if isinstance(value, int) and not isinstance(value, bool):
         return value, value
     if (
@@ -120,7 +129,7 @@ class When:
     """A condition on an earlier param of the same op: its value (defaults filled in) is one of
     ``values``, or with ``integer`` a whole number (not true/false); ``text`` says it in words."""
 
-    __slots__ = ("integer", "param", "text", "values")
+    __slots__ = ("_options", "integer", "param", "text", "values")
 
     def __init__(self, param: str, *values: Any, integer: bool = False, text: str | None = None) -> None:
         if bool(values) == integer:
@@ -129,15 +138,20 @@ class When:
         self.values = values
         self.integer = integer
         self.text = text
+        # Looked up by (is it a bool, value): true/false stay apart from 1/0, as in ``_same``.
+        self._options = frozenset((type(value) is bool, value) for value in values)
 
     def holds(self, params: Mapping[str, Any]) -> bool:
         """Whether the condition is met by ``params`` (an absent param meets none)."""
-        if self.param not in params:
+        value = params.get(self.param, MISSING)
+        if value is MISSING:
             return False
-        value = params[self.param]
         if self.integer:
             return isinstance(value, int) and not isinstance(value, bool)
-        return any(_same(value, option) for option in self.values)
+        try:
+            return (type(value) is bool, value) in self._options
+        except TypeError:  # a list or a mapping: never one of the declared values
+            return False
 
     def describe(self, params: Mapping[str, Any] | None = None) -> str:
         """The condition in words: ``'mode' is 'flood' or 'key'``; given ``params`` that meet it, only the
@@ -266,9 +280,19 @@ class Choice(Param):
     """One of a fixed set of values (names such as 'box', or numbers such as 90)."""
 
     options: tuple[Any, ...]
+    _keys: frozenset[tuple[bool, Any]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_keys", frozenset((type(option) is bool, option) for option in self.options))
+
+    def _known(self, value: Any) -> bool:
+        try:
+            return (type(value) is bool, value) in self._keys
+        except TypeError:  # a list or a mapping
+            return False
 
     def check(self, value: Any) -> None:
-        if isinstance(value, bool) or not any(_same(value, option) for option in self.options):
+        if isinstance(value, bool) or not self._known(value):
             listed = ", ".join(repr(option) if not isinstance(option, str) else option for option in self.options)
             raise ValueError(f"'{self.name}' must be one of {listed}, got {value!r}")
 
@@ -284,7 +308,8 @@ class Color(Param):
     """A colour: '#rrggbb', '#rrggbbaa', [r, g, b] or [r, g, b, a]; canonical '#rrggbbaa'."""
 
     def check(self, value: Any) -> None:
-        parse_color(value)
+        if type(value) is not str or not _CANONICAL_COLOUR.fullmatch(value):
+            parse_color(value)
 
     def canonical(self, value: Any) -> Any:
         return canonical_color(value)
@@ -397,6 +422,7 @@ class Signature:
     names: frozenset[str] = field(init=False)
     _defaults: tuple[tuple[str, Any, tuple[When, ...]], ...] = field(init=False, repr=False)
     _canonical: tuple[Param, ...] = field(init=False, repr=False)
+    _rules: tuple[tuple[Param, str, tuple[When, ...], bool | When], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -424,22 +450,25 @@ class Signature:
         # Only types with a canonical spelling: the others would return their value unchanged.
         canonical = tuple(p for p in self.params if type(p).canonical is not Param.canonical)
         object.__setattr__(self, "_canonical", canonical)
+        rules = tuple((p, p.name, p.conditions, p.required) for p in self.params)
+        object.__setattr__(self, "_rules", rules)
 
     def complete(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """``params`` with the defaults of the params that apply filled in, and values spelled canonically."""
         complete = {str(key): value for key, value in params.items()}
         for name, default, conditions in self._defaults:
-            if name not in complete and all(condition.holds(complete) for condition in conditions):
+            if name not in complete and (not conditions or all(condition.holds(complete) for condition in conditions)):
                 complete[name] = default
         for param in self._canonical:
-            if param.name in complete:
-                complete[param.name] = param.canonical(complete[param.name])
+            name = param.name
+            if name in complete:
+                complete[name] = param.canonical(complete[name])
         return complete
 
     def check(self, params: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` (one sentence naming the param) unless completed ``params`` fit the declarations."""
-        unknown = sorted(set(params) - self.names)
-        if unknown:
+        if not self.names.issuperset(params):
+            unknown = sorted(set(params) - self.names)
             takes = ", ".join(sorted(self.names))
             raise ValueError(f"op '{self.op}' has no parameter '{unknown[0]}' (it takes: {takes})")
         for group in self.exactly_one:
@@ -448,18 +477,19 @@ class Signature:
                 raise ValueError(
                     f"op '{self.op}' needs exactly one of {_names(group)}, got {', '.join(given) if given else 'none'}"
                 )
-        for param in self.params:
-            if param.name in params:
-                for condition in param.conditions:
+        for param, name, conditions, required in self._rules:
+            value = params.get(name, MISSING)
+            if value is not MISSING:
+                for condition in conditions:
                     if not condition.holds(params):
                         here = params.get(condition.param, MISSING)
                         now = "" if here is MISSING else f", not {render(here)}"
-                        raise ValueError(f"'{param.name}' only applies to {self.op} when {condition.describe()}{now}")
-                param.check(params[param.name])
-            elif param.required is True or (isinstance(param.required, When) and param.required.holds(params)):
+                        raise ValueError(f"'{name}' only applies to {self.op} when {condition.describe()}{now}")
+                param.check(value)
+            elif required is True or (required is not False and required.holds(params)):
                 hint = f" ({param.hint()})" if param.hint() else ""
-                because = f" when {param.required.describe(params)}" if isinstance(param.required, When) else ""
-                raise ValueError(f"op '{self.op}' needs '{param.name}'{hint}{because}")
+                because = f" when {required.describe(params)}" if isinstance(required, When) else ""
+                raise ValueError(f"op '{self.op}' needs '{name}'{hint}{because}")
         for group in self.at_most_one:
             given = [name for name in group if name in params]
             if len(given) > 1:

@@ -97,7 +97,8 @@ def _param_types() -> dict[str, Any]:
 
 def build_schema() -> dict[str, Any]:
     """The whole post-ops schema document, from the registry."""
-    ops = load_ops()
+    # By name: the registry's order is the order the op modules happened to be imported in.
+    ops = dict(sorted(load_ops().items()))
     branches: list[dict[str, Any]] = [
         {
             "type": "object",
