@@ -95,8 +95,7 @@ def _sheet_of_output(data: bytes, sprite: SpriteSpec) -> Sheet:
     """The output PNG as a source sheet."""
     from pixelbuild.backends.source import cut_frames
     from pixelbuild.png import decode_png
-    from pixelbuild.post import assemble_frames
-    from pixelbuild.post.frames import layout_frames
+    from pixelbuild.sheets import assemble_frames, layout_frames
 
     count = _frame_count(sprite)
     if count == 1:
