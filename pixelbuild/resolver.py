@@ -30,7 +30,7 @@ from pixelbuild.limits import MAX_SPRITES, Size, SizeProblem, image_size_problem
 from pixelbuild.manifest import Manifest, ManifestFile, did_you_mean, located_error
 from pixelbuild.names import character_problem, control_problem, id_problem, path_problem, quote
 from pixelbuild.paths import STATE_DIR
-from pixelbuild.post import FILE_PARAMS, check_files, check_params, load_ops, normalise_post_entry
+from pixelbuild.post import FILE_PARAMS, check_files, load_ops, normalise_post_entry
 from pixelbuild.spec import AtlasSpec, GenerationSpec, Lora, PostOp, Source, SpriteSpec
 
 log = logging.getLogger("pixelbuild")
@@ -578,8 +578,7 @@ class _Resolver:
         files: list[str] = []
         for index, entry in enumerate(entries):
             try:
-                op = normalise_post_entry(entry)
-                check_params(op)
+                op = normalise_post_entry(entry, check=True)
             except ValueError as problem:
                 raise self.error(str(problem), layers, "post", index) from None
             for param in FILE_PARAMS.get(op.op, ()):

@@ -125,11 +125,12 @@ class _FileParams(Mapping[str, tuple[str, ...]]):
 FILE_PARAMS: Mapping[str, tuple[str, ...]] = _FileParams()
 
 
-def normalise_post_entry(entry: str | Mapping[str, Any]) -> PostOp:
+def normalise_post_entry(entry: str | Mapping[str, Any], *, check: bool = False) -> PostOp:
     """Turn a manifest ``post:`` entry (``- trim`` or ``- resize: {size: 32}``) into a ``PostOp``.
 
     Defaults are filled in and equivalent spellings unified, so the post key sees complete params.
-    Raises ``ValueError`` for an unknown op or a malformed entry; values are checked by ``check_params``.
+    Raises ``ValueError`` for an unknown op or a malformed entry; values are checked by ``check_params``,
+    or here with ``check`` (which spares completing the params twice).
     """
     ops = load_ops()
     if isinstance(entry, str):
@@ -149,7 +150,10 @@ def normalise_post_entry(entry: str | Mapping[str, Any]) -> PostOp:
         raw = {}
     if not isinstance(raw, Mapping):
         raise ValueError(f"the parameters of op '{name}' must be a mapping, got {raw!r}")
-    return PostOp(definition.name, _complete(definition, raw))
+    params = _complete(definition, raw)
+    if check:
+        _check_complete(definition, params)
+    return PostOp(definition.name, params)
 
 
 def _complete(definition: OpDef, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -169,7 +173,11 @@ def check_params(op: PostOp) -> None:
     definition = ops.get(op.op)
     if definition is None:
         raise ValueError(f"unknown post-processing op '{op.op}'")
-    params = _complete(definition, op.params)
+    _check_complete(definition, _complete(definition, op.params))
+
+
+def _check_complete(definition: OpDef, params: Mapping[str, Any]) -> None:
+    """Check completed ``params`` against the declarations, then the op's semantic check."""
     definition.signature.check(params)
     if definition.check is not None:
         definition.check(params)

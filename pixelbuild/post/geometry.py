@@ -146,9 +146,7 @@ _SIDES = ("left", "top", "right", "bottom")
 def _normalise_pad(params: dict[str, Any]) -> dict[str, Any]:
     # 'amount' is shorthand for the sides not given; expanded so both spellings hash the same.
     amount = params.pop("amount", 0)
-    for side in _SIDES:
-        params.setdefault(side, amount)
-    return params
+    return {**{side: params.pop(side, amount) for side in _SIDES}, **params}
 
 
 def _pad_size(params: Mapping[str, Any], size: Size) -> Size:

@@ -420,7 +420,7 @@ class Signature:
     exactly_one: tuple[tuple[str, ...], ...] = ()
     at_most_one: tuple[tuple[str, ...], ...] = ()
     names: frozenset[str] = field(init=False)
-    _defaults: tuple[tuple[str, Any, tuple[When, ...]], ...] = field(init=False, repr=False)
+    _order: tuple[tuple[str, Any, tuple[When, ...]], ...] = field(init=False, repr=False)
     _canonical: tuple[Param, ...] = field(init=False, repr=False)
     _rules: tuple[tuple[Param, str, tuple[When, ...], bool | When], ...] = field(init=False, repr=False)
 
@@ -445,8 +445,7 @@ class Signature:
                     f"op '{self.op}': '{param.name}' cannot have a default: exactly one of its group is given"
                 )
         object.__setattr__(self, "names", frozenset(seen))
-        defaults = tuple((p.name, p.default, p.conditions) for p in self.params if p.default is not MISSING)
-        object.__setattr__(self, "_defaults", defaults)
+        object.__setattr__(self, "_order", tuple((p.name, p.default, p.conditions) for p in self.params))
         # Only types with a canonical spelling: the others would return their value unchanged.
         canonical = tuple(p for p in self.params if type(p).canonical is not Param.canonical)
         object.__setattr__(self, "_canonical", canonical)
@@ -454,11 +453,20 @@ class Signature:
         object.__setattr__(self, "_rules", rules)
 
     def complete(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """``params`` with the defaults of the params that apply filled in, and values spelled canonically."""
-        complete = {str(key): value for key, value in params.items()}
-        for name, default, conditions in self._defaults:
-            if name not in complete and (not conditions or all(condition.holds(complete) for condition in conditions)):
+        """``params`` with the defaults of the params that apply filled in, and values spelled canonically.
+
+        The result lists the declared params in declaration order (then any unknown key, for the check),
+        so an op reads the same however its params were written.
+        """
+        given = {str(key): value for key, value in params.items()}
+        complete: dict[str, Any] = {}
+        for name, default, conditions in self._order:
+            if name in given:
+                complete[name] = given.pop(name)
+            elif default is not MISSING and (not conditions or all(c.holds(complete) for c in conditions)):
                 complete[name] = default
+        if given:
+            complete.update(given)
         for param in self._canonical:
             name = param.name
             if name in complete:

@@ -224,3 +224,23 @@ def test_apply_chain_converts_input_to_rgba_and_runs_steps_in_order() -> None:
     assert result.mode == "RGBA"
     assert result.size == (2, 4)
     assert result.getpixel((0, 0)) == (10, 20, 30, 255)
+
+
+def test_normalise_can_check_in_the_same_call() -> None:
+    assert normalise_post_entry({"trim": {"margin": 2}}, check=True) == normalise_post_entry({"trim": {"margin": 2}})
+    with pytest.raises(ValueError, match="'margin' must be at least 0"):
+        normalise_post_entry({"trim": {"margin": -1}}, check=True)
+    with pytest.raises(ValueError, match="min_cell"):  # the op's semantic check runs too
+        normalise_post_entry({"pixelate": {"min_cell": 8, "max_cell": 4}}, check=True)
+
+
+def test_params_come_out_in_declaration_order() -> None:
+    op = normalise_post_entry({"resize": {"filter": "box", "size": 8}})
+    assert list(op.params) == ["size", "filter"]
+    assert list(normalise_post_entry({"pad": {"fill": "#000000", "amount": 1}}).params) == [
+        "left",
+        "top",
+        "right",
+        "bottom",
+        "fill",
+    ]

@@ -28,7 +28,7 @@ def test_gallery_shows_every_sprite_with_its_spec(cli: Callable[..., Result], tm
     for sprite_id in ("characters/hero", "monsters/slime", "items/coin", "monsters/bat"):
         assert f'id="{sprite_id}"' in html
     assert "blue knight" in html and "gold coin" in html
-    assert "resize(filter=nearest, size=[16, 16]) → remove_background(mode=flood" in html
+    assert "resize(size=[16, 16], filter=nearest) → remove_background(mode=flood" in html
     sources = images_of(html)
     assert sources and all(not s.startswith(("/", "http", "file:")) and ".." not in s for s in sources)
     for source in sources:
