@@ -454,7 +454,8 @@ def _best_error(errors: list[Any]) -> Any:
 _PATTERN_HINTS = {
     "id": "ids are '/'-separated names of letters, digits, '_', '.' and '-', none starting with '.'",
     "sha256": "a sha256 is 64 hexadecimal digits",
-    # By pattern: the post-ops schema's colour, whatever the key holding it (color, fill, colors[2]).
+    # By pattern: the post-ops schema's colour (HEX_COLOUR_PATTERN of pixelbuild.post.params, which a test
+    # compares), whatever the key holding it (color, fill, colors[2]).
     "^#([0-9a-fA-F]{6}|[0-9a-fA-F]{8})$": "a colour is '#rrggbb' or '#rrggbbaa' (quoted in YAML), or [r, g, b(, a)]",
 }
 

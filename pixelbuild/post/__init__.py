@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pixelbuild.post.params import Param, Signature
 from pixelbuild.spec import PostOp
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from pixelbuild.limits import SizeRule
+    from pixelbuild.post.params import Param, Signature
 
 #: Bumped whenever an op's output changes for the same input and params: part of every post key.
 POST_VERSION = "2"
@@ -86,6 +86,8 @@ def register(
     output_size: SizeRule | None = None,
 ) -> Callable[[OpFunction], OpFunction]:
     """Decorator that registers ``function`` as op ``name`` with its declared ``params``."""
+    from pixelbuild.post.params import Signature  # the op modules import it anyway; POST_VERSION readers need not
+
     signature = Signature(name, params, exactly_one, at_most_one)
 
     def decorate(function: OpFunction) -> OpFunction:

@@ -44,13 +44,9 @@ def render(value: Any) -> str:
 
 
 def _alternatives(values: Sequence[Any], word: str = "or") -> str:
+    """``'a', 'b' or 'c'``."""
     rendered = [render(value) for value in values]
     return rendered[0] if len(rendered) == 1 else f"{', '.join(rendered[:-1])} {word} {rendered[-1]}"
-
-
-def _same(value: Any, option: Any) -> bool:
-    """``value == option`` that keeps true/false apart from 1/0."""
-    return bool(value == option) and isinstance(value, bool) == isinstance(option, bool)
 
 
 # ----------------------------------------------------------------------------------- colours and sizes
@@ -138,7 +134,7 @@ class When:
         self.values = values
         self.integer = integer
         self.text = text
-        # Looked up by (is it a bool, value): true/false stay apart from 1/0, as in ``_same``.
+        # Looked up by (is it a bool, value), so that true/false stay apart from 1/0.
         self._options = frozenset((type(value) is bool, value) for value in values)
 
     def holds(self, params: Mapping[str, Any]) -> bool:

@@ -148,3 +148,10 @@ def test_the_generator_writes_and_checks(tmp_path: Any, capsys: pytest.CaptureFi
     assert main(["--path", str(target)]) == 0
     assert target.read_text("utf-8") == SCHEMA_PATH.read_text("utf-8")
     assert main(["--check", "--path", str(target)]) == 0
+
+
+def test_the_manifest_names_the_schema_colour_pattern() -> None:
+    from pixelbuild.manifest import _PATTERN_HINTS
+    from pixelbuild.post.params import HEX_COLOUR_PATTERN
+
+    assert HEX_COLOUR_PATTERN in _PATTERN_HINTS
