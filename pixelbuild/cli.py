@@ -132,6 +132,16 @@ def _parser() -> argparse.ArgumentParser:
     from pixelbuild.review.commands import add_parsers
 
     add_parsers(commands, common)
+
+    merge = commands.add_parser(
+        "merge-lock",
+        help="git merge driver for the lock: merge entry by entry (git config: pixelbuild merge-lock %%O %%A %%B)",
+    )
+    merge.add_argument("base", metavar="BASE", help="the common ancestor's lock (git's %%O)")
+    merge.add_argument("ours", metavar="OURS", help="this branch's lock, replaced by the result (git's %%A)")
+    merge.add_argument("theirs", metavar="THEIRS", help="the other branch's lock (git's %%B)")
+    merge.add_argument("path", metavar="PATH", nargs="?", help="the lock's path in the repository (git's %%P)")
+    merge.add_argument("--json", action="store_true", help="print a JSON document instead of text")
     return parser
 
 
@@ -413,6 +423,16 @@ def _gc_locked(args: argparse.Namespace, paths: ProjectPaths) -> int:
     return EXIT_OK
 
 
+def _cmd_merge_lock(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pixelbuild.lockmerge import merge_lock_files, merge_message, merge_report
+
+    result = merge_lock_files(Path(args.base), Path(args.ours), Path(args.theirs))
+    _emit(args, merge_report(result), merge_message(result, args.path or "the lock"))
+    return EXIT_OK
+
+
 _COMMANDS = {
     "build": _cmd_build,
     "plan": _cmd_plan,
@@ -420,6 +440,8 @@ _COMMANDS = {
     "validate": _cmd_validate,
     "gc": _cmd_gc,
     "eject": _cmd_eject,
+
+    "merge-lock": _cmd_merge_lock,
 }
 
 
