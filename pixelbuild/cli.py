@@ -133,6 +133,11 @@ def _parser() -> argparse.ArgumentParser:
 
     add_parsers(commands, common)
 
+    init = commands.add_parser("init", parents=[common], help="set up pixelbuild in a game repository")
+    init.add_argument("--backend", choices=("placeholder", "comfyui"), help="the generator (default: placeholder)")
+    init.add_argument("--server", metavar="URL", help="start from this ComfyUI server's models (implies comfyui)")
+    init.add_argument("--git-config", action="store_true", help="also enable the lock's merge driver in git config")
+
     merge = commands.add_parser(
         "merge-lock",
         help="git merge driver for the lock: merge entry by entry (git config: pixelbuild merge-lock %%O %%A %%B)",
@@ -423,6 +428,30 @@ def _gc_locked(args: argparse.Namespace, paths: ProjectPaths) -> int:
     return EXIT_OK
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from pixelbuild.errors import UsageError
+    from pixelbuild.scaffold import init_project
+
+    if args.backend == "placeholder" and args.server:
+        raise UsageError("--server needs --backend comfyui (the placeholder generator has no server)")
+    backend = args.backend or ("comfyui" if args.server else "placeholder")
+    report = init_project(_manifest_path(args), backend, args.server, git_config=args.git_config)
+    lines = [f"created  {item}" for item in report.created] + [f"kept     {item}" for item in report.kept]
+    if report.git_config:
+        lines.append("To merge pixelbuild.lock without conflicts, run once per clone (or init --git-config):")
+        lines.extend(f"  {command}" for command in report.git_config)
+    lines.append("Next: pixelbuild build, then commit the manifest, the lock and the output root.")
+    document = {
+        "ok": True,
+        "created": report.created,
+        "kept": report.kept,
+        "git_config": report.git_config,
+        "git_config_applied": report.git_config_applied,
+    }
+    _emit(args, document, "\n".join(lines))
+    return EXIT_OK
+
+
 def _cmd_merge_lock(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -440,7 +469,7 @@ _COMMANDS = {
     "validate": _cmd_validate,
     "gc": _cmd_gc,
     "eject": _cmd_eject,
-
+    "init": _cmd_init,
     "merge-lock": _cmd_merge_lock,
 }
 
