@@ -566,6 +566,8 @@ class _Resolver:
         share that very list, and normalising it 10,000 times would cost more than the whole no-op build."""
         cached = self._chains.get(id(entries))
         if cached is not None and cached[0] is entries:
+            # The chain's files are read by this manifest file's sprites too (its spec cache must know).
+            self._touched_files.update(dict.fromkeys(cached[1][1]))
             return cached[1]
         result = self.post_chain(layers, entries)
         self._chains[id(entries)] = (entries, result)
