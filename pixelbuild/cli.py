@@ -40,6 +40,7 @@ from pixelbuild.errors import (
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from pixelbuild.builder import BuildReport
     from pixelbuild.paths import ProjectPaths
 
 MANIFEST_NAME = "pixelbuild.yaml"
@@ -133,6 +134,15 @@ def _parser() -> argparse.ArgumentParser:
 
     add_parsers(commands, common)
 
+    watch = commands.add_parser("watch", parents=[common], help="build, then rebuild whenever an input is saved")
+    watch.add_argument("--only", action="append", default=[], metavar="ID|GLOB", help="build only these sprites")
+    watch.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="parallel jobs (default 1)")
+    watch.add_argument("--server", action="append", default=[], metavar="URL", help="ComfyUI server (repeatable)")
+    watch.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto", help="progress display")
+    watch.add_argument(
+        "--debounce", type=int, default=100, metavar="MS", help="rebuild once files are quiet for MS ms (default 100)"
+    )
+
     init = commands.add_parser("init", parents=[common], help="set up pixelbuild in a game repository")
     init.add_argument("--backend", choices=("placeholder", "comfyui"), help="the generator (default: placeholder)")
     init.add_argument("--server", metavar="URL", help="start from this ComfyUI server's models (implies comfyui)")
@@ -167,7 +177,10 @@ def _check_directory(args: argparse.Namespace) -> None:
 
 
 def _emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
-    if args.json:
+    if args.json and getattr(args, "json_lines", False):  # watch: one document per line, one line per build
+        sys.stdout.write(json.dumps(document, sort_keys=True) + "\n")
+        sys.stdout.flush()
+    elif args.json:
         _write_json(document)
     elif text:
         sys.stdout.write(text + "\n")
@@ -231,7 +244,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
         only=tuple(args.only), jobs=args.jobs, frozen=args.frozen, servers=tuple(args.server), force=args.force
     )
     progress = _progress(args)
-    report = build(_manifest_path(args), options, progress)
+    return _report_build(args, build(_manifest_path(args), options, progress), progress)
+
+
+def _report_build(args: argparse.Namespace, report: BuildReport, progress: Any) -> int:
+    """Print what a build did (text or ``--json``) and return its exit code."""
     for warning in report.warnings:
         sys.stderr.write(f"pixelbuild: warning: {warning}\n")
     lines = []
@@ -428,6 +445,32 @@ def _gc_locked(args: argparse.Namespace, paths: ProjectPaths) -> int:
     return EXIT_OK
 
 
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from pixelbuild.builder import BuildOptions, build
+    from pixelbuild.errors import UsageError
+    from pixelbuild.watch import watch
+
+    if args.jobs < 1:
+        raise UsageError(f"-j must be at least 1, got {args.jobs}")
+    if args.debounce < 0:
+        raise UsageError(f"--debounce must be at least 0 ms, got {args.debounce}")
+    args.json_lines = True
+    manifest = _manifest_path(args)
+    options = BuildOptions(only=tuple(args.only), jobs=args.jobs, servers=tuple(args.server))
+
+    def run_build() -> int:
+        progress = _progress(args)
+        code = _report_build(args, build(manifest, options, progress), progress)
+        sys.stdout.flush()
+        return code
+
+    def report_error(error: PixelbuildError) -> None:
+        sys.stderr.write(f"pixelbuild: error: {error}\n")
+        sys.stderr.flush()
+
+    return watch(manifest, run_build, report_error, debounce_ms=args.debounce)
+
+
 def _cmd_init(args: argparse.Namespace) -> int:
     from pixelbuild.errors import UsageError
     from pixelbuild.scaffold import init_project
@@ -469,6 +512,7 @@ _COMMANDS = {
     "validate": _cmd_validate,
     "gc": _cmd_gc,
     "eject": _cmd_eject,
+    "watch": _cmd_watch,
     "init": _cmd_init,
     "merge-lock": _cmd_merge_lock,
 }
