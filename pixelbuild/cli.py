@@ -501,7 +501,7 @@ def _cmd_merge_lock(args: argparse.Namespace) -> int:
     from pixelbuild.lockmerge import merge_lock_files, merge_message, merge_report
 
     result = merge_lock_files(Path(args.base), Path(args.ours), Path(args.theirs))
-    _emit(args, merge_report(result), merge_message(result, args.path or "the lock"))
+    _emit(args, merge_report(result), merge_message(result, args.path))
     return EXIT_OK
 
 

@@ -140,13 +140,14 @@ def merge_report(result: MergeResult) -> dict[str, Any]:
     }
 
 
-def merge_message(result: MergeResult, name: str = "the lock") -> str:
+def merge_message(result: MergeResult, name: str | None = None) -> str:
     """One line for people: what was dropped and why, or that the merge was clean."""
+    prefix = f"pixelbuild merge-lock: {name}: " if name else "pixelbuild merge-lock: "
     if not result.dropped:
-        return f"{name} merged: {len(result.lock.sprites)} sprites, nothing dropped"
-    names = ", ".join(result.dropped)
+        return f"{prefix}merged {len(result.lock.sprites)} sprites, nothing dropped"
+    count = len(result.dropped)
     return (
-        f"{name} merged; dropped {len(result.dropped)} entr{'y' if len(result.dropped) == 1 else 'ies'} "
-        f"changed on both branches: {names}. The next 'pixelbuild build' redoes them; "
-        "'pixelbuild check' lists them until then."
+        f"{prefix}dropped {count} entr{'y' if count == 1 else 'ies'} changed on both branches: "
+        f"{', '.join(result.dropped)}; the next 'pixelbuild build' redoes them, 'pixelbuild check' lists them "
+        "until then"
     )

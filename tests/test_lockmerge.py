@@ -155,7 +155,7 @@ def test_a_sprite_changed_on_both_branches_is_dropped_and_rebuilt(
     result = merge(root, "other")
     # The lock merged by itself; only the image, changed on both sides, waits for a hand.
     assert unmerged(root) == ["assets/hero.png"]
-    assert "dropped 1 entry changed on both branches: hero." in result.stdout + result.stderr
+    assert "dropped 1 entry changed on both branches: hero;" in result.stdout + result.stderr
     lock = parse_lock((root / "pixelbuild.lock").read_bytes(), "pixelbuild.lock")
     assert sorted(lock.sprites) == ["items/coin", "slime"]
     git(root, "checkout", "--ours", "assets/hero.png")
@@ -213,7 +213,7 @@ def test_deleted_on_one_side_and_changed_on_the_other_is_dropped(
     commit_build(cli, root, "no coin")
 
     result = merge(root, "other")
-    assert "dropped 1 entry changed on both branches: items/coin." in result.stdout + result.stderr
+    assert "dropped 1 entry changed on both branches: items/coin;" in result.stdout + result.stderr
     assert "pixelbuild.lock" not in unmerged(root)
     # The team keeps the silver coin: the manifest and image from the other branch.
     git(root, "checkout", "--theirs", "pixelbuild.yaml")
@@ -235,7 +235,7 @@ def test_an_atlas_repacked_on_both_branches_is_dropped(repo: Callable[..., Path]
     commit_build(cli, root, "hero")
 
     result = merge(root, "other")
-    assert "dropped 1 entry changed on both branches: atlas sprites." in result.stdout + result.stderr
+    assert "dropped 1 entry changed on both branches: atlas sprites;" in result.stdout + result.stderr
     assert "pixelbuild.lock" not in unmerged(root)
     for name in unmerged(root):
         git(root, "checkout", "--ours", name)
