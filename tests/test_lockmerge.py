@@ -297,6 +297,7 @@ HOSTILE = {
     "bad seed": GOOD.replace(b'"seed": 1', b'"seed": "one"'),
     "outputs not a list": GOOD.replace(b'"outputs": [', b'"outputs": {"a": [').replace(b"}]\n", b"}]}\n", 1),
     "binary": bytes(range(256)) * 4,
+    "deeply nested": b'{"version": 1, "sprites": {"hero": ' + b"[" * 200_000 + b"]" * 200_000 + b"}}",
     "empty": b"",
 }
 
