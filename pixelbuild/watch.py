@@ -39,7 +39,7 @@ _MAX_GROUPING_MS = 1600
 
 @dataclass(slots=True)
 class Inputs:
-    """What a build of the project reads, as absolute paths; ``None`` fields mean "not known yet"."""
+    """What a build of the project reads, as real paths (symbolic links resolved, as the watcher reports them)."""
 
     files: set[str] = field(default_factory=set)
     globs: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)
@@ -66,11 +66,11 @@ def project_inputs(paths: ProjectPaths) -> Inputs:
     from pixelbuild.resolver import project_file_path
 
     session = open_session(paths)
-    files = {os.path.normpath(f.path.absolute()) for f in session.manifest.files}
-    files.update(os.path.normpath(project_file_path(paths.project_dir, ref)) for ref in session.resolved.files)
-    files.update(os.path.normpath(paths.project_dir / ref) for ref in session.resolved.absent)
+    files = {os.path.realpath(f.path.absolute()) for f in session.manifest.files}
+    files.update(os.path.realpath(project_file_path(paths.project_dir, ref)) for ref in session.resolved.files)
+    files.update(os.path.realpath(paths.project_dir / ref) for ref in session.resolved.absent)
     globs = [glob_ for f in session.manifest.files for glob_ in f.include_globs]
-    return Inputs(files, globs, os.path.normpath(session.output_dir), known=True)
+    return Inputs(files, globs, os.path.realpath(session.output_dir), known=True)
 
 
 class _Filter:
@@ -80,11 +80,11 @@ class _Filter:
         from watchfiles import DefaultFilter
 
         self._default = DefaultFilter()
-        self._ignored = (os.path.normpath(paths.state_dir), os.path.normpath(paths.lock))
+        self._ignored = (os.path.realpath(paths.state_dir), os.path.realpath(paths.lock))
         self.output_dir: str | None = None
 
     def __call__(self, change: Change, path: str) -> bool:
-        path = os.path.normpath(path)
+        path = os.path.realpath(path)
         if os.path.basename(path).startswith(TEMP_PREFIX) or not self._default(change, path):
             return False
         for root in (*self._ignored, self.output_dir):
@@ -95,13 +95,17 @@ class _Filter:
 
 def _roots(paths: ProjectPaths, inputs: Inputs) -> tuple[str, ...]:
     """The project folder, plus the folder of any input that lies outside it."""
-    project = os.path.normpath(paths.project_dir)
+    project = os.path.realpath(paths.project_dir)
     extra = {os.path.dirname(f) for f in inputs.files if not f.startswith(project + os.sep)}
     return (project, *sorted(d for d in extra if os.path.isdir(d)))
 
 
 def _shown(paths: ProjectPaths, changed: list[str]) -> str:
-    names = [paths.display(Path(path)) for path in changed[:3]]
+    project = Path(os.path.realpath(paths.project_dir))
+    names = [
+        Path(path).relative_to(project).as_posix() if Path(path).is_relative_to(project) else path
+        for path in changed[:3]
+    ]
     return ", ".join(names) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
 
 
@@ -145,8 +149,8 @@ def watch(
             # Until the manifest loads again, any save in the project may be the fix.
             where = getattr(error, "file", None)
             if where and inputs.known:
-                inputs.files.add(os.path.normpath(paths.project_dir / where))
-            inputs.files.add(os.path.normpath(paths.manifest))
+                inputs.files.add(os.path.realpath(paths.project_dir / where))
+            inputs.files.add(os.path.realpath(paths.manifest))
         watch_filter.output_dir = inputs.output_dir
         return True
 
@@ -175,7 +179,7 @@ def watch(
                         return EXIT_OK
                     if raw == "timeout":
                         continue
-                    kept = {os.path.normpath(path) for change, path in raw if watch_filter(Change(change), path)}
+                    kept = {os.path.realpath(path) for change, path in raw if watch_filter(Change(change), path)}
                     changed = inputs.relevant(kept)
                     if not changed:
                         continue

@@ -185,3 +185,17 @@ def test_a_missing_manifest_is_an_error(make_project: Callable[..., Path], watch
     watch = watcher(project)
     assert watch.process.wait(timeout=60) == 2
     assert "no manifest here" in watch.err
+
+
+def test_a_project_reached_through_a_symbolic_link(
+    make_project: Callable[..., Path], watcher: Callable[..., Watcher]
+) -> None:
+    project = make_project(MANIFEST, {"more/slime.yaml": INCLUDED, "colours.hex": PALETTE})
+    link = project.parent / "linked"
+    link.symlink_to(project, target_is_directory=True)
+    watch = watcher(link)
+    watch.wait_for_text("watching")
+    save(link / "colours.hex", PALETTE.replace("ff0000", "ffff00"))
+    watch.wait_for_text("changed: colours.hex")
+    watch.wait_for_text("0 generated, 2 post-processed")
+    assert watch.stop() == 0
