@@ -295,10 +295,16 @@ def init_project(
     _append_line(ignore, GITIGNORE_LINE, bool(ignored), report, ".gitignore")
     attributes = project / ".gitattributes"
     wanted = gitattributes_line(paths.lock.name)
-    routed = any(
-        line.split()[:1] == [paths.lock.name] and "merge=pixelbuild" in line.split() for line in _lines(attributes)
-    )
-    _append_line(attributes, wanted, routed, report, ".gitattributes")
+    merge_settings = [
+        line.strip()
+        for line in _lines(attributes)
+        if line.split()[:1] in ([paths.lock.name], [f"/{paths.lock.name}"])
+        and any(attribute.lstrip("-!").split("=")[0] == "merge" for attribute in line.split()[1:])
+    ]
+    if merge_settings and wanted not in merge_settings:
+        report.kept.append(f".gitattributes: has its own merge setting for the lock ('{merge_settings[-1]}'), left")
+    else:
+        _append_line(attributes, wanted, bool(merge_settings), report, ".gitattributes")
     if git_config:
         _apply_git_config(project, report)
     else:

@@ -162,3 +162,11 @@ def test_server_with_placeholder_is_a_usage_error(cli: Callable[..., Result], ga
     result = cli("init", "-C", game, "--backend", "placeholder", "--server", "http://127.0.0.1:1")
     assert result.code == 2
     assert not (game / "pixelbuild.yaml").exists()
+
+
+def test_a_merge_setting_of_its_own_for_the_lock_is_left(cli: Callable[..., Result], game: Path) -> None:
+    (game / ".gitattributes").write_text("pixelbuild.lock -merge\n")
+    result = cli("init", "-C", game, "--json")
+    assert result.code == 0
+    assert (game / ".gitattributes").read_text() == "pixelbuild.lock -merge\n"
+    assert any("has its own merge setting for the lock ('pixelbuild.lock -merge')" in k for k in result.json["kept"])
