@@ -147,9 +147,9 @@ def watch(
             inputs = project_inputs(paths)
         except PixelbuildError as error:
             # Until the manifest loads again, any save in the project may be the fix.
-            where = getattr(error, "file", None)
+            where = getattr(error, "file", None)  # shown relative to the working folder, or absolute
             if where and inputs.known:
-                inputs.files.add(os.path.realpath(paths.project_dir / where))
+                inputs.files.add(os.path.realpath(where))
             inputs.files.add(os.path.realpath(paths.manifest))
         watch_filter.output_dir = inputs.output_dir
         return True

@@ -46,10 +46,11 @@ DEADLINE = 60.0
 class Watcher:
     """A ``pixelbuild watch`` process whose output is collected in files."""
 
-    def __init__(self, project: Path, *extra: str) -> None:
+    def __init__(self, project: Path, *extra: str, cwd: Path | None = None) -> None:
         self.project = project
-        self.out_path = project.parent / "watch.out"
-        self.err_path = project.parent / "watch.err"
+        folder = ((cwd or Path.cwd()) / project).parent
+        self.out_path = folder / "watch.out"
+        self.err_path = folder / "watch.err"
         env = {k: v for k, v in os.environ.items() if k != "PIXELBUILD_COMFYUI_URL"}
         env["PYTHONPATH"] = str(REPO)
         with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
@@ -58,6 +59,7 @@ class Watcher:
                 env=env,
                 stdout=out,
                 stderr=err,
+                cwd=cwd,
             )
 
     @property
@@ -94,8 +96,8 @@ class Watcher:
 def watcher(tmp_path: Path) -> Iterator[Callable[..., Watcher]]:
     started: list[Watcher] = []
 
-    def start(project: Path, *extra: str) -> Watcher:
-        watcher = Watcher(project, *extra)
+    def start(project: Path, *extra: str, cwd: Path | None = None) -> Watcher:
+        watcher = Watcher(project, *extra, cwd=cwd)
         started.append(watcher)
         return watcher
 
@@ -198,4 +200,23 @@ def test_a_project_reached_through_a_symbolic_link(
     save(link / "colours.hex", PALETTE.replace("ff0000", "ffff00"))
     watch.wait_for_text("changed: colours.hex")
     watch.wait_for_text("0 generated, 2 post-processed")
+    assert watch.stop() == 0
+
+
+def test_an_error_in_a_newly_included_file_is_shown_and_its_fix_rebuilds(
+    make_project: Callable[..., Path], watcher: Callable[..., Watcher]
+) -> None:
+    project = make_project(MANIFEST, {"more/slime.yaml": INCLUDED, "colours.hex": PALETTE})
+    (project / "bat.yaml").write_text("sprites:\n  - id: bat\n    prompt: [\n")  # broken, not included yet
+    # From the project's parent folder, as `pixelbuild watch -C game` is often run: messages name
+    # files relative to the working folder.
+    watch = watcher(Path(project.name), cwd=project.parent)
+    watch.wait_for_text("watching")
+    manifest = project / "pixelbuild.yaml"
+    save(manifest, manifest.read_text().replace("  - more/*.yaml\n", "  - more/*.yaml\n  - bat.yaml\n"))
+    watch.wait_for_text(f"{project.name}/bat.yaml:4:1: YAML syntax error")
+    save(project / "bat.yaml", "sprites:\n  - id: bat\n    prompt: purple bat\n")
+    watch.wait_for_text("changed: bat.yaml")
+    watch.wait_for_text("1 generated")
+    assert (project / "assets/bat.png").is_file()
     assert watch.stop() == 0
