@@ -274,10 +274,13 @@ def init_project(
     else:
         atomic_write_bytes(paths.manifest, text.encode())
         report.created.append(f"{shown}: a starter manifest ({backend})")
+    schema_dir = project / SCHEMA_DIR
     for name, raw in schemas.items():
-        target = project / SCHEMA_DIR / name
+        target = schema_dir / name
         display = f"{SCHEMA_DIR}/{name}"
-        if target.exists() or target.is_symlink():
+        if schema_dir.is_symlink() or (schema_dir.exists() and not schema_dir.is_dir()):
+            report.kept.append(f"{SCHEMA_DIR}: not a plain folder, left as it is ({name} not written)")
+        elif target.exists() or target.is_symlink():
             same = target.is_file() and target.read_bytes() == raw
             report.kept.append(
                 f"{display}: already present" + ("" if same else " (differs from this pixelbuild's; left as it is)")

@@ -170,3 +170,15 @@ def test_a_merge_setting_of_its_own_for_the_lock_is_left(cli: Callable[..., Resu
     assert result.code == 0
     assert (game / ".gitattributes").read_text() == "pixelbuild.lock -merge\n"
     assert any("has its own merge setting for the lock ('pixelbuild.lock -merge')" in k for k in result.json["kept"])
+
+
+def test_a_symlinked_schema_folder_is_not_written_through(
+    cli: Callable[..., Result], game: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (game / ".pixelbuild-schema").symlink_to(elsewhere, target_is_directory=True)
+    result = cli("init", "-C", game, "--json")
+    assert result.code == 0
+    assert list(elsewhere.iterdir()) == []
+    assert any(".pixelbuild-schema: not a plain folder" in item for item in result.json["kept"])
