@@ -5,6 +5,7 @@ Every wait is bounded (a deadline, never a fixed sleep that the assertion depend
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -220,3 +221,15 @@ def test_an_error_in_a_newly_included_file_is_shown_and_its_fix_rebuilds(
     watch.wait_for_text("1 generated")
     assert (project / "assets/bat.png").is_file()
     assert watch.stop() == 0
+
+
+def test_json_prints_one_document_per_build(make_project: Callable[..., Path], watcher: Callable[..., Watcher]) -> None:
+    project = make_project(MANIFEST, {"more/slime.yaml": INCLUDED, "colours.hex": PALETTE})
+    watch = watcher(project, "--json")
+    watch.wait_for_text("watching")
+    manifest = project / "pixelbuild.yaml"
+    save(manifest, manifest.read_text().replace("size: 16", "size: 12"))
+    watch.wait_for("two documents", lambda: watch.out.endswith("\n") and len(watch.out.splitlines()) == 2)
+    assert watch.stop() == 0
+    first, second = (json.loads(line) for line in watch.out.splitlines())
+    assert (first["generated"], second["generated"], second["post_processed"]) == (2, 0, 2)
