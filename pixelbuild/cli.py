@@ -481,7 +481,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
     report = init_project(_manifest_path(args), backend, args.server, git_config=args.git_config)
     lines = [f"created  {item}" for item in report.created] + [f"kept     {item}" for item in report.kept]
     if report.git_config:
-        lines.append("To merge pixelbuild.lock without conflicts, run once per clone (or init --git-config):")
+        lines.append("To merge the lock without conflicts, run once per clone (or init --git-config):")
         lines.extend(f"  {command}" for command in report.git_config)
     lines.append("Next: pixelbuild build, then commit the manifest, the lock and the output root.")
     document = {
