@@ -182,3 +182,9 @@ def test_a_symlinked_schema_folder_is_not_written_through(
     assert result.code == 0
     assert list(elsewhere.iterdir()) == []
     assert any(".pixelbuild-schema: not a plain folder" in item for item in result.json["kept"])
+
+
+def test_the_readme_shows_what_init_prints(cli: Callable[..., Result], game: Path) -> None:
+    readme = (REPO / "README.md").read_text()
+    shown = readme.split("$ cd my-game && pixelbuild init\n", 1)[1].split("$ pixelbuild build", 1)[0]
+    assert cli("init", "-C", game).out == shown
