@@ -106,12 +106,10 @@ def _read_side(path: Path, role: str, *, empty_ok: bool) -> Lock:
         raise ManifestError(f"the lock file has a malformed entry ({type(error).__name__})", file=display) from None
 
 
-def _check_roundtrip(lock: Lock) -> bytes:
-    """Render ``lock`` and prove that the lock parser reads exactly it back."""
+def _checked_bytes(lock: Lock) -> bytes:
+    """Render ``lock`` and have the lock parser accept the bytes, as every later command will read them."""
     raw = render_lock(lock)
-    again = parse_lock(raw, "merged lock")
-    if render_lock(again) != raw:  # pragma: no cover - a bug in render/parse, never bad input
-        raise AssertionError("the merged lock does not read back as written")
+    parse_lock(raw, "the merged lock")
     return raw
 
 
@@ -125,7 +123,7 @@ def merge_lock_files(base: Path, ours: Path, theirs: Path) -> MergeResult:
         _read_side(ours, "this branch", empty_ok=False),
         _read_side(theirs, "the branch being merged", empty_ok=False),
     )
-    atomic_write_bytes(ours, _check_roundtrip(result.lock), durable=True)
+    atomic_write_bytes(ours, _checked_bytes(result.lock), durable=True)
     return result
 
 
