@@ -106,12 +106,12 @@ def repo(tmp_path: Path, cli: Callable[..., Result]) -> Callable[..., Path]:
         root = tmp_path / "game"
         root.mkdir()
         git(root, "init", "-q", "-b", "main")
-        if driver:
-            assert (BIN / "pixelbuild").exists(), "the pixelbuild script must be installed beside this python"
-            (root / ".gitattributes").write_text(GITATTRIBUTES)
-            git(root, "config", "merge.pixelbuild.name", "pixelbuild lock merge")
-            git(root, "config", "merge.pixelbuild.driver", DRIVER)
         (root / "pixelbuild.yaml").write_text(manifest)
+        if driver:  # as a team sets it up: init writes the attribute line and, asked to, the git config
+            assert (BIN / "pixelbuild").exists(), "the pixelbuild script must be installed beside this python"
+            assert cli("init", "-C", root, "--git-config").code == 0
+            assert (root / ".gitattributes").read_text() == GITATTRIBUTES
+            assert git(root, "config", "--get", "merge.pixelbuild.driver").stdout == DRIVER + "\n"
         commit_build(cli, root, "art")
         return root
 
