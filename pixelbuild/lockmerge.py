@@ -17,8 +17,8 @@ from pixelbuild.errors import ManifestError
 from pixelbuild.fsutil import atomic_write_bytes
 from pixelbuild.lock import AtlasEntry, Lock, LockEntry, parse_lock, render_lock
 
-#: Larger inputs are refused: a lock of 100,000 sprites is far smaller, a crafted one may not be.
-MAX_LOCK_BYTES = 512 * 1024 * 1024
+#: Larger inputs are refused: a lock of 10,000 sprites is about 4 MB (300,000 fit), a crafted one may be any size.
+MAX_LOCK_BYTES = 128 * 1024 * 1024
 
 _Entry = TypeVar("_Entry", LockEntry, AtlasEntry)
 

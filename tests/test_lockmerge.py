@@ -380,3 +380,16 @@ def test_entries_that_would_write_one_file_are_both_dropped() -> None:
     assert result.dropped == ("a", "b")
     assert result.lock.atlases == {}  # theirs deleted the atlas, ours kept it unchanged
     parse_lock(render_lock(result.lock), "merged")
+
+
+def test_an_oversized_lock_is_refused_before_it_is_parsed(
+    tmp_path: Path, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pixelbuild.lockmerge.MAX_LOCK_BYTES", 1000)
+    for role in ("base", "ours"):
+        (tmp_path / role).write_bytes(GOOD)
+    (tmp_path / "theirs").write_bytes(_lock_bytes(**{f"s{i}": "x" for i in range(20)}))
+    result = cli("merge-lock", tmp_path / "base", tmp_path / "ours", tmp_path / "theirs")
+    assert result.code == 2
+    assert "larger than" in result.err
+    assert (tmp_path / "ours").read_bytes() == GOOD
