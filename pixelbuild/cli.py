@@ -468,7 +468,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         sys.stderr.write(f"pixelbuild: error: {error}\n")
         sys.stderr.flush()
 
-    return watch(manifest, run_build, report_error, debounce_ms=args.debounce)
+    code = watch(manifest, run_build, report_error, debounce_ms=args.debounce)
+    return _interrupted_code() if code == EXIT_INTERRUPTED else code
 
 
 def _cmd_init(args: argparse.Namespace) -> int:

@@ -13,17 +13,15 @@ build runs is seen afterwards, and "watching" is printed only once it is true.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pixelbuild.errors import EXIT_INTERRUPTED, EXIT_OK, ManifestError, PixelbuildError
+from pixelbuild.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, ManifestError, PixelbuildError
 from pixelbuild.fsutil import TEMP_PREFIX
 from pixelbuild.paths import ProjectPaths
 
@@ -121,13 +119,12 @@ def watch(
     """Build the project of ``manifest`` now and after every relevant save, until Ctrl-C (or ``stop_event``).
 
     ``run_build`` builds once and returns its exit code. Returns 0 when stopped between builds, 130 when
-    Ctrl-C interrupted a build.
+    Ctrl-C (or SIGTERM, which the command line turns into one) interrupted a build.
     """
     paths = ProjectPaths.for_manifest(manifest)
     if not paths.manifest.is_file():
         raise ManifestError("no manifest here (run 'pixelbuild init' to create one)", file=str(paths.manifest))
     emit = say or (lambda text: print(text, file=sys.stderr, flush=True))
-    _sigterm_as_interrupt()
     watch_filter = _Filter(paths)
     inputs = Inputs()
 
@@ -135,7 +132,7 @@ def watch(
         """Build and refresh the inputs; False when Ctrl-C interrupted the build."""
         nonlocal inputs
         try:
-            if run_build() == EXIT_INTERRUPTED:
+            if run_build() in (EXIT_INTERRUPTED, EXIT_TERMINATED):
                 return False
         except KeyboardInterrupt:
             return False
@@ -190,13 +187,3 @@ def watch(
                         break  # an input moved outside the watched folders: watch again with the new set
     except KeyboardInterrupt:
         return EXIT_OK
-
-
-def _sigterm_as_interrupt() -> None:
-    """Let SIGTERM end a watch as Ctrl-C does (withdrawing queued prompts), where this is the main thread."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    with contextlib.suppress(ValueError):  # not the main thread (tests): leave SIGTERM as it is
-        signal.signal(signal.SIGTERM, interrupt)

@@ -233,3 +233,14 @@ def test_json_prints_one_document_per_build(make_project: Callable[..., Path], w
     assert watch.stop() == 0
     first, second = (json.loads(line) for line in watch.out.splitlines())
     assert (first["generated"], second["generated"], second["post_processed"]) == (2, 0, 2)
+
+
+def test_sigterm_between_builds_ends_the_watch_cleanly(
+    make_project: Callable[..., Path], watcher: Callable[..., Watcher]
+) -> None:
+    project = make_project()
+    watch = watcher(project)
+    watch.wait_for_text("watching")
+    watch.process.send_signal(signal.SIGTERM)
+    assert watch.process.wait(timeout=30) == 0
+    assert "Traceback" not in watch.err

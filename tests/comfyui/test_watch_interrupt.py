@@ -19,9 +19,9 @@ from tests.fakecomfy import FakeComfyServer
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupting_a_watch_build_withdraws_queued_prompts(
-    make_project: Callable[..., Path], fake: FakeComfyServer, stop: signal.Signals
+    make_project: Callable[..., Path], fake: FakeComfyServer, stop: signal.Signals, code: int
 ) -> None:
     fake.knobs.image_time = 0.5
     project = make_project(manifest([fake.url], SIX, extra_settings="max_in_flight: 3"))
@@ -40,7 +40,7 @@ def test_interrupting_a_watch_build_withdraws_queued_prompts(
     assert fake.pending_ids(), "prompts should be queued on the server"
     process.send_signal(stop)
     out, err = process.communicate(timeout=30)
-    assert process.returncode == 130, err.decode()
+    assert process.returncode == code, err.decode()
     assert b"Traceback" not in err
     assert b"interrupted: finished sprites are in the lock" in out
     assert fake.pending_ids() == []
