@@ -393,3 +393,39 @@ def test_an_oversized_lock_is_refused_before_it_is_parsed(
     assert result.code == 2
     assert "larger than" in result.err
     assert (tmp_path / "ours").read_bytes() == GOOD
+
+
+def test_a_second_manifests_lock_merges_through_its_own_attribute_line(
+    tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    root = tmp_path / "game"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    (root / "tiles.yaml").write_text(MANIFEST)
+    assert cli("init", "-C", root, "--manifest", "tiles.yaml", "--git-config").code == 0
+    assert "tiles.lock merge=pixelbuild\n" in (root / ".gitattributes").read_text()
+
+    def build_commit(message: str) -> None:
+        assert cli("build", "-C", root, "--manifest", "tiles.yaml").code == 0
+        git(root, "add", "-A")
+        git(root, "commit", "-q", "-m", message)
+
+    def tiles_edit(old: str, new: str) -> None:
+        (root / "tiles.yaml").write_text((root / "tiles.yaml").read_text().replace(old, new, 1))
+
+    build_commit("tiles")
+    git(root, "checkout", "-q", "-b", "other")
+    tiles_edit("seed: 3", "seed: 33")
+    build_commit("slime seed")
+    git(root, "checkout", "-q", "main")
+    tiles_edit("green slime", "red slime")
+    build_commit("slime prompt")
+    result = merge(root, "other")
+    assert "tiles.lock" not in unmerged(root)
+    assert "dropped 1 entry changed on both branches: slime;" in result.stdout + result.stderr
+    for name in unmerged(root):
+        git(root, "checkout", "--ours", name)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "--no-edit")
+    check = cli("check", "-C", root, "--manifest", "tiles.yaml", "--json").json
+    assert [(p["kind"], p["subject"]) for p in check["problems"]] == [("unlocked", "slime")]
