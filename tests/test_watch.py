@@ -244,3 +244,32 @@ def test_sigterm_between_builds_ends_the_watch_cleanly(
     watch.process.send_signal(signal.SIGTERM)
     assert watch.process.wait(timeout=30) == 0
     assert "Traceback" not in watch.err
+
+
+def _png(colour: tuple[int, int, int]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_saving_a_hand_drawn_source_rebuilds_its_sprite(
+    make_project: Callable[..., Path], watcher: Callable[..., Watcher]
+) -> None:
+    manifest = MANIFEST + "  - id: heart\n    source: art/heart.png\n"
+    project = make_project(
+        manifest, {"more/slime.yaml": INCLUDED, "colours.hex": PALETTE, "art/heart.png": _png((255, 0, 0))}
+    )
+    watch = watcher(project)
+    watch.wait_for_text("watching")
+    heart = project / "assets/heart.png"
+    before = heart.read_bytes()
+    temp = project / "art/heart.png.saving"
+    temp.write_bytes(_png((0, 0, 255)))
+    os.replace(temp, project / "art/heart.png")
+    watch.wait_for_text("changed: art/heart.png")
+    watch.wait_for_new_bytes(heart, before)
+    assert watch.stop() == 0
