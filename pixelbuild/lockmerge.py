@@ -1,9 +1,12 @@
 """Three-way merge of lock files, entry by entry: the git merge driver behind ``pixelbuild merge-lock``.
 
 The lock is derived data, so a conflict in it is never resolved by hand. An entry changed on one side
-only takes that side (a deletion included); an entry changed differently on both sides is dropped, and
-the next build regenerates it (or restores it from a cache). The merged lock is always one that
-``parse_lock`` accepts, and ``%A`` is replaced atomically, or not at all.
+only takes that side (a deletion included). An entry changed differently on both sides is a conflict: it
+keeps the version of the side whose image git leaves in the working tree (this branch's, or the other's
+where this branch deleted it), so pixelbuild still owns that file and may replace it; its keys match
+neither branch's merged manifest, so ``check`` calls it stale and the next build redoes it. Two entries
+that would write one file are both dropped. The merged lock is always one that ``parse_lock`` accepts,
+and ``%A`` is replaced atomically, or not at all.
 """
 
 from __future__ import annotations
@@ -25,11 +28,19 @@ _Entry = TypeVar("_Entry", LockEntry, AtlasEntry)
 
 @dataclass(frozen=True, slots=True)
 class MergeResult:
-    """The merged lock and what was dropped from it (sprite ids; atlas ids apart)."""
+    """The merged lock, the entries both sides changed (kept from one side, to be redone) and the entries
+    dropped because two of them would write one file (sprite ids; atlas ids apart)."""
 
     lock: Lock
-    dropped_sprites: tuple[str, ...]
-    dropped_atlases: tuple[str, ...]
+    conflicting_sprites: tuple[str, ...]
+    conflicting_atlases: tuple[str, ...]
+    dropped_sprites: tuple[str, ...] = ()
+    dropped_atlases: tuple[str, ...] = ()
+
+    @property
+    def conflicting(self) -> tuple[str, ...]:
+        """Every conflicting entry, as ``check`` names it (``atlas ID`` for atlases)."""
+        return self.conflicting_sprites + tuple(f"atlas {atlas_id}" for atlas_id in self.conflicting_atlases)
 
     @property
     def dropped(self) -> tuple[str, ...]:
@@ -47,19 +58,21 @@ def _merge_section(
     base: Mapping[str, _Entry], ours: Mapping[str, _Entry], theirs: Mapping[str, _Entry]
 ) -> tuple[dict[str, _Entry], list[str]]:
     merged: dict[str, _Entry] = {}
-    dropped: list[str] = []
+    conflicting: list[str] = []
     for entry_id in sorted(set(base) | set(ours) | set(theirs)):
         old, mine, other = base.get(entry_id), ours.get(entry_id), theirs.get(entry_id)
         if _same(mine, other) or _same(old, other):
             chosen = mine
         elif _same(old, mine):
             chosen = other
-        else:  # both changed, differently (a deletion against a change counts): the next build redoes it
-            dropped.append(entry_id)
-            continue
+        else:
+            # Both changed, differently (a deletion against a change counts). Git leaves this branch's image
+            # in the working tree (the other's where this branch deleted it): keep the entry that owns it.
+            conflicting.append(entry_id)
+            chosen = mine if mine is not None else other
         if chosen is not None:
             merged[entry_id] = chosen
-    return merged, dropped
+    return merged, conflicting
 
 
 def _claimed_twice(lock: Lock) -> set[str]:
@@ -74,17 +87,25 @@ def _claimed_twice(lock: Lock) -> set[str]:
 
 def merge_locks(base: Lock, ours: Lock, theirs: Lock) -> MergeResult:
     """Merge ``ours`` and ``theirs`` against their common ancestor ``base``, entry by entry."""
-    sprites, dropped_sprites = _merge_section(base.sprites, ours.sprites, theirs.sprites)
-    atlases, dropped_atlases = _merge_section(base.atlases, ours.atlases, theirs.atlases)
+    sprites, conflicting_sprites = _merge_section(base.sprites, ours.sprites, theirs.sprites)
+    atlases, conflicting_atlases = _merge_section(base.atlases, ours.atlases, theirs.atlases)
     merged = Lock(sprites, atlases)
     # Entries taken from different sides may write the same file; neither can be trusted then.
     clashing = _claimed_twice(merged)
+    dropped_sprites: list[str] = []
+    dropped_atlases: list[str] = []
     if clashing:
         for section, dropped in ((merged.sprites, dropped_sprites), (merged.atlases, dropped_atlases)):
             for entry_id in [i for i, e in section.items() if any(o.path in clashing for o in e.outputs)]:
                 del section[entry_id]
                 dropped.append(entry_id)
-    return MergeResult(merged, tuple(sorted(dropped_sprites)), tuple(sorted(dropped_atlases)))
+    return MergeResult(
+        merged,
+        tuple(c for c in conflicting_sprites if c in merged.sprites),
+        tuple(c for c in conflicting_atlases if c in merged.atlases),
+        tuple(sorted(dropped_sprites)),
+        tuple(sorted(dropped_atlases)),
+    )
 
 
 def _read_side(path: Path, role: str, *, empty_ok: bool) -> Lock:
@@ -133,19 +154,29 @@ def merge_report(result: MergeResult) -> dict[str, Any]:
         "ok": True,
         "sprites": len(result.lock.sprites),
         "atlases": len(result.lock.atlases),
+        "conflicting": list(result.conflicting_sprites),
+        "conflicting_atlases": list(result.conflicting_atlases),
         "dropped": list(result.dropped_sprites),
         "dropped_atlases": list(result.dropped_atlases),
     }
 
 
 def merge_message(result: MergeResult, name: str | None = None) -> str:
-    """One line for people: what was dropped and why, or that the merge was clean."""
+    """One line for people: what conflicted or was dropped, and what happens next; or that all merged."""
     prefix = f"pixelbuild merge-lock: {name}: " if name else "pixelbuild merge-lock: "
-    if not result.dropped:
-        return f"{prefix}merged {len(result.lock.sprites)} sprites, nothing dropped"
-    count = len(result.dropped)
+    if not result.conflicting and not result.dropped:
+        return f"{prefix}merged {len(result.lock.sprites)} sprites, no conflict"
+    parts = []
+    if result.conflicting:
+        count = len(result.conflicting)
+        parts.append(
+            f"{count} entr{'y' if count == 1 else 'ies'} changed on both branches: {', '.join(result.conflicting)} "
+            "(kept as the image git leaves in the working tree)"
+        )
+    if result.dropped:
+        parts.append(f"dropped {', '.join(result.dropped)} (two entries would write one file)")
     return (
-        f"{prefix}dropped {count} entr{'y' if count == 1 else 'ies'} changed on both branches: "
-        f"{', '.join(result.dropped)}; the next 'pixelbuild build' redoes them, 'pixelbuild check' lists them "
-        "until then"
+        prefix
+        + "; ".join(parts)
+        + "; until the next 'pixelbuild build' redoes them, 'pixelbuild check' lists them"
     )

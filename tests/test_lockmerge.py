@@ -6,6 +6,7 @@ with ``pixelbuild`` found on PATH (this environment's script), so what is tested
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -135,12 +136,12 @@ def test_branches_changing_different_sprites_merge_cleanly(
 
     result = merge(root, "other")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "nothing dropped" in result.stdout + result.stderr
+    assert "no conflict" in result.stdout + result.stderr
     assert problems(cli, root) == []
     assert cli("plan", "-C", root).out.startswith("nothing to do")
 
 
-def test_a_sprite_changed_on_both_branches_is_dropped_and_rebuilt(
+def test_a_sprite_changed_on_both_branches_is_stale_then_rebuilt_without_force(
     repo: Callable[..., Path], cli: Callable[..., Result]
 ) -> None:
     root = repo()
@@ -155,14 +156,14 @@ def test_a_sprite_changed_on_both_branches_is_dropped_and_rebuilt(
     result = merge(root, "other")
     # The lock merged by itself; only the image, changed on both sides, waits for a hand.
     assert unmerged(root) == ["assets/hero.png"]
-    assert "dropped 1 entry changed on both branches: hero;" in result.stdout + result.stderr
+    assert "1 entry changed on both branches: hero (kept as the image" in result.stdout + result.stderr
     lock = parse_lock((root / "pixelbuild.lock").read_bytes(), "pixelbuild.lock")
-    assert sorted(lock.sprites) == ["items/coin", "slime"]
+    assert sorted(lock.sprites) == ["hero", "items/coin", "slime"]
     git(root, "checkout", "--ours", "assets/hero.png")
     git(root, "add", "assets/hero.png")
     git(root, "commit", "-q", "--no-edit")
 
-    assert problems(cli, root) == [("unlocked", "hero")]
+    assert problems(cli, root) == [("stale", "hero")]
     build = cli("build", "-C", root, "--json").json
     assert (build["generated"], build["up_to_date"]) == (1, 2)
     assert problems(cli, root) == []
@@ -201,7 +202,7 @@ def test_one_side_deleting_a_sprite(repo: Callable[..., Path], cli: Callable[...
     assert problems(cli, root) == []
 
 
-def test_deleted_on_one_side_and_changed_on_the_other_is_dropped(
+def test_deleted_on_one_side_and_changed_on_the_other_keeps_the_changed_entry(
     repo: Callable[..., Path], cli: Callable[..., Result]
 ) -> None:
     root = repo()
@@ -213,19 +214,21 @@ def test_deleted_on_one_side_and_changed_on_the_other_is_dropped(
     commit_build(cli, root, "no coin")
 
     result = merge(root, "other")
-    assert "dropped 1 entry changed on both branches: items/coin;" in result.stdout + result.stderr
+    assert "1 entry changed on both branches: items/coin (kept" in result.stdout + result.stderr
     assert "pixelbuild.lock" not in unmerged(root)
     # The team keeps the silver coin: the manifest and image from the other branch.
     git(root, "checkout", "--theirs", "pixelbuild.yaml")
     git(root, "checkout", "--theirs", "assets/items/coin.png")
     git(root, "add", "-A")
     git(root, "commit", "-q", "--no-edit")
-    assert problems(cli, root) == [("unlocked", "items/coin")]
-    assert cli("build", "-C", root).code == 0
+    # The lock kept the entry of the image git left (the silver coin): all three agree, nothing to redo.
     assert problems(cli, root) == []
+    assert cli("plan", "-C", root).out.startswith("nothing to do")
 
 
-def test_an_atlas_repacked_on_both_branches_is_dropped(repo: Callable[..., Path], cli: Callable[..., Result]) -> None:
+def test_an_atlas_repacked_on_both_branches_is_stale_then_repacked(
+    repo: Callable[..., Path], cli: Callable[..., Result]
+) -> None:
     root = repo(MANIFEST + ATLAS)
     git(root, "checkout", "-q", "-b", "other")
     edit(root, "green slime", "red slime")
@@ -235,13 +238,13 @@ def test_an_atlas_repacked_on_both_branches_is_dropped(repo: Callable[..., Path]
     commit_build(cli, root, "hero")
 
     result = merge(root, "other")
-    assert "dropped 1 entry changed on both branches: atlas sprites;" in result.stdout + result.stderr
+    assert "1 entry changed on both branches: atlas sprites (kept" in result.stdout + result.stderr
     assert "pixelbuild.lock" not in unmerged(root)
     for name in unmerged(root):
         git(root, "checkout", "--ours", name)
     git(root, "add", "-A")
     git(root, "commit", "-q", "--no-edit")
-    assert problems(cli, root) == [("unlocked", "atlas sprites")]
+    assert problems(cli, root) == [("stale", "atlas sprites")]
     build = cli("build", "-C", root, "--json").json
     assert (build["generated"], build["packed"]) == (0, 1)
     assert problems(cli, root) == []
@@ -271,14 +274,19 @@ def test_a_malformed_lock_on_a_branch_is_a_conflict_not_a_crash(
 # --- the driver on its own: hostile inputs ------------------------------------------------------------
 
 
+def _h(text: str, digits: int = 32) -> str:
+    """A well-formed digest (the lock parser checks their shape) that stands for ``text``."""
+    return hashlib.sha256(text.encode()).hexdigest()[:digits]
+
+
 def _lock_bytes(**prompts: str) -> bytes:
     sprites = {
         sprite_id: LockEntry(
-            generations=((f"g-{prompt}", 1),),
-            post_key=f"p-{prompt}",
+            generations=((_h(f"g-{prompt}"), 1),),
+            post_key=_h(f"p-{prompt}"),
             backend={"name": "placeholder"},
-            fields={"prompt": prompt},
-            outputs=(OutputRecord(f"{sprite_id}.png", f"f-{prompt}", f"x-{prompt}", 8, 8),),
+            fields={"prompt": _h(prompt, 16)},
+            outputs=(OutputRecord(f"{sprite_id}.png", _h(f"f-{prompt}"), _h(f"x-{prompt}"), 8, 8),),
         )
         for sprite_id, prompt in prompts.items()
     }
@@ -336,45 +344,47 @@ def test_an_empty_base_merges_two_added_locks(tmp_path: Path, cli: Callable[...,
     (tmp_path / "theirs").write_bytes(_lock_bytes(hero="b", slime="s"))
     result = cli("merge-lock", tmp_path / "base", tmp_path / "ours", tmp_path / "theirs", "--json")
     assert result.code == 0, result.err
-    assert result.json["dropped"] == ["hero"]
+    assert (result.json["conflicting"], result.json["dropped"]) == (["hero"], [])
     merged = parse_lock((tmp_path / "ours").read_bytes(), "merged")
-    assert sorted(merged.sprites) == ["coin", "slime"]
+    assert sorted(merged.sprites) == ["coin", "hero", "slime"]
+    assert merged.sprites["hero"] == parse_lock(_lock_bytes(hero="a"), "ours").sprites["hero"]
 
 
 def _entry(tag: str, path: str | None = None) -> LockEntry:
-    return LockEntry(((f"g{tag}", 1),), f"p{tag}", {}, {}, (OutputRecord(path or f"{tag}.png", f"f{tag}"),))
+    return LockEntry(((_h(f"g{tag}"), 1),), _h(f"p{tag}"), {}, {}, (OutputRecord(path or f"{tag}.png", _h(tag)),))
 
 
 def test_merge_table() -> None:
     a, b, c = _entry("a", "x.png"), _entry("b", "x.png"), _entry("c", "x.png")
     cases = [
-        # base, ours, theirs -> merged (None: absent), dropped
+        # base, ours, theirs -> merged (None: absent), conflicting
         (a, a, a, a, False),
         (a, b, a, b, False),
         (a, a, b, b, False),
         (a, b, b, b, False),
-        (a, b, c, None, True),
+        (a, b, c, b, True),
         (a, None, a, None, False),
         (a, a, None, None, False),
         (a, None, None, None, False),
-        (a, None, b, None, True),
-        (a, b, None, None, True),
+        (a, None, b, b, True),
+        (a, b, None, b, True),
         (None, a, None, a, False),
         (None, None, a, a, False),
         (None, a, a, a, False),
-        (None, a, b, None, True),
+        (None, a, b, a, True),
     ]
-    for base, ours, theirs, expected, dropped in cases:
+    for base, ours, theirs, expected, conflicting in cases:
         sides = [Lock({"s": e} if e else {}) for e in (base, ours, theirs)]
         result = merge_locks(*sides)
         assert result.lock.sprites.get("s") == expected, (base, ours, theirs)
-        assert result.dropped_sprites == (("s",) if dropped else ())
+        assert result.conflicting_sprites == (("s",) if conflicting else ())
+        assert result.dropped_sprites == ()
 
 
 def test_entries_that_would_write_one_file_are_both_dropped() -> None:
     ours = Lock({"a": _entry("a", "same.png")})
     theirs = Lock({"b": _entry("b", "same.png")})
-    atlas = AtlasEntry("k", ("a",), (OutputRecord("atlases/x.png", "f"),))
+    atlas = AtlasEntry(_h("k"), ("a",), (OutputRecord("atlases/x.png", _h("f")),))
     result = merge_locks(Lock(atlases={"x": atlas}), Lock({**ours.sprites}, {"x": atlas}), theirs)
     assert result.lock.sprites == {}
     assert result.dropped == ("a", "b")
@@ -422,10 +432,10 @@ def test_a_second_manifests_lock_merges_through_its_own_attribute_line(
     build_commit("slime prompt")
     result = merge(root, "other")
     assert "tiles.lock" not in unmerged(root)
-    assert "dropped 1 entry changed on both branches: slime;" in result.stdout + result.stderr
+    assert "1 entry changed on both branches: slime (kept" in result.stdout + result.stderr
     for name in unmerged(root):
         git(root, "checkout", "--ours", name)
     git(root, "add", "-A")
     git(root, "commit", "-q", "--no-edit")
     check = cli("check", "-C", root, "--manifest", "tiles.yaml", "--json").json
-    assert [(p["kind"], p["subject"]) for p in check["problems"]] == [("unlocked", "slime")]
+    assert [(p["kind"], p["subject"]) for p in check["problems"]] == [("stale", "slime")]
