@@ -203,6 +203,7 @@ def test_a_project_reached_through_a_symbolic_link(
     link.symlink_to(project, target_is_directory=True)
     watch = watcher(link)
     watch.wait_for_text("watching")
+    assert "error" not in watch.err, watch.err  # the first build worked
     save(link / "colours.hex", PALETTE.replace("ff0000", "ffff00"))
     watch.wait_for_text("changed: colours.hex")
     watch.wait_for_text("0 generated, 2 post-processed")
