@@ -467,6 +467,10 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     def report_error(error: PixelbuildError) -> None:
         sys.stderr.write(f"pixelbuild: error: {error}\n")
         sys.stderr.flush()
+        if args.json:  # one error document per failed build, on its own line like the build reports
+            document = {"ok": False, "error": error_document(error, str(error), error.exit_code)}
+            sys.stdout.write(json.dumps(document, sort_keys=True) + "\n")
+            sys.stdout.flush()
 
     code = watch(manifest, run_build, report_error, debounce_ms=args.debounce)
     return _interrupted_code() if code == EXIT_INTERRUPTED else code

@@ -279,3 +279,20 @@ def test_saving_a_hand_drawn_source_rebuilds_its_sprite(
     watch.wait_for_text("changed: art/heart.png")
     watch.wait_for_new_bytes(heart, before)
     assert watch.stop() == 0
+
+
+def test_json_prints_an_error_document_for_a_bad_edit(
+    make_project: Callable[..., Path], watcher: Callable[..., Watcher]
+) -> None:
+    project = make_project(MANIFEST, {"more/slime.yaml": INCLUDED, "colours.hex": PALETTE})
+    watch = watcher(project, "--json")
+    watch.wait_for_text("watching")
+    manifest = project / "pixelbuild.yaml"
+    save(manifest, manifest.read_text().replace("size: 16", "size: sixteen"))
+    watch.wait_for("two documents", lambda: watch.out.endswith("\n") and len(watch.out.splitlines()) == 2)
+    assert watch.stop() == 0
+    first, second = (json.loads(line) for line in watch.out.splitlines())
+    assert first["ok"] is True
+    assert second["ok"] is False
+    assert second["error"]["kind"] == "bad_input" and second["error"]["exit_code"] == 2
+    assert second["error"]["file"].endswith("pixelbuild.yaml") and second["error"]["line"]
