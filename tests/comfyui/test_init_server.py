@@ -10,7 +10,7 @@ import yaml
 
 from pixelbuild.backends.comfyui.client import ComfyClient
 from tests.conftest import Result
-from tests.fakecomfy import FakeComfyServer
+from pixelbuild.testing.fakecomfy import FakeComfyServer
 
 
 def test_init_from_the_servers_models_then_build(

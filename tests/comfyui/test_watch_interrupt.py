@@ -14,7 +14,7 @@ import pytest
 
 from tests.comfyui.test_build import SIX, manifest
 from tests.conftest import REPO
-from tests.fakecomfy import FakeComfyServer
+from pixelbuild.testing.fakecomfy import FakeComfyServer
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
