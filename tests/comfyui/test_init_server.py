@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from pixelbuild.backends.comfyui.client import ComfyClient
-from tests.conftest import Result
 from pixelbuild.testing.fakecomfy import FakeComfyServer
+from tests.conftest import Result
 
 
 def test_init_from_the_servers_models_then_build(

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from pixelbuild.testing.fakecomfy import FakeComfyServer
 from tests.comfyui.test_build import SIX, manifest
 from tests.conftest import REPO
-from pixelbuild.testing.fakecomfy import FakeComfyServer
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
