@@ -93,8 +93,10 @@ class ProjectPaths:
         """Paths for a manifest file: its lock beside it, its state in ``.pixelbuild/`` (see the module)."""
         from pathlib import Path
 
-        manifest = manifest.absolute()
-        project_dir = manifest.parent
+        # The project folder's real path: a project reached through a link (a linked home or checkout) is
+        # the same project, and the output guard compares real paths below it.
+        project_dir = Path(os.path.realpath(manifest.absolute().parent))
+        manifest = project_dir / manifest.name
         state = project_dir / STATE_DIR
         own = Path(manifest_state_dir(str(project_dir), manifest.name))
         return cls(manifest, project_dir, state, own, project_dir / lock_name(manifest.name))

@@ -268,6 +268,20 @@ def test_output_root_under_a_symlinked_folder_is_refused(
     assert list(outside.iterdir()) == []
 
 
+def test_a_project_folder_reached_through_a_link_builds_and_checks(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    # A link above the project (a linked home or checkout) is not a link inside the output tree.
+    project = make_project()
+    linked = project.parent / "linked"
+    linked.symlink_to(project, target_is_directory=True)
+    assert cli("build", "-C", linked).code == 0
+    assert (project / "assets/hero.png").is_file()
+    assert cli("check", "-C", linked).code == 0
+    assert "0 generated" in cli("build", "-C", linked).out
+    assert cli("check", "-C", project).code == 0
+
+
 def test_a_link_at_the_output_itself_is_replaced_only_with_force(
     cli: Callable[..., Result], make_project: Callable[..., Path], victim: Path
 ) -> None:

@@ -190,11 +190,6 @@ def test_a_missing_manifest_is_an_error(make_project: Callable[..., Path], watch
     assert "no manifest here" in watch.err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="main's output guard refuses a project folder reached through a link ('pixelbuild build -C linked': "
-    "'the output root .../real/assets is not inside the project .../linked'); remove this mark once it builds",
-)
 def test_a_project_reached_through_a_symbolic_link(
     make_project: Callable[..., Path], watcher: Callable[..., Watcher]
 ) -> None:
