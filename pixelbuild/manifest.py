@@ -769,8 +769,15 @@ class ParseCache:
         return self.root / f"{digest}{'.root' if is_root else ''}{part}.json"
 
     def _read(self, path: Path) -> Any | None:
+        from pixelbuild.statekey import unseal
+
         try:
-            cached = json.loads(path.read_bytes())
+            # Sealed: an entry this user's pixelbuild did not write (planted, carried in) is a miss, never
+            # a way past validation.
+            payload = unseal("parse", path.name, path.read_bytes())
+            if payload is None:
+                return None
+            cached = json.loads(payload)
         except (OSError, ValueError):
             return None
         if not isinstance(cached, dict) or cached.get("format") != _CACHE_FORMAT:
@@ -805,6 +812,7 @@ class ParseCache:
     def put(self, digest: str, is_root: bool, data: Mapping[str, Any]) -> None:
         """Store a validated document (best effort: a cache write never fails a build)."""
         from pixelbuild.fsutil import atomic_write_bytes
+        from pixelbuild.statekey import seal
 
         if self.deferred:
             self.pending.append((digest, is_root, data))
@@ -818,7 +826,7 @@ class ParseCache:
         for path, part in ((sprites_path, list(data.get("sprites", ()))), (header_path, header)):
             payload = json.dumps({"format": _CACHE_FORMAT, "data": part}, separators=(",", ":"))
             with contextlib.suppress(OSError):
-                atomic_write_bytes(path, payload.encode("utf-8"))
+                atomic_write_bytes(path, seal("parse", path.name, payload.encode("utf-8")))
 
 
 def read_manifest_bytes(path: Path) -> bytes:

@@ -27,6 +27,7 @@ from pixelbuild.manifest import ManifestFile
 from pixelbuild.notices import warn_once
 from pixelbuild.resolver import BUILTIN_PREFIX, ProjectSettings
 from pixelbuild.spec import Source, SpriteSpec
+from pixelbuild.statekey import seal, unseal
 
 #: Maps a file reference to its content hash (None if it is gone).
 RefHasher = Callable[[str], str | None]
@@ -93,6 +94,8 @@ class SpecCache:
             return None
         except (OSError, _Foreign):
             raw = b""
+        # Sealed: an entry this user's pixelbuild did not write is damaged or foreign, whatever it holds.
+        raw = unseal("spec", path.name, raw) or b""
         try:
             version, specs, keys, refs, absent = _DECODER.decode(raw)
             if version != CACHE_FORMAT:
@@ -144,8 +147,9 @@ class SpecCache:
                 return
         except (msgspec.EncodeError, msgspec.DecodeError, TypeError, ValueError):
             return
+        path = self._path(manifest_file, defaults, project)
         with contextlib.suppress(OSError):
-            atomic_write_bytes(self._path(manifest_file, defaults, project), payload)
+            atomic_write_bytes(path, seal("spec", path.name, payload))
 
 
 def _check_ref(ref: str) -> None:

@@ -22,6 +22,7 @@ import xxhash
 
 from pixelbuild import __version__
 from pixelbuild.noop import STAMP_FORMAT, Signature, file_digest, is_racy, ref_path, signatures, stat_signature
+from pixelbuild.statekey import seal, unseal
 
 #: Entries are (size, mtime, ctime, inode, digest) since format 2.
 _HASHES_FORMAT = f"2/{__version__}"
@@ -46,7 +47,9 @@ class FileHashCache:
             self._entries = {}
             if self.path is not None:
                 try:
-                    data = json.loads(self.path.read_bytes())
+                    # Sealed: a planted table could make a hand-made file look like one pixelbuild wrote.
+                    payload = unseal("hashes", self.path.name, self.path.read_bytes())
+                    data = json.loads(payload) if payload is not None else None
                     if isinstance(data, dict) and data.get("version") == _HASHES_FORMAT:
                         files = data.get("files")
                         self._entries = files if isinstance(files, dict) else {}
@@ -97,7 +100,7 @@ class FileHashCache:
 
         payload = json.dumps({"version": _HASHES_FORMAT, "files": self._entries}, separators=(",", ":"))
         try:
-            atomic_write_bytes(self.path, payload.encode("utf-8"))
+            atomic_write_bytes(self.path, seal("hashes", self.path.name, payload.encode("utf-8")))
             self._dirty = False
         except OSError:
             pass
@@ -163,7 +166,7 @@ def write_stamp(path: Path, inputs: StampInputs) -> None:
         "racy": racy,
         "sprites": inputs.sprites,
     }
-    atomic_write_bytes(path, json.dumps(payload, separators=(",", ":")).encode("utf-8"))
+    atomic_write_bytes(path, seal("stamp", path.name, json.dumps(payload, separators=(",", ":")).encode("utf-8")))
 
 
 def clear_stamp(path: Path) -> None:

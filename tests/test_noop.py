@@ -6,10 +6,12 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import xxhash
 
+from pixelbuild.statekey import seal, unseal
 from tests.conftest import Result, build_json
 
 INCLUDING = """\
@@ -262,18 +264,29 @@ def test_content_change_with_the_same_size_and_mtime_is_noticed(
     assert build_json(cli, project)["noop"] is True
 
 
+def _read_stamp(path: Path) -> Any:
+    payload = unseal("stamp", path.name, path.read_bytes())
+    assert payload is not None
+    return json.loads(payload)
+
+
+def _write_stamp(path: Path, stamp: Any) -> None:
+    """Sealed with this user's key: the checks behind the seal must still refuse what the stamp names."""
+    path.write_bytes(seal("stamp", path.name, json.dumps(stamp).encode()))
+
+
 def test_a_stamp_with_paths_outside_the_project_is_ignored(
     cli: Callable[..., Result], make_project: Callable[..., Path], tmp_path: Path
 ) -> None:
     project = make_project()
     built_twice(cli, project)
     stamp_path = project / ".pixelbuild/state/noop.json"
-    stamp = json.loads(stamp_path.read_text())
+    stamp = _read_stamp(stamp_path)
     named = stamp["outputs"]["paths"] + [row[0] for row in stamp["manifests"]]
     assert named and all(not os.path.isabs(path) and ".." not in path for path in named)
     stamp["manifests"][0][0] = "../elsewhere.yaml"
     (tmp_path / "elsewhere.yaml").write_bytes((project / "pixelbuild.yaml").read_bytes())
-    stamp_path.write_text(json.dumps(stamp))
+    _write_stamp(stamp_path, stamp)
     assert build_json(cli, project)["noop"] is False
 
 
@@ -286,7 +299,7 @@ def test_a_stamp_naming_paths_outside_its_folders_never_holds(
     project = make_project(INCLUDING, files={"parts/a.yaml": "sprites:\n  - id: a\n    prompt: slime\n"})
     built_twice(cli, project)
     stamp_path = project / ".pixelbuild/state/noop.json"
-    stamp = json.loads(stamp_path.read_text())
+    stamp = _read_stamp(stamp_path)
     if tamper == "output":
         first = stamp["outputs"]["paths"][0]
         stamp["outputs"]["paths"][0] = f"../../{project.name}/{stamp['output']}/{first}"
@@ -296,7 +309,7 @@ def test_a_stamp_naming_paths_outside_its_folders_never_holds(
     else:
         digest = xxhash.xxh3_128_hexdigest((project / "pixelbuild.yaml").read_bytes())
         stamp["racy"].append(["outputs", "../pixelbuild.yaml", digest])
-    stamp_path.write_text(json.dumps(stamp))
+    _write_stamp(stamp_path, stamp)
     assert build_json(cli, project)["noop"] is False
 
 
@@ -311,11 +324,11 @@ def test_racily_clean_files_are_judged_by_their_bytes(
     project = make_project()
     built_twice(cli, project)
     stamp_path = project / ".pixelbuild/state/noop.json"
-    stamp = json.loads(stamp_path.read_text())
+    stamp = _read_stamp(stamp_path)
     racy = {path for group, path, _digest in stamp["racy"] if group == "outputs"}
     assert racy == set(stamp["outputs"]["paths"]) and len(racy) == 3
     # Same stats, other bytes (what a change within one timestamp tick looks like): not a no-op.
     stamp["racy"][-1][2] = "0" * 32
-    stamp_path.write_text(json.dumps(stamp))
+    _write_stamp(stamp_path, stamp)
     assert build_json(cli, project)["noop"] is False
     assert build_json(cli, project)["noop"] is True

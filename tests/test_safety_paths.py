@@ -483,7 +483,12 @@ def test_spec_cache_names_the_manifest_as_this_run_shows_it(
     project = make_project()
     build_json(cli, project)
     (entry,) = _resolved_entries(project)
-    entry.write_text(re.sub(r'"file":"[^"]*"', '"file":"/etc/shadow"', entry.read_text()))
+    # Sealed again with this user's key: as if this user's own pixelbuild had written it from elsewhere.
+    from pixelbuild.statekey import seal, unseal
+
+    payload = unseal("spec", entry.name, entry.read_bytes())
+    assert payload is not None
+    entry.write_bytes(seal("spec", entry.name, re.sub(rb'"file":"[^"]*"', b'"file":"/etc/shadow"', payload)))
     session = open_session(ProjectPaths.for_manifest(project / "pixelbuild.yaml"))
     assert session.keys and {sprite.source.file for sprite in session.resolved.sprites} == {
         session.manifest.root.display
