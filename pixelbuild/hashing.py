@@ -17,6 +17,31 @@ import xxhash
 HASH_PREFIX_LEN = 32  # hex digits of an xxh3_128 digest
 
 
+class NonFiniteNumber(ValueError):
+    """A JSON document holding ``NaN``, ``Infinity`` or a number too large for a float: JSON allows
+    none of them, Python's reader accepts them, and pixelbuild never writes them."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(f"{token[:40]} is not a finite number")
+        self.token = token
+
+
+def _refuse_constant(token: str) -> Any:
+    raise NonFiniteNumber(token)
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise NonFiniteNumber(token)
+    return value
+
+
+def loads_finite(data: bytes | str) -> Any:
+    """``json.loads`` that refuses non-finite numbers (``NonFiniteNumber``, a ``ValueError``)."""
+    return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def _normalise(value: Any) -> Any:
     if isinstance(value, float):
         if not math.isfinite(value):

@@ -22,6 +22,7 @@ from typing import IO, Any
 from pixelbuild.errors import ManifestError, disk_full
 from pixelbuild.fsguard import all_safe, path_problem
 from pixelbuild.fsutil import atomic_write_bytes
+from pixelbuild.hashing import NonFiniteNumber, loads_finite
 from pixelbuild.notices import warn_once
 
 LOCK_VERSION = 1
@@ -335,7 +336,16 @@ def parse_lock(raw: bytes, display: str, *, skip_bad_entries: bool = False) -> L
     for read-only looks at old revisions.
     """
     try:
-        data = json.loads(raw)
+        data = loads_finite(raw)
+    except NonFiniteNumber as error:
+        shown = raw.decode("utf-8", "replace")
+        at = shown.find(error.token)
+        raise ManifestError(
+            f"the lock file holds {error.token[:40]}, which is not a finite number (pixelbuild never writes one); "
+            "restore it from version control, or delete it to rebuild every sprite",
+            file=display,
+            line=shown.count("\n", 0, at) + 1 if at >= 0 else None,
+        ) from None
     except ValueError as error:
         line = getattr(error, "lineno", None)
         raise ManifestError(
@@ -365,8 +375,7 @@ def parse_lock(raw: bytes, display: str, *, skip_bad_entries: bool = False) -> L
         nonlocal text
         text = text if text is not None else raw.decode("utf-8", "replace")
         return ManifestError(
-            f"{what} '{entry_id[:200]}': {error.message}. Restore the lock from version control, or remove "
-            "this entry",
+            f"{what} '{entry_id[:200]}': {error.message}. Restore the lock from version control, or remove this entry",
             file=display,
             line=_line_of(text, entry_id, error.needle),
         )
@@ -512,8 +521,8 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
     lines = text.splitlines()
     for number, line in enumerate(lines, 1):
         try:
-            record = json.loads(line)
-        except ValueError:
+            record = loads_finite(line)
+        except ValueError:  # NonFiniteNumber included: damage, as any record pixelbuild did not write
             damaged += number < len(lines)  # the last line may be the one a crash cut short
             continue
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelbuild.fsutil import atomic_write_bytes
-from pixelbuild.hashing import hash_bytes
+from pixelbuild.hashing import hash_bytes, loads_finite
 
 ACTION_KINDS = ("gen", "post", "pack")
 #: Blob names are xxh3-128 digests; anything else read back from a record is damage (or an attack).
@@ -119,7 +119,7 @@ class Store:
         try:
             with open(path, "rb") as handle:
                 raw = handle.read(MAX_RECORD_BYTES + 1)
-            record: dict[str, Any] | None = json.loads(raw)
+            record: dict[str, Any] | None = loads_finite(raw)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, RecursionError):
@@ -153,7 +153,7 @@ class Store:
                 keep = (kind, key) in live_set or (keep_seconds > 0 and path.stat().st_mtime >= cutoff)
                 if keep:
                     try:
-                        record = json.loads(path.read_bytes()) if path.stat().st_size <= MAX_RECORD_BYTES else None
+                        record = loads_finite(path.read_bytes()) if path.stat().st_size <= MAX_RECORD_BYTES else None
                     except (OSError, ValueError, RecursionError):
                         record = None
                     if record is not None and valid_record(kind, record):

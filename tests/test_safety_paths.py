@@ -613,3 +613,42 @@ def test_batched_path_check_agrees_with_the_single_one() -> None:
         assert fsguard.path_problem(bad) is not None
         for where in (0, 2500, 5000):
             assert not fsguard.all_safe([*good[:where], bad, *good[where:]]), (bad, where)
+
+
+# ----------------------------------------------------------------------------- non-finite numbers
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_lock_with_a_non_finite_number_is_refused_naming_its_line(
+    cli: Callable[..., Result], make_project: Callable[..., Path], token: str
+) -> None:
+    project = make_project()
+    build_json(cli, project)
+    lock = project / "pixelbuild.lock"
+    text = lock.read_text()
+    assert '"height": 16' in text
+    lock.write_text(text.replace('"height": 16', f'"height": {token}', 1))
+    line = _line_of(lock.read_text(), f'"height": {token}')
+    for command in ("build", "plan", "check"):
+        result = cli(command, "-C", project)
+        assert result.code == 2, (command, result)
+        assert f"pixelbuild.lock:{line}:" in result.err and "not a finite number" in result.err, result.err
+        assert "Traceback" not in result.err and result.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("token", ["NaN", "-Infinity", "1e999"])
+def test_journal_record_with_a_non_finite_number_is_damage(
+    cli: Callable[..., Result], make_project: Callable[..., Path], token: str
+) -> None:
+    project = make_project()
+    build_json(cli, project)
+    entry = json.loads((project / "pixelbuild.lock").read_text())["sprites"]["hero"]
+    # In a field pixelbuild does not read: the record is still not one pixelbuild wrote.
+    record = json.dumps({"op": "set", "id": "hero", "entry": entry, "note": 0}).replace('"note": 0', f'"note": {token}')
+    assert token in record
+    # Not the last line: a torn last line is a crash's, ignored silently.
+    (project / ".pixelbuild/journal.jsonl").write_text(record + "\n" + '{"op": "remove", "id": "ghost"}\n')
+    result = cli("build", "-C", project)
+    assert result.code == 0 and "damaged record" in result.err, result
+    assert token not in (project / "pixelbuild.lock").read_text()
+    assert cli("check", "-C", project).code == 0
