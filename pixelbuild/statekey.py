@@ -14,10 +14,15 @@ Kept free of heavy imports: the no-op build path reads the stamp through here.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import stat as stat_module
+
+# The C modules behind hashlib and hmac: importing those costs the no-op build ~7 ms (OpenSSL).
+try:
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import blake2b
+from _operator import _compare_digest as compare_digest
 
 #: The first bytes of a sealed file: the format, then the tag in hex, then a newline, then the payload.
 MAGIC = b"pixelbuild-sealed-1 "
@@ -90,7 +95,7 @@ def state_key() -> bytes:
 
 
 def _tag(purpose: str, name: str, payload: bytes | memoryview) -> bytes:
-    mac = hashlib.blake2b(key=state_key(), digest_size=_TAG_BYTES, person=b"pixelbuild-state")
+    mac = blake2b(key=state_key(), digest_size=_TAG_BYTES, person=b"pixelbuild-state")
     # Purpose and file name are bound in: a sealed file copied to another cache or name does not verify.
     label = f"{purpose}\0{name}\0".encode("utf-8", "surrogateescape")
     mac.update(len(label).to_bytes(4, "big"))
@@ -109,6 +114,6 @@ def unseal(purpose: str, name: str, data: bytes) -> bytes | None:
     if len(data) < _HEADER or not data.startswith(MAGIC) or data[_HEADER - 1 : _HEADER] != b"\n":
         return None
     payload = memoryview(data)[_HEADER:]
-    if not hmac.compare_digest(data[len(MAGIC) : _HEADER - 1], _tag(purpose, name, payload)):
+    if not compare_digest(data[len(MAGIC) : _HEADER - 1], _tag(purpose, name, payload)):
         return None
     return data[_HEADER:]
