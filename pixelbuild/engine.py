@@ -927,8 +927,10 @@ def _still_ours(data: bytes, output: OutputRecord) -> bool:
         return True
     if output.pixel_hash is None:
         return False
-    from pixelbuild.png import decode_png, pixel_hash
+    from pixelbuild.png import decode_png, pixel_hash, png_header_size
 
+    if output.width is not None and png_header_size(data) != (output.width, output.height):
+        return False  # never inflate a file that claims another size (it may claim gigabytes)
     try:
         return pixel_hash(decode_png(data)) == output.pixel_hash
     except (OSError, ValueError, SyntaxError):

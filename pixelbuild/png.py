@@ -13,6 +13,8 @@ import numpy as np
 import xxhash
 from PIL import Image
 
+from pixelbuild.limits import MAX_SIDE
+
 MAX_PALETTE = 256
 
 
@@ -71,9 +73,41 @@ def encode_raw(image: Image.Image) -> bytes:
     return encode_png(image, indexed=False, compress_level=RAW_COMPRESS_LEVEL)
 
 
-def decode_png(data: bytes) -> Image.Image:
-    """Decode PNG (or any Pillow-readable) bytes fully into memory, dropping every metadata chunk."""
-    with Image.open(io.BytesIO(data)) as opened:
+#: The most pixels any PNG pixelbuild reads back may have (an atlas may reach the largest side squared).
+MAX_DECODE_PIXELS = MAX_SIDE * MAX_SIDE
+# Checked here, before decoding (see ``check_png``): Pillow's own guard would warn (or fail) on images
+# pixelbuild itself writes, and lets a 13,000² "decompression bomb" of a few kB through.
+Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_header_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's header (its first 24 bytes), or None if ``data`` is not a PNG."""
+    if len(data) < 24 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def check_png(data: bytes, max_pixels: int = MAX_DECODE_PIXELS) -> tuple[int, int]:
+    """The size of PNG ``data``; ``ValueError`` unless it is a PNG within ``MAX_SIDE`` a side and ``max_pixels``
+    (checked on the header, before a byte is inflated: a few kB can claim gigabytes of pixels)."""
+    size = png_header_size(data)
+    if size is None:
+        raise ValueError("not a PNG image")
+    width, height = size
+    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE) or width * height > max_pixels:
+        raise ValueError(
+            f"the image claims {width}x{height} pixels, over the limit of {MAX_SIDE:,} a side and {max_pixels:,} in all"
+        )
+    return size
+
+
+def decode_png(data: bytes, max_pixels: int = MAX_DECODE_PIXELS) -> Image.Image:
+    """Decode PNG bytes fully into memory, dropping every metadata chunk; ``ValueError`` for anything but a
+    PNG within the limits (see ``check_png``)."""
+    check_png(data, max_pixels)
+    with Image.open(io.BytesIO(data), formats=("PNG",)) as opened:
         opened.load()
         image = opened.copy()
     image.info = {k: v for k, v in image.info.items() if k == "transparency"}

@@ -161,17 +161,21 @@ def compare_output(path: str | os.PathLike[str], digest: str | None, output: Out
         return FileState.MISSING
     if digest == output.file_hash:
         return FileState.OK
-    if output.pixel_hash is not None and pixels_match(Path(path), output.pixel_hash):
+    if output.pixel_hash is not None and pixels_match(Path(path), output.pixel_hash, output):
         return FileState.OK
     return FileState.MODIFIED
 
 
-def pixels_match(path: Path, expected: str) -> bool:
-    """Whether the image at ``path`` decodes to pixels with hash ``expected``."""
-    from pixelbuild.png import decode_png, pixel_hash
+def pixels_match(path: Path, expected: str, output: OutputRecord | None = None) -> bool:
+    """Whether the image at ``path`` decodes to pixels with hash ``expected`` (and, first, has the size
+    ``output`` records: a file claiming another size is never inflated)."""
+    from pixelbuild.png import decode_png, pixel_hash, png_header_size
 
     try:
-        return pixel_hash(decode_png(path.read_bytes())) == expected
+        data = path.read_bytes()
+        if output is not None and output.width is not None and png_header_size(data) != (output.width, output.height):
+            return False
+        return pixel_hash(decode_png(data)) == expected
     except (OSError, ValueError, SyntaxError):
         return False
 

@@ -652,3 +652,37 @@ def test_journal_record_with_a_non_finite_number_is_damage(
     assert result.code == 0 and "damaged record" in result.err, result
     assert token not in (project / "pixelbuild.lock").read_text()
     assert cli("check", "-C", project).code == 0
+
+
+# ------------------------------------------------------------------------------- decompression bombs
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compress(b"\0" * (1 + (width + 7) // 8) * height, 9)
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [20000, 12000])
+def test_a_png_bomb_in_the_output_root_is_never_inflated(
+    cli: Callable[..., Result], make_project: Callable[..., Path], side: int
+) -> None:
+    # A few kB claiming 144 or 400 million pixels where an output was: check and build must see a
+    # modified file, not decode it (Pillow's guard stops only the larger one, and that as a crash).
+    project = make_project()
+    build_json(cli, project)
+    bomb = _png_claiming(side, side)
+    assert len(bomb) < 100_000
+    (project / "assets/hero.png").write_bytes(bomb)
+    check = cli("check", "-C", project)
+    assert check.code == 1 and "assets/hero.png is modified" in check.out, check
+    assert "internal error" not in check.err and "Traceback" not in check.err
+    result = cli("build", "-C", project)
+    assert result.code == 1 and "would overwrite assets/hero.png" in result.out, result
+    assert (project / "assets/hero.png").read_bytes() == bomb

@@ -212,14 +212,25 @@ def _parse_paintnet(reader: _Reader, data: bytes) -> list[RGB]:
     return _parse_hex_lines(reader, data, _HEX8, 2, "8 hexadecimal digits 'aarrggbb'")
 
 
+#: Pixels of a palette image (a swatch strip or grid; 4096² leaves room for any zoom).
+MAX_PALETTE_IMAGE_PIXELS = 4096 * 4096
+
+
 def _parse_image(reader: _Reader, data: bytes) -> list[RGB]:
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as opened:
+            # Sized before decoding: a few kB of image file can claim gigabytes of pixels.
+            if opened.width * opened.height > MAX_PALETTE_IMAGE_PIXELS:
+                raise reader.fail(
+                    None,
+                    f"the palette image is {opened.width}x{opened.height} pixels, over the limit of "
+                    f"{MAX_PALETTE_IMAGE_PIXELS:,} for a palette image",
+                )
             image = opened.convert("RGBA")
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         raise reader.fail(None, "the palette image cannot be read as an image") from None
     pixels = np.asarray(image).reshape(-1, 4)
     opaque = pixels[pixels[:, 3] > 0, :3]

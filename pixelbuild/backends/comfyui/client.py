@@ -47,6 +47,7 @@ from pixelbuild.backends.comfyui.messages import (
     parse_prompt_response,
     parse_ws_binary,
     parse_ws_text,
+    valid_prompt_id,
 )
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,17 @@ log = logging.getLogger(__name__)
 _BACKOFF_CAP = 5.0
 _EARLY_PROMPTS = 256  # prompts whose messages arrived before we knew their id (POST still in flight)
 _EARLY_MESSAGES = 4096  # ... and how many messages of each we keep
+#: The longest answer read from the server: JSON (a large /object_info is tens of MB) and images.
+MAX_REPLY_BYTES = 128 << 20
+#: The longest image read from /view (a 16,384² RGBA PNG stored without compression is 1 GiB; a frame
+#: pixelbuild accepts, 8192², at most 256 MiB).
+MAX_IMAGE_BYTES = 256 << 20
+#: The longest websocket message (previews are a few hundred kB; status messages are small).
+MAX_WS_BYTES = 64 << 20
+
+
+# Headers that describe the bytes on the wire, no longer true of the decoded body kept.
+_DECODED = ("content-encoding", "content-length", "transfer-encoding")
 # websockets >= 15 honours proxy environment variables unless told proxy=None; older ones have no proxy
 # support (and no such parameter) at all.
 _NO_PROXY: dict[str, Any] = {"proxy": None} if "proxy" in inspect.signature(connect).parameters else {}
@@ -197,6 +209,8 @@ class ComfyClient:
 
     def history(self, prompt_id: str) -> HistoryEntry | None:
         """GET /history/{id}; None while the prompt has not finished (``{}``)."""
+        if not valid_prompt_id(prompt_id):  # it becomes part of the URL
+            raise ServerFailed(self.url, f"GET /history: {prompt_id[:60]!r} is not a prompt id")
         data = _json(self._request("GET", f"/history/{prompt_id}"), "/history")
         try:
             return parse_history(data, prompt_id)
@@ -206,7 +220,7 @@ class ComfyClient:
     def view(self, image: ImageRef) -> bytes:
         """GET /view of one image (``subfolder`` is its own parameter); ``ImageMissing`` on 404."""
         params = {"filename": image.filename, "subfolder": image.subfolder, "type": image.type}
-        response = self._request("GET", "/view", params=params, ok=(200, 404))
+        response = self._request("GET", "/view", params=params, ok=(200, 404), limit=MAX_IMAGE_BYTES)
         if response.status_code == 404:
             raise ImageMissing(f"{image.subfolder}/{image.filename}".lstrip("/"))
         return response.content
@@ -250,8 +264,10 @@ class ComfyClient:
         *,
         ok: tuple[int, ...] = (200,),
         retries: int | None = None,
+        limit: int | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
+        limit = MAX_REPLY_BYTES if limit is None else limit
         attempts = (self.retries if retries is None else retries) + 1
         last: ServerUnreachable | ServerFailed | None = None
         for attempt in range(attempts):
@@ -260,7 +276,7 @@ class ComfyClient:
                 if self._closing.wait(delay):
                     break
             try:
-                response = self._http.request(method, path, **kwargs)
+                response = self._send(method, path, limit, kwargs)
             except httpx.TransportError as error:
                 last = ServerUnreachable(self.url, _describe(error))
                 continue
@@ -275,6 +291,27 @@ class ComfyClient:
         if last is None:
             last = ServerUnreachable(self.url, "client closed")
         raise last
+
+    def _send(self, method: str, path: str, limit: int, kwargs: dict[str, Any]) -> httpx.Response:
+        """One request whose answer is read up to ``limit`` bytes (after any Content-Encoding is undone:
+        a small gzip body cannot inflate past it either); a longer one is ``ServerFailed``."""
+        request = self._http.build_request(method, path, **kwargs)
+        response = self._http.send(request, stream=True)
+        try:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit and "content-encoding" not in response.headers:
+                raise ServerFailed(self.url, f"{method} {path} answered {int(declared):,} bytes, over {limit:,}")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise ServerFailed(self.url, f"{method} {path} answered more than {limit:,} bytes")
+                chunks.append(chunk)
+        finally:
+            response.close()
+        headers = [(name, value) for name, value in response.headers.multi_items() if name.lower() not in _DECODED]
+        return httpx.Response(response.status_code, headers=headers, content=b"".join(chunks), request=request)
 
 
 class PromptWatch:
@@ -396,7 +433,7 @@ class EventStream:
                 with connect(
                     self.url,
                     open_timeout=self.open_timeout,
-                    max_size=64 * 1024 * 1024,
+                    max_size=MAX_WS_BYTES,
                     compression=None,
                     close_timeout=1.0,
                     **({} if self.use_proxy else _NO_PROXY),

@@ -7,6 +7,7 @@ than an exception, because a newer server adding a field must not break a build.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -191,21 +192,49 @@ def parse_execution_error(data: Mapping[str, Any]) -> ExecutionError:
     )
 
 
+#: What a prompt id may look like (ComfyUI makes uuid4 strings): it goes into URLs such as /history/{id}.
+_PROMPT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+#: The longest file name a server may name (a file name on any common file system).
+_MAX_NAME = 255
+
+
+def valid_prompt_id(value: Any) -> bool:
+    """Whether ``value`` may be used as a prompt id (in URLs, queues): a short word of letters, digits, ``-_.``."""
+    return isinstance(value, str) and _PROMPT_ID.fullmatch(value) is not None and ".." not in value
+
+
+def _safe_name(name: str, *, folder: bool) -> bool:
+    # Names go back to the server as /view parameters: no way up, no absolute path, no control character.
+    if len(name) > (4 * _MAX_NAME if folder else _MAX_NAME) or any(ord(char) < 32 for char in name):
+        return False
+    if "\\" in name or name.startswith("/") or ":" in name:
+        return False
+    parts = name.split("/")
+    if not folder and len(parts) > 1:
+        return False
+    return all(part not in ("", ".", "..") for part in parts) if name else folder
+
+
 def parse_images(output: Any) -> tuple[ImageRef, ...]:
-    """The ``images`` of one node's output, in order (``[]`` when there are none)."""
+    """The ``images`` of one node's output, in order (``[]`` when there are none).
+
+    An image whose file name, subfolder or type could point ``/view`` elsewhere (``..``, an absolute path)
+    is left out: the caller then sees fewer images than it asked for, and says so.
+    """
     if not isinstance(output, Mapping):
         return ()
     images = output.get("images") or ()
     refs = []
     for image in images if isinstance(images, list) else ():
         if isinstance(image, Mapping) and isinstance(image.get("filename"), str):
-            refs.append(
-                ImageRef(
-                    str(image["filename"]),
-                    str(image.get("subfolder") or ""),
-                    str(image.get("type") or "output"),
-                )
+            ref = ImageRef(
+                str(image["filename"]),
+                str(image.get("subfolder") or ""),
+                str(image.get("type") or "output"),
             )
+            names_ok = _safe_name(ref.filename, folder=False) and _safe_name(ref.subfolder, folder=True)
+            if names_ok and ref.type in ("output", "temp", "input"):
+                refs.append(ref)
     return tuple(refs)
 
 
@@ -266,6 +295,8 @@ def parse_prompt_response(status: int, body: bytes) -> PromptAccepted | PromptRe
         raise UnexpectedAnswer(f"HTTP {status} with unexpected JSON: {str(data)[:120]}")
     node_errors = parse_node_errors(data.get("node_errors"))
     if status == 200 and isinstance(data.get("prompt_id"), str):
+        if not valid_prompt_id(data["prompt_id"]):
+            raise UnexpectedAnswer(f"HTTP {status} with a prompt id that is not one: {data['prompt_id'][:60]!r}")
         number = data.get("number")
         return PromptAccepted(data["prompt_id"], number if isinstance(number, int) else None, node_errors)
     error = data.get("error")

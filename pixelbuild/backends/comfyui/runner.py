@@ -46,6 +46,8 @@ from pixelbuild.backends.comfyui.scheduler import ServerDown
 from pixelbuild.backends.comfyui.workflow import BoundWorkflow, Graph, copy_graph
 from pixelbuild.errors import GenerationError
 from pixelbuild.hashing import hash_bytes
+from pixelbuild.limits import MAX_PIXELS
+from pixelbuild.png import check_png
 
 _WATCHDOG_INTERVAL = 5.0  # poll /history this often even while the websocket is up
 _POLL_INTERVAL = 0.25  # ... and this often while it is down
@@ -407,8 +409,10 @@ def _weight(weight: float) -> str:
 
 
 def decode_clean(data: bytes) -> Image.Image:
-    """Decode PNG bytes to a fresh image that carries no metadata (no text chunks, no info)."""
-    with Image.open(io.BytesIO(data)) as image:
+    """Decode PNG bytes to a fresh image that carries no metadata (no text chunks, no info); ``ValueError`` for
+    anything but a PNG of at most one frame's largest size (a server's reply is sized before it is inflated)."""
+    check_png(data, MAX_PIXELS)
+    with Image.open(io.BytesIO(data), formats=("PNG",)) as image:
         image.load()
         mode = image.mode
         if mode not in ("RGB", "RGBA", "L", "LA"):
