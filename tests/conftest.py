@@ -112,6 +112,9 @@ def copy_committed(source: Path, target: Path) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """``--fuzz-count N`` / ``--fuzz-seed S``: how many random manifest mutations tests/test_fuzz_manifest.py runs."""
+    """``--fuzz-count N`` / ``--fuzz-seed S``: how many random manifest mutations tests/test_fuzz_manifest.py runs;
+    ``--kill-points N`` / ``--kill-seed S``: how many SIGKILLs tests/test_kill_campaign.py deals."""
     parser.addoption("--fuzz-count", type=int, default=100, help="manifest mutations to try (default 100)")
     parser.addoption("--fuzz-seed", type=int, default=20261130, help="seed of the manifest mutations")
+    parser.addoption("--kill-points", type=int, default=4, help="SIGKILLs to deal (default 4)")
+    parser.addoption("--kill-seed", type=int, default=20261130, help="seed of the kill times")
