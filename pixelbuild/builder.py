@@ -96,6 +96,7 @@ class ProjectLock:
     def __init__(self, paths: ProjectPaths, doing: str = "build") -> None:
         from filelock import FileLock
 
+        paths.check_state()
         paths.state_dir.mkdir(parents=True, exist_ok=True)
         if paths.build_lock.is_symlink():
             # pixelbuild never makes one: a link there (from an archive) could point at any file.
@@ -155,6 +156,24 @@ def build(
 _PASSES = 2
 
 
+def _sweep_interrupted_writes(session: Session) -> None:
+    """Delete the temporary files a killed build left in the output root (``.pixelbuild-tmp.*``: only
+    pixelbuild makes such names, and the build lock keeps other builds out), through the guard; else
+    ``check`` would report them for good, and no build would ever clear them."""
+    import os
+
+    from pixelbuild.fsguard import TEMP_PREFIX
+
+    root = str(session.output_dir)
+    if os.path.islink(root) or not os.path.isdir(root):
+        return
+    for folder, _dirs, files in os.walk(root):  # os.walk never enters a linked folder
+        for name in files:
+            if name.startswith(TEMP_PREFIX):
+                relative = os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
+                session.guard.remove(relative, lambda _data: True)
+
+
 def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, progress: Progress) -> BuildReport:
     from pixelbuild.engine import EngineResult
     from pixelbuild.lock import Journal, apply_journal, read_journal
@@ -163,6 +182,7 @@ def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, pr
     from pixelbuild.state import clear_stamp
 
     clear_stamp(paths.stamp)
+    _sweep_interrupted_writes(session)
     # A journal left by an interrupted build holds finished work: fold it in before anything else.
     lock = read_current_lock(paths)
     if paths.journal.exists():

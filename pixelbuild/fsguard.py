@@ -54,6 +54,35 @@ class UnsafeOutputRootError(UnsafePathError):
     exit_code = EXIT_BAD_INPUT
 
 
+class LinkedStateError(UnsafePathError):
+    """A folder of pixelbuild's local state (``.pixelbuild/...``) is a symbolic link: bad input."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+def check_state_folders(project_dir: str, folders: Sequence[str]) -> None:
+    """Raise ``LinkedStateError`` if any of ``folders`` (absolute, under ``project_dir``), or a folder on the way
+    to one, is a symbolic link: pixelbuild writes and deletes there, and a link (carried by a repository or an
+    archive) would take those writes and deletes anywhere."""
+    top = os.path.join(project_dir, "")
+    seen: set[str] = set()
+    for folder in folders:
+        if not folder.startswith(top):
+            continue
+        current = project_dir
+        for part in folder[len(top) :].split(os.sep):
+            current = os.path.join(current, part)
+            if current in seen:
+                continue
+            seen.add(current)
+            if os.path.islink(current):
+                shown = os.path.relpath(current, project_dir)
+                raise LinkedStateError(
+                    f"{shown} is a symbolic link; pixelbuild never writes or deletes through a link in its local "
+                    f"state. Remove the link ('{shown}' is always safe to delete) and run again"
+                )
+
+
 def path_problem(path: object) -> str | None:
     """Why ``path`` is not a safe path under the output root, or None when it is one.
 

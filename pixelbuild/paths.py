@@ -101,6 +101,15 @@ class ProjectPaths:
         own = Path(manifest_state_dir(str(project_dir), manifest.name))
         return cls(manifest, project_dir, state, own, project_dir / lock_name(manifest.name))
 
+    def check_state(self) -> None:
+        """Refuse (``fsguard.LinkedStateError``) a local-state folder that is a symbolic link."""
+        from pixelbuild.fsguard import check_state_folders
+
+        cache = self.cache
+        folders = [self.parse_cache, self.spec_cache, cache / "blobs", self.journal.parent, self.build_lock.parent]
+        folders += [cache / "actions" / kind for kind in ("gen", "post", "pack")]
+        check_state_folders(str(self.project_dir), [str(folder) for folder in folders])
+
     def display(self, path: Path) -> str:
         """``path`` relative to the project folder, for messages."""
         try:

@@ -187,6 +187,7 @@ def open_session(paths: ProjectPaths) -> Session:
     """
     from pixelbuild.speccache import SpecCache
 
+    paths.check_state()  # every command that loads a project may write its caches
     parse_cache = ParseCache(paths.parse_cache, deferred=True)
     manifest = load_manifest(paths.manifest, parse_cache=parse_cache)
     hashes = FileHashCache(paths.hashes)

@@ -51,6 +51,39 @@ def valid_record(kind: str, record: Any) -> bool:
     return kind == "pack" or isinstance(record.get("identity"), dict)
 
 
+def _refuse_linked_shard(path: Path) -> None:
+    # The folders above the shard are checked once per command (``ProjectPaths.check_state``).
+    if os.path.islink(path.parent):
+        from pixelbuild.fsguard import LinkedStateError
+
+        raise LinkedStateError(
+            f"{path.parent} is a symbolic link; pixelbuild never writes through a link in its cache. Remove the "
+            "link and run again"
+        )
+
+
+def _entries(top: Path, suffix: str, *, files: bool = True) -> list[Path]:
+    """The regular files ``top/<2 hex>/<name><suffix>`` (with ``files=False``, one path inside each such shard
+    folder), never following a link: ``top`` or a shard that is a link is skipped, as is a file that is one."""
+    found: list[Path] = []
+    if os.path.islink(top) or not os.path.isdir(top):
+        return found
+    with os.scandir(top) as shards:
+        for shard in shards:
+            if not shard.is_dir(follow_symlinks=False):
+                continue
+            if not files:
+                found.append(Path(shard.path) / "-")
+                continue
+            with os.scandir(shard.path) as names:
+                found += [
+                    Path(name.path)
+                    for name in names
+                    if name.name.endswith(suffix) and name.is_file(follow_symlinks=False)
+                ]
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class GcReport:
     """What ``Store.gc`` removed."""
@@ -81,6 +114,7 @@ class Store:
         digest = hash_bytes(data)
         path = self._blob_path(digest)
         if not path.exists():
+            _refuse_linked_shard(path)
             atomic_write_bytes(path, data)
         return digest
 
@@ -111,7 +145,9 @@ class Store:
     def put_action(self, kind: str, key: str, record: Mapping[str, Any]) -> None:
         """Record that stage ``kind`` with ``key`` produced ``record`` (which names its blobs)."""
         payload = json.dumps(record, sort_keys=True, separators=(",", ":")).encode("utf-8")
-        atomic_write_bytes(self._action_path(kind, key), payload)
+        path = self._action_path(kind, key)
+        _refuse_linked_shard(path)
+        atomic_write_bytes(path, payload)
 
     def get_action(self, kind: str, key: str) -> dict[str, Any] | None:
         """The record of a stage run, or None if absent, unreadable or missing a blob."""
@@ -148,7 +184,7 @@ class Store:
         removed_actions = 0
         referenced: set[str] = set()
         for kind in ACTION_KINDS:
-            for path in (self.root / "actions" / kind).glob("*/*.json"):
+            for path in _entries(self.root / "actions" / kind, ".json"):
                 key = path.stem
                 keep = (kind, key) in live_set or (keep_seconds > 0 and path.stat().st_mtime >= cutoff)
                 if keep:
@@ -164,12 +200,15 @@ class Store:
                 removed_actions += 1
         removed_blobs = 0
         freed = 0
-        for path in (self.root / "blobs").glob("*/*"):
+        for path in _entries(self.root / "blobs", ""):
             if path.name not in referenced:
                 freed += path.stat().st_size
                 path.unlink(missing_ok=True)
                 removed_blobs += 1
-        for folder in list((self.root / "blobs").glob("*")) + list((self.root / "actions").glob("*/*")):
+        shards = [path.parent for path in _entries(self.root / "blobs", "", files=False)]
+        for kind in ACTION_KINDS:
+            shards += [path.parent for path in _entries(self.root / "actions" / kind, "", files=False)]
+        for folder in shards:
             with contextlib.suppress(OSError):
                 folder.rmdir()
         return GcReport(removed_actions, removed_blobs, freed)

@@ -212,3 +212,18 @@ def test_disk_full_leaves_nothing_half_written_and_a_rerun_converges(small_disk:
     rerun = _run(project, "build", "--progress", "none")
     assert rerun.returncode == 0, rerun.stderr
     assert _run(project, "check").returncode == 0
+
+
+def test_a_temporary_file_left_by_a_killed_write_is_swept_by_the_next_build(tmp_path: Path) -> None:
+    project = tmp_path / "game"
+    project.mkdir()
+    (project / "pixelbuild.yaml").write_text(_manifest(False))
+    assert _run(project, "build").returncode == 0
+    # What SIGKILL during an atlas write leaves (found by the campaign above).
+    leftover = project / "assets/atlases" / f"{TEMP_PREFIX}21640f8f3a1d6b7b"
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(b"half a png")
+    (project / "pixelbuild.yaml").write_text(_manifest(True))
+    assert _run(project, "build").returncode == 0
+    assert not leftover.exists()
+    assert _run(project, "check").returncode == 0

@@ -686,3 +686,55 @@ def test_a_png_bomb_in_the_output_root_is_never_inflated(
     result = cli("build", "-C", project)
     assert result.code == 1 and "would overwrite assets/hero.png" in result.out, result
     assert (project / "assets/hero.png").read_bytes() == bomb
+
+
+# ------------------------------------------------------------------------- linked local-state folders
+
+
+@pytest.mark.parametrize(
+    "link",
+    [".pixelbuild", ".pixelbuild/cache", ".pixelbuild/cache/blobs", ".pixelbuild/state", ".pixelbuild/cache/actions"],
+)
+def test_linked_state_folders_are_refused_and_nothing_outside_is_touched(
+    cli: Callable[..., Result], make_project: Callable[..., Path], tmp_path: Path, link: str
+) -> None:
+    project = make_project()
+    build_json(cli, project)
+    # Outside: a copy of what the link replaces (what an archive pointing it at a real folder would find).
+    outside = tmp_path / "outside-state"
+    (project / link).rename(outside)
+    (project / link).symlink_to(outside)
+    before = {path: path.read_bytes() for path in outside.rglob("*") if path.is_file()}
+    assert before
+    # (An unchanged project's no-op build reads the stamp and writes nothing: it may still say up to date.)
+    (project / "pixelbuild.yaml").write_text(BASIC_MANIFEST.replace("blue knight", "red knight"))
+    for command in ("build", "check", "plan", "gc"):
+        result = cli(command, "-C", project)
+        assert result.code == 2, (command, result)
+        assert "is a symbolic link" in result.err and result.err.count("\n") == 1, result.err
+    assert cli("gc", "-C", project, "--keep-days", "0").code == 2
+    after = {path: path.read_bytes() for path in outside.rglob("*") if path.is_file()}
+    assert after == before  # nothing written, nothing deleted through the link
+    (project / link).unlink()
+    assert cli("build", "-C", project).code == 0
+
+
+def test_gc_never_follows_a_linked_shard_or_blob(
+    cli: Callable[..., Result], make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = make_project()
+    build_json(cli, project)
+    outside = tmp_path / "outside-shard"
+    outside.mkdir()
+    precious = outside / ("ab" * 16)
+    precious.write_bytes(b"precious")
+    blobs = project / ".pixelbuild/cache/blobs"
+    (blobs / "ee").symlink_to(outside)  # a shard that is a link
+    (blobs / "ff").mkdir(exist_ok=True)
+    (blobs / "ff" / ("ff" * 16)).symlink_to(precious)  # a blob that is a link
+    (project / "pixelbuild.yaml").write_text("version: 1\nsprites: []\n")  # everything becomes garbage
+    assert cli("build", "-C", project).code == 0
+    result = cli("gc", "-C", project, "--keep-days", "0")
+    assert result.code == 0, result
+    assert precious.read_bytes() == b"precious" and sorted(outside.iterdir()) == [precious]
+    assert not [path for path in blobs.rglob("*") if path.is_file() and not path.is_symlink()]
