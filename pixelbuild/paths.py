@@ -108,6 +108,7 @@ class ProjectPaths:
         cache = self.cache
         folders = [self.parse_cache, self.spec_cache, cache / "blobs", self.journal.parent, self.build_lock.parent]
         folders += [cache / "actions" / kind for kind in ("gen", "post", "pack")]
+        folders.append(self.state_dir / "comfyui")  # the ComfyUI prompt ledger's folder
         check_state_folders(str(self.project_dir), [str(folder) for folder in folders])
 
     def display(self, path: Path) -> str:

@@ -738,3 +738,16 @@ def test_gc_never_follows_a_linked_shard_or_blob(
     assert result.code == 0, result
     assert precious.read_bytes() == b"precious" and sorted(outside.iterdir()) == [precious]
     assert not [path for path in blobs.rglob("*") if path.is_file() and not path.is_symlink()]
+
+
+def test_a_linked_ledger_folder_is_refused(
+    cli: Callable[..., Result], make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = make_project()
+    outside = tmp_path / "outside-ledger"
+    outside.mkdir()
+    (project / ".pixelbuild").mkdir()
+    (project / ".pixelbuild/comfyui").symlink_to(outside)
+    result = cli("build", "-C", project)
+    assert result.code == 2 and ".pixelbuild/comfyui is a symbolic link" in result.err, result
+    assert list(outside.iterdir()) == []

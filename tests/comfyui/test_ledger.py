@@ -233,3 +233,18 @@ def _task(backend: ComfyUIBackend, job: Any) -> Any:
 def test_fingerprint_is_key_order_independent() -> None:
     assert graph_fingerprint({"a": 1, "b": {"c": 2.5}}) == graph_fingerprint({"b": {"c": 2.5}, "a": 1})
     assert graph_fingerprint({"a": 1}) != graph_fingerprint({"a": 1.0})
+
+
+def test_a_dangling_link_in_place_of_the_ledger_is_never_appended_through(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    victim = tmp_path / "outside" / "created-by-pixelbuild.txt"
+    victim.parent.mkdir()
+    path = tmp_path / "prompts.jsonl"
+    path.symlink_to(victim)  # dangling: load() has nothing to compact, so the first append opens it
+    ledger = PromptLedger(path)
+    assert ledger.load(now=NOW) == {}
+    ledger.submitted(PromptRecord("http://127.0.0.1:8188", "p", "k", FP, NOW))
+    ledger.close()
+    assert not victim.exists()
+    assert "cannot write the ComfyUI prompt ledger" in caplog.text

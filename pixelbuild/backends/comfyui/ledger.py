@@ -165,7 +165,9 @@ class PromptLedger:
             try:
                 if self._handle is None:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
-                    self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+                    # O_NOFOLLOW: a link planted there (even a dangling one) must not take our appends elsewhere.
+                    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                    self._handle = os.fdopen(os.open(self.path, flags, 0o666), "a", encoding="utf-8")
                 self._handle.write(_line(record))
                 self._handle.flush()
             except OSError as error:
