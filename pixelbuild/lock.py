@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import stat
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -337,6 +338,13 @@ def parse_lock(raw: bytes, display: str, *, skip_bad_entries: bool = False) -> L
     """
     try:
         data = loads_finite(raw)
+    except RecursionError:
+        raise ManifestError(
+            "the lock file nests deeper than any lock pixelbuild writes; restore it from version control, or "
+            "delete it to rebuild every sprite",
+            file=display,
+            line=1,
+        ) from None
     except NonFiniteNumber as error:
         shown = raw.decode("utf-8", "replace")
         at = shown.find(error.token)
@@ -422,7 +430,13 @@ def read_lock(path: Path, display: str | None = None) -> Lock:
     """Read the lock at ``path``; a missing lock is an empty one."""
     shown = display or str(path)
     try:
-        with open(path, "rb") as handle:
+        # Without blocking: a FIFO in the lock's place (an archive can carry one) must not hang the build.
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ManifestError(
+                    "the lock is not a regular file (a folder, a FIFO or a device); restore it from version control",
+                    file=shown,
+                )
             size = os.fstat(handle.fileno()).st_size
             if size > MAX_LOCK_BYTES:
                 raise ManifestError(
@@ -509,9 +523,10 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
     ignored with one warning, never acted on.
     """
     try:
-        with open(path, "rb") as handle:
-            if os.fstat(handle.fileno()).st_size > MAX_LOCK_BYTES:
-                warn_once("journal", f"ignored {path}: larger than any journal pixelbuild writes")
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_LOCK_BYTES:
+                warn_once("journal", f"ignored {path}: not a journal pixelbuild writes (too large, or not a file)")
                 return []
             text = handle.read().decode("utf-8", "replace")
     except FileNotFoundError:
@@ -522,7 +537,7 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
     for number, line in enumerate(lines, 1):
         try:
             record = loads_finite(line)
-        except ValueError:  # NonFiniteNumber included: damage, as any record pixelbuild did not write
+        except (ValueError, RecursionError):  # NonFiniteNumber included: damage, as any record pixelbuild did not write
             damaged += number < len(lines)  # the last line may be the one a crash cut short
             continue
         try:

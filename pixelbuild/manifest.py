@@ -769,12 +769,12 @@ class ParseCache:
         return self.root / f"{digest}{'.root' if is_root else ''}{part}.json"
 
     def _read(self, path: Path) -> Any | None:
-        from pixelbuild.statekey import unseal
+        from pixelbuild.statekey import read_sealed
 
         try:
             # Sealed: an entry this user's pixelbuild did not write (planted, carried in) is a miss, never
             # a way past validation.
-            payload = unseal("parse", path.name, path.read_bytes())
+            payload = read_sealed("parse", str(path), 256 << 20)
             if payload is None:
                 return None
             cached = json.loads(payload)
@@ -831,16 +831,21 @@ class ParseCache:
 
 def read_manifest_bytes(path: Path) -> bytes:
     """Read a manifest file, turning a missing, unreadable or oversized file into a ManifestError."""
+    from pixelbuild.statekey import NotRegularFile, read_regular
+
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_MANIFEST_BYTES + 1)
-        if len(raw) > MAX_MANIFEST_BYTES:
+        try:
+            return read_regular(str(path), MAX_MANIFEST_BYTES)
+        except NotRegularFile:
+            if not path.is_file():  # a FIFO would hang the read, a device never end it
+                raise ManifestError(
+                    "this is not a regular file (a folder, a FIFO or a device)", file=_display_path(path)
+                ) from None
             raise ManifestError(
                 f"the file is larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MiB, the limit for one manifest "
                 "file (split it with 'include:'; see 'Limits' in the README)",
                 file=_display_path(path),
-            )
-        return raw
+            ) from None
     except FileNotFoundError:
         hint = ""
         if path.name == MANIFEST_NAME:

@@ -23,7 +23,7 @@ import xxhash
 
 from pixelbuild import __version__
 from pixelbuild.paths import stamp_files
-from pixelbuild.statekey import unseal
+from pixelbuild.statekey import read_sealed
 
 STAMP_FORMAT = 3
 #: How recent a change makes a file racily clean: coarser than any file system's timestamps (FAT: 2 s)...
@@ -56,7 +56,8 @@ def is_racy(signature: Signature, taken_ns: int) -> bool:
 def file_digest(path: str) -> str | None:
     """xxh3-128 of a regular file's bytes; None if it is missing, not a regular file or too large."""
     try:
-        with open(path, "rb") as handle:
+        # Without blocking: a FIFO in a file's place must not hang the check (it is not a regular file).
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
             info = os.fstat(handle.fileno())
             if not stat_module.S_ISREG(info.st_mode) or info.st_size > _MAX_HASHED:
                 return None
@@ -110,9 +111,8 @@ def check_stamp(manifest: str) -> int | None:
     try:
         if os.path.exists(journal):  # an interrupted build's work is not in the lock yet
             return None
-        with open(stamp_path, "rb") as handle:
-            # Sealed: a stamp this user's pixelbuild did not write (carried in, planted) never skips a build.
-            sealed = unseal("stamp", os.path.basename(stamp_path), handle.read(64 << 20))
+        # Sealed: a stamp this user's pixelbuild did not write (carried in, planted) never skips a build.
+        sealed = read_sealed("stamp", stamp_path, 64 << 20)
         if sealed is None:
             return None
         stamp = json.loads(sealed)

@@ -27,7 +27,7 @@ from pixelbuild.manifest import ManifestFile
 from pixelbuild.notices import warn_once
 from pixelbuild.resolver import BUILTIN_PREFIX, ProjectSettings
 from pixelbuild.spec import Source, SpriteSpec
-from pixelbuild.statekey import seal, unseal
+from pixelbuild.statekey import read_regular, seal, unseal
 
 #: Maps a file reference to its content hash (None if it is gone).
 RefHasher = Callable[[str], str | None]
@@ -86,13 +86,10 @@ class SpecCache:
         """The cached resolution of ``manifest_file``, if it is still valid."""
         path = self._path(manifest_file, defaults, project)
         try:
-            with open(path, "rb") as handle:
-                if os.fstat(handle.fileno()).st_size > MAX_ENTRY_BYTES:
-                    raise _Foreign("too large")
-                raw = handle.read()
+            raw = read_regular(str(path), MAX_ENTRY_BYTES)
         except FileNotFoundError:
             return None
-        except (OSError, _Foreign):
+        except OSError:  # too large, a FIFO, ...: damaged
             raw = b""
         # Sealed: an entry this user's pixelbuild did not write is damaged or foreign, whatever it holds.
         raw = unseal("spec", path.name, raw) or b""

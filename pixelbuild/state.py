@@ -22,7 +22,7 @@ import xxhash
 
 from pixelbuild import __version__
 from pixelbuild.noop import STAMP_FORMAT, Signature, file_digest, is_racy, ref_path, signatures, stat_signature
-from pixelbuild.statekey import seal, unseal
+from pixelbuild.statekey import read_sealed, seal
 
 #: Entries are (size, mtime, ctime, inode, digest) since format 2.
 _HASHES_FORMAT = f"2/{__version__}"
@@ -48,7 +48,7 @@ class FileHashCache:
             if self.path is not None:
                 try:
                     # Sealed: a planted table could make a hand-made file look like one pixelbuild wrote.
-                    payload = unseal("hashes", self.path.name, self.path.read_bytes())
+                    payload = read_sealed("hashes", str(self.path), 256 << 20)
                     data = json.loads(payload) if payload is not None else None
                     if isinstance(data, dict) and data.get("version") == _HASHES_FORMAT:
                         files = data.get("files")

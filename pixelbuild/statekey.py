@@ -85,6 +85,43 @@ def _create_key(path: str) -> bytes | None:
     return _read_key(path)
 
 
+class NotRegularFile(OSError):
+    """A path that names a FIFO, a device or a folder where pixelbuild expects one of its files."""
+
+
+def read_regular(path: str, limit: int) -> bytes:
+    """The bytes of the regular file at ``path`` (``FileNotFoundError`` if absent). Opened without blocking:
+    a FIFO or a device planted in its place (an archive can carry one) would hang the build; it raises
+    ``NotRegularFile`` instead, as does a file larger than ``limit``."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat_module.S_ISREG(info.st_mode):
+            raise NotRegularFile(f"{path} is not a regular file")
+        if info.st_size > limit:
+            raise NotRegularFile(f"{path} is larger than {limit} bytes")
+        chunks = []
+        size = 0
+        while chunk := os.read(fd, min(1 << 24, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise NotRegularFile(f"{path} is larger than {limit} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_sealed(purpose: str, path: str, limit: int) -> bytes | None:
+    """The payload of the sealed state file at ``path`` (see ``unseal``); None if it is absent, not a regular
+    file, larger than ``limit``, unreadable or not sealed by this user's pixelbuild."""
+    try:
+        data = read_regular(path, limit)
+    except OSError:
+        return None
+    return unseal(purpose, os.path.basename(path), data)
+
+
 def state_key() -> bytes:
     """This user's key (created on first use); a key for this process only if none can be kept."""
     global _key

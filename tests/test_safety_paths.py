@@ -751,3 +751,59 @@ def test_a_linked_ledger_folder_is_refused(
     result = cli("build", "-C", project)
     assert result.code == 2 and ".pixelbuild/comfyui is a symbolic link" in result.err, result
     assert list(outside.iterdir()) == []
+
+
+# ------------------------------------------------------------------ FIFOs and deep nesting in local state
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize(
+    "name", [".pixelbuild/state/noop.json", ".pixelbuild/journal.jsonl", ".pixelbuild/state/files.json"]
+)
+@pytest.mark.timeout(30)
+def test_a_fifo_in_place_of_a_state_file_never_hangs_a_command(
+    cli: Callable[..., Result], make_project: Callable[..., Path], name: str
+) -> None:
+    # An archive can carry a FIFO: opening it to read blocks until someone writes, i.e. forever.
+    project = make_project()
+    build_json(cli, project)
+    path = project / name
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+    for command in ("check", "plan"):
+        assert cli(command, "-C", project).code == 0, command
+    (project / "pixelbuild.yaml").write_text(BASIC_MANIFEST.replace("blue knight", "red knight"))
+    assert cli("build", "-C", project).code == 0
+    assert cli("check", "-C", project).code == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.timeout(30)
+def test_a_fifo_in_place_of_the_lock_or_manifest_is_a_clear_error(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    project = make_project()
+    build_json(cli, project)
+    (project / "pixelbuild.lock").unlink()
+    os.mkfifo(project / "pixelbuild.lock")
+    result = cli("check", "-C", project)
+    assert result.code == 2 and "pixelbuild.lock" in result.err and "not a regular file" in result.err, result
+    (project / "pixelbuild.lock").unlink()
+    (project / "pixelbuild.yaml").unlink()
+    os.mkfifo(project / "pixelbuild.yaml")
+    result = cli("validate", "-C", project)
+    assert result.code == 2 and "not a regular file" in result.err, result
+
+
+def test_a_deeply_nested_lock_is_a_located_error(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
+    project = make_project()
+    (project / "pixelbuild.lock").write_text("[" * 100_000 + "]" * 100_000)
+    for command in ("build", "plan", "check"):
+        result = cli(command, "-C", project)
+        assert result.code == 2 and "pixelbuild.lock:1:" in result.err and "nests deeper" in result.err, result
+    journal = project / ".pixelbuild/journal.jsonl"
+    journal.parent.mkdir(exist_ok=True)
+    journal.write_text("[" * 100_000 + "]" * 100_000 + '\n{"op": "remove", "id": "ghost"}\n')
+    (project / "pixelbuild.lock").unlink()
+    result = cli("build", "-C", project)
+    assert result.code == 0 and "damaged record" in result.err, result
