@@ -684,7 +684,7 @@ def test_a_png_bomb_in_the_output_root_is_never_inflated(
     assert check.code == 1 and "assets/hero.png is modified" in check.out, check
     assert "internal error" not in check.err and "Traceback" not in check.err
     result = cli("build", "-C", project)
-    assert result.code == 1 and "would overwrite assets/hero.png" in result.out, result
+    assert result.code == 1 and "would overwrite assets/hero.png" in result.out + result.err, result
     assert (project / "assets/hero.png").read_bytes() == bomb
 
 

@@ -152,5 +152,6 @@ def test_forged_file_hashes_never_make_a_hand_edit_look_like_pixelbuilds(
     hashes.write_bytes(json.dumps(table).encode())
     (project / "pixelbuild.yaml").write_text(BASIC_MANIFEST.replace("green slime", "red slime"))
     result = cli("build", "-C", project)
-    assert result.code == 1 and "FAILED slime: would overwrite assets/slime.png" in result.out, result
+    shown = result.out + result.err
+    assert result.code == 1 and "slime: would overwrite assets/slime.png" in shown and "FAILED" in shown, result
     assert slime.read_bytes() == b"my own slime"
