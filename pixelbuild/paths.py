@@ -109,6 +109,8 @@ class ProjectPaths:
         folders = [self.parse_cache, self.spec_cache, cache / "blobs", self.journal.parent, self.build_lock.parent]
         folders += [cache / "actions" / kind for kind in ("gen", "post", "pack")]
         folders.append(self.state_dir / "comfyui")  # the ComfyUI prompt ledger's folder
+        # The review commands' default folders (pixelbuild.review.*.DEFAULT_DIR): pages are written there.
+        folders += [self.state_dir / name for name in ("diff", "gallery", "explore")]
         check_state_folders(str(self.project_dir), [str(folder) for folder in folders])
 
     def display(self, path: Path) -> str:

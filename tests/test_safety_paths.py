@@ -807,3 +807,20 @@ def test_a_deeply_nested_lock_is_a_located_error(cli: Callable[..., Result], mak
     (project / "pixelbuild.lock").unlink()
     result = cli("build", "-C", project)
     assert result.code == 0 and "damaged record" in result.err, result
+
+
+@pytest.mark.parametrize("command", ["gallery", "explore"])
+def test_a_linked_review_folder_is_refused(
+    cli: Callable[..., Result], make_project: Callable[..., Path], tmp_path: Path, command: str
+) -> None:
+    project = make_project()
+    build_json(cli, project)
+    outside = tmp_path / "outside-pages"
+    outside.mkdir()
+    (outside / "index.html").write_text("precious")
+    (project / ".pixelbuild" / command).symlink_to(outside)
+    args = ("explore", "hero", "--seeds", "1") if command == "explore" else (command,)
+    result = cli(*args, "-C", project)
+    assert result.code == 2 and f".pixelbuild/{command} is a symbolic link" in result.err, result
+    assert sorted(path.name for path in outside.iterdir()) == ["index.html"]
+    assert (outside / "index.html").read_text() == "precious"
