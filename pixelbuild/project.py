@@ -85,6 +85,10 @@ class Session:
                 return f"would overwrite {shown}, which pixelbuild did not write (use --force)"
             if any(compare_output(path, digest, record) is FileState.OK for record in records):
                 return None
+            if digest in self._cached_results(relative):
+                # The very bytes this build would write: a build killed after writing them, before its
+                # journal recorded them, left them. Refusing would need --force for good (a stuck state).
+                return None
             return f"would overwrite {shown}, which was changed since pixelbuild wrote it (use --force)"
 
         return problem

@@ -227,3 +227,25 @@ def test_a_temporary_file_left_by_a_killed_write_is_swept_by_the_next_build(tmp_
     assert _run(project, "build").returncode == 0
     assert not leftover.exists()
     assert _run(project, "check").returncode == 0
+
+
+def test_an_output_written_by_a_build_killed_before_its_journal_line_is_not_a_stuck_state(tmp_path: Path) -> None:
+    # Found by the campaign above (-j 2, killed at 0.83 s): the output held the new bytes, the lock the old
+    # record, and every later build refused to overwrite 'a file changed since pixelbuild wrote it'.
+    project = tmp_path / "game"
+    project.mkdir()
+    manifest = project / "pixelbuild.yaml"
+    manifest.write_text(_manifest(False))
+    assert _run(project, "build").returncode == 0
+    old_lock = (project / "pixelbuild.lock").read_bytes()
+    manifest.write_text(_manifest(False).replace("creature 4\n", "creature 4 in gold\n"))
+    assert _run(project, "build").returncode == 0
+    (project / "pixelbuild.lock").write_bytes(old_lock)  # the journal line that would record c4 was never written
+    rerun = _run(project, "build", "--progress", "none")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert _run(project, "check").returncode == 0
+    # A real hand edit is still refused.
+    (project / "assets/c4.png").write_bytes(b"drawn by hand")
+    manifest.write_text(_manifest(False).replace("creature 4\n", "creature 4 in silver\n"))
+    refused = _run(project, "build", "--progress", "none")
+    assert refused.returncode == 1 and "would overwrite assets/c4.png" in refused.stdout + refused.stderr
