@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from pixelbuild.backends.comfyui.messages import valid_prompt_id
 from pixelbuild.fsutil import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ MAX_RECORDS = 20_000  # after compaction, the newest ones are kept
 MAX_PER_KEY = 8  # prompts remembered per generation key (a few crashes' worth)
 MAX_AGE_S = 14 * 24 * 3600.0  # ComfyUI keeps at most 10,000 history entries; older prompts are gone anyway
 
-_PROMPT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._-]{0,127}\Z")
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}\Z")
 _URL = re.compile(r"https?://[A-Za-z0-9.:\[\]_-]{1,255}(/[A-Za-z0-9._~/-]{0,200})?\Z")
@@ -55,11 +55,6 @@ def graph_fingerprint(graph: Mapping[str, Any]) -> str:
     """sha256 of the graph's JSON with sorted keys: the same for our copy and the server's (round-tripped)."""
     text = json.dumps(graph, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def valid_prompt_id(value: object) -> bool:
-    """Whether ``value`` is a prompt id we would put into a URL path (uuid-like, no separators)."""
-    return isinstance(value, str) and _PROMPT_ID.match(value) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,15 +192,15 @@ def parse_execution_error(data: Mapping[str, Any]) -> ExecutionError:
     )
 
 
-#: What a prompt id may look like (ComfyUI makes uuid4 strings): it goes into URLs such as /history/{id}.
-_PROMPT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+#: What a prompt id may look like (uuid4 strings, ComfyUI's and ours): it goes into URLs such as /history/{id}.
+_PROMPT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 #: The longest file name a server may name (a file name on any common file system).
 _MAX_NAME = 255
 
 
 def valid_prompt_id(value: Any) -> bool:
-    """Whether ``value`` may be used as a prompt id (in URLs, queues): a short word of letters, digits, ``-_.``."""
-    return isinstance(value, str) and _PROMPT_ID.fullmatch(value) is not None and ".." not in value
+    """Whether ``value`` may be used as a prompt id (in URLs, queues): a short word of letters, digits, ``-_``."""
+    return isinstance(value, str) and _PROMPT_ID.fullmatch(value) is not None
 
 
 def _safe_name(name: str, *, folder: bool) -> bool:

@@ -33,7 +33,7 @@ from pixelbuild.backends.comfyui.errors import (
     node_errors_error,
     rejection_error,
 )
-from pixelbuild.backends.comfyui.ledger import PromptLedger, PromptRecord, graph_fingerprint, valid_prompt_id
+from pixelbuild.backends.comfyui.ledger import PromptLedger, PromptRecord, graph_fingerprint
 from pixelbuild.backends.comfyui.messages import (
     ExecutionError,
     ExecutionInterrupted,
@@ -41,6 +41,7 @@ from pixelbuild.backends.comfyui.messages import (
     HistoryEntry,
     PromptRejected,
     output_images,
+    valid_prompt_id,
 )
 from pixelbuild.backends.comfyui.scheduler import ServerDown
 from pixelbuild.backends.comfyui.workflow import BoundWorkflow, Graph, copy_graph
