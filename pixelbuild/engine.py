@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,10 @@ from pixelbuild.store import Store
 _BATCH = 1000
 #: Below this many post-processing tasks, worker processes cost more to start than they save.
 _MIN_TASKS_FOR_PROCESSES = 8
+#: Most sprites per chunk of generation-free work (one worker call, one doit task, one journal write).
+_CHUNK_MAX = 16
+#: Chunks kept ahead per worker while sizing them: chunks shrink towards the end so workers finish together.
+_CHUNKS_PER_WORKER = 4
 
 
 class Deferred(Exception):
@@ -191,6 +196,54 @@ def post_process(job: PostJob) -> Rendered:
     )
     job.guard.write_bytes(job.output, png)
     return Rendered(blob, pixels, image.width, image.height, identity)
+
+
+@dataclass(frozen=True, slots=True)
+class PostFailure:
+    """A sprite of a batch that failed: the exception (picklable) and its traceback as text."""
+
+    error: Exception
+    trace: str
+
+
+class _RemoteTraceback(Exception):
+    """Carries a worker's traceback text as the ``__cause__`` of the error re-raised in the build process."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def post_process_batch(jobs: Sequence[PostJob]) -> list[Rendered | PostFailure]:
+    """``post_process`` for each job, in order; a failure is returned in its sprite's place, not raised.
+
+    One call per batch keeps inter-process traffic and scheduling per sprite low; the results are small.
+    """
+    import pickle
+
+    results: list[Rendered | PostFailure] = []
+    for job in jobs:
+        try:
+            results.append(post_process(job))
+        except Exception as error:
+            trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            try:  # it must cross back whole, or it would take the batch's other results with it
+                pickle.loads(pickle.dumps(error))
+            except Exception:
+                error = RuntimeError("".join(traceback.format_exception_only(type(error), error)).strip())
+            results.append(PostFailure(error.with_traceback(None), trace))
+    return results
+
+
+def chunk_sizes(count: int, workers: int) -> list[int]:
+    """Sizes of the chunks that split ``count`` sprites between ``workers``: at most ``_CHUNK_MAX``, smaller
+    towards the end (guided scheduling), so no worker sits idle while another finishes a large last chunk."""
+    sizes = []
+    remaining = count
+    while remaining > 0:
+        size = max(1, min(_CHUNK_MAX, remaining // (max(1, workers) * _CHUNKS_PER_WORKER)))
+        sizes.append(size)
+        remaining -= size
+    return sizes
 
 
 _PR_SET_PDEATHSIG = 1
@@ -461,9 +514,8 @@ class Engine:
         if problem is not None:
             raise PixelbuildError(f"{problem}; nothing was written")
 
-    def _post_process(self, sprite: SpriteSpec, keys: SpriteKeys) -> Rendered:
-        self._may_write(sprite.output)
-        job = PostJob(
+    def _post_job(self, sprite: SpriteSpec, keys: SpriteKeys) -> PostJob:
+        return PostJob(
             store_root=str(self.ctx.store.root),
             generation_keys=keys.generations,
             chain=sprite.post,
@@ -473,6 +525,10 @@ class Engine:
             guard=self.guard,
             output=sprite.output,
         )
+
+    def _post_process(self, sprite: SpriteSpec, keys: SpriteKeys) -> Rendered:
+        self._may_write(sprite.output)
+        job = self._post_job(sprite, keys)
         if self._pool is not None:
             return self._pool.submit(post_process, job).result()
         return post_process(job)
@@ -510,6 +566,36 @@ class Engine:
         self.guard.write_bytes(sprite.output, png)
         return Rendered(hash_bytes(png), image["pixel_hash"], int(image["width"]), int(image["height"]), identity)
 
+    def _settle(self, sprite: SpriteSpec, keys: SpriteKeys, rendered: Rendered) -> LockEntry:
+        """After a sprite's output is written: drop its stale files and return its lock entry."""
+        self.ctx.hashes.remember(self.ctx.output_dir / sprite.output, rendered.file_hash)
+        self._remove_stale_outputs(sprite)
+        seeds = [generation.seed for generation in sprite.generations]
+        return LockEntry(
+            generations=tuple(zip(keys.generations, seeds, strict=True)),
+            post_key=keys.post,
+            backend=rendered.identity,
+            fields=keys.fields,
+            outputs=(
+                OutputRecord(sprite.output, rendered.file_hash, rendered.pixel_hash, rendered.width, rendered.height),
+            ),
+        )
+
+    def _finished(self, settled: Sequence[tuple[Decision, LockEntry]]) -> None:
+        """Count sprites whose entries are journaled."""
+        with self._lock:
+            for decision, entry in settled:
+                self._entries[decision.sprite_id] = entry
+                self.result.finished.add(decision.sprite_id)
+                if decision.action is Action.RESTORE:
+                    self.result.restored += 1
+                elif decision.action is Action.POST:
+                    self.result.post_processed += 1
+                else:
+                    self.result.generated += 1
+        for decision, _entry in settled:
+            self.ctx.progress.done(decision.sprite_id, decision.action)
+
     def _finish_sprite(self, decision: Decision) -> bool:
         if any(key in self._failed_keys for key in decision.missing):
             return False  # already reported with the generation's error
@@ -522,33 +608,60 @@ class Engine:
             else:
                 self.ctx.progress.working(sprite.id, "post-processing")
                 rendered = self._post_process(sprite, keys)
-            self.ctx.hashes.remember(self.ctx.output_dir / sprite.output, rendered.file_hash)
-            self._remove_stale_outputs(sprite)
-            seeds = [generation.seed for generation in sprite.generations]
-            entry = LockEntry(
-                generations=tuple(zip(keys.generations, seeds, strict=True)),
-                post_key=keys.post,
-                backend=rendered.identity,
-                fields=keys.fields,
-                outputs=(
-                    OutputRecord(
-                        sprite.output, rendered.file_hash, rendered.pixel_hash, rendered.width, rendered.height
-                    ),
-                ),
-            )
+            entry = self._settle(sprite, keys, rendered)
             self.ctx.journal.record_set(sprite.id, entry)
-            with self._lock:
-                self._entries[sprite.id] = entry
-                self.result.finished.add(sprite.id)
-                if decision.action is Action.RESTORE:
-                    self.result.restored += 1
-                elif decision.action is Action.POST:
-                    self.result.post_processed += 1
-                else:
-                    self.result.generated += 1
-            self.ctx.progress.done(sprite.id, decision.action)
+            self._finished([(decision, entry)])
 
         return self._guard([decision.sprite_id], work)
+
+    def _finish_chunk(self, decisions: Sequence[Decision]) -> bool:
+        """Finish sprites that need no generation, all POST or all RESTORE: one worker call and one journal
+        write for the chunk, while each sprite still fails (or is deferred) on its own."""
+        ok = True
+        if decisions[0].action is Action.POST:
+            writable = [
+                d
+                for d in decisions
+                if self._guard([d.sprite_id], partial(self._may_write, self.ctx.sprites[d.sprite_id].output))
+            ]
+            ok = len(writable) == len(decisions)
+            decisions = writable
+            if not decisions:
+                return False
+        outcomes: list[Rendered | PostFailure | None] = [None] * len(decisions)
+        if decisions[0].action is Action.POST:
+
+            def run() -> None:
+                jobs = [self._post_job(self.ctx.sprites[d.sprite_id], self.ctx.keys[d.sprite_id]) for d in decisions]
+                self.ctx.progress.working(decisions[0].sprite_id, "post-processing")
+                pool = self._pool
+                outcomes[:] = pool.submit(post_process_batch, jobs).result() if pool else post_process_batch(jobs)
+
+            if not self._guard([d.sprite_id for d in decisions], run):
+                return False
+        settled: list[tuple[Decision, LockEntry]] = []
+        for decision, outcome in zip(decisions, outcomes, strict=True):
+
+            def work(decision: Decision = decision, outcome: Rendered | PostFailure | None = outcome) -> None:
+                sprite = self.ctx.sprites[decision.sprite_id]
+                keys = self.ctx.keys[decision.sprite_id]
+                if isinstance(outcome, PostFailure):
+                    error = outcome.error
+                    if not isinstance(error, PixelbuildError):  # a bug: keep where it happened
+                        error.__cause__ = _RemoteTraceback(outcome.trace)
+                    raise error
+                rendered = outcome or self._restore(sprite, keys, decision.restore_from_files)
+                settled.append((decision, self._settle(sprite, keys, rendered)))
+
+            ok = self._guard([decision.sprite_id], work) and ok
+        if settled:
+
+            def journal() -> None:
+                self.ctx.journal.record_sets([(decision.sprite_id, entry) for decision, entry in settled])
+                self._finished(settled)
+
+            ok = self._guard([decision.sprite_id for decision, _entry in settled], journal) and ok
+        return ok
 
     def _remove_stale_outputs(self, sprite: SpriteSpec) -> None:
         """Delete files the sprite wrote before under other paths (unless another sprite now owns them)."""
@@ -685,12 +798,26 @@ class Engine:
 
         rank = {key: index for index, key in enumerate(generation_order)}
         stale = sorted(plan.stale, key=lambda d: min((rank[key] for key in d.missing), default=-1))
+        workers = self.ctx.jobs if self._pool is not None else 1
         emitted: set[str] = set()
         size = self.ctx.sprites_per_run or _BATCH
         for start in range(0, len(stale), size):
             tasks: list[Any] = []
             in_batch: set[str] = set()
-            for decision in stale[start : start + size]:
+            # Sprites that need no generation go in chunks: a doit task, a worker call and a journal write per
+            # sprite cost the build process ~1 ms each, as much CPU as a third worker would take.
+            batch = stale[start : start + size]
+            for kind in (Action.POST, Action.RESTORE):
+                chunk = [d for d in batch if d.action is kind and not d.missing]
+                offset = 0
+                for count in chunk_sizes(len(chunk), workers):
+                    part = chunk[offset : offset + count]
+                    offset += count
+                    name = f"{kind}:{part[0].sprite_id}+{count}"
+                    tasks.append(Task(name, actions=[(self._finish_chunk, (part,))], verbosity=2))
+            for decision in batch:
+                if decision.action in (Action.POST, Action.RESTORE) and not decision.missing:
+                    continue
                 if decision.action is Action.REMOVE:
                     name, action = f"remove:{decision.sprite_id}", (self._remove, (decision.sprite_id,))
                     tasks.append(Task(name, actions=[action], verbosity=2))

@@ -15,7 +15,7 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -464,16 +464,22 @@ class Journal:
         self.path = path
         self._lock = threading.Lock()
         self._handle: IO[str] | None = None
+        self._closed = False
 
-    def _write(self, record: Mapping[str, Any]) -> None:
-        line = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    def _write(self, *records: Mapping[str, Any]) -> None:
+        text = "".join(
+            json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n" for record in records
+        )
         with self._lock:
+            if self._closed:
+                return  # work in flight when the build stopped: the next build restores or redoes it
             try:
                 if self._handle is None:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
-                # One write + flush per line: a crash loses at most the line being written.
-                self._handle.write(line)
+                # One write + flush per call: a crash loses at most the lines being written (a torn last line
+                # is skipped when read back).
+                self._handle.write(text)
                 self._handle.flush()
             except OSError as error:
                 full = disk_full(error, self.path)
@@ -490,6 +496,10 @@ class Journal:
         """Note that ``sprite_id`` finished with ``entry``."""
         self._write({"op": "set", "id": sprite_id, "entry": entry.to_json()})
 
+    def record_sets(self, entries: Sequence[tuple[str, LockEntry]]) -> None:
+        """Note that each sprite finished with its entry, in one write."""
+        self._write(*({"op": "set", "id": sprite_id, "entry": entry.to_json()} for sprite_id, entry in entries))
+
     def record_remove(self, sprite_id: str) -> None:
         """Note that ``sprite_id``'s outputs were removed."""
         self._write({"op": "remove", "id": sprite_id})
@@ -503,8 +513,10 @@ class Journal:
         self._write({"op": "remove_atlas", "id": atlas_id})
 
     def close(self) -> None:
-        """Close the file (it stays on disk until folded)."""
+        """Close the file (it stays on disk until folded); later records are dropped, so a thread that
+        outlives an interrupted build cannot bring back a journal the lock has already folded."""
         with self._lock:
+            self._closed = True
             handle, self._handle = self._handle, None
             if handle is not None:
                 try:

@@ -1,6 +1,9 @@
-"""Run the pixelbuild CLI with a slowed-down placeholder generator (for interruption and progress tests).
+"""Run the pixelbuild CLI with a slowed-down placeholder generator and post-processing (for interruption and
+progress tests).
 
-``SLOW_GENERATOR_SECONDS``: seconds per generation; ``SLOW_GENERATOR_FAIL``: a sprite id whose generation fails.
+``SLOW_GENERATOR_SECONDS``: seconds per generation; ``SLOW_GENERATOR_FAIL``: a sprite id whose generation fails;
+``SLOW_POST_SECONDS``: seconds per sprite's post-processing (in the worker processes too: they are forked from
+this one).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import os
 import sys
 import time
 
+from pixelbuild import engine
 from pixelbuild.backends import placeholder
 from pixelbuild.cli import main
 from pixelbuild.errors import GenerationError
@@ -24,6 +28,16 @@ def _slow_result(self: placeholder.PlaceholderBackend, key: str) -> placeholder.
 
 
 placeholder.PlaceholderBackend.result = _slow_result  # type: ignore[method-assign]
+
+_original_post = engine.post_process
+
+
+def _slow_post(job: engine.PostJob) -> engine.Rendered:
+    time.sleep(float(os.environ.get("SLOW_POST_SECONDS", "0")))
+    return _original_post(job)
+
+
+engine.post_process = _slow_post
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

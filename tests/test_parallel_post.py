@@ -1,0 +1,154 @@
+"""Post-processing in chunks (one worker call and one journal write per chunk) keeps every sprite's own
+outcome: failures stay per sprite, a killed build loses only unjournaled work, and -j does not change a byte."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pixelbuild import engine
+from pixelbuild.errors import PostError
+from pixelbuild.hashing import hash_bytes
+from pixelbuild.lock import read_journal
+from tests.conftest import REPO, Result, build_json, snapshot
+
+SPRITES = 24  # enough for worker processes at -j 2 (engine._MIN_TASKS_FOR_PROCESSES) and several chunks
+
+
+def manifest(post: str, overrides: dict[int, str] | None = None) -> str:
+    """``SPRITES`` small sprites sharing the ``post`` chain (a YAML flow list); ``overrides`` by index."""
+    overrides = overrides or {}
+    lines = ["version: 1", "defaults:", "  size: 32", f"  post: {post}", "sprites:"]
+    for i in range(SPRITES):
+        lines.append(f"  - id: s{i:02d}\n    prompt: creature number {i}")
+        if i in overrides:
+            lines.append(f"    post: {overrides[i]}")
+    return "\n".join(lines) + "\n"
+
+
+FIRST = "[{resize: {size: 16}}]"
+SECOND = "[{palette: {colors: 4}}, {outline: {color: '#102030'}}]"
+EMPTYING = "[{remove_background: {mode: key, tolerance: 255}}]"
+
+
+def test_chunk_sizes_cover_every_sprite_and_shrink_towards_the_end() -> None:
+    for count in (0, 1, 7, 24, 100, 1000):
+        for workers in (1, 2, 4):
+            sizes = engine.chunk_sizes(count, workers)
+            assert sum(sizes) == count and all(1 <= size <= engine._CHUNK_MAX for size in sizes)
+            assert sizes == sorted(sizes, reverse=True)
+    assert engine.chunk_sizes(1000, 2)[0] == engine._CHUNK_MAX and engine.chunk_sizes(1000, 2)[-1] == 1
+
+
+class _Unpicklable(Exception):
+    def __init__(self, a: str, b: str) -> None:  # two required arguments: unpickling calls cls(*args)
+        super().__init__(a)
+        self.b = b
+
+
+def test_a_batch_returns_each_jobs_outcome_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake(job: engine.PostJob) -> engine.Rendered:
+        if job.post_key == "empty":
+            raise PostError("pixelate left no visible pixel")
+        if job.post_key == "odd":
+            raise _Unpicklable("odd", "b")
+        return engine.Rendered(job.post_key, "pixels", 1, 1, {})
+
+    monkeypatch.setattr(engine, "post_process", fake)
+    jobs = [engine.PostJob("store", (), (), {}, "project", key, "target") for key in ("a", "empty", "b", "odd")]
+    results = engine.post_process_batch(jobs)
+    assert [r.file_hash for r in results if isinstance(r, engine.Rendered)] == ["a", "b"]
+    failures = [r for r in results if isinstance(r, engine.PostFailure)]
+    assert [type(f.error) for f in failures] == [PostError, RuntimeError]
+    assert "_Unpicklable: odd" in str(failures[1].error) and "in fake" in failures[1].trace
+    import pickle
+
+    assert pickle.loads(pickle.dumps(results))[1].error.message == "pixelate left no visible pixel"
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_failing_sprite_fails_alone_in_its_chunk(
+    cli: Callable[..., Result], make_project: Callable[..., Path], jobs: str
+) -> None:
+    project = make_project(manifest(FIRST))
+    build_json(cli, project, "-j", jobs)
+    first_lock = json.loads((project / "pixelbuild.lock").read_text())
+    (project / "pixelbuild.yaml").write_text(manifest(SECOND, {3: EMPTYING, 4: EMPTYING, 17: EMPTYING}))
+    result = cli("build", "-C", project, "--json", "-j", jobs)
+    assert result.code == 1, result.out + result.err
+    report = result.json
+    assert sorted(report["failures"]) == ["s03", "s04", "s17"]
+    for message in report["failures"].values():
+        assert "remove_background left no visible pixel" in message and "pixelbuild.yaml:" in message
+    assert report["post_processed"] == SPRITES - 3
+    lock = json.loads((project / "pixelbuild.lock").read_text())
+    for sprite_id, entry in lock["sprites"].items():
+        changed = entry["post_key"] != first_lock["sprites"][sprite_id]["post_key"]
+        assert changed == (sprite_id not in report["failures"]), sprite_id  # failed ones keep their old entry
+
+
+def test_outputs_and_lock_are_identical_whatever_the_jobs(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    projects = {jobs: make_project(manifest(FIRST)) for jobs in ("1", "2")}
+    for step, (chain, counted) in enumerate([(FIRST, "generated"), (SECOND, "post_processed"), (FIRST, "restored")]):
+        for jobs, project in projects.items():
+            (project / "pixelbuild.yaml").write_text(manifest(chain))
+            assert build_json(cli, project, "-j", jobs)[counted] == SPRITES, (step, jobs)
+        assert snapshot(projects["1"]) == snapshot(projects["2"]), step
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_build_killed_mid_chunk_keeps_every_journaled_sprite(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    project = make_project(manifest(FIRST))
+    build_json(cli, project)
+    (project / "pixelbuild.yaml").write_text(manifest(SECOND))
+    journal = project / ".pixelbuild" / "journal.jsonl"
+    env = dict(os.environ, SLOW_POST_SECONDS="0.1", PYTHONPATH=str(REPO))
+    script = str(REPO / "tests" / "slow_pixelbuild.py")
+    process = subprocess.Popen(
+        [sys.executable, script, "build", "-C", str(project), "--progress", "none", "-j", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not read_journal(journal):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the build journaled nothing"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    records = read_journal(journal)
+    journaled: dict[str, Any] = {record["id"]: record["entry"] for record in records}
+    assert 1 <= len(journaled) < SPRITES and len(journaled) == len(records)
+    for entry in journaled.values():  # each journaled sprite's file is whole and is the one recorded
+        output = entry["outputs"][0]
+        assert hash_bytes((project / "assets" / output["path"]).read_bytes()) == output["file_hash"]
+
+    report = build_json(cli, project, "-j", "2")
+    # Journaled work is kept; only the rest is done again. A sprite a worker finished but the build did
+    # not journal yet comes back from the post cache.
+    assert report["generator_calls"] == 0
+    assert report["post_processed"] + report["restored"] == SPRITES - len(journaled), report
+    lock = json.loads((project / "pixelbuild.lock").read_text())
+    assert sorted(lock["sprites"]) == [f"s{i:02d}" for i in range(SPRITES)]
+    for sprite_id, entry in journaled.items():
+        assert lock["sprites"][sprite_id] == entry
+    assert cli("check", "-C", project).code == 0
