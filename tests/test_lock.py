@@ -55,6 +55,19 @@ def test_journal_survives_a_torn_last_line(tmp_path: Path) -> None:
     assert sorted(lock.sprites) == ["b", "z"]
 
 
+def test_journal_writes_a_chunk_whole_and_takes_nothing_once_closed(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    journal = Journal(path)
+    journal.record_sets([("a", entry(1)), ("b", entry(2)), ("c", entry(3))])
+    assert [r["id"] for r in read_journal(path)] == ["a", "b", "c"]
+    journal.close()
+    path.unlink()  # folded into the lock by the build
+    # A thread that outlived an interrupted build must not bring back a journal the lock already holds.
+    journal.record_set("d", entry(4))
+    journal.record_sets([("e", entry(5))])
+    assert not path.exists()
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_branches_touching_different_sprites_merge_cleanly(
     cli: Callable[..., Result], make_project: Callable[..., Path]
