@@ -4,6 +4,8 @@ doit is used as a library and only ever sees stale work: up-to-dateness was deci
 the lock and the files, so doit's own database is kept in memory and thrown away. Each finished
 sprite is written atomically and appended to the journal at once, so an interrupted build keeps it.
 CPU-bound post-processing runs in worker processes when ``jobs > 1``; generation runs in threads.
+Sprites that need no generation go in chunks (one doit task, one worker call, one journal write each),
+so the build process does little per sprite and leaves the cores to the workers.
 """
 
 from __future__ import annotations
