@@ -81,11 +81,13 @@ def plain(root: Path, workers: int, scratch: Path) -> float:
     from concurrent.futures import ProcessPoolExecutor
 
     from pixelbuild.engine import PostJob, post_process
+    from pixelbuild.fsguard import OutputGuard
     from pixelbuild.paths import ProjectPaths
     from pixelbuild.post import load_ops
     from pixelbuild.project import open_session
 
     load_ops()  # imported before timing (and before the pool forks), as a build has it
+    guard = OutputGuard(str(scratch))
 
     session = open_session(ProjectPaths.for_manifest(root / "pixelbuild.yaml"))
     jobs = [
@@ -96,7 +98,8 @@ def plain(root: Path, workers: int, scratch: Path) -> float:
             layout=sprite.layout,
             project_dir=str(root),
             post_key=session.keys[sprite.id].post,
-            target=str(scratch / f"{sprite.id}.png"),
+            guard=guard,
+            output=f"{sprite.id}.png",
         )
         for sprite in session.resolved.sprites
     ]

@@ -11,14 +11,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pixelbuild import engine
 from pixelbuild.errors import PostError
+from pixelbuild.fsguard import OutputGuard
 from pixelbuild.hashing import hash_bytes
-from pixelbuild.lock import read_journal
+from pixelbuild.lock import LockEntry, read_journal
 from tests.conftest import REPO, Result, build_json, snapshot
 
 SPRITES = 24  # enough for worker processes at -j 2 (engine._MIN_TASKS_FOR_PROCESSES) and several chunks
@@ -64,7 +64,8 @@ def test_a_batch_returns_each_jobs_outcome_in_place(monkeypatch: pytest.MonkeyPa
         return engine.Rendered(job.post_key, "pixels", 1, 1, {})
 
     monkeypatch.setattr(engine, "post_process", fake)
-    jobs = [engine.PostJob("store", (), (), {}, "project", key, "target") for key in ("a", "empty", "b", "odd")]
+    guard = OutputGuard("/nonexistent")
+    jobs = [engine.PostJob("store", (), (), {}, "project", key, guard, "x.png") for key in ("a", "empty", "b", "odd")]
     results = engine.post_process_batch(jobs)
     assert [r.file_hash for r in results if isinstance(r, engine.Rendered)] == ["a", "b"]
     failures = [r for r in results if isinstance(r, engine.PostFailure)]
@@ -136,11 +137,11 @@ def test_a_build_killed_mid_chunk_keeps_every_journaled_sprite(
             process.kill()
             process.wait()
     records = read_journal(journal)
-    journaled: dict[str, Any] = {record["id"]: record["entry"] for record in records}
+    journaled: dict[str, LockEntry] = {record["id"]: record["entry"] for record in records}
     assert 1 <= len(journaled) < SPRITES and len(journaled) == len(records)
     for entry in journaled.values():  # each journaled sprite's file is whole and is the one recorded
-        output = entry["outputs"][0]
-        assert hash_bytes((project / "assets" / output["path"]).read_bytes()) == output["file_hash"]
+        output = entry.outputs[0]
+        assert hash_bytes((project / "assets" / output.path).read_bytes()) == output.file_hash
 
     report = build_json(cli, project, "-j", "2")
     # Journaled work is kept; only the rest is done again. A sprite a worker finished but the build did
@@ -150,5 +151,5 @@ def test_a_build_killed_mid_chunk_keeps_every_journaled_sprite(
     lock = json.loads((project / "pixelbuild.lock").read_text())
     assert sorted(lock["sprites"]) == [f"s{i:02d}" for i in range(SPRITES)]
     for sprite_id, entry in journaled.items():
-        assert lock["sprites"][sprite_id] == entry
+        assert lock["sprites"][sprite_id] == entry.to_json()
     assert cli("check", "-C", project).code == 0
