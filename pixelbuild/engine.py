@@ -202,17 +202,22 @@ def post_process(job: PostJob) -> Rendered:
 
 @dataclass(frozen=True, slots=True)
 class PostFailure:
-    """A sprite of a batch that failed: the exception (picklable) and its traceback as text."""
+    """A sprite of a batch that failed. ``error`` is kept when it is one of ours or the file system's (it
+    crosses a process boundary whole); anything else is a bug, carried as its one-line ``detail`` and its
+    traceback."""
 
-    error: Exception
+    error: PixelbuildError | Deferred | OSError | None
+    detail: str
     trace: str
 
 
-class _RemoteTraceback(Exception):
-    """Carries a worker's traceback text as the ``__cause__`` of the error re-raised in the build process."""
+class _WorkerBug(Exception):
+    """An unexpected exception in ``post_process_batch``, as the build process reports it."""
 
-    def __str__(self) -> str:
-        return str(self.args[0])
+    def __init__(self, detail: str, trace: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.trace = trace
 
 
 def post_process_batch(jobs: Sequence[PostJob]) -> list[Rendered | PostFailure]:
@@ -220,19 +225,15 @@ def post_process_batch(jobs: Sequence[PostJob]) -> list[Rendered | PostFailure]:
 
     One call per batch keeps inter-process traffic and scheduling per sprite low; the results are small.
     """
-    import pickle
-
     results: list[Rendered | PostFailure] = []
     for job in jobs:
         try:
             results.append(post_process(job))
-        except Exception as error:
-            trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-            try:  # it must cross back whole, or it would take the batch's other results with it
-                pickle.loads(pickle.dumps(error))
-            except Exception:
-                error = RuntimeError("".join(traceback.format_exception_only(type(error), error)).strip())
-            results.append(PostFailure(error.with_traceback(None), trace))
+        except (PixelbuildError, Deferred, OSError) as error:  # these cross a process boundary whole
+            results.append(PostFailure(error.with_traceback(None), str(error), ""))
+        except Exception as error:  # an arbitrary exception may not pickle: it would take the batch with it
+            detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+            results.append(PostFailure(None, detail, traceback.format_exc()))
     return results
 
 
@@ -458,8 +459,15 @@ class Engine:
             self._fail(sprite_ids, describe_os_error(error))
         else:  # a bug: one paragraph, the traceback behind a switch
             if os.environ.get("PIXELBUILD_DEBUG"):
-                traceback.print_exception(error)
-            detail = "".join(traceback.format_exception_only(type(error), error)).strip().replace("\n", " ")
+                if isinstance(error, _WorkerBug):  # its traceback is the worker's
+                    sys.stderr.write(error.trace)
+                else:
+                    traceback.print_exception(error)
+            detail = (
+                error.detail
+                if isinstance(error, _WorkerBug)
+                else "".join(traceback.format_exception_only(type(error), error)).strip()
+            ).replace("\n", " ")
             self._fail(
                 sprite_ids,
                 f"internal error ({detail}); this is a bug. "
@@ -648,10 +656,9 @@ class Engine:
                 sprite = self.ctx.sprites[decision.sprite_id]
                 keys = self.ctx.keys[decision.sprite_id]
                 if isinstance(outcome, PostFailure):
-                    error = outcome.error
-                    if not isinstance(error, PixelbuildError):  # a bug: keep where it happened
-                        error.__cause__ = _RemoteTraceback(outcome.trace)
-                    raise error
+                    if outcome.error is not None:
+                        raise outcome.error
+                    raise _WorkerBug(outcome.detail, outcome.trace)
                 rendered = outcome or self._restore(sprite, keys, decision.restore_from_files)
                 settled.append((decision, self._settle(sprite, keys, rendered)))
 

@@ -68,9 +68,10 @@ def test_a_batch_returns_each_jobs_outcome_in_place(monkeypatch: pytest.MonkeyPa
     jobs = [engine.PostJob("store", (), (), {}, "project", key, guard, "x.png") for key in ("a", "empty", "b", "odd")]
     results = engine.post_process_batch(jobs)
     assert [r.file_hash for r in results if isinstance(r, engine.Rendered)] == ["a", "b"]
-    failures = [r for r in results if isinstance(r, engine.PostFailure)]
-    assert [type(f.error) for f in failures] == [PostError, RuntimeError]
-    assert "_Unpicklable: odd" in str(failures[1].error) and "in fake" in failures[1].trace
+    assert isinstance(results[1], engine.PostFailure) and isinstance(results[1].error, PostError)
+    # Not one of ours: sent back as text (it might not pickle, and would take the whole batch with it).
+    assert isinstance(results[3], engine.PostFailure) and results[3].error is None
+    assert results[3].detail.endswith("_Unpicklable: odd") and "in fake" in results[3].trace
     import pickle
 
     assert pickle.loads(pickle.dumps(results))[1].error.message == "pixelate left no visible pixel"
@@ -153,3 +154,24 @@ def test_a_build_killed_mid_chunk_keeps_every_journaled_sprite(
     for sprite_id, entry in journaled.items():
         assert lock["sprites"][sprite_id] == entry.to_json()
     assert cli("check", "-C", project).code == 0
+
+
+def test_a_bug_in_one_sprite_is_reported_with_its_traceback(
+    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(manifest(FIRST))
+    build_json(cli, project)
+    real = engine.post_process
+
+    def buggy(job: engine.PostJob) -> engine.Rendered:
+        if job.output == "s05.png":
+            raise ZeroDivisionError("division by zero")
+        return real(job)
+
+    monkeypatch.setattr(engine, "post_process", buggy)  # -j 1: batches run in this process
+    (project / "pixelbuild.yaml").write_text(manifest(SECOND))
+    result = cli("build", "-C", project, "--json", "-j", "1")
+    assert result.code == 1
+    report = result.json
+    assert list(report["failures"]) == ["s05"] and report["post_processed"] == SPRITES - 1
+    assert report["failures"]["s05"].startswith("internal error (ZeroDivisionError: division by zero); this is a bug.")
