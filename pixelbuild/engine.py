@@ -1063,7 +1063,8 @@ def _still_ours(data: bytes, output: OutputRecord) -> bool:
         return True
     if output.pixel_hash is None:
         return False
-    from pixelbuild.png import decode_png, pixel_hash, png_header_size
+    from pixelbuild.png import decode_png, pixel_hash
+    from pixelbuild.pngheader import png_header_size
 
     if output.width is not None and png_header_size(data) != (output.width, output.height):
         return False  # never inflate a file that claims another size (it may claim gigabytes)

@@ -14,6 +14,7 @@ import xxhash
 from PIL import Image
 
 from pixelbuild.limits import MAX_SIDE
+from pixelbuild.pngheader import png_header_size
 
 MAX_PALETTE = 256
 
@@ -78,16 +79,6 @@ MAX_DECODE_PIXELS = MAX_SIDE * MAX_SIDE
 # Checked here, before decoding (see ``check_png``): Pillow's own guard would warn (or fail) on images
 # pixelbuild itself writes, and lets a 13,000² "decompression bomb" of a few kB through.
 Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def png_header_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height from a PNG's header (its first 24 bytes), or None if ``data`` is not a PNG."""
-    if len(data) < 24 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
-        return None
-    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-
 
 def check_png(data: bytes, max_pixels: int = MAX_DECODE_PIXELS) -> tuple[int, int]:
     """The size of PNG ``data``; ``ValueError`` unless it is a PNG within ``MAX_SIDE`` a side and ``max_pixels``

@@ -173,7 +173,8 @@ def compare_output(path: str | os.PathLike[str], digest: str | None, output: Out
 def pixels_match(path: Path, expected: str, output: OutputRecord | None = None) -> bool:
     """Whether the image at ``path`` decodes to pixels with hash ``expected`` (and, first, has the size
     ``output`` records: a file claiming another size is never inflated)."""
-    from pixelbuild.png import decode_png, pixel_hash, png_header_size
+    from pixelbuild.png import decode_png, pixel_hash
+    from pixelbuild.pngheader import png_header_size
 
     try:
         data = path.read_bytes()

@@ -23,13 +23,13 @@ import xxhash
 from pixelbuild._resources import data_dir
 from pixelbuild.backends import BACKENDS
 from pixelbuild.backends.source import MAX_PIXELS as SOURCE_MAX_PIXELS
-from pixelbuild.backends.source import png_size
 from pixelbuild.errors import ManifestError
 from pixelbuild.fsguard import matches_keep
 from pixelbuild.limits import MAX_SPRITES, Size, SizeProblem, image_size_problem
 from pixelbuild.manifest import Manifest, ManifestFile, did_you_mean, located_error
 from pixelbuild.names import character_problem, control_problem, id_problem, path_problem, quote
 from pixelbuild.paths import STATE_DIR
+from pixelbuild.pngheader import png_header_size
 from pixelbuild.post import FILE_PARAMS, check_files, load_ops, normalise_post_entry
 from pixelbuild.spec import AtlasSpec, GenerationSpec, Lora, PostOp, Source, SpriteSpec
 
@@ -498,7 +498,7 @@ class _Resolver:
                 )
         try:
             with (self.project_dir / ref).open("rb") as handle:
-                size = png_size(handle.read(24))
+                size = png_header_size(handle.read(24))
         except OSError as error:
             raise self.error(
                 f"cannot read source '{settings['file']}' ({error.strerror})", layers, "source", *at

@@ -8,7 +8,6 @@ generation key is the file's content hash with the cut, so editing the file rebu
 
 from __future__ import annotations
 
-import struct
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pixelbuild.backends.base import Backend, BackendIdentity, GenerationJob, GenerationResult, ProgressCallback
 from pixelbuild.errors import GenerationError
+from pixelbuild.pngheader import png_header_size
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -25,15 +25,6 @@ IDENTITY = BackendIdentity(name="source", version=VERSION, models=())
 
 #: Largest source image accepted (pixels): a 8192² sheet, far beyond any sprite sheet, far below a bomb.
 MAX_PIXELS = 8192 * 8192
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def png_size(header: bytes) -> tuple[int, int] | None:
-    """Width and height from the first 24 bytes of a PNG file, or None if they are not a PNG header."""
-    if len(header) < 24 or header[:8] != _PNG_SIGNATURE or header[12:16] != b"IHDR":
-        return None
-    width, height = struct.unpack(">II", header[16:24])
-    return width, height
 
 
 def cut_frames(sheet: Image.Image, frame_size: tuple[int, int], count: int) -> list[Image.Image]:
@@ -63,7 +54,7 @@ def read_source(job: GenerationJob) -> list[Image.Image]:
     # Edited since the build planned? Its frames must not be cached under the old content's key.
     if generation_key(job.spec, lambda _ref: hash_bytes(data)) != job.key:
         raise GenerationError("its source file changed during the build; build again", field="source")
-    size = png_size(data[:24])
+    size = png_header_size(data[:24])
     if size is None:
         raise GenerationError("its source file is not a PNG image", field="source")
     if size[0] * size[1] > MAX_PIXELS or 0 in size:

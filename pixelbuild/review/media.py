@@ -8,27 +8,27 @@ import contextlib
 import os
 import re
 import stat
-import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pixelbuild.fsutil import atomic_write_bytes
 from pixelbuild.hashing import hash_bytes
+from pixelbuild.pngheader import png_header_size
 
 #: Largest image file a page copies (a sprite, a sheet, an atlas or a raw generation).
 MAX_IMAGE_BYTES = 64 << 20
 #: Largest image a page decodes (pixels), e.g. for diff.png: an 8k x 4k atlas.
 MAX_PIXELS = 1 << 25
 _DIGEST = re.compile(r"[0-9a-f]{16,64}")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def png_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height from a PNG's header, or None if ``data`` is not a PNG."""
-    if len(data) < 24 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+    """Width and height from a PNG's header, or None if ``data`` is not a PNG of a size a page shows."""
+    size = png_header_size(data)
+    if size is None:
         return None
-    width, height = struct.unpack(">II", data[16:24])
+    width, height = size
     if not 0 < width <= 1 << 16 or not 0 < height <= 1 << 16:
         return None
     return width, height
