@@ -167,7 +167,8 @@ def post_process(job: PostJob) -> Rendered:
     process then only journals the result.
     """
     from pixelbuild.png import decode_png, encode_png, pixel_hash
-    from pixelbuild.post import PostContext, apply_chain, assemble_frames
+    from pixelbuild.post import PostContext, apply_chain
+    from pixelbuild.sheets import assemble_frames
 
     store = Store(Path(job.store_root))
     frames = []

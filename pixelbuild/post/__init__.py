@@ -260,10 +260,3 @@ def apply_chain(frames: Sequence[Image.Image], chain: Sequence[PostOp], ctx: Pos
 
         raise PostError("the sprite has no visible pixel: its generated frames are fully transparent")
     return current
-
-
-def assemble_frames(frames: Sequence[Image.Image], layout: Mapping[str, Any]) -> Image.Image:
-    """``pixelbuild.sheets.assemble_frames``, for callers not yet moved there (engine.py); sheets are not an op."""
-    from pixelbuild.sheets import assemble_frames as assemble
-
-    return assemble(frames, layout)
