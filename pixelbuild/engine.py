@@ -37,12 +37,13 @@ from pixelbuild.errors import (
 from pixelbuild.fsguard import OutputGuard, Removal
 from pixelbuild.hashing import hash_bytes
 from pixelbuild.keys import SpriteKeys
+from pixelbuild.locate import grouped_error, locate_field, located_message
 from pixelbuild.lock import AtlasEntry, Journal, Lock, LockEntry, OutputRecord
 from pixelbuild.notices import pinned
 from pixelbuild.plan import Action, AtlasDecision, Decision, Plan
 from pixelbuild.progress import Progress
 from pixelbuild.resolver import project_file_path
-from pixelbuild.spec import AtlasSpec, GenerationSpec, SpriteSpec
+from pixelbuild.spec import AtlasSpec, GenerationSpec, Source, SpriteSpec
 from pixelbuild.state import FileHashCache
 from pixelbuild.store import Store
 
@@ -375,46 +376,17 @@ class Engine:
             self.ctx.progress.failed(sprite_id, message)
 
     def _located(self, sprite_id: str, field: str | None, message: str) -> str:
-        """``message`` prefixed with where the sprite (or its field) is written: ``file:line: field 'x': ...``."""
-        sprite = self.ctx.sprites.get(sprite_id)
-        if sprite is None:
-            return message
-        from pixelbuild.manifest import locate_field
+        """``message`` prefixed with where the sprite (or its field) is written."""
+        return located_message(self._source(sprite_id), field, message)
 
-        line = locate_field(sprite.source.file, sprite.source.path, field)
-        where = f"{sprite.source.file}:{line}: " if line else f"{sprite.source.file}: "
-        return f"{where}{f'field {field!r}: ' if field else ''}{message}"
+    def _source(self, sprite_id: str) -> Source | None:
+        sprite = self.ctx.sprites.get(sprite_id)
+        return sprite.source if sprite else None
 
     def _start_error(self, error: GenerationError) -> ManifestError:
         """A located, one-paragraph error for problems a backend found before generating anything."""
-        from pixelbuild.manifest import locate_field
-
         problems: list[GenerationError] = list(getattr(error, "problems", None) or [error])
-        # One problem written in `defaults` shows up once per sprite: say it once, then who else has it.
-        groups: dict[tuple[str | None, str], list[str]] = {}
-        for problem in problems:
-            ids = groups.setdefault((problem.field, problem.message), [])
-            if (problem.sprite or "?") not in ids:  # a sprite of several generations is one sprite
-                ids.append(problem.sprite or "?")
-        (first_field, first_message), first_sprites = next(iter(groups.items()))
-        first = problems[0]
-        sprite = self.ctx.sprites.get(first.sprite or "")
-        line = locate_field(sprite.source.file, sprite.source.path, first_field) if sprite else None
-        message = first_message
-        if len(first_sprites) > 1:
-            others = ", ".join(first_sprites[1:6]) + (", ..." if len(first_sprites) > 6 else "")
-            message += f"; the same for {len(first_sprites) - 1} more sprite(s): {others}"
-        rest = [f"{ids[0]}: {field + ': ' if field else ''}{text}" for (field, text), ids in list(groups.items())[1:4]]
-        if rest:
-            more = f"; and {len(groups) - 4} more" if len(groups) > 4 else ""
-            message += f" (also: {'; '.join(rest)}{more})"
-        return ManifestError(
-            message,
-            file=sprite.source.file if sprite else None,
-            line=line,
-            sprite=first.sprite,
-            field=first.field,
-        )
+        return grouped_error(problems, self._source)
 
     def _on_backend_progress(self, event: ProgressEvent) -> None:
         if event.phase == "sampling" and event.max:
@@ -887,8 +859,6 @@ class Engine:
                 except ManifestError as error:
                     sprite = self.ctx.sprites.get(error.sprite or "")
                     if error.file is None and sprite is not None:
-                        from pixelbuild.manifest import locate_field
-
                         error.file = sprite.source.file
                         error.line = locate_field(sprite.source.file, sprite.source.path, error.field)
                     raise

@@ -3,13 +3,12 @@
 Each file (the root ``pixelbuild.yaml`` and every file it includes) is parsed and validated on its
 own, and the validated document is cached under ``.pixelbuild/state/manifests`` by the digest of its
 bytes: an unchanged file is never parsed twice. Line numbers are worked out only when an error needs
-one, by composing the YAML node tree of that file again.
+one (``pixelbuild.locate``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import difflib
 import glob
 import json
 import math
@@ -28,13 +27,12 @@ from pixelbuild._resources import data_dir
 from pixelbuild.errors import ManifestError
 from pixelbuild.hashing import hash_bytes
 from pixelbuild.limits import MAX_MANIFEST_BYTES, MAX_YAML_NODES
+from pixelbuild.locate import DocPath, did_you_mean, display_path, located_error
 
 try:  # the C parser is ~3x faster; fall back where libyaml is missing
     from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
-
-DocPath = tuple[str | int, ...]
 
 MANIFEST_NAME = "pixelbuild.yaml"
 _CACHE_FORMAT = f"1/{__version__}"
@@ -152,15 +150,6 @@ _StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct
 _StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
 
 
-def _display_path(path: Path) -> str:
-    """``path`` relative to the working folder when it is inside it, else absolute."""
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return str(path)
-    return str(path) if relative.startswith("..") else relative
-
-
 # --------------------------------------------------------------------------------------------- schema
 
 
@@ -246,119 +235,6 @@ def _validators() -> tuple[Any, Any]:
     )
 
 
-# ------------------------------------------------------------------------------------------- locating
-
-
-def _compose(path: Path) -> yaml.Node | None:
-    try:
-        return yaml.compose(path.read_bytes(), Loader=_BaseLoader)
-    except (OSError, yaml.YAMLError):
-        return None
-
-
-def _walk(node: yaml.Node | None, doc_path: Sequence[str | int], key: bool = False) -> yaml.Node | None:
-    """Follow ``doc_path`` through a composed node tree; with ``key`` return the last key's node."""
-    for depth, step in enumerate(doc_path):
-        last = depth == len(doc_path) - 1
-        if isinstance(node, yaml.MappingNode) and isinstance(step, str):
-            for key_node, value_node in node.value:
-                if key_node.value == step:
-                    node = key_node if (key and last) else value_node
-                    break
-            else:
-                return node
-        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
-            node = node.value[step]
-        else:
-            return node
-    return node
-
-
-def locate(path: Path, doc_path: Sequence[str | int], key: bool = False) -> tuple[int, int] | None:
-    """1-based (line, column) of the value (or with ``key``, the key) at ``doc_path`` in a YAML file."""
-    node = _walk(_compose(path), doc_path, key=key)
-    if node is None:
-        return None
-    return node.start_mark.line + 1, node.start_mark.column + 1
-
-
-def parse_field(field: str) -> tuple[str | int, ...]:
-    """Turn ``loras[0].name`` into ``("loras", 0, "name")`` (the inverse of ``format_field``)."""
-    path: list[str | int] = []
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", field):
-        path.append(int(part[1:-1]) if part.startswith("[") else part)
-    return tuple(path)
-
-
-def _find(node: yaml.Node | None, doc_path: Sequence[str | int]) -> yaml.Node | None:
-    """Like ``_walk`` but None unless every step exists; returns the last key's node for mappings."""
-    for depth, step in enumerate(doc_path):
-        last = depth == len(doc_path) - 1
-        if isinstance(node, yaml.MappingNode) and isinstance(step, str):
-            match = next(((k, v) for k, v in node.value if k.value == step), None)
-            if match is None:
-                return None
-            node = match[0] if last else match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
-            node = node.value[step]
-        else:
-            return None
-    return node
-
-
-def locate_field(file: str, sprite_path: Sequence[str | int], field: str | None) -> int | None:
-    """The line where a sprite's ``field`` is written: on the sprite, else in its file's defaults, else
-    the sprite's own line."""
-    tree = _compose(Path(file))
-    if tree is None:
-        return None
-    if field:
-        for base in (tuple(sprite_path), ("defaults",)):
-            node = _find(tree, (*base, *parse_field(field)))
-            if node is not None:
-                return node.start_mark.line + 1
-    node = _walk(tree, sprite_path)
-    return node.start_mark.line + 1 if node is not None else None
-
-
-def format_field(doc_path: Sequence[str | int]) -> str:
-    """Render a document path as ``post[2].pixelate.size``."""
-    text = ""
-    for step in doc_path:
-        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
-    return text
-
-
-def sprite_and_field(data: Mapping[str, Any], doc_path: Sequence[str | int]) -> tuple[str | None, str | None]:
-    """Name the sprite (by id, or by position) and the field that ``doc_path`` points into."""
-    if len(doc_path) >= 2 and doc_path[0] == "sprites" and isinstance(doc_path[1], int):
-        sprites = data.get("sprites")
-        sprite_id: str | None = None
-        if isinstance(sprites, list) and doc_path[1] < len(sprites):
-            entry = sprites[doc_path[1]]
-            if isinstance(entry, Mapping) and isinstance(entry.get("id"), str):
-                sprite_id = entry["id"]
-        if sprite_id is None:
-            sprite_id = f"#{doc_path[1] + 1}"
-        rest = doc_path[2:]
-        return sprite_id, (format_field(rest) or None)
-    return None, (format_field(doc_path) or None)
-
-
-def located_error(
-    message: str,
-    path: Path,
-    data: Mapping[str, Any],
-    doc_path: Sequence[str | int],
-    key: bool = False,
-) -> ManifestError:
-    """Build a ManifestError for ``doc_path`` in file ``path``, with its line and column."""
-    position = locate(path, doc_path, key=key)
-    sprite, field = sprite_and_field(data, doc_path)
-    line, column = position if position else (None, None)
-    return ManifestError(message, file=_display_path(path), line=line, column=column, sprite=sprite, field=field)
-
-
 # ------------------------------------------------------------------------------------------ validation
 
 
@@ -426,14 +302,6 @@ def _allowed_keys(schema: Mapping[str, Any], root: Mapping[str, Any]) -> set[str
         else:
             keys |= _allowed_keys(part, root)
     return keys
-
-
-def did_you_mean(word: str, options: set[str]) -> str:
-    """A hint for an unknown name: the closest option, else the options when there are few."""
-    close = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean '{close[0]}'?)"
-    return f" (expected one of: {', '.join(sorted(options))})" if len(options) <= 12 else ""
 
 
 def _is_noise(error: Any) -> bool:
@@ -610,7 +478,7 @@ def validate_document(data: Any, path: Path, *, is_root: bool) -> None:
         kind = "an empty file" if data is None else f"{type(data).__name__}"
         raise ManifestError(
             f"a manifest must be a mapping with 'version: 1' and 'sprites:', got {kind}",
-            file=_display_path(path),
+            file=display_path(path),
             line=1,
         )
     errors = list(validator.iter_errors(data))
@@ -638,7 +506,7 @@ def _decode(raw: bytes, path: Path) -> str | bytes:
         line, column = _position(raw, error.start)
         raise ManifestError(
             f"the file is not UTF-8 text: byte 0x{raw[error.start]:02X} cannot be read (save the file as UTF-8)",
-            file=_display_path(path),
+            file=display_path(path),
             line=line,
             column=column,
         ) from None
@@ -675,7 +543,7 @@ def _check_expansion(root: yaml.Node, path: Path) -> None:
             mark = node.start_mark
             raise ManifestError(
                 "this value contains itself through an alias ('*'), so it never ends",
-                file=_display_path(path),
+                file=display_path(path),
                 line=mark.line + 1,
                 column=mark.column + 1,
             )
@@ -697,7 +565,7 @@ def _check_expansion(root: yaml.Node, path: Path) -> None:
     raise ManifestError(
         f"this value expands to more than {MAX_YAML_NODES:,} YAML nodes{how}, over the limit for one manifest "
         "file (see 'Limits' in the README)",
-        file=_display_path(path),
+        file=display_path(path),
         line=node.start_mark.line + 1,
         column=node.start_mark.column + 1,
     )
@@ -720,14 +588,14 @@ def parse_yaml(raw: bytes, path: Path) -> Any:
         return loader.construct_document(node)
     except _LoadError as error:
         raise ManifestError(
-            error.message, file=_display_path(path), line=error.mark.line + 1, column=error.mark.column + 1
+            error.message, file=display_path(path), line=error.mark.line + 1, column=error.mark.column + 1
         ) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         detail = " ".join(part for part in (error.context, error.problem) if part)
         raise ManifestError(
             f"YAML syntax error: {detail}",
-            file=_display_path(path),
+            file=display_path(path),
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
         ) from None
@@ -738,14 +606,14 @@ def parse_yaml(raw: bytes, path: Path) -> Any:
         character = f"U+{error.character:04X}" if isinstance(error.character, int) else repr(error.character)
         raise ManifestError(
             f"the character {character} is not allowed in YAML ({error.reason})",
-            file=_display_path(path),
+            file=display_path(path),
             line=line,
             column=column,
         ) from None
     except yaml.YAMLError as error:
-        raise ManifestError(f"YAML error: {error}", file=_display_path(path)) from None
+        raise ManifestError(f"YAML error: {error}", file=display_path(path)) from None
     except RecursionError:
-        raise ManifestError("the YAML is nested too deeply to read", file=_display_path(path)) from None
+        raise ManifestError("the YAML is nested too deeply to read", file=display_path(path)) from None
     finally:
         loader.dispose()
 
@@ -839,20 +707,20 @@ def read_manifest_bytes(path: Path) -> bytes:
         except NotRegularFile:
             if not path.is_file():  # a FIFO would hang the read, a device never end it
                 raise ManifestError(
-                    "this is not a regular file (a folder, a FIFO or a device)", file=_display_path(path)
+                    "this is not a regular file (a folder, a FIFO or a device)", file=display_path(path)
                 ) from None
             raise ManifestError(
                 f"the file is larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MiB, the limit for one manifest "
                 "file (split it with 'include:'; see 'Limits' in the README)",
-                file=_display_path(path),
+                file=display_path(path),
             ) from None
     except FileNotFoundError:
         hint = ""
         if path.name == MANIFEST_NAME:
             hint = " (run pixelbuild in the folder that holds it, or pass -C DIR or --manifest PATH)"
-        raise ManifestError(f"manifest not found{hint}", file=_display_path(path)) from None
+        raise ManifestError(f"manifest not found{hint}", file=display_path(path)) from None
     except OSError as error:
-        raise ManifestError(f"cannot read manifest: {error.strerror}", file=_display_path(path)) from None
+        raise ManifestError(f"cannot read manifest: {error.strerror}", file=display_path(path)) from None
 
 
 def _is_file(path: Path) -> bool:
@@ -909,7 +777,7 @@ def load_file(path: Path, project_dir: Path, cache: ParseCache, *, is_root: bool
     includes, include_globs = _expand_includes(path, header, project_dir)
     return ManifestFile(
         path=path,
-        display=_display_path(path),
+        display=display_path(path),
         digest=digest,
         header=header,
         sprites=sprites,
@@ -933,9 +801,9 @@ def load_manifest(path: Path, cache_dir: Path | None = None, *, parse_cache: Par
     def visit(file_path: Path, parent: Path | None, is_root: bool) -> None:
         if file_path in seen:
             raise ManifestError(
-                f"'{_display_path(file_path)}' is included more than once "
-                f"(already by '{_display_path(seen[file_path])}')",
-                file=_display_path(parent or file_path),
+                f"'{display_path(file_path)}' is included more than once "
+                f"(already by '{display_path(seen[file_path])}')",
+                file=display_path(parent or file_path),
             )
         seen[file_path] = parent or file_path
         manifest_file = load_file(file_path, project_dir, cache, is_root=is_root)

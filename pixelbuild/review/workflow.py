@@ -64,7 +64,7 @@ def find_sprite(session: Any, sprite_id: str) -> Any:
     """The resolved sprite ``sprite_id``; a usage error with a did-you-mean otherwise."""
     sprite = session.resolved.by_id.get(sprite_id)
     if sprite is None:
-        from pixelbuild.manifest import did_you_mean
+        from pixelbuild.locate import did_you_mean
 
         raise UsageError(
             f"no sprite '{sprite_id}' in {session.paths.display(session.paths.manifest)}"

@@ -7,7 +7,6 @@ at the line to fix rather than at a node id they never wrote.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
 from pixelbuild.backends.comfyui.messages import (
@@ -19,24 +18,9 @@ from pixelbuild.backends.comfyui.messages import (
 )
 from pixelbuild.backends.comfyui.workflow import BoundWorkflow
 from pixelbuild.errors import GenerationError
+from pixelbuild.locate import did_you_mean
 
 _MODEL_INPUTS = {"ckpt_name": "checkpoint", "lora_name": "LoRA", "vae_name": "VAE"}
-
-
-def did_you_mean(value: str, options: Sequence[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest option, or an empty string.
-
-    File extensions are left out of the comparison: every model ends in ``.safetensors``, which would
-    make any two names look alike.
-    """
-    stems = {_stem(option): option for option in options}
-    close = difflib.get_close_matches(_stem(value), list(stems), n=1, cutoff=0.6)
-    return f" (did you mean '{stems[close[0]]}'?)" if close else ""
-
-
-def _stem(name: str) -> str:
-    base, dot, ext = name.rpartition(".")
-    return (base if dot and base and len(ext) <= 12 else name).lower()
 
 
 def listing(options: Sequence[str], limit: int = 12) -> str:
@@ -120,7 +104,7 @@ def _input_error_text(error: InputError, label: str, field: str | None) -> str:
         value = error.received_value
         kind = _MODEL_INPUTS.get(name)
         options = error.options or ()
-        hint = did_you_mean(str(value), options) if options else ""
+        hint = did_you_mean(str(value), options, list_few=False, file_names=True) if options else ""
         has = f"; it has {listing(options)}" if options else ""
         if kind:
             return f"the server has no {kind} '{value}'{hint}{has}"

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from pixelbuild.backends.comfyui.client import ComfyClient
-from pixelbuild.backends.comfyui.errors import did_you_mean, listing
+from pixelbuild.backends.comfyui.errors import listing
 from pixelbuild.backends.comfyui.messages import combo_options
 from pixelbuild.backends.comfyui.workflow import BoundWorkflow, Target
 from pixelbuild.errors import GenerationError
+from pixelbuild.locate import did_you_mean
 from pixelbuild.spec import GenerationSpec
 
 HASH_CACHE = "comfyui-model-hashes.json"
@@ -85,7 +86,7 @@ def check_bound(bound: BoundWorkflow, catalog: Catalog, *, sprite: str) -> list[
         label = bound.node_label(node_id)
         schema = info.get(class_type)
         if not isinstance(schema, Mapping):
-            hint = did_you_mean(class_type, list(info))
+            hint = did_you_mean(class_type, list(info), list_few=False, file_names=True)
             report(
                 f"ComfyUI at {server} has no node type '{class_type}' ({label} of workflow "
                 f"'{bound.template}'){hint}; "
@@ -204,17 +205,13 @@ def _check_value(
             folder, noun = _MODEL_INPUTS[name]
             choices = catalog.models.get(folder) or choices
             if value not in choices:
-                return (
-                    f"ComfyUI at {server} has no {noun} '{value}'{did_you_mean(str(value), choices)}; "
-                    f"it has {listing(choices)}"
-                )
+                hint = did_you_mean(str(value), choices, list_few=False, file_names=True)
+                return f"ComfyUI at {server} has no {noun} '{value}'{hint}; it has {listing(choices)}"
             return None
         if value not in choices:
             noun = {"sampler_name": "sampler", "scheduler": "scheduler"}.get(name, f"value of '{name}'")
-            return (
-                f"'{value}' is not a {noun} ComfyUI at {server} knows{did_you_mean(str(value), choices)}; "
-                f"allowed: {listing(choices)}"
-            )
+            hint = did_you_mean(str(value), choices, list_few=False, file_names=True)
+            return f"'{value}' is not a {noun} ComfyUI at {server} knows{hint}; allowed: {listing(choices)}"
         return None
     what = bound.field_for(node_id, name) or name
     if kind == "INT":
