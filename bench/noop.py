@@ -10,6 +10,8 @@ once with the placeholder backend, then prints:
 * the median no-op ``pixelbuild build`` (a fresh process each time) and its ratio to the floor
   (target: within 3x);
 * the median one-change build (one sprite's prompt edited: one file re-parsed, one sprite generated);
+* a fresh clone (manifest, lock and assets only: no ``.pixelbuild/``, an empty per-user cache): the
+  median ``pixelbuild check`` (target: 1.5 s at 10,000 sprites) and the ``build`` that follows it;
 * the cost of parsing + validating the whole manifest as one file with the YAML loader in use;
 * peak memory (max RSS) of the no-op and one-change processes (target: under 150 MB).
 """
@@ -96,10 +98,10 @@ def write_project(root: Path, sprites: int, files: int) -> None:
         (root / "sprites" / f"part{part:03d}.yaml").write_text("\n".join(lines) + "\n")
 
 
-def timed(command: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
+def timed(command: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """Run ``command``; return (seconds, max RSS in MB, stdout)."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _pid, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
     out = process.stdout.read().decode() if process.stdout else ""
@@ -107,6 +109,27 @@ def timed(command: list[str], cwd: Path | None = None) -> tuple[float, int, str]
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{out}\n{err}")
     return elapsed, usage.ru_maxrss // 1024, out
+
+
+def fresh_clone(root: Path, runs: int) -> tuple[list[float], list[float]]:
+    """``check`` then ``build`` in ``runs`` fresh copies of the committed files (new mtimes, as a clone has),
+    each with an empty per-user cache; return both lists of seconds."""
+    checks, builds = [], []
+    for _ in range(runs):
+        clone = Path(tempfile.mkdtemp(prefix="pixelbuild-clone-"))
+        for name in ("pixelbuild.yaml", "pixelbuild.lock"):
+            shutil.copy(root / name, clone / name)
+        for folder in ("sprites", "assets"):
+            shutil.copytree(root / folder, clone / folder, copy_function=shutil.copy)
+        env = {**os.environ, "XDG_CACHE_HOME": str(clone / ".user-cache")}
+        seconds, _rss, out = timed([*PIXELBUILD, "check", "-C", str(clone), "--json"], env=env)
+        assert json.loads(out)["ok"], out
+        checks.append(seconds)
+        seconds, _rss, out = timed([*PIXELBUILD, "build", "-C", str(clone), "--json"], env=env)
+        assert json.loads(out)["generator_calls"] == 0, out
+        builds.append(seconds)
+        shutil.rmtree(clone)
+    return checks, builds
 
 
 def main() -> None:
@@ -147,6 +170,7 @@ def main() -> None:
         change_runs.append((seconds, rss))
     part.write_text(original)
     timed([*PIXELBUILD, "build", "-C", str(root)])  # back to the built state (restored from cache)
+    clone_checks, clone_builds = fresh_clone(root, max(3, args.runs // 2))
 
     # Parse + validate the whole manifest as one file, as an edit of an unsplit manifest would.
     single = Path(tempfile.mkdtemp(prefix="pixelbuild-single-"))
@@ -180,6 +204,10 @@ def main() -> None:
     print(
         f"one sprite changed: median {change_median * 1000:.0f} ms (1 file re-parsed, 1 generated), "
         f"peak {max(rss for _s, rss in change_runs)} MB (target < 150 MB)"
+    )
+    print(
+        f"fresh clone: check median {statistics.median(clone_checks) * 1000:.0f} ms (target <= 1500 ms), "
+        f"then build median {statistics.median(clone_builds) * 1000:.0f} ms ({len(clone_checks)} clones)"
     )
     print(f"parse + validate the whole manifest as one file ({loader} YAML loader): {float(parse_seconds):.2f} s")
     print(f"runs: {args.runs} no-op, {len(change_runs)} one-change; machine: {os.cpu_count()} cores")
