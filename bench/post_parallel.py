@@ -80,7 +80,7 @@ def plain(root: Path, workers: int, scratch: Path) -> float:
     process when ``workers`` is 1, else in a plain pool of that many processes (started before timing)."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from pixelbuild.engine import PostJob, post_process
+    from pixelbuild.execute.worker import PostJob, post_process
     from pixelbuild.fsguard import OutputGuard
     from pixelbuild.paths import ProjectPaths
     from pixelbuild.post import load_ops

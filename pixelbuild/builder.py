@@ -20,7 +20,7 @@ from pixelbuild.progress import Progress, QuietProgress
 
 if TYPE_CHECKING:
     from pixelbuild.backends.base import BackendFactory
-    from pixelbuild.engine import EngineResult
+    from pixelbuild.execute.outcomes import EngineResult
     from pixelbuild.lock import Journal, Lock
     from pixelbuild.plan import Plan
     from pixelbuild.project import Session
@@ -175,7 +175,7 @@ def _sweep_interrupted_writes(session: Session) -> None:
 
 
 def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, progress: Progress) -> BuildReport:
-    from pixelbuild.engine import EngineResult
+    from pixelbuild.execute.outcomes import EngineResult
     from pixelbuild.lock import Journal, apply_journal, read_journal
     from pixelbuild.plan import Action
     from pixelbuild.project import read_current_lock
@@ -267,7 +267,8 @@ def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, pr
 def _run_engine(
     session: Session, options: BuildOptions, journal: Journal, lock: Lock, plan: Plan, progress: Progress
 ) -> EngineResult:
-    from pixelbuild.engine import Engine, EngineContext
+    from pixelbuild.execute.context import EngineContext
+    from pixelbuild.execute.orchestrate import run_plan
 
     context = EngineContext(
         project_dir=session.paths.project_dir,
@@ -289,7 +290,7 @@ def _run_engine(
         backend_factory=options.backend_factory,
         sprites_per_run=options.sprites_per_run,
     )
-    return Engine(context).run(plan)
+    return run_plan(context, plan)
 
 
 def _replan(

@@ -12,10 +12,10 @@ import os
 import sys
 import time
 
-from pixelbuild import engine
 from pixelbuild.backends import placeholder
 from pixelbuild.cli import main
 from pixelbuild.errors import GenerationError
+from pixelbuild.execute import worker
 
 _original = placeholder.PlaceholderBackend.result
 
@@ -29,15 +29,15 @@ def _slow_result(self: placeholder.PlaceholderBackend, key: str) -> placeholder.
 
 placeholder.PlaceholderBackend.result = _slow_result  # type: ignore[method-assign]
 
-_original_post = engine.post_process
+_original_post = worker.post_process
 
 
-def _slow_post(job: engine.PostJob) -> engine.Rendered:
+def _slow_post(job: worker.PostJob) -> worker.Rendered:
     time.sleep(float(os.environ.get("SLOW_POST_SECONDS", "0")))
     return _original_post(job)
 
 
-engine.post_process = _slow_post
+worker.post_process = _slow_post
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from pixelbuild import engine
 from pixelbuild.errors import PostError
+from pixelbuild.execute import orchestrate, worker
 from pixelbuild.fsguard import OutputGuard
 from pixelbuild.hashing import hash_bytes
 from pixelbuild.lock import LockEntry, read_journal
 from tests.conftest import REPO, Result, build_json, snapshot
 
-SPRITES = 24  # enough for worker processes at -j 2 (engine._MIN_TASKS_FOR_PROCESSES) and several chunks
+SPRITES = 24  # enough for worker processes at -j 2 (worker.MIN_TASKS_FOR_PROCESSES) and several chunks
 
 
 def manifest(post: str, overrides: dict[int, str] | None = None) -> str:
@@ -43,10 +43,10 @@ EMPTYING = "[{remove_background: {mode: key, tolerance: 255}}]"
 def test_chunk_sizes_cover_every_sprite_and_shrink_towards_the_end() -> None:
     for count in (0, 1, 7, 24, 100, 1000):
         for workers in (1, 2, 4):
-            sizes = engine.chunk_sizes(count, workers)
-            assert sum(sizes) == count and all(1 <= size <= engine._CHUNK_MAX for size in sizes)
+            sizes = orchestrate.chunk_sizes(count, workers)
+            assert sum(sizes) == count and all(1 <= size <= orchestrate.CHUNK_MAX for size in sizes)
             assert sizes == sorted(sizes, reverse=True)
-    assert engine.chunk_sizes(1000, 2)[0] == engine._CHUNK_MAX and engine.chunk_sizes(1000, 2)[-1] == 1
+    assert orchestrate.chunk_sizes(1000, 2)[0] == orchestrate.CHUNK_MAX and orchestrate.chunk_sizes(1000, 2)[-1] == 1
 
 
 class _Unpicklable(Exception):
@@ -55,22 +55,21 @@ class _Unpicklable(Exception):
         self.b = b
 
 
-def test_a_batch_returns_each_jobs_outcome_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fake(job: engine.PostJob) -> engine.Rendered:
+def test_a_batch_returns_each_jobs_outcome_in_place() -> None:
+    def fake(job: worker.PostJob) -> worker.Rendered:
         if job.post_key == "empty":
             raise PostError("pixelate left no visible pixel")
         if job.post_key == "odd":
             raise _Unpicklable("odd", "b")
-        return engine.Rendered(job.post_key, "pixels", 1, 1, {})
+        return worker.Rendered(job.post_key, "pixels", 1, 1, {})
 
-    monkeypatch.setattr(engine, "post_process", fake)
     guard = OutputGuard("/nonexistent")
-    jobs = [engine.PostJob("store", (), (), {}, "project", key, guard, "x.png") for key in ("a", "empty", "b", "odd")]
-    results = engine.post_process_batch(jobs)
-    assert [r.file_hash for r in results if isinstance(r, engine.Rendered)] == ["a", "b"]
-    assert isinstance(results[1], engine.PostFailure) and isinstance(results[1].error, PostError)
+    jobs = [worker.PostJob("store", (), (), {}, "project", key, guard, "x.png") for key in ("a", "empty", "b", "odd")]
+    results = worker.post_process_batch(jobs, fake)
+    assert [r.file_hash for r in results if isinstance(r, worker.Rendered)] == ["a", "b"]
+    assert isinstance(results[1], worker.PostFailure) and isinstance(results[1].error, PostError)
     # Not one of ours: sent back as text (it might not pickle, and would take the whole batch with it).
-    assert isinstance(results[3], engine.PostFailure) and results[3].error is None
+    assert isinstance(results[3], worker.PostFailure) and results[3].error is None
     assert results[3].detail.endswith("_Unpicklable: odd") and "in fake" in results[3].trace
     import pickle
 
@@ -161,14 +160,14 @@ def test_a_bug_in_one_sprite_is_reported_with_its_traceback(
 ) -> None:
     project = make_project(manifest(FIRST))
     build_json(cli, project)
-    real = engine.post_process
+    real = worker.post_process
 
-    def buggy(job: engine.PostJob) -> engine.Rendered:
+    def buggy(job: worker.PostJob) -> worker.Rendered:
         if job.output == "s05.png":
             raise ZeroDivisionError("division by zero")
         return real(job)
 
-    monkeypatch.setattr(engine, "post_process", buggy)  # -j 1: batches run in this process
+    monkeypatch.setattr(worker, "post_process", buggy)  # -j 1: batches run in this process
     (project / "pixelbuild.yaml").write_text(manifest(SECOND))
     result = cli("build", "-C", project, "--json", "-j", "1")
     assert result.code == 1

@@ -78,7 +78,7 @@ def explore(
     instead of the manifest's named one (tests inject one there)."""
     from pixelbuild.backends import create_backend
     from pixelbuild.backends.base import BackendRequest, GenerationJob
-    from pixelbuild.engine import PostJob, post_process
+    from pixelbuild.execute.worker import PostJob, post_process
     from pixelbuild.fsguard import OutputGuard
     from pixelbuild.fsutil import atomic_write_bytes
     from pixelbuild.keys import sprite_keys

@@ -1,0 +1,144 @@
+"""The doit adapter: runs a run's steps as doit tasks. The only module that imports doit.
+
+doit is used as a library and only ever sees stale work: up-to-dateness was decided by the plan from the
+lock and the files, so doit's own database is kept in memory and thrown away, and its reporter says
+nothing (progress and failures are pixelbuild's).
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pixelbuild.notices import pinned
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One task: ``action(*args)`` returns False when it failed (its failure is already recorded), and runs
+    after the steps named in ``after``."""
+
+    name: str
+    action: Callable[..., bool]
+    args: tuple[Any, ...] = ()
+    after: tuple[str, ...] = ()
+
+
+def run_steps(steps: Sequence[Step], threads: int) -> tuple[int, str]:
+    """Run ``steps`` in ``threads`` threads (1: in this one), every step even when others fail.
+
+    Returns doit's exit code and what it printed about its own runtime errors (not task failures).
+    """
+    from doit.cmd_base import TaskLoader2
+    from doit.doit_cmd import DoitMain
+    from doit.task import Task
+
+    tasks = [Task(s.name, actions=[(s.action, s.args)], task_dep=list(s.after), verbosity=2) for s in steps]
+
+    class Loader(TaskLoader2):  # type: ignore[misc]
+        def load_doit_config(self) -> dict[str, Any]:
+            return {"dep_file": "", "backend": "pixelbuild-memory", "verbosity": 2, "reporter": _SilentReporter}
+
+        def load_tasks(self, cmd: Any, pos_args: Any) -> list[Any]:
+            return tasks
+
+    arguments = ["run", "--continue"]
+    if threads > 1:
+        arguments += ["-n", str(threads), "-P", "thread"]
+    saved = sys.stdout, sys.stderr
+    errors = io.StringIO()
+    try:
+        # doit prints its own runtime errors (not task failures: those are ours) to stderr; our warnings go
+        # to the real stderr meanwhile.
+        sys.stderr = errors
+        with pinned(saved[1]):
+            code = DoitMain(
+                Loader(),
+                config_filenames=(),
+                extra_config={"BACKEND": {"pixelbuild-memory": f"{__name__}:MemoryDB"}},
+            ).run(arguments)
+    finally:
+        # doit's runners swap these out while tasks run; put the real ones back whatever happened.
+        sys.stdout, sys.stderr = saved
+        # A doit task and its actions reference each other, and the actions the run: drop the actions so
+        # that the run and all it holds go when the build returns, not at the next full collection.
+        for task in tasks:
+            task._actions, task._action_instances = [], []
+    return int(code), errors.getvalue().strip()
+
+
+class MemoryDB:
+    """A doit dependency database that forgets everything: the lock is pixelbuild's build log."""
+
+    def __init__(self, name: str, codec: Any, *, module_name: str | None = None) -> None:
+        self.name = name
+        self._db: dict[str, dict[str, Any]] = {}
+
+    def dump(self) -> None:
+        """Nothing is kept."""
+
+    def set(self, task_id: str, dependency: str, value: Any) -> None:
+        """Store a value for this run."""
+        self._db.setdefault(task_id, {})[dependency] = value
+
+    def get(self, task_id: str, dependency: str) -> Any:
+        """A value stored in this run, or None."""
+        return self._db.get(task_id, {}).get(dependency)
+
+    def in_(self, task_id: str) -> bool:
+        """Whether the task has stored values."""
+        return task_id in self._db
+
+    def remove(self, task_id: str) -> None:
+        """Forget a task."""
+        self._db.pop(task_id, None)
+
+    def remove_all(self) -> None:
+        """Forget everything."""
+        self._db.clear()
+
+
+class _SilentReporter:
+    """doit reporter that says nothing: progress is pixelbuild's, failures are collected by the run."""
+
+    def __init__(self, outstream: Any, options: Any) -> None:
+        self.failures: list[Any] = []
+        self.runtime_errors: list[str] = []
+
+    def initialize(self, tasks: Any, selected_tasks: Any) -> None:
+        """Nothing to set up."""
+
+    def get_status(self, task: Any) -> None:
+        """Not reported."""
+
+    def execute_task(self, task: Any) -> None:
+        """Not reported."""
+
+    def add_failure(self, task: Any, fail: Any) -> None:
+        """Collected by the run already."""
+        self.failures.append((task.name, fail))
+
+    def add_success(self, task: Any) -> None:
+        """Not reported."""
+
+    def skip_uptodate(self, task: Any) -> None:
+        """Not reported."""
+
+    def skip_ignore(self, task: Any) -> None:
+        """Not reported."""
+
+    def cleanup_error(self, exception: Any) -> None:
+        """Not reported."""
+
+    def runtime_error(self, msg: str) -> None:
+        """Kept for debugging."""
+        self.runtime_errors.append(msg)
+
+    def teardown_task(self, task: Any) -> None:
+        """Not reported."""
+
+    def complete_run(self) -> None:
+        """Not reported."""

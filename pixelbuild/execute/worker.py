@@ -1,0 +1,186 @@
+"""Post-processing as a worker process does it: plain picklable jobs in, small results out; and the pool
+of such workers, tied to the build process's life.
+
+``post_process`` is a module-level function of one plain argument, so it runs as well in a worker: the
+build process then only journals the result. ``post_process_batch`` does a chunk of them in one call.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pixelbuild.errors import PixelbuildError
+from pixelbuild.execute.outcomes import CacheMiss, Deferred, WorkerBug
+from pixelbuild.fsguard import OutputGuard
+from pixelbuild.store import Store
+
+#: Below this many post-processing tasks, worker processes cost more to start than they save.
+MIN_TASKS_FOR_PROCESSES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class PostJob:
+    """Everything a worker needs to post-process one sprite: plain, picklable values."""
+
+    store_root: str
+    generation_keys: tuple[str, ...]
+    chain: tuple[Any, ...]
+    layout: Mapping[str, Any]
+    project_dir: str
+    post_key: str
+    guard: OutputGuard
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A sprite's finished output as written: hashes, size and the identity of what generated it."""
+
+    file_hash: str
+    pixel_hash: str
+    width: int
+    height: int
+    identity: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PostFailure:
+    """A sprite of a batch that failed. ``error`` is kept when it is one of ours or the file system's (it
+    crosses a process boundary whole); anything else is a bug, carried as its one-line ``detail`` and its
+    traceback."""
+
+    error: PixelbuildError | Deferred | OSError | None
+    detail: str
+    trace: str
+
+    def raise_(self) -> NoReturn:
+        """Raise the failure in the build process, as the error it was (or as a ``WorkerBug``)."""
+        if self.error is not None:
+            raise self.error
+        raise WorkerBug(self.detail, self.trace)
+
+
+def post_process(job: PostJob) -> Rendered:
+    """Post-process a sprite from its cached raw frames, cache the result and write its output file."""
+    from pixelbuild.png import decode_png, encode_png, pixel_hash
+    from pixelbuild.post import PostContext, apply_chain
+    from pixelbuild.sheets import assemble_frames
+
+    store = Store(Path(job.store_root))
+    frames = []
+    identity: dict[str, Any] = {}
+    for key in job.generation_keys:
+        record = store.get_action("gen", key)
+        if record is None:
+            raise CacheMiss("gen", key)
+        identity = identity or dict(record.get("identity") or {})
+        for item in record["images"]:
+            data = store.read_blob(item["blob"])
+            if data is None:
+                raise CacheMiss("gen", key)
+            frames.append(decode_png(data))
+    context = PostContext(read_file=lambda ref: (Path(job.project_dir) / ref).read_bytes())
+    frames = apply_chain(frames, job.chain, context)
+    image = frames[0] if len(frames) == 1 else assemble_frames(frames, job.layout)
+    png = encode_png(image)
+    pixels = pixel_hash(image)
+    blob = store.put_blob(png)
+    store.put_action(
+        "post",
+        job.post_key,
+        {
+            "images": [{"blob": blob, "pixel_hash": pixels, "width": image.width, "height": image.height}],
+            "identity": identity,
+        },
+    )
+    job.guard.write_bytes(job.output, png)
+    return Rendered(blob, pixels, image.width, image.height, identity)
+
+
+def post_process_batch(
+    jobs: Sequence[PostJob], process: Callable[[PostJob], Rendered] | None = None
+) -> list[Rendered | PostFailure]:
+    """``process`` (``post_process``) for each job, in order; a failure is returned in its sprite's place,
+    not raised. One call per batch keeps inter-process traffic and scheduling per sprite low."""
+    process = process or post_process
+    results: list[Rendered | PostFailure] = []
+    for job in jobs:
+        try:
+            results.append(process(job))
+        except (PixelbuildError, Deferred, OSError) as error:  # these cross a process boundary whole
+            results.append(PostFailure(error.with_traceback(None), str(error), ""))
+        except Exception as error:  # an arbitrary exception may not pickle: it would take the batch with it
+            detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+            results.append(PostFailure(None, detail, traceback.format_exc()))
+    return results
+
+
+def start_pool(workers: int, post_tasks: int) -> Executor | None:
+    """A pool of ``workers`` processes, warmed up, when ``post_tasks`` are worth it; else None (in-process)."""
+    if workers <= 1 or post_tasks < MIN_TASKS_FOR_PROCESSES:
+        return None
+    import multiprocessing
+
+    # Fork before any thread exists (backend, doit runner): workers inherit imported modules cheaply.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_follow_parent,
+        initargs=(os.getpid(),),
+    )
+    for warm in [pool.submit(_warm_up) for _ in range(workers)]:
+        warm.result()
+    return pool
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _follow_parent(parent: int) -> None:
+    """Pool initializer: make this worker die with the build process, however that one ends.
+
+    A worker that outlived a killed build would hold the caller's stdout and stderr open (a CI step
+    would hang). Linux delivers SIGKILL to us when the parent dies; elsewhere a thread watches
+    ``getppid``. Checked once more after arming, in case the parent died first.
+    """
+    import signal
+
+    # The build process handles Ctrl-C and SIGTERM and shuts the pool down; a worker only follows it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent:
+        os._exit(1)
+    if not armed:
+        import time
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="pixelbuild-parent-watch", daemon=True).start()
+
+
+def _warm_up() -> None:
+    """Import the image stack in a worker before real work arrives."""
+    import pixelbuild.post
+
+    pixelbuild.post.load_ops()
