@@ -82,7 +82,7 @@ def plain(root: Path, workers: int, scratch: Path) -> float:
 
     from pixelbuild.execute.worker import PostJob, post_process
     from pixelbuild.fsguard import OutputGuard
-    from pixelbuild.paths import ProjectPaths
+    from pixelbuild.local.layout import ProjectPaths
     from pixelbuild.post import load_ops
     from pixelbuild.project import open_session
 

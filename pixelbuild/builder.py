@@ -1,7 +1,7 @@
 """``build``: bring the asset tree and the lock up to date with the manifest.
 
 The no-op path (the stamp still holds) touches no parser, schema, engine or image library; only
-``pixelbuild.state`` is imported for it. Everything else loads lazily.
+``pixelbuild.local.stamp`` is imported for it. Everything else loads lazily.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pixelbuild.errors import DiskFull, FrozenError, PixelbuildError
-from pixelbuild.noop import check_stamp
-from pixelbuild.paths import ProjectPaths
+from pixelbuild.local.layout import ProjectPaths
+from pixelbuild.local.stamp import noop_check
 from pixelbuild.progress import Progress, QuietProgress
 
 if TYPE_CHECKING:
     from pixelbuild.backends.base import BackendFactory
     from pixelbuild.execute.outcomes import EngineResult
+    from pixelbuild.local.filehashes import Clock
     from pixelbuild.lock import Journal, Lock
     from pixelbuild.plan import Plan
     from pixelbuild.project import Session
@@ -32,7 +33,8 @@ class BuildOptions:
 
     ``servers`` (``--server``) replace the backend's server list. ``backend_factory`` makes the backend
     instead of the manifest's named one (tests inject a fake there). ``sprites_per_run`` bounds how many
-    sprites one engine run holds in memory (default 1000).
+    sprites one engine run holds in memory (default 1000). ``clock`` (wall-clock nanoseconds) decides which
+    files count as just changed (racily clean) for the stamp and the file-hash cache; tests inject one.
     """
 
     only: Sequence[str] = ()
@@ -42,6 +44,7 @@ class BuildOptions:
     force: bool = False  # replace files at output paths that pixelbuild did not write (or that were edited)
     backend_factory: BackendFactory | None = None
     sprites_per_run: int | None = None
+    clock: Clock | None = None
 
     def __post_init__(self) -> None:
         if self.sprites_per_run is not None and self.sprites_per_run < 1:
@@ -122,7 +125,7 @@ class ProjectLock:
 
 
 def _ensure_gitignore(paths: ProjectPaths) -> None:
-    ignore = paths.state_dir / ".gitignore"
+    ignore = paths.gitignore
     if not ignore.exists():
         from pixelbuild.fsutil import atomic_write_bytes
 
@@ -136,15 +139,14 @@ def build(
     started = time.perf_counter()
     paths = ProjectPaths.for_manifest(Path(manifest))
     # Read-only, so no lock needed: a concurrent build clears the stamp before it changes anything.
-    if not options.only:
-        up_to_date = check_stamp(str(paths.manifest))
-        if up_to_date is not None:
-            return BuildReport(up_to_date=up_to_date, noop=True, seconds=time.perf_counter() - started)
+    up_to_date = noop_check(str(paths.manifest), options.only, options.force)
+    if up_to_date is not None:
+        return BuildReport(up_to_date=up_to_date, noop=True, seconds=time.perf_counter() - started)
     from pixelbuild.project import open_session
 
     # Load and check the manifest before taking the lock: a bad one leaves no .pixelbuild behind. (The
     # session reads inputs only; outputs are compared under the lock.)
-    session = open_session(paths)
+    session = open_session(paths, options.clock)
     with ProjectLock(paths):
         _ensure_gitignore(paths)
         report = _full_build(paths, session, options, progress or QuietProgress())
@@ -176,10 +178,10 @@ def _sweep_interrupted_writes(session: Session) -> None:
 
 def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, progress: Progress) -> BuildReport:
     from pixelbuild.execute.outcomes import EngineResult
+    from pixelbuild.local.stamp import clear_stamp
     from pixelbuild.lock import Journal, apply_journal, read_journal
     from pixelbuild.plan import Action
     from pixelbuild.project import read_current_lock
-    from pixelbuild.state import clear_stamp
 
     clear_stamp(paths.stamp)
     _sweep_interrupted_writes(session)
@@ -260,7 +262,7 @@ def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, pr
         and all(decision.sprite_id in result.finished for decision in plan.stale)
     )
     if everything_done:
-        _write_stamp(session, final_lock, lock_bytes)
+        _write_stamp(session, final_lock, lock_bytes, options.clock)
     return report
 
 
@@ -337,10 +339,10 @@ def _commit_lock(paths: ProjectPaths, lock: Lock) -> bytes:
     return raw
 
 
-def _write_stamp(session: Session, lock: Lock, lock_bytes: bytes) -> None:
+def _write_stamp(session: Session, lock: Lock, lock_bytes: bytes, clock: Clock | None) -> None:
     from pixelbuild.hashing import hash_bytes
+    from pixelbuild.local.stamp import StampInputs, write_stamp
     from pixelbuild.lock import lock_outputs
-    from pixelbuild.state import StampInputs, write_stamp
 
     paths = session.paths
     # The stamp names the real path of the project folder once, and everything else relative to it.
@@ -367,4 +369,5 @@ def _write_stamp(session: Session, lock: Lock, lock_bytes: bytes) -> None:
             outputs=[o.path for o in lock_outputs(lock)],
             sprites=len(lock.sprites) + len(lock.atlases),  # what a no-op reports up to date
         ),
+        clock,
     )

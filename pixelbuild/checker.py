@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pixelbuild.fsguard import TEMP_PREFIX, OutputGuard
-from pixelbuild.hashing import hash_file
+from pixelbuild.local.filehashes import file_digest
+from pixelbuild.local.layout import ProjectPaths
 from pixelbuild.lock import OutputRecord, lock_outputs, read_journal
-from pixelbuild.paths import ProjectPaths
 from pixelbuild.plan import FileState, changed_fields
 from pixelbuild.project import compare_output, open_session, read_current_lock
 
@@ -74,7 +74,7 @@ def _output_problem(
         return "unsafe", f"{unsafe}: pixelbuild never writes or deletes through links"
     target = output_dir / output.path
     try:
-        digest: str | None = hash_file(target)
+        digest: str | None = file_digest(str(target))
     except FileNotFoundError:
         digest = None
     except OSError as error:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pixelbuild import __version__
+from pixelbuild._version import __version__
 from pixelbuild.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -36,14 +36,14 @@ from pixelbuild.errors import (
     disk_full,
     error_document,
 )
+from pixelbuild.local.layout import MANIFEST_NAME
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from pixelbuild.builder import BuildReport
-    from pixelbuild.paths import ProjectPaths
+    from pixelbuild.local.layout import ProjectPaths
 
-MANIFEST_NAME = "pixelbuild.yaml"
 _STARTED = time.perf_counter()
 
 
@@ -207,12 +207,11 @@ def _progress(args: argparse.Namespace) -> Any:
 
 def _noop_build(args: argparse.Namespace) -> bool:
     """The no-op fast path: if the last build's stamp holds, report and return True (imports almost nothing)."""
-    from pixelbuild.noop import check_stamp
+    from pixelbuild.local.stamp import noop_check
 
-    if args.only or args.force:
-        return False
     base = args.directory or os.getcwd()
-    up_to_date = check_stamp(os.path.abspath(os.path.join(base, args.manifest or MANIFEST_NAME)))
+    manifest = os.path.abspath(os.path.join(base, args.manifest or MANIFEST_NAME))
+    up_to_date = noop_check(manifest, args.only, args.force)
     if up_to_date is None:
         return False
     document = {
@@ -293,7 +292,7 @@ def _report_build(args: argparse.Namespace, report: BuildReport, progress: Any) 
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from pixelbuild.paths import ProjectPaths
+    from pixelbuild.local.layout import ProjectPaths
     from pixelbuild.plan import Action
     from pixelbuild.project import open_session, read_current_state
 
@@ -400,7 +399,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_eject(args: argparse.Namespace) -> int:
     from pixelbuild.eject import eject
-    from pixelbuild.paths import ProjectPaths
+    from pixelbuild.local.layout import ProjectPaths
 
     paths = ProjectPaths.for_manifest(_manifest_path(args))
     # -C DIR means "run in DIR": a relative -o PATH is relative to it.
@@ -413,7 +412,7 @@ def _cmd_eject(args: argparse.Namespace) -> int:
 
 def _cmd_gc(args: argparse.Namespace) -> int:
     from pixelbuild.builder import ProjectLock
-    from pixelbuild.paths import ProjectPaths
+    from pixelbuild.local.layout import ProjectPaths
 
     paths = ProjectPaths.for_manifest(_manifest_path(args))
     # A running build relies on the cache entries its plan found: gc refuses to run beside it.

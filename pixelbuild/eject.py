@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pixelbuild.errors import ManifestError, PixelbuildError, UsageError
-from pixelbuild.paths import ProjectPaths
+from pixelbuild.local.layout import ProjectPaths
 from pixelbuild.yamledit import entry_keys, entry_node, manifest_entry, remove_key, set_key, verified
 
 if TYPE_CHECKING:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import xxhash
@@ -101,12 +100,3 @@ def short_hash_text(text: str) -> str:
 def hash_bytes(data: bytes) -> str:
     """xxh3_128 of ``data`` as 32 lowercase hex digits."""
     return xxhash.xxh3_128_hexdigest(data)
-
-
-def hash_file(path: Path) -> str:
-    """xxh3_128 of a file's bytes, read in chunks."""
-    hasher = xxhash.xxh3_128()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            hasher.update(chunk)
-    return hasher.hexdigest()

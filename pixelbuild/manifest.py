@@ -22,11 +22,12 @@ from typing import Any
 
 import yaml
 
-from pixelbuild import __version__
 from pixelbuild._resources import data_dir
+from pixelbuild._version import __version__
 from pixelbuild.errors import ManifestError
 from pixelbuild.hashing import hash_bytes
 from pixelbuild.limits import MAX_MANIFEST_BYTES, MAX_YAML_NODES
+from pixelbuild.local.layout import MANIFEST_NAME
 from pixelbuild.locate import DocPath, did_you_mean, display_path, located_error
 
 try:  # the C parser is ~3x faster; fall back where libyaml is missing
@@ -34,7 +35,6 @@ try:  # the C parser is ~3x faster; fall back where libyaml is missing
 except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
-MANIFEST_NAME = "pixelbuild.yaml"
 _CACHE_FORMAT = f"1/{__version__}"
 
 
@@ -637,7 +637,7 @@ class ParseCache:
         return self.root / f"{digest}{'.root' if is_root else ''}{part}.json"
 
     def _read(self, path: Path) -> Any | None:
-        from pixelbuild.statekey import read_sealed
+        from pixelbuild.local.seal import read_sealed
 
         try:
             # Sealed: an entry this user's pixelbuild did not write (planted, carried in) is a miss, never
@@ -680,7 +680,7 @@ class ParseCache:
     def put(self, digest: str, is_root: bool, data: Mapping[str, Any]) -> None:
         """Store a validated document (best effort: a cache write never fails a build)."""
         from pixelbuild.fsutil import atomic_write_bytes
-        from pixelbuild.statekey import seal
+        from pixelbuild.local.seal import seal
 
         if self.deferred:
             self.pending.append((digest, is_root, data))
@@ -699,7 +699,7 @@ class ParseCache:
 
 def read_manifest_bytes(path: Path) -> bytes:
     """Read a manifest file, turning a missing, unreadable or oversized file into a ManifestError."""
-    from pixelbuild.statekey import NotRegularFile, read_regular
+    from pixelbuild.local.seal import NotRegularFile, read_regular
 
     try:
         try:

@@ -12,12 +12,12 @@ from pathlib import Path
 from pixelbuild.errors import UsageError
 from pixelbuild.fsguard import OutputGuard
 from pixelbuild.keys import SpriteKeys, atlas_key
+from pixelbuild.local.filehashes import Clock, FileHashCache
+from pixelbuild.local.layout import ProjectPaths
 from pixelbuild.lock import Lock, OutputRecord, apply_journal, lock_outputs, read_journal, read_lock
 from pixelbuild.manifest import Manifest, ParseCache, load_manifest
-from pixelbuild.paths import ProjectPaths
 from pixelbuild.plan import FileState, Plan, make_plan
 from pixelbuild.resolver import Resolved, project_file_path, resolve
-from pixelbuild.state import FileHashCache
 from pixelbuild.store import Store
 
 
@@ -185,8 +185,9 @@ def pixels_match(path: Path, expected: str, output: OutputRecord | None = None) 
         return False
 
 
-def open_session(paths: ProjectPaths) -> Session:
-    """Load, validate and resolve the manifest and compute every sprite's keys.
+def open_session(paths: ProjectPaths, clock: Clock | None = None) -> Session:
+    """Load, validate and resolve the manifest and compute every sprite's keys (``clock``: see
+    ``FileHashCache``).
 
     Files whose resolution is cached (``pixelbuild.speccache``) are neither resolved nor hashed again.
     """
@@ -195,7 +196,7 @@ def open_session(paths: ProjectPaths) -> Session:
     paths.check_state()  # every command that loads a project may write its caches
     parse_cache = ParseCache(paths.parse_cache, deferred=True)
     manifest = load_manifest(paths.manifest, parse_cache=parse_cache)
-    hashes = FileHashCache(paths.hashes)
+    hashes = FileHashCache(paths.hashes, clock)
     cache = SpecCache(
         paths.spec_cache, lambda ref: hashes.hash(project_file_path(paths.project_dir, ref)), paths.project_dir
     )

@@ -26,10 +26,10 @@ from pixelbuild.backends.source import MAX_PIXELS as SOURCE_MAX_PIXELS
 from pixelbuild.errors import ManifestError
 from pixelbuild.fsguard import matches_keep
 from pixelbuild.limits import MAX_SPRITES, Size, SizeProblem, image_size_problem
+from pixelbuild.local.layout import STATE_DIR
 from pixelbuild.locate import did_you_mean, located_error
 from pixelbuild.manifest import Manifest, ManifestFile
 from pixelbuild.names import character_problem, control_problem, id_problem, path_problem, quote
-from pixelbuild.paths import STATE_DIR
 from pixelbuild.pngheader import png_header_size
 from pixelbuild.post import FILE_PARAMS, check_files, load_ops, normalise_post_entry
 from pixelbuild.spec import AtlasSpec, GenerationSpec, Lora, PostOp, Source, SpriteSpec

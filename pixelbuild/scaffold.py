@@ -19,7 +19,7 @@ from pathlib import Path
 from pixelbuild._resources import data_dir
 from pixelbuild.errors import BackendUnavailable, PixelbuildError, UsageError
 from pixelbuild.fsutil import atomic_write_bytes
-from pixelbuild.paths import STATE_DIR, ProjectPaths
+from pixelbuild.local.layout import STATE_DIR, ProjectPaths
 
 SCHEMA_DIR = ".pixelbuild-schema"
 SCHEMA_FILES = ("manifest.schema.json", "post-ops.schema.json", "lock.schema.json")
@@ -289,12 +289,8 @@ def init_project(
             atomic_write_bytes(target, raw)
             report.created.append(f"{display}: the JSON Schema editors read offline")
     ignore = project / ".gitignore"
-    ignored = {line.strip() for line in _lines(ignore)} & {
-        ".pixelbuild",
-        ".pixelbuild/",
-        "/.pixelbuild",
-        "/.pixelbuild/",
-    }
+    spellings = {f"{lead}{STATE_DIR}{trail}" for lead in ("", "/") for trail in ("", "/")}
+    ignored = {line.strip() for line in _lines(ignore)} & spellings
     _append_line(ignore, GITIGNORE_LINE, bool(ignored), report, ".gitignore")
     attributes = project / ".gitattributes"
     wanted = gitattributes_line(paths.lock.name)

@@ -19,15 +19,15 @@ from typing import Any
 
 import msgspec
 
-from pixelbuild import __version__
+from pixelbuild._version import __version__
 from pixelbuild.fsguard import all_safe, path_problem
 from pixelbuild.hashing import canonical_json, hash_text
 from pixelbuild.keys import KEY_VERSION, SpriteKeys, sprite_keys
+from pixelbuild.local.seal import read_regular, seal, unseal
 from pixelbuild.manifest import ManifestFile
 from pixelbuild.notices import warn_once
 from pixelbuild.resolver import BUILTIN_PREFIX, ProjectSettings
 from pixelbuild.spec import Source, SpriteSpec
-from pixelbuild.statekey import read_regular, seal, unseal
 
 #: Maps a file reference to its content hash (None if it is gone).
 RefHasher = Callable[[str], str | None]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from pixelbuild.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, ManifestError, PixelbuildError
 from pixelbuild.fsutil import TEMP_PREFIX
-from pixelbuild.paths import ProjectPaths
+from pixelbuild.local.layout import ProjectPaths
 
 if TYPE_CHECKING:
     import threading

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from pixelbuild.paths import ProjectPaths
+from pixelbuild.local.layout import ProjectPaths
 from pixelbuild.scaffold import SCHEMA_FILES
 from tests.conftest import REPO, Result
 

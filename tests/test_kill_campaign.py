@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from pixelbuild.fsguard import TEMP_PREFIX
-from pixelbuild.hashing import hash_file
+from pixelbuild.local.filehashes import file_digest
 from pixelbuild.lock import apply_journal, read_journal, read_lock
 from tests.conftest import REPO
 
@@ -99,7 +99,7 @@ def _check_after_kill(project: Path, outside: Path, before_outside: set[str]) ->
     for sprite_id, entry in lock.sprites.items():
         for output in entry.outputs:
             path = project / "assets" / output.path
-            if not path.exists() or hash_file(path) != output.file_hash:
+            if not path.exists() or file_digest(str(path)) != output.file_hash:
                 assert sprite_id in check.stdout, (sprite_id, check.stdout)
     leftovers = [
         str(path.relative_to(project))

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import xxhash
 
-from pixelbuild.statekey import seal, unseal
+from pixelbuild.builder import BuildOptions, build
+from pixelbuild.local.seal import seal, unseal
 from tests.conftest import Result, build_json
 
 INCLUDING = """\
@@ -27,6 +28,23 @@ sprites:
 def built_twice(cli: Callable[..., Result], project: Path) -> None:
     build_json(cli, project)
     assert build_json(cli, project)["noop"] is True
+
+
+def never_racy() -> int:
+    """A clock so far ahead that no file looks just changed (nothing is racily clean)."""
+    return 1 << 62
+
+
+def always_racy() -> int:
+    """A clock at the epoch, against which every file looks just changed (everything is racily clean)."""
+    return 0
+
+
+def built_twice_by_clock(project: Path, clock: Callable[[], int]) -> None:
+    """Build, then build again as a no-op, with the stamp and the file-hash cache judged by ``clock``."""
+    options = BuildOptions(clock=clock)
+    build(project / "pixelbuild.yaml", options)
+    assert build(project / "pixelbuild.yaml", options).noop is True
 
 
 def test_whitespace_edit_leaves_the_fast_path_but_regenerates_nothing(
@@ -234,16 +252,14 @@ def test_a_manifest_that_does_not_exist_is_an_error_not_a_noop(
 
 @pytest.mark.parametrize("racy_window", ["default", "none"])
 def test_content_change_with_the_same_size_and_mtime_is_noticed(
-    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, racy_window: str
+    cli: Callable[..., Result], make_project: Callable[..., Path], racy_window: str
 ) -> None:
-    import pixelbuild.noop
-
+    project = make_project()
     if racy_window == "none":
         # Nothing is racily clean: only the signature (ctime, inode) can tell.
-        monkeypatch.setattr(pixelbuild.noop, "RACY_NS", 0)
-        monkeypatch.setattr(pixelbuild.noop, "FINE_RACY_NS", 0)
-    project = make_project()
-    built_twice(cli, project)
+        built_twice_by_clock(project, never_racy)
+    else:
+        built_twice(cli, project)
     output = project / "assets/slime.png"
     before = output.stat()
     data = bytearray(output.read_bytes())
@@ -314,15 +330,11 @@ def test_a_stamp_naming_paths_outside_its_folders_never_holds(
 
 
 def test_racily_clean_files_are_judged_by_their_bytes(
-    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+    cli: Callable[..., Result], make_project: Callable[..., Path]
 ) -> None:
-    import pixelbuild.noop
-
     # Everything counts as just changed: the stamp keeps every file's digest, and the check hashes it.
-    monkeypatch.setattr(pixelbuild.noop, "RACY_NS", 1 << 62)
-    monkeypatch.setattr(pixelbuild.noop, "FINE_RACY_NS", 1 << 62)
     project = make_project()
-    built_twice(cli, project)
+    built_twice_by_clock(project, always_racy)
     stamp_path = project / ".pixelbuild/state/noop.json"
     stamp = _read_stamp(stamp_path)
     racy = {path for group, path, _digest in stamp["racy"] if group == "outputs"}

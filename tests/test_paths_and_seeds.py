@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from pixelbuild.local.layout import ProjectPaths
 from pixelbuild.manifest import load_manifest
-from pixelbuild.paths import ProjectPaths
 from pixelbuild.project import open_session
 from pixelbuild.resolver import resolve
 from tests.conftest import REPO, Result

@@ -477,14 +477,14 @@ def test_damaged_or_crafted_spec_cache_entry_is_ignored(
 def test_spec_cache_names_the_manifest_as_this_run_shows_it(
     cli: Callable[..., Result], make_project: Callable[..., Path]
 ) -> None:
-    from pixelbuild.paths import ProjectPaths
+    from pixelbuild.local.layout import ProjectPaths
     from pixelbuild.project import open_session
 
     project = make_project()
     build_json(cli, project)
     (entry,) = _resolved_entries(project)
     # Sealed again with this user's key: as if this user's own pixelbuild had written it from elsewhere.
-    from pixelbuild.statekey import seal, unseal
+    from pixelbuild.local.seal import seal, unseal
 
     payload = unseal("spec", entry.name, entry.read_bytes())
     assert payload is not None

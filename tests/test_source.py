@@ -244,7 +244,7 @@ def test_a_source_edited_during_the_build_is_not_cached_under_its_old_key(projec
     from pixelbuild.backends.base import GenerationJob
     from pixelbuild.backends.source import SourceBackend
     from pixelbuild.errors import GenerationError
-    from pixelbuild.paths import ProjectPaths
+    from pixelbuild.local.layout import ProjectPaths
     from pixelbuild.project import open_session
 
     session = open_session(ProjectPaths.for_manifest(project / "pixelbuild.yaml"))

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pixelbuild import notices, statekey
+from pixelbuild import notices
 from pixelbuild.hashing import hash_bytes
+from pixelbuild.local import seal as sealing
+from pixelbuild.local.filehashes import file_digest
 from tests.conftest import BASIC_MANIFEST, Result, build_json
 
 
@@ -21,44 +23,44 @@ def _own_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh key folder per test (and once-only warnings said afresh)."""
     monkeypatch.setattr(notices, "_said", set())
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(statekey, "_key", None)
+    monkeypatch.setattr(sealing, "_key", None)
     return tmp_path / "xdg"
 
 
 def _unsealed(path: Path) -> bytes:
     data = path.read_bytes()
-    assert data.startswith(statekey.MAGIC)
+    assert data.startswith(sealing.MAGIC)
     return data[data.index(b"\n") + 1 :]
 
 
 def test_key_is_private_and_kept_outside_the_project(tmp_path: Path) -> None:
-    key = statekey.state_key()
-    path = Path(statekey.key_path())
+    key = sealing.state_key()
+    path = Path(sealing.key_path())
     assert path == tmp_path / "xdg/pixelbuild/state.key"
     assert path.read_bytes() == key and len(key) == 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    sealed = statekey.seal("stamp", "noop.json", b"{}")
-    assert statekey.unseal("stamp", "noop.json", sealed) == b"{}"
-    assert statekey.unseal("stamp", "other.json", sealed) is None  # bound to its name...
-    assert statekey.unseal("hashes", "noop.json", sealed) is None  # ...and its purpose
-    assert statekey.unseal("stamp", "noop.json", sealed[:-1] + b"]") is None
-    assert statekey.unseal("stamp", "noop.json", b"{}") is None
+    sealed = sealing.seal("stamp", "noop.json", b"{}")
+    assert sealing.unseal("stamp", "noop.json", sealed) == b"{}"
+    assert sealing.unseal("stamp", "other.json", sealed) is None  # bound to its name...
+    assert sealing.unseal("hashes", "noop.json", sealed) is None  # ...and its purpose
+    assert sealing.unseal("stamp", "noop.json", sealed[:-1] + b"]") is None
+    assert sealing.unseal("stamp", "noop.json", b"{}") is None
 
 
 def test_a_key_others_can_read_or_a_link_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = Path(statekey.key_path())
+    path = Path(sealing.key_path())
     path.parent.mkdir(parents=True)
     path.write_bytes(b"k" * 32)
     path.chmod(0o644)  # readable by others: they could forge state
-    key = statekey.state_key()
+    key = sealing.state_key()
     assert key != b"k" * 32 and path.read_bytes() == key and stat.S_IMODE(path.stat().st_mode) == 0o600
-    monkeypatch.setattr(statekey, "_key", None)
+    monkeypatch.setattr(sealing, "_key", None)
     path.unlink()
     chosen = tmp_path / "chosen.key"
     chosen.write_bytes(b"c" * 32)
     chosen.chmod(0o600)
     path.symlink_to(chosen)  # a key someone else chose, through a link
-    assert statekey.state_key() != b"c" * 32 and not path.is_symlink()
+    assert sealing.state_key() != b"c" * 32 and not path.is_symlink()
 
 
 def test_without_a_place_for_the_key_state_lasts_one_run(
@@ -68,7 +70,7 @@ def test_without_a_place_for_the_key_state_lasts_one_run(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "blocked"))
     project = make_project()
     assert build_json(cli, project)["generated"] == 3
-    assert len(statekey.state_key()) == 32 and not (tmp_path / "blocked/pixelbuild").exists()
+    assert len(sealing.state_key()) == 32 and not (tmp_path / "blocked/pixelbuild").exists()
     assert cli("check", "-C", project).code == 0
 
 
@@ -125,11 +127,9 @@ def test_forged_stamp_never_skips_an_edit(cli: Callable[..., Result], make_proje
     manifest = project / "pixelbuild.yaml"
     manifest.write_text(BASIC_MANIFEST.replace("blue knight", "red knight"))
     # What an attacker who knows the format writes: the stamp with the edited manifest's digest.
-    from pixelbuild.noop import file_digest
-
     stamp["manifests"] = [[name, file_digest(str(project / name))] for name, _digest in stamp["manifests"]]
     forged = json.dumps(stamp, separators=(",", ":")).encode()
-    for planted in (forged, statekey.MAGIC + b"0" * 32 + b"\n" + forged):
+    for planted in (forged, sealing.MAGIC + b"0" * 32 + b"\n" + forged):
         stamp_path.write_bytes(planted)
         result = cli("build", "-C", project, "--frozen")
         assert result.code == 1 and "up to date" not in result.out, result

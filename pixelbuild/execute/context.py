@@ -11,10 +11,10 @@ if TYPE_CHECKING:
     from pixelbuild.backends.base import BackendFactory
     from pixelbuild.fsguard import OutputGuard
     from pixelbuild.keys import SpriteKeys
+    from pixelbuild.local.filehashes import FileHashCache
     from pixelbuild.lock import Journal, Lock
     from pixelbuild.progress import Progress
     from pixelbuild.spec import AtlasSpec, SpriteSpec
-    from pixelbuild.state import FileHashCache
     from pixelbuild.store import Store
 
 

@@ -10,25 +10,30 @@ import argparse
 from typing import Any
 
 from pixelbuild.errors import EXIT_FAILED, EXIT_OK, UsageError
+from pixelbuild.local.layout import review_default
 
 
 def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     """Register the review subcommands on the ``pixelbuild`` subparsers ``commands``."""
     gallery = commands.add_parser("gallery", parents=[common], help="write a static gallery of every sprite")
-    gallery.add_argument("-o", dest="output", metavar="DIR", help="output folder (default .pixelbuild/gallery)")
+    gallery.add_argument(
+        "-o", dest="output", metavar="DIR", help=f"output folder (default {review_default('gallery')})"
+    )
 
     diff = commands.add_parser("diff", parents=[common], help="show what changed since a git revision, visually")
     diff.add_argument(
         "rev", nargs="?", default="HEAD", metavar="REV", help="git revision to compare with (default HEAD)"
     )
-    diff.add_argument("-o", dest="output", metavar="DIR", help="output folder (default .pixelbuild/diff)")
+    diff.add_argument("-o", dest="output", metavar="DIR", help=f"output folder (default {review_default('diff')})")
     diff.add_argument("--exit-code", action="store_true", help="exit 1 when there are changes (like git diff)")
 
     explore = commands.add_parser("explore", parents=[common], help="generate seed candidates of one sprite")
     explore.add_argument("sprite", metavar="ID", help="sprite id")
     explore.add_argument("--seeds", type=int, default=8, metavar="N", help="number of candidates (default 8)")
     explore.add_argument("--start", type=int, default=None, metavar="SEED", help="first seed (default: the sprite's)")
-    explore.add_argument("-o", dest="output", metavar="DIR", help="output folder (default .pixelbuild/explore/ID)")
+    explore.add_argument(
+        "-o", dest="output", metavar="DIR", help=f"output folder (default {review_default('explore')}/ID)"
+    )
     explore.add_argument("--server", action="append", default=[], metavar="URL", help="ComfyUI server (repeatable)")
 
     pin = commands.add_parser("pin", parents=[common], help="write a seed into a sprite's manifest entry")
@@ -52,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _paths(args: argparse.Namespace) -> Any:
     from pixelbuild.cli import _manifest_path
-    from pixelbuild.paths import ProjectPaths
+    from pixelbuild.local.layout import ProjectPaths
 
     return ProjectPaths.for_manifest(_manifest_path(args))
 
@@ -63,21 +68,21 @@ def _emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None
     emit(args, document, text)
 
 
-def _out_dir(args: argparse.Namespace, paths: Any, default: str) -> Any:
+def _out_dir(args: argparse.Namespace, paths: Any, command: str) -> Any:
     from pathlib import Path
 
     if args.output:
         return Path(args.output).absolute()
-    return paths.project_dir / default
+    return paths.review(command)
 
 
 def _gallery(args: argparse.Namespace) -> int:
     from pixelbuild.project import open_session, read_current_lock
-    from pixelbuild.review.gallery import DEFAULT_DIR, write_gallery
+    from pixelbuild.review.gallery import write_gallery
 
     paths = _paths(args)
     session = open_session(paths)
-    report = write_gallery(session, read_current_lock(paths), _out_dir(args, paths, DEFAULT_DIR))
+    report = write_gallery(session, read_current_lock(paths), _out_dir(args, paths, "gallery"))
     session.hashes.save()
     document = {
         "index": str(report.index),
@@ -92,10 +97,10 @@ def _gallery(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from pixelbuild.review.diff import DEFAULT_DIR, run_diff
+    from pixelbuild.review.diff import run_diff
 
     paths = _paths(args)
-    result = run_diff(paths, args.rev, _out_dir(args, paths, DEFAULT_DIR))
+    result = run_diff(paths, args.rev, _out_dir(args, paths, "diff"))
     _emit(args, result.document(), result.text())
     return EXIT_FAILED if args.exit_code and result.changed else EXIT_OK
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from pixelbuild.errors import ManifestError, PixelbuildError
+from pixelbuild.local.layout import LOCK_NAME, STATE_DIR, ProjectPaths
 from pixelbuild.lock import AtlasEntry, Lock, LockEntry, parse_lock
-from pixelbuild.paths import LOCK_NAME, STATE_DIR, ProjectPaths
 from pixelbuild.plan import FileState
 from pixelbuild.resolver import Resolved
 from pixelbuild.review import page
@@ -35,7 +35,6 @@ from pixelbuild.review.media import (
     sheet_frames,
 )
 
-DEFAULT_DIR = ".pixelbuild/diff"
 DIFF_FPS = 10.0
 MAX_LOCK_BYTES = 64 << 20
 #: Largest old manifest document (in YAML nodes, aliases expanded) that is resolved: an alias bomb is not.

@@ -19,14 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pixelbuild.errors import GenerationError, ManifestError
-from pixelbuild.paths import ProjectPaths
+from pixelbuild.local.layout import ProjectPaths
 from pixelbuild.review import page
 from pixelbuild.spec import SpriteSpec
 
 if TYPE_CHECKING:
     from pixelbuild.backends.base import BackendFactory
-
-DEFAULT_DIR = ".pixelbuild/explore"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +91,7 @@ def explore(
     first = sprite.generations[0].seed if start is None else start
     if not 0 <= first < 1 << 64:
         raise ManifestError(f"--start must be between 0 and 2^64-1, got {first}")
-    target = Path(folder).absolute() if folder else paths.project_dir / DEFAULT_DIR / re.sub(r"[^\w.-]", "_", sprite.id)
+    target = Path(folder).absolute() if folder else paths.review("explore") / re.sub(r"[^\w.-]", "_", sprite.id)
 
     def file_hash(ref: str) -> str:
         return session.hashes.hash(project_file_path(paths.project_dir, ref)) or ""

@@ -15,16 +15,15 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from pixelbuild.local.filehashes import FileHashCache
 from pixelbuild.lock import Lock, LockEntry, OutputRecord
 from pixelbuild.project import Session
 from pixelbuild.review import page
 from pixelbuild.review.describe import frame_count, sprite_rows, tags
 from pixelbuild.review.media import Exporter, atlas_rects, inside, png_size, read_regular, sheet_frames
 from pixelbuild.spec import SpriteSpec
-from pixelbuild.state import FileHashCache
 from pixelbuild.store import Store
 
-DEFAULT_DIR = ".pixelbuild/gallery"
 #: Raw generations shown per sprite (an animation of 24 frames shows the first few).
 MAX_RAW = 4
 DEFAULT_FPS = 10.0

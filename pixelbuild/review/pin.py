@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pixelbuild.errors import ManifestError, UsageError
-from pixelbuild.paths import ProjectPaths
+from pixelbuild.local.layout import ProjectPaths
 from pixelbuild.yamledit import entry_keys, entry_node, manifest_entry, set_key, verified
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelbuild.errors import UsageError
-from pixelbuild.paths import ProjectPaths
+from pixelbuild.local.layout import ProjectPaths
 
 
 def bound_graph(paths: ProjectPaths, sprite_id: str, frame: int = 0) -> tuple[dict[str, Any], Any, dict[str, Any]]:

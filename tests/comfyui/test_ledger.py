@@ -13,7 +13,6 @@ import pytest
 
 from pixelbuild.backends.comfyui import ComfyUIBackend, create
 from pixelbuild.backends.comfyui.ledger import (
-    LEDGER_PATH,
     MAX_FILE_BYTES,
     MAX_PER_KEY,
     PromptLedger,
@@ -21,6 +20,7 @@ from pixelbuild.backends.comfyui.ledger import (
     graph_fingerprint,
 )
 from pixelbuild.backends.comfyui.runner import expected_fingerprints
+from pixelbuild.local.layout import ledger_path
 from pixelbuild.testing import FakeComfyServer
 from tests.comfyui.util import make_job
 
@@ -150,7 +150,7 @@ def backends(tmp_path: Path) -> Iterator[Callable[..., ComfyUIBackend]]:
 
 
 def _write(tmp_path: Path, records: list[PromptRecord]) -> None:
-    path = tmp_path / LEDGER_PATH
+    path = ledger_path(tmp_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(record.to_json()) + "\n" for record in records))
 
@@ -163,7 +163,7 @@ def test_a_record_pointing_at_another_keys_prompt_is_not_used(
     first.start([one])
     result_one = first.result("k1")
     first.close()
-    (record,) = PromptLedger(tmp_path / LEDGER_PATH).load()["k1"]
+    (record,) = PromptLedger(ledger_path(tmp_path)).load()["k1"]
     # Claim k1's finished prompt for k2, with k1's fingerprint, then with the one k2 would have.
     k2_fingerprint = sorted(expected_fingerprints(_task(backends(fake), two), "pixelbuild"))[0]
     for claimed in (record.graph, k2_fingerprint):
@@ -191,7 +191,7 @@ def test_a_record_for_a_server_not_configured_is_never_contacted(
     backend.result("k1")
     assert sum(stranger.requests.values()) == before and ours.accepted == 1
     # Kept for when that server is configured again, until it ages out.
-    assert next(r.server for r in PromptLedger(tmp_path / LEDGER_PATH).load()["k1"]) == stranger.url
+    assert next(r.server for r in PromptLedger(ledger_path(tmp_path)).load()["k1"]) == stranger.url
 
 
 def test_a_prompt_the_server_no_longer_knows_is_dropped_and_submitted(
@@ -204,7 +204,7 @@ def test_a_prompt_the_server_no_longer_knows_is_dropped_and_submitted(
     backend.start([job])
     backend.result("k1")
     assert fake.accepted == 1 and backend.resume_stats is not None and backend.resume_stats.dropped == 1
-    assert [r.prompt_id for r in PromptLedger(tmp_path / LEDGER_PATH).load()["k1"]] != ["gone"]
+    assert [r.prompt_id for r in PromptLedger(ledger_path(tmp_path)).load()["k1"]] != ["gone"]
 
 
 def test_finished_prompt_with_deleted_files_is_submitted_again(

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pixelbuild.backends.comfyui.ledger import LEDGER_PATH, PromptLedger
+from pixelbuild.backends.comfyui.ledger import PromptLedger
 from pixelbuild.builder import BuildOptions, build
+from pixelbuild.local.layout import ledger_path
 from pixelbuild.testing import FakeComfyServer
 from tests.comfyui.test_build import SIX, manifest
 from tests.conftest import REPO, Result, build_json, snapshot
@@ -69,7 +70,7 @@ def test_sigkilled_build_is_resumed_from_the_server_without_new_prompts(
     _kill_when_queued(_start_build(project), fake)
     killed_run = _prompts(fake)  # the process is dead: nothing more arrives
     assert len(killed_run) == fake.accepted >= 3
-    ledger = (project / LEDGER_PATH).read_text().splitlines()
+    ledger = ledger_path(project).read_text().splitlines()
     assert len(ledger) >= len(killed_run)  # every prompt was noted before it was posted
     _wait(lambda: fake.running_id() is None and not fake.pending_ids())  # the server finishes them
 
@@ -89,8 +90,8 @@ def test_sigkilled_build_is_resumed_from_the_server_without_new_prompts(
     assert ours.keys() == theirs.keys() and ours == theirs
     assert ours["pixelbuild.lock"] == theirs["pixelbuild.lock"] and len(ours) == 7
     # Every key settled: the ledger has nothing left to ask about.
-    assert PromptLedger(project / LEDGER_PATH).load() == {}
-    assert (project / LEDGER_PATH).read_bytes() == b""
+    assert PromptLedger(ledger_path(project)).load() == {}
+    assert ledger_path(project).read_bytes() == b""
 
 
 def test_rerun_adopts_prompts_still_queued_and_waits_for_them(

@@ -12,7 +12,7 @@ import yaml
 from pixelbuild.backends import Backend, BackendRequest, create_backend
 from pixelbuild.builder import BuildOptions, build
 from pixelbuild.errors import PixelbuildError, UsageError
-from pixelbuild.paths import ProjectPaths
+from pixelbuild.local.layout import ProjectPaths
 from pixelbuild.review.explore import explore
 from pixelbuild.review.pin import edit_seed
 from tests.conftest import Result
@@ -175,7 +175,7 @@ def test_pin_command_writes_the_manifest_and_reports_the_line(cli: Callable[...,
     assert cli("pin", "nobody", "1", "-C", root).code == 2
     assert cli("pin", "characters/hero", "-1", "-C", root).code == 2
     with pytest.raises(PixelbuildError):
-        from pixelbuild.paths import ProjectPaths
+        from pixelbuild.local.layout import ProjectPaths
         from pixelbuild.review.pin import pin
 
         pin(ProjectPaths.for_manifest(root / "pixelbuild.yaml"), "characters/hero", 1 << 64)

@@ -3,7 +3,8 @@
 A build killed with SIGKILL leaves its prompts queued on the servers, and they still run; the next build
 reads this ledger and collects their results instead of paying for them again (``backend.py``).
 
-The file is ``.pixelbuild/comfyui/prompts.jsonl`` in the project folder, one JSON object per line:
+The file is ``.pixelbuild/comfyui/prompts.jsonl`` in the project folder (``layout.ledger_path``), one JSON
+object per line:
 
 - ``{"op": "submit", "server", "prompt_id", "key", "graph", "t"}``: before ``POST /prompt`` (we choose the
   prompt id; ComfyUI keeps it), ``graph`` being ``graph_fingerprint`` of what is posted;
@@ -36,10 +37,10 @@ from typing import IO, Any
 
 from pixelbuild.backends.comfyui.messages import valid_prompt_id
 from pixelbuild.fsutil import atomic_write_bytes
+from pixelbuild.local.layout import ledger_path
 
 log = logging.getLogger(__name__)
 
-LEDGER_PATH = Path(".pixelbuild") / "comfyui" / "prompts.jsonl"
 MAX_FILE_BYTES = 8 * 1024 * 1024  # more than this is not ours: read no further
 MAX_LINE_CHARS = 2048
 MAX_RECORDS = 20_000  # after compaction, the newest ones are kept
@@ -106,7 +107,7 @@ class PromptLedger:
     @classmethod
     def for_project(cls, project_root: Path) -> PromptLedger:
         """The ledger of the project at ``project_root``."""
-        return cls(project_root / LEDGER_PATH)
+        return cls(ledger_path(project_root))
 
     def load(self, *, now: float | None = None) -> dict[str, list[PromptRecord]]:
         """Every live record, by generation key (oldest first), and rewrite the file with only those."""

@@ -1,0 +1,246 @@
+"""The no-op stamp (``.pixelbuild/state/noop.json``): written after a build that left everything up to
+date, checked before the next one. If it still holds, a build has nothing to do.
+
+The stamp records what that build read (manifest digests, include globs, referenced files' stats, the
+lock's digest) and wrote (outputs' stats). ``noop_check`` is the whole cost of a no-op ``pixelbuild
+build`` (the CLI and ``pixelbuild.build`` both call it), so this module imports almost nothing (no YAML
+parser, schema, engine or image library, not even dataclasses or pathlib) and reads only what it must:
+the stamp, the manifest files (hashed), the lock (hashed) and one ``stat`` per referenced file and output.
+
+The stamp belongs to one manifest (see ``pixelbuild.local.layout``) and holds only paths relative to the
+project folder, plus that folder's real path: a copied or moved project verifies once, in full. A file
+is known by its size, mtime, ctime and inode (a user can set the mtime, not the ctime; an atomic
+replace changes the inode). A file changed so shortly before its stats were taken that a second change
+could leave all four equal (timestamps are coarse) is *racily clean*, as git calls it: the stamp holds
+its content digest too, and the check hashes it.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pixelbuild._version import __version__
+from pixelbuild.local.filehashes import Clock, digest_or_none, is_racy, stat_signature
+from pixelbuild.local.layout import stamp_files
+from pixelbuild.local.seal import read_sealed
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+STAMP_FORMAT = 3
+#: A manifest file or a racily clean file larger than this is not hashed here (the full build decides).
+_MAX_HASHED = 256 << 20
+#: The largest stamp read back.
+_MAX_STAMP_BYTES = 64 << 20
+BUILTIN_PREFIX = "builtin:"
+
+
+def ref_path(project_dir: str, ref: str) -> str:
+    """The file a resolved reference names: a project path, or ``builtin:<name>`` (a shipped template)."""
+    if ref.startswith(BUILTIN_PREFIX):
+        from pixelbuild._resources import data_dir_name
+
+        return os.path.join(data_dir_name("workflows"), ref[len(BUILTIN_PREFIX) :])
+    return os.path.join(project_dir, ref)
+
+
+def all_relative(paths: list[str]) -> bool:
+    """Whether every path is relative and stays below its base (no ``..``): else the stamp is foreign."""
+    if not paths:
+        return True
+    joined = "\0" + "\0".join(paths) + "\0"
+    if os.name == "nt":
+        joined = joined.replace("\\", "/")
+    if "\0/" in joined or "\0\0" in joined:
+        return False
+    if ".." in joined and any(bad in joined for bad in ("/../", "\0../", "/..\0", "\0..\0")):
+        return False
+    return os.name != "nt" or not any(os.path.splitdrive(path)[0] for path in paths)
+
+
+def signatures(base: str, paths: list[str], resolve: bool, t0: int) -> list[int]:
+    """The signatures of ``paths`` under ``base``, flat: (size, mtime - t0, ctime - mtime, inode) each.
+
+    Flat small numbers, as the stamp stores them: one list comparison checks them all, and the stamp
+    parses fast. Raises ``OSError`` if a file is missing.
+    """
+    found: list[int] = []
+    extend = found.extend
+    names = (ref_path(base, ref) for ref in paths) if resolve else map(os.path.join(base, "").__add__, paths)
+    for info in map(os.stat, names):  # the whole no-op is this loop on a large project: keep it lean
+        mtime = info.st_mtime_ns
+        extend((info.st_size, mtime - t0, info.st_ctime_ns - mtime, info.st_ino))
+    return found
+
+
+def noop_check(manifest: str, only: Sequence[str] = (), force: bool = False) -> int | None:
+    """The no-op fast path of ``build``: the number of up-to-date sprites and atlases if the last complete
+    build's stamp for the manifest at absolute path ``manifest`` still holds; else None (build in full).
+
+    A build of some sprites (``only``) or one that replaces foreign files (``force``) always builds.
+    """
+    if only or force:
+        return None
+    return check_stamp(manifest)
+
+
+def check_stamp(manifest: str) -> int | None:
+    """If the stamp of the manifest at absolute path ``manifest`` still holds, the number of up-to-date
+    sprites; else None (the full build decides)."""
+    stamp_path, lock_path, journal = stamp_files(manifest)
+    try:
+        if os.path.exists(journal):  # an interrupted build's work is not in the lock yet
+            return None
+        # Sealed: a stamp this user's pixelbuild did not write (carried in, planted) never skips a build.
+        sealed = read_sealed("stamp", stamp_path, _MAX_STAMP_BYTES)
+        if sealed is None:
+            return None
+        stamp = json.loads(sealed)
+    except (OSError, ValueError, RecursionError):
+        return None
+    project_dir, name = os.path.split(manifest)
+    try:
+        if stamp["format"] != STAMP_FORMAT or stamp["version"] != __version__ or stamp["manifest"] != name:
+            return None
+        if stamp["project"] != os.path.realpath(project_dir):
+            return None  # copied or moved: every signature below belongs to other files
+        if digest_or_none(lock_path, _MAX_HASHED) != stamp["lock"]:
+            return None
+        output_dir = os.path.join(project_dir, stamp["output"])
+        files, outputs = stamp["files"], stamp["outputs"]
+        named = [stamp["output"], *stamp["absent"], *(row[0] for row in stamp["manifests"])]
+        # A glob's pattern may climb out of its base folder (an include in a subfolder), not out of the project.
+        named += [os.path.normpath(os.path.join(base, pattern)) for base, pattern, _matches in stamp["globs"]]
+        named += [row[1] for row in stamp["racy"]]
+        named += [ref.removeprefix(BUILTIN_PREFIX) for ref in files["paths"]]
+        if not all_relative(named) or not all_relative(outputs["paths"]):
+            return None
+        for relative, digest in stamp["manifests"]:
+            if digest_or_none(os.path.join(project_dir, relative), _MAX_HASHED) != digest:
+                return None
+        for base, pattern, matches in stamp["globs"]:
+            found = glob.glob(pattern, root_dir=os.path.join(project_dir, base), recursive=True)
+            if sorted(found) != matches:
+                return None
+        for absent in stamp["absent"]:
+            if os.path.lexists(os.path.join(project_dir, absent)):
+                return None
+        t0 = stamp["t0"]
+        if signatures(project_dir, files["paths"], True, t0) != files["signatures"]:
+            return None
+        if signatures(output_dir, outputs["paths"], False, t0) != outputs["signatures"]:
+            return None
+        for group, relative, digest in stamp["racy"]:  # racily clean when stamped: their bytes decide
+            path = ref_path(project_dir, relative) if group == "files" else os.path.join(output_dir, relative)
+            if digest_or_none(path, _MAX_HASHED) != digest:
+                return None
+        return int(stamp["sprites"])
+    except (OSError, KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return None
+
+
+class StampInputs:
+    """What a finished, fully up-to-date build read and wrote; every path relative to the project.
+
+    A plain class: a dataclass would cost the no-op check, which imports this module, its definition.
+    """
+
+    __slots__ = (
+        "absent",
+        "files",
+        "globs",
+        "lock_digest",
+        "manifest",
+        "manifests",
+        "output",
+        "outputs",
+        "project_dir",
+        "sprites",
+    )
+
+    def __init__(
+        self,
+        *,
+        project_dir: str,  # the project folder's real path (a copy or a move must verify once)
+        manifest: str,  # the manifest's file name: the stamp belongs to it
+        manifests: Sequence[tuple[str, str]],  # (path, digest of bytes)
+        globs: Sequence[tuple[str, str, Sequence[str]]],  # (base folder, pattern, sorted matches)
+        files: Sequence[str],  # referenced files: project paths or ``builtin:<name>``
+        absent: Sequence[str],  # paths that must not exist
+        lock_digest: str,
+        output: str,  # the output root
+        outputs: Sequence[str],  # every output, relative to the output root
+        sprites: int,
+    ) -> None:
+        self.project_dir = project_dir
+        self.manifest = manifest
+        self.manifests = manifests
+        self.globs = globs
+        self.files = files
+        self.absent = absent
+        self.lock_digest = lock_digest
+        self.output = output
+        self.outputs = outputs
+        self.sprites = sprites
+
+
+def write_stamp(path: Path, inputs: StampInputs, clock: Clock | None = None) -> None:
+    """Record a no-op stamp (the stats of files and outputs are taken now, by ``clock``; racily clean
+    ones are hashed)."""
+    from pixelbuild.fsutil import atomic_write_bytes
+    from pixelbuild.local.seal import seal
+
+    if clock is None:
+        import time
+
+        clock = time.time_ns
+    # Taken before any stat: a file changed since (or just before) cannot look older than this.
+    taken_ns = clock()
+    output_dir = os.path.join(inputs.project_dir, inputs.output)
+    racy: list[list[str]] = []
+    groups: dict[str, dict[str, Any]] = {}
+    try:
+        for group, base, paths, resolve in (
+            ("files", inputs.project_dir, list(inputs.files), True),
+            ("outputs", output_dir, list(inputs.outputs), False),
+        ):
+            flat = signatures(base, paths, resolve, taken_ns)
+            for index, item in enumerate(paths):
+                size, mtime, change, inode = flat[4 * index : 4 * index + 4]
+                signature = (size, mtime + taken_ns, mtime + change + taken_ns, inode)
+                if is_racy(signature, taken_ns):
+                    full = ref_path(base, item) if resolve else os.path.join(base, item)
+                    digest = digest_or_none(full, _MAX_HASHED)
+                    if digest is None or stat_signature(full) != signature:
+                        raise FileNotFoundError(item)  # changing under our feet: no stamp
+                    racy.append([group, item, digest])
+            groups[group] = {"paths": paths, "signatures": flat}
+    except OSError:
+        clear_stamp(path)
+        return
+    payload = {
+        "format": STAMP_FORMAT,
+        "version": __version__,
+        "project": inputs.project_dir,
+        "manifest": inputs.manifest,
+        "manifests": [list(row) for row in inputs.manifests],
+        "globs": [[base, pattern, list(matches)] for base, pattern, matches in inputs.globs],
+        "absent": list(inputs.absent),
+        "lock": inputs.lock_digest,
+        "output": inputs.output,
+        "t0": taken_ns,
+        "files": groups["files"],
+        "outputs": groups["outputs"],
+        "racy": racy,
+        "sprites": inputs.sprites,
+    }
+    atomic_write_bytes(path, seal("stamp", path.name, json.dumps(payload, separators=(",", ":")).encode("utf-8")))
+
+
+def clear_stamp(path: Path) -> None:
+    """Forget the stamp: the next build takes the full path."""
+    path.unlink(missing_ok=True)
