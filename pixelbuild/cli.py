@@ -421,23 +421,15 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 
 
 def _gc_locked(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    from pixelbuild.project import read_current_lock
-    from pixelbuild.store import Store
+    from pixelbuild.local.store import Store, live_actions
+    from pixelbuild.project import open_session, read_current_lock
 
     lock = read_current_lock(paths)
-    live = {("post", entry.post_key) for entry in lock.sprites.values()}
-    live |= {("gen", key) for entry in lock.sprites.values() for key in entry.generation_keys}
-    live |= {("pack", entry.pack_key) for entry in lock.atlases.values()}
     try:  # also keep what the current manifest wants (built or not), when it loads
-        from pixelbuild.project import open_session
-
         session = open_session(paths)
-        for keys in session.keys.values():
-            live.add(("post", keys.post))
-            live.update(("gen", key) for key in keys.generations)
-        live.update(("pack", key) for key in session.atlas_keys.values())
+        live = live_actions(lock, session.keys.values(), session.atlas_keys.values())
     except PixelbuildError:
-        pass
+        live = live_actions(lock)
     report = Store(paths.cache).gc(live, keep_seconds=args.keep_days * 86400)
     text = f"removed {report.actions} cache entries and {report.blobs} files ({report.bytes / 1e6:.1f} MB)"
     _emit(args, {"ok": True, "actions": report.actions, "blobs": report.blobs, "bytes": report.bytes}, text)

@@ -77,7 +77,7 @@ def _raw_frames(session: Session, sprite: SpriteSpec) -> list[Image.Image]:
     frames: list[Image.Image] = []
     for key in session.keys[sprite.id].generations:
         record = session.store.get_action("gen", key)
-        blobs = [session.store.read_blob(item["blob"]) for item in record["images"]] if record else [None]
+        blobs = [session.store.read_blob(item.blob) for item in record.images] if record else [None]
         if any(blob is None for blob in blobs):
             raise UsageError(
                 f"sprite '{sprite.id}': its raw generation is not in the local cache; "

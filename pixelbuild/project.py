@@ -14,11 +14,11 @@ from pixelbuild.fsguard import OutputGuard
 from pixelbuild.keys import SpriteKeys, atlas_key
 from pixelbuild.local.filehashes import Clock, FileHashCache
 from pixelbuild.local.layout import ProjectPaths
+from pixelbuild.local.store import Store
 from pixelbuild.lock import Lock, OutputRecord, apply_journal, lock_outputs, read_journal, read_lock
 from pixelbuild.manifest import Manifest, ParseCache, load_manifest
 from pixelbuild.plan import FileState, Plan, make_plan
 from pixelbuild.resolver import Resolved, project_file_path, resolve
-from pixelbuild.store import Store
 
 
 @dataclass
@@ -111,8 +111,8 @@ class Session:
             return set()
         kind, key, index = found
         record = self.store.get_action(kind, key)
-        images = record.get("images", []) if record else []
-        return {images[index]["blob"]} if index < len(images) else set()
+        images = record.images if record else []
+        return {images[index].blob} if index < len(images) else set()
 
     def plan(self, lock: Lock, force: bool = False, rebuilt: Collection[str] = ()) -> Plan:
         """Plan a build against ``lock`` (``force``: outputs may replace files pixelbuild does not own;

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pixelbuild.store import Store
+from pixelbuild.local.store import Identity, Store
 from tests.conftest import Result, build_json
 
 
@@ -169,3 +169,66 @@ def test_gc_takes_the_build_lock(cli: Callable[..., Result], make_project: Calla
         build.send_signal(signal.SIGINT)
         build.communicate(timeout=30)
     assert cli("gc", "-C", project).code == 0
+
+
+def test_typed_records_come_back_as_written_and_anything_else_is_a_miss(tmp_path: Path) -> None:
+    from pixelbuild.local.store import FinishedImage, GenerationRecord, PackedFile, PackRecord, PostRecord, RawImage
+
+    store = Store(tmp_path)
+    blob = store.put_blob(b"frame")
+    key = "ab" * 16
+    identity: Identity = {"name": "placeholder", "version": "1", "models": ["m.safetensors"]}
+    written = [
+        GenerationRecord([RawImage(blob, 8, 8)], identity, seed=7),
+        PostRecord([FinishedImage(blob, "cd" * 16, 8, 8)], identity),
+        PackRecord([PackedFile(blob, "cd" * 16, 8, 8), PackedFile(blob)]),
+    ]
+    for record in written:
+        store.put_action(key, record)
+    assert [store.get_action(kind, key) for kind in ("gen", "post", "pack")] == written
+    assert json.loads((tmp_path / "actions/pack" / key[:2] / f"{key}.json").read_bytes()) == {
+        "images": [{"blob": blob, "pixel_hash": "cd" * 16, "width": 8, "height": 8}, {"blob": blob}]
+    }
+    image = {"blob": blob, "pixel_hash": "cd" * 16, "width": 8, "height": 8}
+    crafted = [
+        {"images": [{**image, "blob": "../../../../etc/passwd"}], "identity": {}},  # a blob name is a path
+        {"images": [{**image, "width": True}], "identity": {}},  # a bool is not a size
+        {"images": [{**image, "width": 0}], "identity": {}},
+        {"images": [{**image, "height": 1 << 21}], "identity": {}},
+        {"images": [], "identity": {}},
+        {"images": [image] * 4097, "identity": {}},
+        {"images": [{k: v for k, v in image.items() if k != "pixel_hash"}], "identity": {}},  # post needs it
+        {"images": [image], "identity": []},
+        {"images": [image], "identity": {"nested": {"deep": 1}}},
+        {"images": [image]},
+        [image],
+    ]
+    path = tmp_path / "actions/post" / key[:2] / f"{key}.json"
+    for record in crafted:
+        path.write_text(json.dumps(record))
+        assert store.get_action("post", key) is None, record
+    path.write_bytes(b'{"images": [' + b" " * (1 << 20) + b"]}")  # over the size bound
+    assert store.get_action("post", key) is None
+    path.write_text(json.dumps({"images": [{**image, "blob": "ef" * 16}], "identity": {}}))  # a missing blob
+    assert store.get_action("post", key) is None
+    path.write_text(json.dumps({"images": [image], "identity": {}}))
+    assert store.get_action("post", key) == PostRecord([FinishedImage(blob, "cd" * 16, 8, 8)], {})
+
+
+def test_gc_keeps_what_live_actions_names(tmp_path: Path) -> None:
+    from pixelbuild.keys import SpriteKeys
+    from pixelbuild.local.store import GenerationRecord, PostRecord, RawImage, live_actions
+    from pixelbuild.lock import Lock
+
+    store = Store(tmp_path)
+    blobs = [store.put_blob(bytes([n])) for n in range(3)]
+    keys = [f"{n:02x}" * 16 for n in range(3)]
+    for key, blob in zip(keys, blobs, strict=True):
+        store.put_action(key, GenerationRecord([RawImage(blob)], {}))
+    store.put_action(keys[0], PostRecord([], {}))  # not a valid record: gc drops it as garbage
+    live = live_actions(Lock(), [SpriteKeys((keys[1],), keys[0], {})])
+    assert live == {("gen", keys[1]), ("post", keys[0])}
+    report = store.gc(live)
+    assert (report.actions, report.blobs) == (3, 2)
+    assert store.get_action("gen", keys[1]) is not None and store.read_blob(blobs[1]) == bytes([1])
+    assert all(store.get_action("gen", key) is None for key in (keys[0], keys[2]))

@@ -6,10 +6,11 @@ Atlases run after every sprite step, so every member they read is finished (or h
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pixelbuild.errors import GenerationError
 from pixelbuild.execute.outcomes import CacheMiss, Deferred
+from pixelbuild.local.store import PackedFile, PackRecord
 from pixelbuild.lock import AtlasEntry, OutputRecord
 from pixelbuild.plan import Action
 
@@ -65,14 +66,11 @@ class Atlases:
         """The atlas's files from its cached pack record."""
         record = self.ctx.store.get_action("pack", decision.key)
         files = []
-        for item in record["images"] if record else ():
-            data = self.ctx.store.read_blob(item["blob"])
+        for item in record.images if record else ():
+            data = self.ctx.store.read_blob(item.blob)
             if data is None:
                 raise CacheMiss("pack", decision.key)
-            pixels, width, height = item.get("pixel_hash"), item.get("width"), item.get("height")
-            if not isinstance(pixels, str | None) or not all(isinstance(n, int | None) for n in (width, height)):
-                raise CacheMiss("pack", decision.key)
-            files.append((data, pixels, width, height))
+            files.append((data, item.pixel_hash, item.width, item.height))
         if len(files) != len(self.ctx.atlases[decision.atlas_id].outputs()):
             raise CacheMiss("pack", decision.key)
         return files
@@ -91,13 +89,9 @@ class Atlases:
             members.append(Member(sprite_id, decode_png(data), frames, sprite.layout))
         image_path = (self.ctx.output_dir / atlas.output).relative_to(self.ctx.project_dir).as_posix()
         files = atlas_files(atlas, members, f"res://{image_path}")
-        blobs = []
-        for file in files:
-            item: dict[str, Any] = {"blob": self.ctx.store.put_blob(file.data)}
-            if file.pixel_hash is not None:
-                item.update(pixel_hash=file.pixel_hash, width=file.width, height=file.height)
-            blobs.append(item)
-        self.ctx.store.put_action("pack", key, {"images": blobs})
+        store = self.ctx.store
+        packed = [PackedFile(store.put_blob(file.data), file.pixel_hash, file.width, file.height) for file in files]
+        store.put_action(key, PackRecord(packed))
         return [(file.data, file.pixel_hash, file.width, file.height) for file in files]
 
     def _check_member(self, sprite_id: str) -> None:

@@ -12,10 +12,10 @@ if TYPE_CHECKING:
     from pixelbuild.fsguard import OutputGuard
     from pixelbuild.keys import SpriteKeys
     from pixelbuild.local.filehashes import FileHashCache
+    from pixelbuild.local.store import Store
     from pixelbuild.lock import Journal, Lock
     from pixelbuild.progress import Progress
     from pixelbuild.spec import AtlasSpec, SpriteSpec
-    from pixelbuild.store import Store
 
 
 @dataclass(slots=True)

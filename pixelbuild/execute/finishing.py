@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pixelbuild.execute.outcomes import CacheMiss, Deferred
 from pixelbuild.execute.worker import PostFailure, PostJob, Rendered, post_process_batch
 from pixelbuild.hashing import hash_bytes
+from pixelbuild.local.store import FinishedImage, PostRecord
 from pixelbuild.lock import LockEntry, OutputRecord
 from pixelbuild.plan import Action
 
@@ -168,30 +169,23 @@ class Finishing:
         except FileNotFoundError:
             raise Deferred(sprite.id) from None  # deleted since the plan: plan it again
         assert output.pixel_hash is not None and output.width is not None and output.height is not None
-        image: dict[str, Any] = {"blob": self.ctx.store.put_blob(png), "pixel_hash": output.pixel_hash}
-        image.update(width=output.width, height=output.height)
+        image = FinishedImage(self.ctx.store.put_blob(png), output.pixel_hash, output.width, output.height)
         identity = dict(entry.backend)
-        self.ctx.store.put_action("post", keys.post, {"images": [image], "identity": identity})
+        self.ctx.store.put_action(keys.post, PostRecord([image], identity))
         self.outputs.guard.write_bytes(sprite.output, png)
         return Rendered(hash_bytes(png), output.pixel_hash, output.width, output.height, identity)
 
     def _restore_from_cache(self, sprite: SpriteSpec, keys: SpriteKeys) -> Rendered:
         """The post-processed image is in the cache: write it to the output path."""
         record = self.ctx.store.get_action("post", keys.post)
-        try:
-            if record is None:
-                raise CacheMiss("post", keys.post)
-            image, identity = record["images"][0], dict(record["identity"])
-            data = self.ctx.store.read_blob(image["blob"])
-            if data is None:
-                raise CacheMiss("post", keys.post)
-            rendered = Rendered(
-                hash_bytes(data), str(image["pixel_hash"]), int(image["width"]), int(image["height"]), identity
-            )
-        except (KeyError, IndexError, TypeError, ValueError):
-            raise CacheMiss("post", keys.post) from None
+        if record is None:
+            raise CacheMiss("post", keys.post)
+        image = record.images[0]
+        data = self.ctx.store.read_blob(image.blob)
+        if data is None:
+            raise CacheMiss("post", keys.post)
         self.outputs.guard.write_bytes(sprite.output, data)
-        return rendered
+        return Rendered(hash_bytes(data), image.pixel_hash, image.width, image.height, dict(record.identity))
 
     def _settle(self, sprite: SpriteSpec, keys: SpriteKeys, rendered: Rendered) -> LockEntry:
         """After a sprite's output is written: drop its stale files and return its lock entry."""

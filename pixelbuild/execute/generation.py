@@ -14,6 +14,7 @@ from pixelbuild.backends import backend_info, create_backend
 from pixelbuild.backends.base import BackendRequest, GenerationJob, ProgressEvent
 from pixelbuild.backends.router import BackendRouter
 from pixelbuild.errors import GenerationError, ManifestError
+from pixelbuild.local.store import GenerationRecord, RawImage, identity_of
 from pixelbuild.locate import grouped_error, locate_field
 from pixelbuild.resolver import project_file_path
 
@@ -129,12 +130,8 @@ class Generation:
         from pixelbuild.png import encode_raw
 
         store = self.ctx.store
-        images = []
-        for image in generated.images:
-            images.append({"blob": store.put_blob(encode_raw(image)), "width": image.width, "height": image.height})
-        made_by = generated.identity
-        identity = {"name": made_by.name, "version": made_by.version, "models": list(made_by.models)}
-        store.put_action("gen", key, {"images": images, "identity": identity, "seed": job.spec.seed})
+        images = [RawImage(store.put_blob(encode_raw(image)), image.width, image.height) for image in generated.images]
+        store.put_action(key, GenerationRecord(images, identity_of(generated.identity), job.spec.seed))
         # Cached now: a backend that tracks its submissions (ComfyUI's prompt ledger) may forget this one.
         self._backend.settled(key)
         if generator:  # reading a hand-drawn sprite is no generator call

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from pixelbuild.errors import PixelbuildError
 from pixelbuild.execute.outcomes import CacheMiss, Deferred, WorkerBug
 from pixelbuild.fsguard import OutputGuard
-from pixelbuild.store import Store
+from pixelbuild.local.store import FinishedImage, PostRecord, Store
 
 #: Below this many post-processing tasks, worker processes cost more to start than they save.
 MIN_TASKS_FOR_PROCESSES = 8
@@ -81,9 +81,9 @@ def post_process(job: PostJob) -> Rendered:
         record = store.get_action("gen", key)
         if record is None:
             raise CacheMiss("gen", key)
-        identity = identity or dict(record.get("identity") or {})
-        for item in record["images"]:
-            data = store.read_blob(item["blob"])
+        identity = identity or dict(record.identity)
+        for item in record.images:
+            data = store.read_blob(item.blob)
             if data is None:
                 raise CacheMiss("gen", key)
             frames.append(decode_png(data))
@@ -93,14 +93,7 @@ def post_process(job: PostJob) -> Rendered:
     png = encode_png(image)
     pixels = pixel_hash(image)
     blob = store.put_blob(png)
-    store.put_action(
-        "post",
-        job.post_key,
-        {
-            "images": [{"blob": blob, "pixel_hash": pixels, "width": image.width, "height": image.height}],
-            "identity": identity,
-        },
-    )
+    store.put_action(job.post_key, PostRecord([FinishedImage(blob, pixels, image.width, image.height)], identity))
     job.guard.write_bytes(job.output, png)
     return Rendered(blob, pixels, image.width, image.height, identity)
 

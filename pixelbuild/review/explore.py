@@ -80,6 +80,7 @@ def explore(
     from pixelbuild.fsguard import OutputGuard
     from pixelbuild.fsutil import atomic_write_bytes
     from pixelbuild.keys import sprite_keys
+    from pixelbuild.local.store import GenerationRecord, RawImage, identity_of
     from pixelbuild.png import encode_raw
     from pixelbuild.project import open_session
     from pixelbuild.resolver import project_file_path
@@ -118,16 +119,8 @@ def explore(
             backend.start(list(jobs.values()))
             for key, job in jobs.items():
                 result = backend.result(key)
-                images = [
-                    {"blob": store.put_blob(encode_raw(image)), "width": image.width, "height": image.height}
-                    for image in result.images
-                ]
-                identity = {
-                    "name": result.identity.name,
-                    "version": result.identity.version,
-                    "models": list(result.identity.models),
-                }
-                store.put_action("gen", key, {"images": images, "identity": identity, "seed": job.spec.seed})
+                images = [RawImage(store.put_blob(encode_raw(i)), i.width, i.height) for i in result.images]
+                store.put_action(key, GenerationRecord(images, identity_of(result.identity), job.spec.seed))
         finally:
             backend.close()
 
@@ -140,7 +133,7 @@ def explore(
     fps = next((atlas.fps for atlas in session.resolved.atlases if sprite.id in atlas.members), DEFAULT_FPS)
     for seed, candidate, candidate_keys in zip(seeds, candidates, keys, strict=True):
         record = store.get_action("post", candidate_keys.post)
-        data = store.read_blob(record["images"][0]["blob"]) if record else None
+        data = store.read_blob(record.images[0].blob) if record else None
         if data is None:
             work = target / "work" / f"{candidate_keys.post[:32]}.png"
             post_process(

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from pixelbuild.local.filehashes import FileHashCache
+from pixelbuild.local.store import Store
 from pixelbuild.lock import Lock, LockEntry, OutputRecord
 from pixelbuild.project import Session
 from pixelbuild.review import page
 from pixelbuild.review.describe import frame_count, sprite_rows, tags
 from pixelbuild.review.media import Exporter, atlas_rects, inside, png_size, read_regular, sheet_frames
 from pixelbuild.spec import SpriteSpec
-from pixelbuild.store import Store
 
 #: Raw generations shown per sprite (an animation of 24 frames shows the first few).
 MAX_RAW = 4
@@ -79,20 +79,13 @@ def export_raw(exporter: Exporter, store: Store, generation_keys: tuple[str, ...
     shown: list[Shown] = []
     for key in dict.fromkeys(generation_keys):
         record = store.get_action("gen", key)
-        images = record.get("images") if isinstance(record, dict) else None
-        for item in images if isinstance(images, list) else ():
+        for item in record.images if record else ():
             if len(shown) >= MAX_RAW:
                 return shown
-            if not isinstance(item, dict) or not isinstance(item.get("blob"), str):
+            width, height = item.width, item.height
+            if width is None or height is None or width > 1 << 16 or height > 1 << 16:
                 continue
-            width, height = item.get("width"), item.get("height")
-            if (
-                not isinstance(width, int)
-                or not isinstance(height, int)
-                or not (0 < width <= 1 << 16 and 0 < height <= 1 << 16)
-            ):
-                continue
-            url = exporter.add_blob(store.blob_path(item["blob"]), item["blob"])
+            url = exporter.add_blob(store.blob_path(item.blob), item.blob)
             if url is not None:
                 shown.append(Shown(url, width, height))
     return shown
