@@ -9,7 +9,9 @@ next run after a crash, so finished work survives without rewriting the lock aft
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -211,15 +213,17 @@ class Lock:
     atlases: dict[str, AtlasEntry] = field(default_factory=dict)
 
 
+def _render_block(entry_id: str, entry: LockEntry | AtlasEntry) -> str:
+    """One entry's block, ``    "<id>": {`` to ``    }``: the unit ``render_lock`` joins and ``splice_lock`` swaps."""
+    data = entry.to_json()
+    body = ",\n".join(f'      "{name}": {_ENCODER.encode(data[name])}' for name in sorted(data))
+    return f"    {_ENCODER.encode(entry_id)}: {{\n{body}\n    }}"
+
+
 def _render_section(entries: Mapping[str, LockEntry] | Mapping[str, AtlasEntry]) -> str:
     if not entries:
         return "{}"
-    blocks = []
-    for entry_id in sorted(entries):
-        entry = entries[entry_id].to_json()
-        body = ",\n".join(f'      "{name}": {_ENCODER.encode(entry[name])}' for name in sorted(entry))
-        blocks.append(f"    {_ENCODER.encode(entry_id)}: {{\n{body}\n    }}")
-    return "{\n" + ",\n".join(blocks) + "\n  }"
+    return "{\n" + ",\n".join(_render_block(entry_id, entries[entry_id]) for entry_id in sorted(entries)) + "\n  }"
 
 
 def lock_outputs(lock: Lock) -> list[OutputRecord]:
@@ -231,12 +235,170 @@ def lock_outputs(lock: Lock) -> list[OutputRecord]:
 
 def render_lock(lock: Lock) -> bytes:
     """Serialise ``lock`` to its deterministic bytes (``atlases`` only when there are some)."""
-    lines = ["{", f'  "version": {LOCK_VERSION},']
-    if lock.atlases:
-        lines.append(f'  "atlases": {_render_section(lock.atlases)},')
-    lines.append(f'  "sprites": {_render_section(lock.sprites)}')
-    lines.append("}")
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    atlases = _render_section(lock.atlases).encode("utf-8") if lock.atlases else None
+    return _assemble(atlases, _render_section(lock.sprites).encode("utf-8"))
+
+
+def _assemble(atlases: bytes | None, sprites: bytes) -> bytes:
+    head = b'{\n  "version": %d,\n' % LOCK_VERSION
+    if atlases is not None:
+        head += b'  "atlases": ' + atlases + b",\n"
+    return head + b'  "sprites": ' + sprites + b"\n}\n"
+
+
+@dataclass(frozen=True, slots=True)
+class _Section:
+    """Where a section's entry blocks lie in lock bytes: ids in file order, each block's start and end."""
+
+    ids: list[str]
+    starts: list[int]
+    ends: list[int]
+
+
+class LockText:
+    """The bytes of a lock that ``render_lock`` wrote, indexed by entry: a build that changed a few entries
+    renders only those (``splice``) and reads only the entries it needs (``entry``).
+
+    Only for bytes known to come from ``render_lock`` (their digest is the one the stamp recorded): the
+    index trusts the layout, not the content, so every entry read through it is still validated.
+    """
+
+    __slots__ = ("_sections", "raw")
+
+    def __init__(self, raw: bytes, sections: dict[str, _Section]) -> None:
+        self.raw = raw
+        self._sections = sections
+
+    @classmethod
+    def index(cls, raw: bytes) -> LockText | None:
+        """Index ``raw``; None if it is not laid out as ``render_lock`` lays a lock out."""
+        head = b'{\n  "version": %d,\n' % LOCK_VERSION
+        if not raw.startswith(head) or not raw.endswith(b"\n}\n"):
+            return None
+        sections: dict[str, _Section] = {}
+        position = len(head)
+        for name in ("atlases", "sprites"):
+            label = b'  "%s": ' % name.encode()
+            if not raw.startswith(label, position):
+                if name == "sprites":
+                    return None
+                sections[name] = _Section([], [], [])
+                continue
+            position += len(label)
+            tail = b",\n" if name == "atlases" else b"\n}\n"
+            if raw.startswith(b"{}" + tail, position):
+                if name == "atlases":
+                    return None  # render_lock leaves an empty atlases section out
+                sections[name] = _Section([], [], [])
+                position += 2 + len(tail)
+                continue
+            if not raw.startswith(b"{\n", position):
+                return None
+            # Only section bodies hold a line indented by exactly two spaces: their closing brace.
+            end = raw.find(b"\n  }" + tail, position)
+            if end < 0:
+                return None
+            section = _index_section(raw, position + 1, end)
+            if section is None:
+                return None
+            sections[name] = section
+            position = end + 4 + len(tail)
+        if position != len(raw):
+            return None
+        return cls(raw, sections)
+
+    def ids(self, section: str) -> list[str]:
+        """The entry ids of ``section`` (``sprites`` or ``atlases``), sorted."""
+        return self._sections[section].ids
+
+    def _find(self, section: str, entry_id: str) -> int | None:
+        found = self._sections[section]
+        at = bisect.bisect_left(found.ids, entry_id)
+        return at if at < len(found.ids) and found.ids[at] == entry_id else None
+
+    def entry(self, entry_id: str) -> LockEntry | None:
+        """The sprite entry ``entry_id`` (validated as ``parse_lock`` validates it), or None if absent.
+
+        Raises ``LockFormatError`` for an entry that is not what pixelbuild writes.
+        """
+        at = self._find("sprites", entry_id)
+        if at is None:
+            return None
+        found = self._sections["sprites"]
+        _check_id(entry_id)
+        return LockEntry.from_json(self._block_value(found.starts[at], found.ends[at]))
+
+    def atlas(self, atlas_id: str) -> AtlasEntry | None:
+        """The atlas entry ``atlas_id`` (validated), or None if absent."""
+        at = self._find("atlases", atlas_id)
+        if at is None:
+            return None
+        found = self._sections["atlases"]
+        _check_id(atlas_id)
+        return AtlasEntry.from_json(self._block_value(found.starts[at], found.ends[at]))
+
+    def _block_value(self, start: int, end: int) -> Any:
+        try:
+            return loads_finite(self.raw[self.raw.index(b"\n", start) - 1 : end])  # from the block's "{"
+        except (ValueError, RecursionError):
+            raise LockFormatError("the entry is not valid JSON") from None
+
+    def splice(self, sprites: Mapping[str, LockEntry | None], atlases: Mapping[str, AtlasEntry | None]) -> bytes:
+        """The bytes ``render_lock`` gives for this lock with ``sprites`` and ``atlases`` set (None:
+        removed); only those entries are rendered, every other block is copied."""
+        atlas_text = self._splice_section("atlases", atlases)
+        return _assemble(atlas_text if atlas_text != b"{}" else None, self._splice_section("sprites", sprites))
+
+    def _splice_section(
+        self, name: str, changes: Mapping[str, LockEntry | None] | Mapping[str, AtlasEntry | None]
+    ) -> bytes:
+        found = self._sections[name]
+        raw, ids, starts, ends = self.raw, found.ids, found.starts, found.ends
+        pieces: list[bytes] = []
+        taken = 0  # blocks before this one are emitted
+        for entry_id in sorted(changes):
+            at = bisect.bisect_left(ids, entry_id, taken)
+            if at > taken:
+                pieces.append(raw[starts[taken] : ends[at - 1]])  # a run of blocks, their separators included
+            entry = changes[entry_id]
+            if entry is not None:
+                pieces.append(_render_block(entry_id, entry).encode("utf-8"))
+            taken = at + 1 if at < len(ids) and ids[at] == entry_id else at
+        if taken < len(ids):
+            pieces.append(raw[starts[taken] : ends[-1]])
+        if not pieces:
+            return b"{}"
+        return b"{\n" + b",\n".join(pieces) + b"\n  }"
+
+
+def _index_section(raw: bytes, start: int, end: int) -> _Section | None:
+    """The blocks between ``start`` (the newline after ``{``) and ``end`` (the newline before ``  }``)."""
+    starts = [match.start() + 1 for match in _BLOCK_START.finditer(raw, start, end)]
+    if not starts or starts[0] != start + 1:
+        return None
+    ends = [at - 2 for at in starts[1:]] + [end]
+    ids: list[str] = []
+    for at, stop in zip(starts, ends, strict=True):
+        line = raw[at : raw.find(b"\n", at, stop)]
+        if (
+            not line.endswith(b'": {')
+            or raw[stop - 6 : stop] != b"\n    }"
+            or raw[stop : stop + 1] not in (b",", b"\n")
+        ):
+            return None
+        name = line[4:-3]
+        try:
+            entry_id = json.loads(name) if b"\\" in name else name[1:-1].decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        ids.append(entry_id)
+    if any(a >= b for a, b in itertools.pairwise(ids)):
+        return None  # render_lock sorts entries: these bytes are not its work
+    return _Section(ids, starts, ends)
+
+
+#: The start of an entry block: the only lines indented by exactly four spaces.
+_BLOCK_START = re.compile(rb'\n    "')
 
 
 #: Values checked per batch: big enough that the per-batch cost vanishes, small enough that the joined
