@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pixelbuild.errors import DiskFull, FrozenError, PixelbuildError
 from pixelbuild.local.layout import ProjectPaths
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pixelbuild.backends.base import BackendFactory
     from pixelbuild.execute.outcomes import EngineResult
     from pixelbuild.local.filehashes import Clock
-    from pixelbuild.lock import Journal, Lock
+    from pixelbuild.lock import Journal, Lock, LockText
     from pixelbuild.plan import Plan
     from pixelbuild.project import Session
 
@@ -178,15 +178,15 @@ def _sweep_interrupted_writes(session: Session) -> None:
 
 def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, progress: Progress) -> BuildReport:
     from pixelbuild.execute.outcomes import EngineResult
-    from pixelbuild.local.stamp import clear_stamp
+    from pixelbuild.local.stamp import clear_stamp, stamped_lock_digest
     from pixelbuild.lock import Journal, apply_journal, read_journal
     from pixelbuild.plan import Action
-    from pixelbuild.project import read_current_lock
 
+    trusted = stamped_lock_digest(str(paths.manifest))
     clear_stamp(paths.stamp)
     _sweep_interrupted_writes(session)
+    lock, text = _read_lock(paths, trusted)
     # A journal left by an interrupted build holds finished work: fold it in before anything else.
-    lock = read_current_lock(paths)
     if paths.journal.exists():
         _commit_lock(paths, lock)
     full_plan = session.plan(lock, force=options.force)
@@ -226,8 +226,9 @@ def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, pr
     finally:
         try:
             journal.close()
-            final_lock = apply_journal(lock, read_journal(paths.journal))
-            lock_bytes = _commit_lock(paths, final_lock)
+            records = read_journal(paths.journal)
+            final_lock = apply_journal(lock, records)
+            lock_bytes = _commit_lock(paths, final_lock, text, records)
         except DiskFull as full:
             if not completed:
                 raise
@@ -295,9 +296,7 @@ def _run_engine(
     return run_plan(context, plan)
 
 
-def _replan(
-    session: Session, lock: Lock, subjects: set[str], options: BuildOptions, failures: dict[str, str]
-) -> Plan:
+def _replan(session: Session, lock: Lock, subjects: set[str], options: BuildOptions, failures: dict[str, str]) -> Plan:
     """A plan of ``subjects`` (sprite ids and ``atlas <id>``) only, against the lock as it is now.
 
     Their bad cache entries are gone, so this plan takes the way around them; under ``--frozen`` one
@@ -321,16 +320,43 @@ def _replan(
     return PlanType(decisions, atlases)
 
 
-def _commit_lock(paths: ProjectPaths, lock: Lock) -> bytes:
-    """Write ``lock`` if its bytes differ from the file's, then drop the journal it includes."""
-    from pixelbuild.fsutil import atomic_write_bytes
-    from pixelbuild.lock import render_lock
+def _read_lock(paths: ProjectPaths, trusted: str | None) -> tuple[Lock, LockText | None]:
+    """The lock as the build starts from (the file, with any unfolded journal applied), and its bytes
+    indexed for splicing when they are the very bytes the last complete build wrote (digest ``trusted``)."""
+    from pixelbuild.hashing import hash_bytes
+    from pixelbuild.lock import Lock, LockText, apply_journal, parse_lock, read_journal, read_lock_bytes
 
-    raw = render_lock(lock)
-    try:
-        current: bytes | None = paths.lock.read_bytes()
-    except FileNotFoundError:
-        current = None
+    display = paths.display(paths.lock)
+    raw = read_lock_bytes(paths.lock, display)
+    lock = Lock() if raw is None else parse_lock(raw, display)
+    records = read_journal(paths.journal)
+    if records:
+        return apply_journal(lock, records), None
+    if raw is None or trusted is None or hash_bytes(raw) != trusted:
+        return lock, None
+    return lock, LockText.index(raw)
+
+
+def _commit_lock(
+    paths: ProjectPaths, lock: Lock, text: LockText | None = None, records: Sequence[Mapping[str, Any]] = ()
+) -> bytes:
+    """Write ``lock`` if its bytes differ from the file's, then drop the journal it includes.
+
+    With ``text`` (the file's bytes, indexed, which ``lock`` differs from by the journal ``records`` only),
+    only the entries the journal changed are rendered; the bytes are the same as a full rendering.
+    """
+    from pixelbuild.fsutil import atomic_write_bytes
+    from pixelbuild.lock import journal_changes, render_lock
+
+    current: bytes | None
+    if text is not None:
+        raw, current = text.splice(*journal_changes(records)), text.raw
+    else:
+        raw = render_lock(lock)
+        try:
+            current = paths.lock.read_bytes()
+        except FileNotFoundError:
+            current = None
     # No lock yet and nothing to lock (e.g. the backend refused to start): write nothing.
     if current != raw and (current is not None or lock.sprites):
         atomic_write_bytes(paths.lock, raw, durable=True)

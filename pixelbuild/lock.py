@@ -591,6 +591,14 @@ def _line_of(text: str, entry_id: str, needle: str | None) -> int | None:
 def read_lock(path: Path, display: str | None = None) -> Lock:
     """Read the lock at ``path``; a missing lock is an empty one."""
     shown = display or str(path)
+    raw = read_lock_bytes(path, shown)
+    return Lock() if raw is None else parse_lock(raw, shown)
+
+
+def read_lock_bytes(path: Path, display: str) -> bytes | None:
+    """The bytes of the lock at ``path`` (None if there is none); a folder, FIFO or oversized file in its
+    place is a ManifestError."""
+    shown = display
     try:
         # Without blocking: a FIFO in the lock's place (an archive can carry one) must not hang the build.
         with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
@@ -606,10 +614,9 @@ def read_lock(path: Path, display: str | None = None) -> Lock:
                     "reads; it is not a lock pixelbuild wrote. Restore it from version control",
                     file=shown,
                 )
-            raw = handle.read()
+            return handle.read()
     except FileNotFoundError:
-        return Lock()
-    return parse_lock(raw, shown)
+        return None
 
 
 def write_lock(path: Path, lock: Lock) -> bytes:
@@ -753,3 +760,23 @@ def apply_journal(lock: Lock, records: Iterable[Mapping[str, Any]]) -> Lock:
         else:
             atlases.pop(record["id"], None)
     return Lock(sprites, atlases)
+
+
+def journal_changes(
+    records: Iterable[Mapping[str, Any]],
+) -> tuple[dict[str, LockEntry | None], dict[str, AtlasEntry | None]]:
+    """The entries the journal ``records`` (as ``read_journal`` returns them) set, each as its last record
+    left it (None: removed), sprites and atlases: what ``LockText.splice`` takes."""
+    sprites: dict[str, LockEntry | None] = {}
+    atlases: dict[str, AtlasEntry | None] = {}
+    for record in records:
+        op, entry = record["op"], record.get("entry")
+        if op == "set":
+            sprites[record["id"]] = entry if isinstance(entry, LockEntry) else LockEntry.from_json(entry)
+        elif op == "remove":
+            sprites[record["id"]] = None
+        elif op == "set_atlas":
+            atlases[record["id"]] = entry if isinstance(entry, AtlasEntry) else AtlasEntry.from_json(entry)
+        else:
+            atlases[record["id"]] = None
+    return sprites, atlases

@@ -244,3 +244,18 @@ def write_stamp(path: Path, inputs: StampInputs, clock: Clock | None = None) -> 
 def clear_stamp(path: Path) -> None:
     """Forget the stamp: the next build takes the full path."""
     path.unlink(missing_ok=True)
+
+
+def stamped_lock_digest(manifest: str) -> str | None:
+    """The digest of the lock the last complete build of the manifest at absolute path ``manifest`` wrote,
+    as its stamp records it (None: no stamp of this pixelbuild's): bytes with that digest are
+    ``render_lock``'s work, which a build may splice."""
+    try:
+        sealed = read_sealed("stamp", stamp_files(manifest)[0], _MAX_STAMP_BYTES)
+        stamp = json.loads(sealed) if sealed is not None else None
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(stamp, dict) or stamp.get("format") != STAMP_FORMAT or stamp.get("version") != __version__:
+        return None
+    digest = stamp.get("lock")
+    return digest if isinstance(digest, str) else None
