@@ -20,6 +20,7 @@ from pixelbuild.progress import Progress, QuietProgress
 
 if TYPE_CHECKING:
     from pixelbuild.backends.base import BackendFactory
+    from pixelbuild.delta import Delta
     from pixelbuild.execute.outcomes import EngineResult
     from pixelbuild.local.filehashes import Clock
     from pixelbuild.lock import Journal, Lock, LockText
@@ -144,12 +145,25 @@ def build(
         return BuildReport(up_to_date=up_to_date, noop=True, seconds=time.perf_counter() - started)
     from pixelbuild.project import open_session
 
+    progress = progress or QuietProgress()
+    if not options.only and not options.force:
+        from pixelbuild.delta import prepare
+
+        # Some included files changed since the last complete build: plan their sprites alone if they
+        # can affect no other (see pixelbuild.delta).
+        delta = prepare(paths, options.clock)
+        if delta is not None:
+            with ProjectLock(paths):
+                if delta.holds(paths):
+                    report = _full_build(paths, delta.session, options, progress, delta)
+                    report.seconds = time.perf_counter() - started
+                    return report
     # Load and check the manifest before taking the lock: a bad one leaves no .pixelbuild behind. (The
     # session reads inputs only; outputs are compared under the lock.)
     session = open_session(paths, options.clock)
     with ProjectLock(paths):
         _ensure_gitignore(paths)
-        report = _full_build(paths, session, options, progress or QuietProgress())
+        report = _full_build(paths, session, options, progress)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -176,16 +190,23 @@ def _sweep_interrupted_writes(session: Session) -> None:
                 session.guard.remove(relative, lambda _data: True)
 
 
-def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, progress: Progress) -> BuildReport:
+def _full_build(
+    paths: ProjectPaths, session: Session, options: BuildOptions, progress: Progress, delta: Delta | None = None
+) -> BuildReport:
+    """Plan and run the build of ``session``'s sprites; with ``delta``, those of the changed files alone."""
     from pixelbuild.execute.outcomes import EngineResult
     from pixelbuild.local.stamp import clear_stamp, stamped_lock_digest
     from pixelbuild.lock import Journal, apply_journal, read_journal
     from pixelbuild.plan import Action
 
-    trusted = stamped_lock_digest(str(paths.manifest))
+    trusted = stamped_lock_digest(str(paths.manifest)) if delta is None else None
     clear_stamp(paths.stamp)
-    _sweep_interrupted_writes(session)
-    lock, text = _read_lock(paths, trusted)
+    if delta is None:
+        _sweep_interrupted_writes(session)
+        lock, text = _read_lock(paths, trusted)
+    else:
+        # No build was interrupted since the stamp was written (each clears it first): nothing to sweep.
+        lock, text = delta.lock, delta.text
     # A journal left by an interrupted build holds finished work: fold it in before anything else.
     if paths.journal.exists():
         _commit_lock(paths, lock)
@@ -244,7 +265,8 @@ def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, pr
         removed=result.removed,
         packed=result.packed,
         up_to_date=full_plan.count(Action.UP_TO_DATE)
-        + sum(1 for atlas in full_plan.atlases if atlas.action is Action.UP_TO_DATE),
+        + sum(1 for atlas in full_plan.atlases if atlas.action is Action.UP_TO_DATE)
+        + (delta.others if delta is not None else 0),
         failures=result.failures,
         interrupted=result.interrupted,
         warnings=list(result.kept),
@@ -262,7 +284,11 @@ def _full_build(paths: ProjectPaths, session: Session, options: BuildOptions, pr
         and len(plan.stale_atlases) == len(full_plan.stale_atlases)
         and all(decision.sprite_id in result.finished for decision in plan.stale)
     )
-    if everything_done:
+    if everything_done and delta is not None:
+        from pixelbuild.local.stamp import write_stamp
+
+        write_stamp(paths.stamp, delta.stamp_inputs(final_lock, lock_bytes), options.clock)
+    elif everything_done:
         _write_stamp(session, final_lock, lock_bytes, options.clock)
     return report
 

@@ -13,7 +13,7 @@ import logging
 import math
 import posixpath
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -624,7 +624,7 @@ class _Resolver:
             raise self.error(f"output '{normal}' {problem}", layers, where)
         return normal
 
-    def resolve(self, cache: SpecCache | None = None) -> Resolved:
+    def resolve(self, cache: SpecCache | None = None, only: Collection[Path] | None = None) -> Resolved:
         sprites: list[SpriteSpec] = []
         seen_ids: dict[str, SpriteSpec] = {}
         pending: list[tuple[ManifestFile, list[Mapping[str, Any]], list[SpriteSpec], list[str], list[str]]] = []
@@ -635,6 +635,8 @@ class _Resolver:
             if "defaults" in manifest_file.header:
                 own.append(_Layer(manifest_file, ("defaults",), manifest_file.header["defaults"]))
             defaults_of[manifest_file.path] = own
+            if only is not None and manifest_file.path not in only:
+                continue  # it lends its defaults, not its sprites
             defaults = [layer.values for layer in own]
             cached = cache.lookup(manifest_file, defaults, self.project) if cache is not None else None
             if cached is not None:
@@ -850,13 +852,14 @@ class SpecCache(Protocol):
         ...
 
 
-def resolve(manifest: Manifest, cache: SpecCache | None = None) -> Resolved:
+def resolve(manifest: Manifest, cache: SpecCache | None = None, only: Collection[Path] | None = None) -> Resolved:
     """Resolve every sprite of ``manifest``; raise a located ManifestError on the first problem.
 
     With ``cache``, a file whose bytes, inherited defaults and referenced files are unchanged is not
-    resolved again.
+    resolved again. With ``only``, the sprites of those files alone (by path) are resolved, and checked
+    against each other only: the other files lend their defaults and settings.
     """
-    resolved = _Resolver(manifest).resolve(cache)
+    resolved = _Resolver(manifest).resolve(cache, only)
     for warning in resolved.warnings:
         log.warning("pixelbuild: warning: %s", warning)
     if resolved.project.backend not in BACKENDS:

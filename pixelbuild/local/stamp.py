@@ -91,18 +91,48 @@ def noop_check(manifest: str, only: Sequence[str] = (), force: bool = False) -> 
 def check_stamp(manifest: str) -> int | None:
     """If the stamp of the manifest at absolute path ``manifest`` still holds, the number of up-to-date
     sprites; else None (the full build decides)."""
+    found = stamp_changes(manifest, any_change=True)
+    if found is None:
+        return None
+    try:
+        return int(found[0]["sprites"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+#: The last stamp parsed, by its file's path and signature: the CLI, ``build`` and an edit build each
+#: check the stamp, and a 10,000-sprite stamp is ~0.5 MB of JSON. (Replacing it changes the signature.)
+_parsed: tuple[str, tuple[int, int, int, int] | None, Any] = ("", None, None)
+
+
+def _read_stamp(stamp_path: str) -> Any:
+    """The stamp's JSON data (sealed: one this user's pixelbuild did not write reads as None)."""
+    global _parsed
+    signature = stat_signature(stamp_path)
+    if signature is not None and _parsed[:2] == (stamp_path, signature):
+        return _parsed[2]
+    sealed = read_sealed("stamp", stamp_path, _MAX_STAMP_BYTES)
+    stamp = json.loads(sealed) if sealed is not None else None
+    if signature is not None and stat_signature(stamp_path) == signature:
+        _parsed = (stamp_path, signature, stamp)
+    return stamp
+
+
+def stamp_changes(manifest: str, any_change: bool = False) -> tuple[dict[str, Any], list[str]] | None:
+    """The stamp of the manifest at absolute path ``manifest`` and the manifest files (as it names them)
+    whose bytes changed since, if everything else it records still holds; else None (and, with
+    ``any_change``, as soon as a manifest file changed)."""
     stamp_path, lock_path, journal = stamp_files(manifest)
     try:
         if os.path.exists(journal):  # an interrupted build's work is not in the lock yet
             return None
         # Sealed: a stamp this user's pixelbuild did not write (carried in, planted) never skips a build.
-        sealed = read_sealed("stamp", stamp_path, _MAX_STAMP_BYTES)
-        if sealed is None:
-            return None
-        stamp = json.loads(sealed)
+        stamp = _read_stamp(stamp_path)
     except (OSError, ValueError, RecursionError):
         return None
     project_dir, name = os.path.split(manifest)
+    if not isinstance(stamp, dict):
+        return None
     try:
         if stamp["format"] != STAMP_FORMAT or stamp["version"] != __version__ or stamp["manifest"] != name:
             return None
@@ -119,12 +149,16 @@ def check_stamp(manifest: str) -> int | None:
         named += [ref.removeprefix(BUILTIN_PREFIX) for ref in files["paths"]]
         if not all_relative(named) or not all_relative(outputs["paths"]):
             return None
+        changed = []
         for relative, digest in stamp["manifests"]:
-            if digest_or_none(os.path.join(project_dir, relative), _MAX_HASHED) != digest:
-                return None
+            found = digest_or_none(os.path.join(project_dir, relative), _MAX_HASHED)
+            if found != digest:
+                if found is None or any_change:
+                    return None
+                changed.append(relative)
         for base, pattern, matches in stamp["globs"]:
-            found = glob.glob(pattern, root_dir=os.path.join(project_dir, base), recursive=True)
-            if sorted(found) != matches:
+            matched = glob.glob(pattern, root_dir=os.path.join(project_dir, base), recursive=True)
+            if sorted(matched) != matches:
                 return None
         for absent in stamp["absent"]:
             if os.path.lexists(os.path.join(project_dir, absent)):
@@ -138,9 +172,9 @@ def check_stamp(manifest: str) -> int | None:
             path = ref_path(project_dir, relative) if group == "files" else os.path.join(output_dir, relative)
             if digest_or_none(path, _MAX_HASHED) != digest:
                 return None
-        return int(stamp["sprites"])
     except (OSError, KeyError, TypeError, ValueError, IndexError, AttributeError):
         return None
+    return stamp, changed
 
 
 class StampInputs:
@@ -251,8 +285,7 @@ def stamped_lock_digest(manifest: str) -> str | None:
     as its stamp records it (None: no stamp of this pixelbuild's): bytes with that digest are
     ``render_lock``'s work, which a build may splice."""
     try:
-        sealed = read_sealed("stamp", stamp_files(manifest)[0], _MAX_STAMP_BYTES)
-        stamp = json.loads(sealed) if sealed is not None else None
+        stamp = _read_stamp(stamp_files(manifest)[0])
     except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(stamp, dict) or stamp.get("format") != STAMP_FORMAT or stamp.get("version") != __version__:
