@@ -1,16 +1,20 @@
-"""A build after a small edit does work in proportion to the edit: the lock is spliced per changed entry."""
+"""A build after a small edit does work in proportion to the edit: only the changed files' sprites are
+planned, where nothing else can change, and the lock is spliced per changed entry."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import pixelbuild.lock as lock_module
+import pixelbuild.project as project_module
 from pixelbuild.lock import parse_lock, render_lock
-from tests.conftest import Result, build_json
+from tests.conftest import Result, build_json, snapshot
 
 
 def _edit(project: Path, old: str, new: str) -> None:
@@ -61,3 +65,255 @@ def test_a_lock_written_by_something_else_is_rendered_in_full(
     build_json(cli, project)
     raw = lock_path.read_bytes()
     assert raw == render_lock(parse_lock(raw, "pixelbuild.lock"))
+
+
+# ------------------------------------------------- a change in one file, and what it can affect elsewhere
+
+ROOT = """\
+version: 1
+project:
+  output: assets
+include: [parts/*.yaml]
+defaults:
+  size: 32
+  post:
+    - resize: {size: 16, filter: box}
+"""
+
+PARTS = {
+    "parts/a.yaml": """\
+        sprites:
+          - id: a/knight
+            prompt: knight
+          - id: a/slime
+            prompt: slime
+            post:
+              - resize: {size: 16, filter: box}
+              - palette: {file: ../colours.hex}
+        """,
+    "parts/b.yaml": """\
+        sprites:
+          - id: b/coin
+            prompt: coin
+          - id: b/gem
+            prompt: gem
+            output: gems/gem.png
+        """,
+    "colours.hex": "000000\nffffff\nff0000\n00ff00\n",
+}
+
+
+def _project(make_project: Callable[..., Path], root: str = ROOT, **extra: str) -> Path:
+    return make_project(root, {**PARTS, **extra})
+
+
+def _write(project: Path, name: str, text: str) -> None:
+    (project / name).write_text(textwrap.dedent(text))
+
+
+def _replace(project: Path, name: str, old: str, new: str) -> None:
+    text = (project / name).read_text()
+    assert old in text, text
+    (project / name).write_text(text.replace(old, new, 1))
+
+
+def _no_full_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the whole manifest was loaded")
+
+    monkeypatch.setattr(project_module, "open_session", refuse)
+
+
+def _same_as_a_full_build(cli: Callable[..., Result], project: Path, tmp_path: Path) -> None:
+    """The project (lock, assets) is what a build from scratch of its manifest makes, and a no-op holds."""
+    fresh = tmp_path / f"fresh-{project.name}"
+    shutil.copytree(project, fresh, ignore=shutil.ignore_patterns(".pixelbuild", "assets", "pixelbuild.lock"))
+    build_json(cli, fresh)
+    assert snapshot(project) == snapshot(fresh)
+    raw = (project / "pixelbuild.lock").read_bytes()
+    assert raw == render_lock(parse_lock(raw, "pixelbuild.lock"))
+    assert build_json(cli, project)["noop"]
+
+
+def test_an_edit_of_an_included_file_plans_its_sprites_alone(
+    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    project = _project(make_project)
+    build_json(cli, project)
+    _replace(project, "parts/a.yaml", "prompt: knight", "prompt: red knight")
+    with monkeypatch.context() as patched:
+        _no_full_session(patched)
+        _refuse_full_render(patched)
+        document = build_json(cli, project)
+    assert (document["generated"], document["up_to_date"], document["noop"]) == (1, 3, False)
+    _same_as_a_full_build(cli, project, tmp_path)
+
+
+def test_sprites_added_removed_renamed_and_moved_between_files(
+    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    project = _project(make_project)
+    build_json(cli, project)
+    _write(
+        project,
+        "parts/a.yaml",
+        """\
+        sprites:
+          - id: a/knight2
+            prompt: knight
+          - id: b/coin
+            prompt: coin
+          - id: a/new
+            prompt: bat
+        """,
+    )
+    _write(
+        project,
+        "parts/b.yaml",
+        """\
+        sprites:
+          - id: b/gem
+            prompt: gem
+            output: gems/gem.png
+        """,
+    )
+    with monkeypatch.context() as patched:
+        _no_full_session(patched)
+        document = build_json(cli, project)
+    # a/knight2 is new (its seed comes from its id), b/coin moved (up to date), a/knight and a/slime left.
+    assert (document["generated"], document["removed"], document["up_to_date"]) == (2, 2, 2), document
+    assert not (project / "assets/a/slime.png").exists()
+    _same_as_a_full_build(cli, project, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("sprite", "message"),
+    [
+        ("  - id: b/coin\n    prompt: other coin\n", "duplicate id 'b/coin'"),
+        # a.yaml comes first: the sprite of b.yaml is the one that clashes.
+        ("  - id: a/coin\n    prompt: coin\n    output: B/COIN.png\n", "duplicate output 'b/coin.png'"),
+        ("  - id: a/gems\n    prompt: gem\n    output: Gems/Gem.png/x.png\n", "would be a file where"),
+        ("  - id: a/under\n    prompt: gem\n    output: gems/gem.png/x.png\n", "needs a folder"),
+    ],
+)
+def test_a_clash_with_a_sprite_of_another_file_is_the_full_builds_error(
+    cli: Callable[..., Result], make_project: Callable[..., Path], sprite: str, message: str
+) -> None:
+    project = _project(make_project)
+    build_json(cli, project)
+    before = snapshot(project)
+    (project / "parts/a.yaml").write_text((project / "parts/a.yaml").read_text() + sprite)
+    result = cli("build", "-C", project)
+    assert result.code == 2 and message in result.err, result.err
+    assert {k: v for k, v in snapshot(project).items() if k != "parts/a.yaml"} == {
+        k: v for k, v in before.items() if k != "parts/a.yaml"
+    }
+
+
+def test_max_sprites_counts_every_file(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
+    project = _project(make_project, ROOT.replace("  output: assets\n", "  output: assets\n  max_sprites: 4\n"))
+    build_json(cli, project)
+    (project / "parts/a.yaml").write_text((project / "parts/a.yaml").read_text() + "  - id: a/fifth\n    prompt: x\n")
+    result = cli("build", "-C", project)
+    assert result.code == 2 and "more than 4 sprites" in result.err, result.err
+
+
+def test_a_root_edit_reaches_every_file(
+    cli: Callable[..., Result], make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = _project(make_project)
+    build_json(cli, project)
+    _replace(project, "pixelbuild.yaml", "size: 32", "size: 48")
+    assert build_json(cli, project)["generated"] == 4
+    _same_as_a_full_build(cli, project, tmp_path)
+
+
+def test_a_shared_file_edit_reaches_the_sprites_of_other_files(
+    cli: Callable[..., Result], make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = _project(make_project)
+    build_json(cli, project)
+    # b.yaml now reads the palette too, and the palette changes in the same edit: a/slime must follow.
+    _replace(project, "parts/b.yaml", "prompt: coin\n", "prompt: coin\n    post: [{palette: {file: ../colours.hex}}]\n")
+    (project / "colours.hex").write_text("000000\nffffff\n0000ff\n")
+    document = build_json(cli, project)
+    assert document["post_processed"] + document["generated"] >= 2, document
+    _same_as_a_full_build(cli, project, tmp_path)
+
+
+def test_defaults_of_an_including_file_reach_the_files_it_includes(
+    cli: Callable[..., Result], make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = make_project(
+        ROOT.replace("include: [parts/*.yaml]", "include: [group.yaml]"),
+        {
+            "group.yaml": "include: [parts/*.yaml]\ndefaults:\n  size: 32\nsprites: []\n",
+            **PARTS,
+        },
+    )
+    build_json(cli, project)
+    _replace(project, "group.yaml", "size: 32", "size: 48")
+    assert build_json(cli, project)["generated"] == 4
+    _same_as_a_full_build(cli, project, tmp_path)
+
+
+def test_atlases_follow_an_edit_of_a_member_in_another_file(
+    cli: Callable[..., Result], make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = _project(make_project, ROOT + "atlases:\n  - id: all\n    sprites: ['*/*']\n")
+    build_json(cli, project)
+    _replace(project, "parts/b.yaml", "prompt: coin", "prompt: silver coin")
+    document = build_json(cli, project)
+    assert (document["generated"], document["packed"]) == (1, 1), document
+    _same_as_a_full_build(cli, project, tmp_path)
+
+
+def test_an_atlas_added_in_an_included_file_is_packed(
+    cli: Callable[..., Result], make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = _project(make_project)
+    build_json(cli, project)
+    (project / "parts/b.yaml").write_text(
+        (project / "parts/b.yaml").read_text() + "atlases:\n  - id: coins\n    sprites: ['a/*', b/coin]\n"
+    )
+    assert build_json(cli, project)["packed"] == 1
+    _same_as_a_full_build(cli, project, tmp_path)
+
+
+def test_a_damaged_lock_entry_of_an_edited_sprite_is_named(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    project = _project(make_project)
+    build_json(cli, project)
+    lock = project / "pixelbuild.lock"
+    # The stamp no longer vouches for the lock, so the whole lock is read and checked, as always.
+    lock.write_text(lock.read_text().replace('"path": "a/knight.png"', '"path": "../knight.png"'))
+    _replace(project, "parts/a.yaml", "prompt: knight", "prompt: red knight")
+    result = cli("build", "-C", project)
+    assert result.code == 2 and "a/knight" in result.err and "pixelbuild.lock" in result.err, result.err
+
+
+def test_a_lost_resolution_cache_takes_the_full_path(
+    cli: Callable[..., Result], make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = _project(make_project)
+    build_json(cli, project)
+    for entry in (project / ".pixelbuild").rglob("resolved/*"):
+        entry.unlink()
+    _replace(project, "parts/a.yaml", "- id: a/slime", "- id: a/slime2")
+    document = build_json(cli, project)
+    assert (document["removed"], document["up_to_date"]) == (1, 3), document
+    _same_as_a_full_build(cli, project, tmp_path)
+
+
+def test_an_output_where_another_file_needs_a_folder_is_the_full_builds_error(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    project = _project(make_project)
+    _replace(project, "parts/b.yaml", "output: gems/gem.png", "output: gems.png/gem.png")
+    build_json(cli, project)
+    (project / "parts/a.yaml").write_text(
+        (project / "parts/a.yaml").read_text() + "  - id: a/gems\n    prompt: gem\n    output: GEMS.png\n"
+    )
+    result = cli("build", "-C", project)
+    assert result.code == 2 and "needs a folder 'gems.png'" in result.err, result.err

@@ -129,7 +129,7 @@ def test_an_entry_read_through_the_index_is_still_validated() -> None:
         lambda raw: raw[:-1],  # cut short
         lambda raw: raw + b"\n",
         lambda raw: raw.replace(b'"version": 1', b'"version": 2'),
-        lambda raw: raw.replace(b"\n  }\n}", b"\n  },\n  \"extra\": {}\n}"),
+        lambda raw: raw.replace(b"\n  }\n}", b'\n  },\n  "extra": {}\n}'),
     ],
 )
 def test_bytes_not_laid_out_by_render_lock_are_not_indexed(damage: object) -> None:
