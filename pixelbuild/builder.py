@@ -368,16 +368,21 @@ def _commit_lock(
 ) -> bytes:
     """Write ``lock`` if its bytes differ from the file's, then drop the journal it includes.
 
-    With ``text`` (the file's bytes, indexed, which ``lock`` differs from by the journal ``records`` only),
-    only the entries the journal changed are rendered; the bytes are the same as a full rendering.
+    With ``text`` (the file's bytes, framed), the lock is those bytes with the journal ``records`` applied
+    (``lock`` may hold only the entries the build looked at): only the entries the journal changed are
+    rendered, and the bytes are the same as a full rendering.
     """
     from pixelbuild.fsutil import atomic_write_bytes
-    from pixelbuild.lock import journal_changes, render_lock
+    from pixelbuild.lock import LockFormatError, apply_journal, journal_changes, parse_lock, render_lock
 
-    current: bytes | None
+    current: bytes | None = None
+    raw = None
     if text is not None:
-        raw, current = text.splice(*journal_changes(records)), text.raw
-    else:
+        try:
+            raw, current = text.splice(*journal_changes(records)), text.raw
+        except LockFormatError:  # not laid out as render_lock lays it out after all: every entry, in full
+            lock = apply_journal(parse_lock(text.raw, paths.display(paths.lock)), records)
+    if raw is None:
         raw = render_lock(lock)
         try:
             current = paths.lock.read_bytes()

@@ -15,8 +15,8 @@ exactly, and otherwise (``prepare`` returns None) the build resolves and plans t
 * the changed files' sprites clash with no other sprite (ids, outputs), and stay within
   ``project.max_sprites``: the full path reports a clash, located as always.
 
-What the other sprites need is read from the stamp (their outputs), the lock's index (their ids) and the
-spec cache (the changed files' sprites as they were, to know which ones left). The lock's entries of
+What the other sprites need is read from the stamp (their outputs and number), the lock (whether an id is
+taken) and the spec cache (the changed files' sprites as they were, to know which ones left). The lock's entries of
 the changed files' sprites are read and validated one by one; the lock is spliced, not rendered.
 """
 
@@ -120,7 +120,7 @@ def prepare(paths: ProjectPaths, clock: Clock | None = None) -> Delta | None:
 
     raw = read_lock_bytes(paths.lock, paths.display(paths.lock))
     text = LockText.index(raw) if raw is not None and hash_bytes(raw) == stamp["lock"] else None
-    if text is None or text.ids("atlases"):
+    if text is None or text.has("atlases"):
         return None
 
     hashes = FileHashCache(paths.hashes)
@@ -158,27 +158,25 @@ def prepare(paths: ProjectPaths, clock: Clock | None = None) -> Delta | None:
         old_ids += [spec.id for spec in resolution[0]]
         old_outputs += [spec.output for spec in resolution[0]]
 
-    others = set(text.ids("sprites"))
-    others.difference_update(old_ids)
+    try:
+        entries = {sprite_id: entry for sprite_id in old_ids if (entry := text.entry(sprite_id)) is not None}
+        # An id that is new to the changed files but in the lock belongs to another file.
+        if any(s.id not in entries and text.contains(s.id) for s in resolved.sprites):
+            return None
+    except LockFormatError:
+        return None  # the full path names it
+    others = stamp["sprites"] - len(entries)  # every sprite had an entry after the last complete build
     max_sprites = root.header.get("project", {}).get("max_sprites", MAX_SPRITES)
-    if len(others) + len(resolved.sprites) > max_sprites or any(s.id in others for s in resolved.sprites):
+    if type(others) is not int or others < 0 or others + len(resolved.sprites) > max_sprites:
         return None
     left = set(old_outputs)
     if _clashes([s.output for s in resolved.sprites], [p for p in stamp["outputs"]["paths"] if p not in left]):
         return None
-    try:
-        entries = {
-            sprite_id: entry
-            for sprite_id in {*old_ids, *(s.id for s in resolved.sprites)}
-            if (entry := text.entry(sprite_id)) is not None
-        }
-    except LockFormatError:
-        return None  # the full path names it
     parse_cache.flush()
     keys = {sprite.id: cache.keys[sprite.id] for sprite in resolved.sprites}
     session = Session(paths, Manifest(project_dir, (root, *files)), resolved, keys, hashes, Store(paths.cache))
     digests = {name: file.digest for name, file in zip(changed, files, strict=True)}
-    return Delta(session, Lock(entries), text, len(others), stamp, digests)
+    return Delta(session, Lock(entries), text, others, stamp, digests)
 
 
 def _relative(path: Path, project_dir: Path) -> str:

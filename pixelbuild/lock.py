@@ -9,9 +9,7 @@ next run after a crash, so finished work survives without rewriting the lock aft
 
 from __future__ import annotations
 
-import bisect
 import contextlib
-import itertools
 import json
 import os
 import re
@@ -246,96 +244,126 @@ def _assemble(atlases: bytes | None, sprites: bytes) -> bytes:
     return head + b'  "sprites": ' + sprites + b"\n}\n"
 
 
-@dataclass(frozen=True, slots=True)
-class _Section:
-    """Where a section's entry blocks lie in lock bytes: ids in file order, each block's start and end."""
-
-    ids: list[str]
-    starts: list[int]
-    ends: list[int]
-
-
 class LockText:
-    """The bytes of a lock that ``render_lock`` wrote, indexed by entry: a build that changed a few entries
-    renders only those (``splice``) and reads only the entries it needs (``entry``).
+    """The bytes of a lock that ``render_lock`` wrote, searched by entry: a build that changed a few entries
+    renders only those (``splice``) and reads only the entries it needs (``entry``), never the whole lock.
 
-    Only for bytes known to come from ``render_lock`` (their digest is the one the stamp recorded): the
-    index trusts the layout, not the content, so every entry read through it is still validated.
+    Entries are sorted by id, so a binary search over the bytes finds one in ~20 short reads. Only for
+    bytes known to come from ``render_lock`` (their digest is the one the stamp recorded): the search
+    trusts the layout, not the content, so every entry read through it is still validated.
     """
 
     __slots__ = ("_sections", "raw")
 
-    def __init__(self, raw: bytes, sections: dict[str, _Section]) -> None:
+    def __init__(self, raw: bytes, sections: dict[str, tuple[int, int]]) -> None:
         self.raw = raw
+        # Per section: (first block's start, last block's end), or (0, 0) when it is empty.
         self._sections = sections
 
     @classmethod
     def index(cls, raw: bytes) -> LockText | None:
-        """Index ``raw``; None if it is not laid out as ``render_lock`` lays a lock out."""
+        """Frame ``raw`` by section; None if it is not laid out as ``render_lock`` lays a lock out."""
         head = b'{\n  "version": %d,\n' % LOCK_VERSION
         if not raw.startswith(head) or not raw.endswith(b"\n}\n"):
             return None
-        sections: dict[str, _Section] = {}
+        sections: dict[str, tuple[int, int]] = {}
         position = len(head)
         for name in ("atlases", "sprites"):
             label = b'  "%s": ' % name.encode()
+            tail = b",\n" if name == "atlases" else b"\n}\n"
             if not raw.startswith(label, position):
                 if name == "sprites":
                     return None
-                sections[name] = _Section([], [], [])
+                sections[name] = (0, 0)
                 continue
             position += len(label)
-            tail = b",\n" if name == "atlases" else b"\n}\n"
-            if raw.startswith(b"{}" + tail, position):
-                if name == "atlases":
-                    return None  # render_lock leaves an empty atlases section out
-                sections[name] = _Section([], [], [])
+            if raw.startswith(b"{}" + tail, position) and name == "sprites":
+                sections[name] = (0, 0)  # render_lock leaves an empty atlases section out
                 position += 2 + len(tail)
                 continue
-            if not raw.startswith(b"{\n", position):
-                return None
             # Only section bodies hold a line indented by exactly two spaces: their closing brace.
             end = raw.find(b"\n  }" + tail, position)
-            if end < 0:
+            if not raw.startswith(b'{\n    "', position) or end < 0 or raw[end - 6 : end] != b"\n    }":
                 return None
-            section = _index_section(raw, position + 1, end)
-            if section is None:
-                return None
-            sections[name] = section
+            sections[name] = (position + 2, end)
             position = end + 4 + len(tail)
         if position != len(raw):
             return None
         return cls(raw, sections)
 
-    def ids(self, section: str) -> list[str]:
-        """The entry ids of ``section`` (``sprites`` or ``atlases``), sorted."""
-        return self._sections[section].ids
+    def has(self, section: str) -> bool:
+        """Whether ``section`` (``sprites`` or ``atlases``) holds any entry."""
+        return self._sections[section] != (0, 0)
 
-    def _find(self, section: str, entry_id: str) -> int | None:
-        found = self._sections[section]
-        at = bisect.bisect_left(found.ids, entry_id)
-        return at if at < len(found.ids) and found.ids[at] == entry_id else None
+    def _head(self, at: int, stop: int) -> tuple[int, str] | None:
+        """The first block starting at or after ``at`` and before ``stop``: its start and id."""
+        # The head's six bytes may reach past ``stop``; only its start must come before it.
+        found = self.raw.find(b'\n    "', at - 1, stop + 5)
+        if found < 0 or found + 1 >= stop:
+            return None
+        start = found + 1
+        line_end = self.raw.find(b"\n", start)
+        line = self.raw[start:line_end]
+        if line_end < 0 or not line.endswith(b'": {'):
+            raise LockFormatError("the lock is not laid out as pixelbuild writes it")
+        name = line[4:-3]
+        try:
+            entry_id = json.loads(name) if b"\\" in name else name[1:-1].decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            raise LockFormatError("an entry id is not a JSON string") from None
+        if not isinstance(entry_id, str):
+            raise LockFormatError("an entry id is not a JSON string")
+        return start, entry_id
+
+    def _locate(self, section: str, entry_id: str) -> tuple[int, int, bool]:
+        """(start, end, found): the block of ``entry_id``, or where it would start (the next block's start,
+        or the section's end + 2, as if a separator followed) and the same position again."""
+        first, last = self._sections[section]
+        low, high = first, last
+        best: tuple[int, str] | None = None  # the first block whose id is >= entry_id, so far
+        while low < high:
+            middle = (low + high) // 2
+            head = self._head(middle, high)
+            if head is None:
+                high = middle
+            elif head[1] >= entry_id:
+                best, high = head, middle
+            else:
+                low = head[0] + 1
+        if best is None:
+            return last + 2, last + 2, False
+        start, found_id = best
+        if found_id != entry_id:
+            return start, start, False
+        following = self.raw.find(b'\n    "', start, last)
+        return start, (following - 1 if following >= 0 else last), True
+
+    def contains(self, entry_id: str) -> bool:
+        """Whether the lock holds a sprite entry ``entry_id``."""
+        return self.has("sprites") and self._locate("sprites", entry_id)[2]
 
     def entry(self, entry_id: str) -> LockEntry | None:
         """The sprite entry ``entry_id`` (validated as ``parse_lock`` validates it), or None if absent.
 
         Raises ``LockFormatError`` for an entry that is not what pixelbuild writes.
         """
-        at = self._find("sprites", entry_id)
-        if at is None:
+        if not self.has("sprites"):
             return None
-        found = self._sections["sprites"]
+        start, end, found = self._locate("sprites", entry_id)
+        if not found:
+            return None
         _check_id(entry_id)
-        return LockEntry.from_json(self._block_value(found.starts[at], found.ends[at]))
+        return LockEntry.from_json(self._block_value(start, end))
 
     def atlas(self, atlas_id: str) -> AtlasEntry | None:
         """The atlas entry ``atlas_id`` (validated), or None if absent."""
-        at = self._find("atlases", atlas_id)
-        if at is None:
+        if not self.has("atlases"):
             return None
-        found = self._sections["atlases"]
+        start, end, found = self._locate("atlases", atlas_id)
+        if not found:
+            return None
         _check_id(atlas_id)
-        return AtlasEntry.from_json(self._block_value(found.starts[at], found.ends[at]))
+        return AtlasEntry.from_json(self._block_value(start, end))
 
     def _block_value(self, start: int, end: int) -> Any:
         try:
@@ -345,60 +373,33 @@ class LockText:
 
     def splice(self, sprites: Mapping[str, LockEntry | None], atlases: Mapping[str, AtlasEntry | None]) -> bytes:
         """The bytes ``render_lock`` gives for this lock with ``sprites`` and ``atlases`` set (None:
-        removed); only those entries are rendered, every other block is copied."""
+        removed); only those entries are rendered, every other block is copied.
+
+        Raises ``LockFormatError`` if the bytes are not laid out as ``render_lock`` lays them out.
+        """
         atlas_text = self._splice_section("atlases", atlases)
         return _assemble(atlas_text if atlas_text != b"{}" else None, self._splice_section("sprites", sprites))
 
     def _splice_section(
         self, name: str, changes: Mapping[str, LockEntry | None] | Mapping[str, AtlasEntry | None]
     ) -> bytes:
-        found = self._sections[name]
-        raw, ids, starts, ends = self.raw, found.ids, found.starts, found.ends
+        raw = self.raw
+        first, last = self._sections[name]
         pieces: list[bytes] = []
-        taken = 0  # blocks before this one are emitted
+        cursor = first  # the next block to copy; last + 2 once every block is copied
         for entry_id in sorted(changes):
-            at = bisect.bisect_left(ids, entry_id, taken)
-            if at > taken:
-                pieces.append(raw[starts[taken] : ends[at - 1]])  # a run of blocks, their separators included
+            start, end, found = self._locate(name, entry_id) if self.has(name) else (0, 0, False)
+            if start > cursor:
+                pieces.append(raw[cursor : start - 2])  # a run of blocks, their separators included
             entry = changes[entry_id]
             if entry is not None:
                 pieces.append(_render_block(entry_id, entry).encode("utf-8"))
-            taken = at + 1 if at < len(ids) and ids[at] == entry_id else at
-        if taken < len(ids):
-            pieces.append(raw[starts[taken] : ends[-1]])
+            cursor = max(cursor, end + 2 if found else start)
+        if self.has(name) and cursor < last + 2:
+            pieces.append(raw[cursor:last])
         if not pieces:
             return b"{}"
         return b"{\n" + b",\n".join(pieces) + b"\n  }"
-
-
-def _index_section(raw: bytes, start: int, end: int) -> _Section | None:
-    """The blocks between ``start`` (the newline after ``{``) and ``end`` (the newline before ``  }``)."""
-    starts = [match.start() + 1 for match in _BLOCK_START.finditer(raw, start, end)]
-    if not starts or starts[0] != start + 1:
-        return None
-    ends = [at - 2 for at in starts[1:]] + [end]
-    ids: list[str] = []
-    for at, stop in zip(starts, ends, strict=True):
-        line = raw[at : raw.find(b"\n", at, stop)]
-        if (
-            not line.endswith(b'": {')
-            or raw[stop - 6 : stop] != b"\n    }"
-            or raw[stop : stop + 1] not in (b",", b"\n")
-        ):
-            return None
-        name = line[4:-3]
-        try:
-            entry_id = json.loads(name) if b"\\" in name else name[1:-1].decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            return None
-        ids.append(entry_id)
-    if any(a >= b for a, b in itertools.pairwise(ids)):
-        return None  # render_lock sorts entries: these bytes are not its work
-    return _Section(ids, starts, ends)
-
-
-#: The start of an entry block: the only lines indented by exactly four spaces.
-_BLOCK_START = re.compile(rb'\n    "')
 
 
 #: Values checked per batch: big enough that the per-batch cost vanishes, small enough that the joined
