@@ -123,7 +123,9 @@ def prepare(paths: ProjectPaths, clock: Clock | None = None) -> Delta | None:
     if text is None or text.has("atlases"):
         return None
 
-    hashes = FileHashCache(paths.hashes)
+    # The few files this build reads are hashed directly: loading and saving the table of every file
+    # hash (10,000 outputs make ~1 MB) would cost more than hashing them.
+    hashes = FileHashCache(None)
 
     def file_hash(ref: str) -> str | None:
         return hashes.hash(project_file_path(paths.project_dir, ref))
