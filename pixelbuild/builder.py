@@ -76,6 +76,26 @@ class BuildReport:
         """True when nothing failed, nothing stopped the build and it was not interrupted."""
         return not self.failures and not self.interrupted and self.error is None
 
+    def to_json(self) -> dict[str, Any]:
+        """The report as ``build --json`` prints it (the caller adds ``error`` with its exit code)."""
+        from pixelbuild.report import report_document
+
+        return report_document(
+            ok=self.ok,
+            noop=self.noop,
+            generated=self.generated,
+            generator_calls=self.generator_calls,
+            post_processed=self.post_processed,
+            restored=self.restored,
+            removed=self.removed,
+            packed=self.packed,
+            up_to_date=self.up_to_date,
+            failures=self.failures,
+            warnings=self.warnings,
+            interrupted=self.interrupted,
+            seconds=self.seconds,
+        )
+
     def summary(self) -> str:
         """One line, e.g. ``1 generated, 2 restored, 9 up to date``; every count covers sprites and
         atlases alike, as ``plan``'s do."""

@@ -35,6 +35,7 @@ from pixelbuild.errors import (
     describe_os_error,
     disk_full,
     error_document,
+    one_paragraph,
 )
 from pixelbuild.local.layout import MANIFEST_NAME
 
@@ -190,10 +191,6 @@ def _write_json(document: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
-def _one_paragraph(message: str) -> str:
-    return " ".join(line.strip() for line in message.splitlines() if line.strip())
-
-
 def _progress(args: argparse.Namespace) -> Any:
     from pixelbuild.progress import BarProgress, LineProgress, QuietProgress
 
@@ -214,21 +211,11 @@ def _noop_build(args: argparse.Namespace) -> bool:
     up_to_date = noop_check(manifest, args.only, args.force)
     if up_to_date is None:
         return False
-    document = {
-        "ok": True,
-        "noop": True,
-        "generated": 0,
-        "generator_calls": 0,
-        "post_processed": 0,
-        "restored": 0,
-        "removed": 0,
-        "packed": 0,
-        "up_to_date": up_to_date,
-        "failures": {},
-        "interrupted": False,
-        "seconds": round(time.perf_counter() - _STARTED, 3),
-    }
-    _emit(args, document, f"0 generated, {up_to_date} up to date ({time.perf_counter() - _STARTED:.2f}s)")
+    from pixelbuild.report import report_document
+
+    seconds = time.perf_counter() - _STARTED
+    document = report_document(noop=True, up_to_date=up_to_date, seconds=seconds)
+    _emit(args, document, f"0 generated, {up_to_date} up to date ({seconds:.2f}s)")
     return True
 
 
@@ -253,26 +240,12 @@ def _report_build(args: argparse.Namespace, report: BuildReport, progress: Any) 
     lines = []
     for sprite_id, message in sorted(report.failures.items()):
         if sprite_id not in progress.reported:  # else it was said once, as it happened
-            lines.append(f"FAILED {sprite_id}: {_one_paragraph(message)}")
+            lines.append(f"FAILED {sprite_id}: {one_paragraph(message)}")
     interrupted = "interrupted: finished sprites are in the lock; run the build again to continue"
     if report.interrupted:
         lines.append(interrupted)
     lines.append(f"{report.summary()} ({report.seconds:.2f}s)")
-    document = {
-        "ok": report.ok,
-        "noop": report.noop,
-        "generated": report.generated,
-        "generator_calls": report.generator_calls,
-        "post_processed": report.post_processed,
-        "restored": report.restored,
-        "removed": report.removed,
-        "packed": report.packed,
-        "up_to_date": report.up_to_date,
-        "failures": {sprite_id: _one_paragraph(message) for sprite_id, message in report.failures.items()},
-        "warnings": report.warnings,
-        "interrupted": report.interrupted,
-        "seconds": round(report.seconds, 3),
-    }
+    document = report.to_json()
     if report.error is not None:
         code, message, error = report.error.exit_code, str(report.error), report.error
     elif report.interrupted:
@@ -284,10 +257,10 @@ def _report_build(args: argparse.Namespace, report: BuildReport, progress: Any) 
     else:
         _emit(args, document, "\n".join(lines))
         return EXIT_OK
-    document["error"] = error_document(error, _one_paragraph(message), code)
+    document["error"] = error_document(error, one_paragraph(message), code)
     _emit(args, document, "\n".join(lines))
     if report.error is not None:
-        sys.stderr.write(f"pixelbuild: error: {_one_paragraph(message)}\n")
+        sys.stderr.write(f"pixelbuild: error: {one_paragraph(message)}\n")
     return code
 
 
@@ -536,7 +509,7 @@ def _wants_json(argv: Sequence[str]) -> bool:
 
 def _fail(as_json: bool, error: BaseException | None, message: str, code: int, *, internal: bool = False) -> int:
     """Say an error: one paragraph on stderr and, with ``--json``, the error document on stdout."""
-    message = _one_paragraph(message)
+    message = one_paragraph(message)
     if as_json:
         _write_json({"ok": False, "error": error_document(error, message, code, internal=internal)})
     prefix = "pixelbuild: internal error" if internal else "pixelbuild: error"

@@ -18,6 +18,11 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
 EXIT_TERMINATED = 143  # SIGTERM: stopped as for Ctrl-C
 
 
+def one_paragraph(message: str) -> str:
+    """``message`` with its lines joined into one paragraph (blank lines and indentation dropped)."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
 def one_line(text: str) -> str:
     """``text`` with control characters and line breaks escaped (``\\n``), so a message stays one line
     whatever a manifest's names hold."""

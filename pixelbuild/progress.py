@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from typing import IO, Any, Protocol
 
+from pixelbuild.errors import one_paragraph
+
 _VERBS = {
     "generate": "generated",
     "post": "post-processed",
@@ -23,10 +25,6 @@ _VERB_WIDTH = 15
 _ALIGNED_FROM = 80
 
 
-def _one_paragraph(message: str) -> str:
-    return " ".join(line.strip() for line in message.splitlines() if line.strip())
-
-
 def sprite_line(action: str, sprite_id: str, width: int = _ALIGNED_FROM) -> str:
     """``generated       hero`` (the verb column is dropped below 80 columns)."""
     verb = _VERBS.get(str(action), str(action))
@@ -35,7 +33,7 @@ def sprite_line(action: str, sprite_id: str, width: int = _ALIGNED_FROM) -> str:
 
 def failure_line(sprite_id: str, message: str, width: int = _ALIGNED_FROM) -> str:
     """``FAILED          hero: the whole message, on one line``."""
-    return f"{sprite_line('FAILED', sprite_id, width)}: {_one_paragraph(message)}"
+    return f"{sprite_line('FAILED', sprite_id, width)}: {one_paragraph(message)}"
 
 
 class Progress(Protocol):
