@@ -42,6 +42,7 @@ from pixelbuild.local.layout import MANIFEST_NAME
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from pixelbuild.backends.base import BackendFactory
     from pixelbuild.builder import BuildReport
     from pixelbuild.local.layout import ProjectPaths
 
@@ -227,7 +228,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from pixelbuild.builder import BuildOptions, build
 
     options = BuildOptions(
-        only=tuple(args.only), jobs=args.jobs, frozen=args.frozen, servers=tuple(args.server), force=args.force
+        only=tuple(args.only),
+        jobs=args.jobs,
+        frozen=args.frozen,
+        servers=tuple(args.server),
+        force=args.force,
+        backend_factory=args.backend_factory,
     )
     progress = _progress(args)
     return _report_build(args, build(_manifest_path(args), options, progress), progress)
@@ -420,7 +426,9 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         raise UsageError(f"--debounce must be at least 0 ms, got {args.debounce}")
     args.json_lines = True
     manifest = _manifest_path(args)
-    options = BuildOptions(only=tuple(args.only), jobs=args.jobs, servers=tuple(args.server))
+    options = BuildOptions(
+        only=tuple(args.only), jobs=args.jobs, servers=tuple(args.server), backend_factory=args.backend_factory
+    )
 
     def run_build() -> int:
         progress = _progress(args)
@@ -517,8 +525,9 @@ def _fail(as_json: bool, error: BaseException | None, message: str, code: int, *
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+def main(argv: Sequence[str] | None = None, *, backend_factory: BackendFactory | None = None) -> int:
+    """Run the command line; return the exit code. ``backend_factory`` makes the backends of ``build`` and
+    ``watch`` instead of the manifest's named one (for embedding, and tests)."""
     global _terminated
     arguments = [str(arg) for arg in (sys.argv[1:] if argv is None else argv)]
     as_json = _wants_json(arguments)
@@ -533,6 +542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not hasattr(args, name):
             setattr(args, name, default)
     as_json = args.json
+    args.backend_factory = backend_factory
     _terminated = False
     previous: Any = None
     with contextlib.suppress(ValueError):  # not the main thread (embedded use): leave signals alone

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pixelbuild.backends.base import BackendFactory
 from pixelbuild.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,11 +51,12 @@ class Result:
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
-    """Run ``pixelbuild ARGS`` in-process; returns code, stdout and stderr."""
+    """Run ``pixelbuild ARGS`` in-process; returns code, stdout and stderr. ``backend_factory`` replaces the
+    manifest's backend (see ``tests/flaky_backend.py``)."""
 
-    def run(*args: str | Path) -> Result:
+    def run(*args: str | Path, backend_factory: BackendFactory | None = None) -> Result:
         capsys.readouterr()
-        code = main([str(arg) for arg in args])
+        code = main([str(arg) for arg in args], backend_factory=backend_factory)
         captured = capsys.readouterr()
         return Result(code, captured.out, captured.err)
 

@@ -11,23 +11,13 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
-from pixelbuild.backends import placeholder
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from pixelbuild.cli import main
-from pixelbuild.errors import GenerationError
 from pixelbuild.execute import worker
-
-_original = placeholder.PlaceholderBackend.result
-
-
-def _slow_result(self: placeholder.PlaceholderBackend, key: str) -> placeholder.GenerationResult:
-    time.sleep(float(os.environ.get("SLOW_GENERATOR_SECONDS", "0.2")))
-    if self._jobs[key].sprite_id == os.environ.get("SLOW_GENERATOR_FAIL"):
-        raise GenerationError("the generator broke")
-    return _original(self, key)
-
-
-placeholder.PlaceholderBackend.result = _slow_result  # type: ignore[method-assign]
+from tests.flaky_backend import flaky
 
 _original_post = worker.post_process
 
@@ -40,4 +30,6 @@ def _slow_post(job: worker.PostJob) -> worker.Rendered:
 worker.post_process = _slow_post
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    failing = os.environ.get("SLOW_GENERATOR_FAIL")
+    delay = float(os.environ.get("SLOW_GENERATOR_SECONDS", "0.2"))
+    sys.exit(main(sys.argv[1:], backend_factory=flaky(fail={failing} if failing else (), delay=delay)))

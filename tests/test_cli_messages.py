@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import BASIC_MANIFEST, Result, build_json
+from tests.flaky_backend import flaky
 
 ERROR_KEYS = {"kind", "message", "exit_code", "file", "line", "sprite", "field"}
 KINDS = {1: "failed", 2: "bad_input", 3: "unavailable", 130: "interrupted"}
@@ -121,9 +122,7 @@ def test_json_usage_errors(cli: Callable[..., Result], make_project: Callable[..
     assert error["message"] == "-j must be at least 1, got 0"
 
 
-def test_json_for_failed_build_check_and_frozen(
-    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_json_for_failed_build_check_and_frozen(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
     project = make_project()
     frozen = error_of(cli("build", "-C", project, "--json", "--frozen"), 1)
     assert frozen["message"].startswith("--frozen: 3 sprite(s) would need the generator")
@@ -133,18 +132,7 @@ def test_json_for_failed_build_check_and_frozen(
     assert error["message"] == "3 problems: 'pixelbuild build' fixes them, then commit the lock and assets"
     assert [p["kind"] for p in check.json["problems"]] == ["unlocked"] * 3
 
-    from pixelbuild.backends import placeholder
-    from pixelbuild.errors import GenerationError
-
-    original = placeholder.PlaceholderBackend.result
-
-    def flaky(self: placeholder.PlaceholderBackend, key: str) -> placeholder.GenerationResult:
-        if self._jobs[key].sprite_id == "slime":
-            raise GenerationError("the generator broke")
-        return original(self, key)
-
-    monkeypatch.setattr(placeholder.PlaceholderBackend, "result", flaky)
-    result = cli("build", "-C", project, "--json")
+    result = cli("build", "-C", project, "--json", backend_factory=flaky(fail={"slime"}))
     error = error_of(result, 1)
     assert error["message"] == "1 failed: slime"
     assert result.json["generated"] == 2 and list(result.json["failures"]) == ["slime"]
@@ -282,23 +270,11 @@ def test_plan_and_build_count_up_to_date_atlases_alike(
 # --------------------------------------------------------------------------------------------- wording
 
 
-def test_failed_lines_are_said_once(
-    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from pixelbuild.backends import placeholder
-    from pixelbuild.errors import GenerationError
-
-    original = placeholder.PlaceholderBackend.result
-
-    def flaky(self: placeholder.PlaceholderBackend, key: str) -> placeholder.GenerationResult:
-        if self._jobs[key].sprite_id == "slime":
-            raise GenerationError("the generator broke\nin two lines")
-        return original(self, key)
-
-    monkeypatch.setattr(placeholder.PlaceholderBackend, "result", flaky)
+def test_failed_lines_are_said_once(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
+    broken = flaky(fail={"slime"}, message="the generator broke\nin two lines")
     for progress, stream in (("lines", "err"), ("none", "out")):
         project = make_project()
-        result = cli("build", "-C", project, "--progress", progress)
+        result = cli("build", "-C", project, "--progress", progress, backend_factory=broken)
         assert result.code == 1
         failed = [line for line in (result.out + result.err).splitlines() if "FAILED" in line]
         assert len(failed) == 1, (progress, result)

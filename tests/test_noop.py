@@ -115,34 +115,30 @@ def test_project_workflow_shadowing_a_builtin_is_noticed(
     assert report["generator_calls"] == 0
 
 
-def test_failed_build_leaves_no_stamp(
-    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: object
-) -> None:
-    import pytest
+def test_failed_build_leaves_no_stamp(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
+    from tests.flaky_backend import flaky
 
-    from pixelbuild.backends import placeholder
-    from pixelbuild.errors import GenerationError
-
-    assert isinstance(monkeypatch, pytest.MonkeyPatch)
-    original = placeholder.PlaceholderBackend.result
-
-    def flaky(self: placeholder.PlaceholderBackend, key: str) -> placeholder.GenerationResult:
-        if self._jobs[key].sprite_id == "slime":
-            raise GenerationError("the generator broke")
-        return original(self, key)
-
-    monkeypatch.setattr(placeholder.PlaceholderBackend, "result", flaky)
     project = make_project()
-    result = cli("build", "-C", project)
+    result = cli("build", "-C", project, backend_factory=flaky(fail={"slime"}, message="the generator broke"))
     assert result.code == 1
     (line,) = [line for line in result.err.splitlines() if line.startswith("FAILED")]  # said once, as it failed
     assert line.split()[1] == "slime:" and line.endswith("pixelbuild.yaml:11: the generator broke")
     assert "FAILED" not in result.out
     assert "2 generated, 1 failed" in result.out
     assert not (project / ".pixelbuild/state/noop.json").exists()
-    monkeypatch.setattr(placeholder.PlaceholderBackend, "result", original)
     report = build_json(cli, project)
     assert report["generator_calls"] == 1 and report["up_to_date"] == 2
+
+
+def test_a_noop_reports_the_same_document_as_a_full_build(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    project = make_project()
+    full = build_json(cli, project)
+    noop = build_json(cli, project)
+    assert noop["noop"] and not full["noop"]
+    assert sorted(noop) == sorted(full)  # one rendering: the fast path once lacked "warnings"
+    assert noop["up_to_date"] == full["generated"] == 3 and noop["warnings"] == [] and noop["ok"]
 
 
 def test_cached_resolution_follows_inherited_defaults_and_files(
