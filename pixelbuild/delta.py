@@ -30,16 +30,17 @@ from typing import Any
 
 from pixelbuild.errors import ManifestError
 from pixelbuild.hashing import hash_bytes
+from pixelbuild.keys import compute_keys
 from pixelbuild.limits import MAX_SPRITES
 from pixelbuild.local.filehashes import Clock, FileHashCache
 from pixelbuild.local.layout import ProjectPaths
+from pixelbuild.local.speccache import SpecCache
 from pixelbuild.local.stamp import StampInputs, stamp_changes
 from pixelbuild.local.store import Store
 from pixelbuild.lock import Lock, LockFormatError, LockText, read_lock_bytes
 from pixelbuild.manifest import Manifest, ManifestFile, ParseCache, load_file
 from pixelbuild.project import Session
 from pixelbuild.resolver import project_file_path, resolve
-from pixelbuild.speccache import SpecCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +134,10 @@ def prepare(paths: ProjectPaths, clock: Clock | None = None) -> Delta | None:
     cache = SpecCache(paths.spec_cache, file_hash, paths.project_dir)
     try:
         resolved = resolve(Manifest(project_dir, (root, *files)), cache, only={file.path for file in files})
+        keys = compute_keys(resolved.sprites, file_hash, cache.keys)
     except ManifestError:
         return None
+    cache.save(keys)
 
     # The changed files' sprites before the edit, as the last build resolved them.
     earlier = SpecCache(paths.spec_cache, file_hash, paths.project_dir)
@@ -175,7 +178,6 @@ def prepare(paths: ProjectPaths, clock: Clock | None = None) -> Delta | None:
     if _clashes([s.output for s in resolved.sprites], [p for p in stamp["outputs"]["paths"] if p not in left]):
         return None
     parse_cache.flush()
-    keys = {sprite.id: cache.keys[sprite.id] for sprite in resolved.sprites}
     session = Session(paths, Manifest(project_dir, (root, *files)), resolved, keys, hashes, Store(paths.cache))
     digests = {name: file.digest for name, file in zip(changed, files, strict=True)}
     return Delta(session, Lock(entries), text, others, stamp, digests)

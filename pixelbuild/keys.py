@@ -8,7 +8,7 @@ JSON, prefixed by ``KEY_VERSION`` so a change of the scheme itself invalidates e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,8 @@ KEY_VERSION = "1"
 
 #: Maps a file reference of a resolved spec to the hash of its content.
 FileHasher = Callable[[str], str]
+#: The same, None for a file that does not exist (any more).
+RefHasher = Callable[[str], str | None]
 
 _FILE_FIELDS = ("workflow_file", "init_image", "source_file")
 
@@ -104,6 +106,26 @@ def sprite_keys(sprite: SpriteSpec, file_hash: FileHasher) -> SpriteKeys:
     for ref, digest in post_files.items():
         fields[f"file:{ref}"] = digest[:16]
     return SpriteKeys(tuple(generation_keys), post_key, fields)
+
+
+def compute_keys(
+    sprites: Iterable[SpriteSpec], file_hash: RefHasher, known: Mapping[str, SpriteKeys] | None = None
+) -> dict[str, SpriteKeys]:
+    """The keys stage (after ``resolve``): every sprite's keys by id, taken from ``known`` (the spec cache's,
+    for files whose resolution it held) or computed. Raises ``ManifestError`` if a file the keys hash is gone."""
+
+    def must_hash(ref: str) -> str:
+        digest = file_hash(ref)
+        if digest is None:
+            from pixelbuild.errors import ManifestError
+
+            raise ManifestError(f"file '{ref}' disappeared while pixelbuild was reading the project")
+        return digest
+
+    cached = known or {}
+    return {
+        sprite.id: cached[sprite.id] if sprite.id in cached else sprite_keys(sprite, must_hash) for sprite in sprites
+    }
 
 
 #: Bumped when packing or an atlas data format changes for the same inputs.

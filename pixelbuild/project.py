@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pixelbuild.errors import UsageError
 from pixelbuild.fsguard import OutputGuard
-from pixelbuild.keys import SpriteKeys, atlas_key
+from pixelbuild.keys import SpriteKeys, atlas_key, compute_keys
 from pixelbuild.local.filehashes import Clock, FileHashCache
 from pixelbuild.local.layout import ProjectPaths
 from pixelbuild.local.store import Store
@@ -189,20 +189,25 @@ def open_session(paths: ProjectPaths, clock: Clock | None = None) -> Session:
     """Load, validate and resolve the manifest and compute every sprite's keys (``clock``: see
     ``FileHashCache``).
 
-    Files whose resolution is cached (``pixelbuild.speccache``) are neither resolved nor hashed again.
+    Files whose resolution is cached (``pixelbuild.local.speccache``) are neither resolved nor hashed again:
+    the keys stage takes their keys from the cache, and the cache keeps the fresh ones it is given.
     """
-    from pixelbuild.speccache import SpecCache
+    from pixelbuild.local.speccache import SpecCache
 
     paths.check_state()  # every command that loads a project may write its caches
     parse_cache = ParseCache(paths.parse_cache, deferred=True)
     manifest = load_manifest(paths.manifest, parse_cache=parse_cache)
     hashes = FileHashCache(paths.hashes, clock)
-    cache = SpecCache(
-        paths.spec_cache, lambda ref: hashes.hash(project_file_path(paths.project_dir, ref)), paths.project_dir
-    )
+
+    def file_hash(ref: str) -> str | None:
+        return hashes.hash(project_file_path(paths.project_dir, ref))
+
+    cache = SpecCache(paths.spec_cache, file_hash, paths.project_dir)
     resolved = resolve(manifest, cache)
-    parse_cache.flush()  # only now: a manifest that fails to load or resolve writes nothing
-    keys = {sprite.id: cache.keys[sprite.id] for sprite in resolved.sprites}
+    keys = compute_keys(resolved.sprites, file_hash, cache.keys)
+    # Only now: a manifest that fails to load, resolve or hash writes nothing.
+    cache.save(keys)
+    parse_cache.flush()
     return Session(paths, manifest, resolved, keys, hashes, Store(paths.cache))
 
 

@@ -662,7 +662,7 @@ class _Resolver:
         # Only a manifest that resolves in full is cached: a bad one leaves no trace on disk.
         if cache is not None:
             for manifest_file, defaults, specs, refs, absent in pending:
-                cache.store(manifest_file, defaults, self.project, specs, refs, absent)
+                cache.add(manifest_file, defaults, self.project, specs, refs, absent)
         return Resolved(
             project=self.project,
             sprites=tuple(sprites),
@@ -831,7 +831,7 @@ def _layout(value: str | Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 class SpecCache(Protocol):
-    """Resolved sprites of unchanged manifest files, kept between runs (see ``pixelbuild.speccache``)."""
+    """Resolved sprites of unchanged manifest files, kept between runs (see ``pixelbuild.local.speccache``)."""
 
     def lookup(
         self, manifest_file: ManifestFile, defaults: Sequence[Mapping[str, Any]], project: ProjectSettings
@@ -839,7 +839,7 @@ class SpecCache(Protocol):
         """The file's specs, the files they read and the paths whose absence they rely on, if still valid."""
         ...
 
-    def store(
+    def add(
         self,
         manifest_file: ManifestFile,
         defaults: Sequence[Mapping[str, Any]],
@@ -848,7 +848,7 @@ class SpecCache(Protocol):
         refs: Sequence[str],
         absent: Sequence[str],
     ) -> None:
-        """Remember a file's resolution."""
+        """Hand over a file's fresh resolution (kept once the keys stage has computed its keys)."""
         ...
 
 

@@ -87,3 +87,34 @@ def test_same_value_written_differently_gives_the_same_keys(make_project: Callab
         " post: [{resize: {size: 8, filter: nearest}}]}\n",
     )
     assert keys_of(a["a"])[0] == keys_of(b["a"])[0]
+
+
+def test_keys_are_a_stage_after_resolve_and_the_spec_cache_keeps_what_it_is_given(
+    make_project: Callable[..., Path],
+) -> None:
+    from pixelbuild.keys import SpriteKeys, compute_keys
+    from pixelbuild.local.speccache import SpecCache
+
+    project = make_project(
+        "version: 1\ninclude: [more.yaml]\nsprites:\n  - id: a\n    prompt: one\n",
+        files={"more.yaml": "sprites:\n  - id: b\n    prompt: two\n"},
+    )
+    hashed: list[str] = []
+
+    def file_hash(ref: str) -> str:
+        hashed.append(ref)
+        return hash_text(ref)
+
+    cache = SpecCache(project / "cache", file_hash, project)
+    manifest = load_manifest(project / "pixelbuild.yaml")
+    sprites = resolve(manifest, cache).sprites
+    assert cache.keys == {} and hashed == []  # resolving computes no key
+    keys = compute_keys(sprites, file_hash, cache.keys)
+    assert keys == {sprite.id: sprite_keys(sprite, file_hash) for sprite in sprites}
+    # The cache stores the keys it is given, whatever they are, and hands them back.
+    given = {sprite_id: SpriteKeys(("0" * 32,), f"{n:032x}", {}) for n, sprite_id in enumerate(keys)}
+    cache.save(given)
+    again = SpecCache(project / "cache", file_hash, project)
+    assert [s.id for s in resolve(load_manifest(project / "pixelbuild.yaml"), again).sprites] == ["a", "b"]
+    assert again.keys == given
+    assert compute_keys(sprites, file_hash, again.keys) == given

@@ -1,10 +1,13 @@
-"""Resolved sprites and their keys per manifest file, kept between runs under ``.pixelbuild/state``.
+"""Resolved sprites and their keys per manifest file, kept between runs (``.pixelbuild/state/resolved``).
 
 A large project splits its manifest over many included files; after an edit of one, the others need
 neither resolving nor hashing again. An entry (JSON data, never code) is found by the file's bytes, the
 defaults it inherits and the project settings, and is used only while every file its sprites read
 (workflow templates, init images, palette files) still has the content it had, and every path whose
 absence it relied on is still absent.
+
+The cache computes nothing: the resolver hands it each freshly resolved file (``add``), the keys stage
+(``pixelbuild.keys.compute_keys``) computes the keys, and ``save`` stores both as given.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,21 +25,20 @@ import msgspec
 from pixelbuild._version import __version__
 from pixelbuild.fsguard import all_safe, path_problem
 from pixelbuild.hashing import canonical_json, hash_text
-from pixelbuild.keys import KEY_VERSION, SpriteKeys, sprite_keys
+from pixelbuild.keys import KEY_VERSION, RefHasher, SpriteKeys
 from pixelbuild.local.seal import read_regular, seal, unseal
 from pixelbuild.manifest import ManifestFile
 from pixelbuild.notices import warn_once
 from pixelbuild.resolver import BUILTIN_PREFIX, ProjectSettings
 from pixelbuild.spec import Source, SpriteSpec
 
-#: Maps a file reference to its content hash (None if it is gone).
-RefHasher = Callable[[str], str | None]
-
 #: Bumped whenever the layout of an entry changes: an entry of another format is ignored.
 CACHE_FORMAT = 1
 #: The largest entry read back (a 10,000-sprite file makes ~10 MB).
 MAX_ENTRY_BYTES = 256 << 20
 
+#: A fresh resolution waiting for its keys: (file, inherited defaults, project settings, specs, refs, absent).
+_Fresh = tuple[ManifestFile, list[Mapping[str, Any]], ProjectSettings, list[SpriteSpec], list[str], list[str]]
 #: One entry: (format, specs, their keys, {file ref: content hash}, paths whose absence was relied on).
 _Entry = tuple[int, list[SpriteSpec], list[SpriteKeys], dict[str, str], list[str]]
 _ENCODER = msgspec.json.Encoder()
@@ -49,7 +51,8 @@ class _Foreign(ValueError):
 
 
 class SpecCache:
-    """JSON ``(specs, keys, refs, absent)`` per manifest file; ``keys`` collects every sprite's keys.
+    """JSON ``(specs, keys, refs, absent)`` per manifest file; ``keys`` collects the keys of every sprite
+    found here (the keys stage computes the others).
 
     The entries are data, checked on read: typed decoding (msgspec), then every path they name must be a
     normalised path inside the project (outputs inside the output root). A damaged or foreign entry is
@@ -61,6 +64,7 @@ class SpecCache:
         self.file_hash = file_hash
         self.project_dir = project_dir
         self.keys: dict[str, SpriteKeys] = {}
+        self._fresh: list[_Fresh] = []
 
     def _path(
         self, manifest_file: ManifestFile, defaults: Sequence[Mapping[str, Any]], project: ProjectSettings
@@ -113,7 +117,7 @@ class SpecCache:
             self.keys[spec.id] = spec_keys
         return specs, list(refs), absent
 
-    def store(
+    def add(
         self,
         manifest_file: ManifestFile,
         defaults: Sequence[Mapping[str, Any]],
@@ -122,31 +126,31 @@ class SpecCache:
         refs: Sequence[str],
         absent: Sequence[str],
     ) -> None:
-        """Compute the keys of a freshly resolved file's sprites and remember both (best effort)."""
+        """Hold a freshly resolved file's specs until ``save`` is given their keys."""
+        self._fresh.append((manifest_file, list(defaults), project, list(specs), list(refs), list(absent)))
+
+    def save(self, keys: Mapping[str, SpriteKeys]) -> None:
+        """Store every file ``add`` holds, with its sprites' ``keys`` as given (best effort: a cache write
+        never fails a build)."""
         from pixelbuild.fsutil import atomic_write_bytes
 
-        def must_hash(ref: str) -> str:
-            digest = self.file_hash(ref)
-            if digest is None:
-                from pixelbuild.errors import ManifestError
-
-                raise ManifestError(f"file '{ref}' disappeared while pixelbuild was reading the project")
-            return digest
-
-        keys = [sprite_keys(spec, must_hash) for spec in specs]
-        for spec, spec_keys in zip(specs, keys, strict=True):
-            self.keys[spec.id] = spec_keys
-        entry = (CACHE_FORMAT, list(specs), keys, {ref: must_hash(ref) for ref in refs}, list(absent))
-        try:
-            payload = _ENCODER.encode(entry)
-            # Only what comes back exactly is kept (a tuple in free-form params would come back a list).
-            if _DECODER.decode(payload) != entry:
-                return
-        except (msgspec.EncodeError, msgspec.DecodeError, TypeError, ValueError):
-            return
-        path = self._path(manifest_file, defaults, project)
-        with contextlib.suppress(OSError):
-            atomic_write_bytes(path, seal("spec", path.name, payload))
+        fresh, self._fresh = self._fresh, []
+        for manifest_file, defaults, project, specs, refs, absent in fresh:
+            digests = {ref: self.file_hash(ref) for ref in refs}
+            known = {ref: digest for ref, digest in digests.items() if digest is not None}
+            if len(known) != len(digests) or any(spec.id not in keys for spec in specs):
+                continue  # a file went away meanwhile: the next run resolves this one again
+            entry = (CACHE_FORMAT, specs, [keys[spec.id] for spec in specs], known, absent)
+            try:
+                payload = _ENCODER.encode(entry)
+                # Only what comes back exactly is kept (a tuple in free-form params would come back a list).
+                if _DECODER.decode(payload) != entry:
+                    continue
+            except (msgspec.EncodeError, msgspec.DecodeError, TypeError, ValueError):
+                continue
+            path = self._path(manifest_file, defaults, project)
+            with contextlib.suppress(OSError):
+                atomic_write_bytes(path, seal("spec", path.name, payload))
 
 
 def _check_ref(ref: str) -> None:
