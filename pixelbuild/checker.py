@@ -113,7 +113,8 @@ def _siblings_outputs(paths: ProjectPaths, output_dir: Path, report: CheckReport
     sibling is a ``<name>.yaml`` (or ``.yml``) with its ``<name>.lock`` beside it.
     """
     from pixelbuild.errors import PixelbuildError
-    from pixelbuild.manifest import ParseCache, load_file
+    from pixelbuild.local.parsecache import ParseCache
+    from pixelbuild.manifest import load_file
     from pixelbuild.resolver import normalise_relative
 
     owned: set[str] = set()

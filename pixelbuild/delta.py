@@ -34,11 +34,12 @@ from pixelbuild.keys import compute_keys
 from pixelbuild.limits import MAX_SPRITES
 from pixelbuild.local.filehashes import Clock, FileHashCache
 from pixelbuild.local.layout import ProjectPaths
+from pixelbuild.local.parsecache import ParseCache
 from pixelbuild.local.speccache import SpecCache
 from pixelbuild.local.stamp import StampInputs, stamp_changes
 from pixelbuild.local.store import Store
 from pixelbuild.lock import Lock, LockFormatError, LockText, read_lock_bytes
-from pixelbuild.manifest import Manifest, ManifestFile, ParseCache, load_file
+from pixelbuild.manifest import Manifest, ManifestFile, load_file
 from pixelbuild.project import Session
 from pixelbuild.resolver import project_file_path, resolve
 

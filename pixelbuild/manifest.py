@@ -8,7 +8,6 @@ one (``pixelbuild.locate``).
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import json
 import math
@@ -23,20 +22,17 @@ from typing import Any
 import yaml
 
 from pixelbuild._resources import data_dir
-from pixelbuild._version import __version__
 from pixelbuild.errors import ManifestError
 from pixelbuild.hashing import hash_bytes
 from pixelbuild.limits import MAX_MANIFEST_BYTES, MAX_YAML_NODES
 from pixelbuild.local.layout import MANIFEST_NAME
+from pixelbuild.local.parsecache import ParseCache
 from pixelbuild.locate import DocPath, did_you_mean, display_path, located_error
 
 try:  # the C parser is ~3x faster; fall back where libyaml is missing
     from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
-
-_CACHE_FORMAT = f"1/{__version__}"
-
 
 class ManifestFile:
     """One parsed and validated manifest file.
@@ -616,85 +612,6 @@ def parse_yaml(raw: bytes, path: Path) -> Any:
         raise ManifestError("the YAML is nested too deeply to read", file=display_path(path)) from None
     finally:
         loader.dispose()
-
-
-class ParseCache:
-    """Validated documents by the digest of their file's bytes, under ``root``: the document without
-    its sprites as ``<digest>.json``, the sprites as ``<digest>.sprites.json`` (read only when needed).
-
-    A ``deferred`` cache keeps what it is given until ``flush``, so that a manifest that turns out to be
-    bad (in another file, or when resolved) leaves nothing on disk.
-    """
-
-    def __init__(self, root: Path | None, *, deferred: bool = False) -> None:
-        self.root = root
-        self.deferred = deferred
-        self.pending: list[tuple[str, bool, Mapping[str, Any]]] = []
-
-    def _path(self, digest: str, is_root: bool, part: str = "") -> Path | None:
-        if self.root is None:
-            return None
-        return self.root / f"{digest}{'.root' if is_root else ''}{part}.json"
-
-    def _read(self, path: Path) -> Any | None:
-        from pixelbuild.local.seal import read_sealed
-
-        try:
-            # Sealed: an entry this user's pixelbuild did not write (planted, carried in) is a miss, never
-            # a way past validation.
-            payload = read_sealed("parse", str(path), 256 << 20)
-            if payload is None:
-                return None
-            cached = json.loads(payload)
-        except (OSError, ValueError):
-            return None
-        if not isinstance(cached, dict) or cached.get("format") != _CACHE_FORMAT:
-            return None
-        return cached.get("data")
-
-    def get(self, digest: str, is_root: bool) -> tuple[dict[str, Any], Callable[[], list[Any]]] | None:
-        """The cached header of ``digest`` and a loader of its sprites, or None."""
-        path = self._path(digest, is_root)
-        if path is None:
-            return None
-        header = self._read(path)
-        sprites_path = self._path(digest, is_root, ".sprites")
-        if not isinstance(header, dict) or sprites_path is None or not sprites_path.exists():
-            return None
-
-        def sprites() -> list[Any]:
-            assert sprites_path is not None
-            loaded = self._read(sprites_path)
-            if not isinstance(loaded, list):
-                raise ManifestError("pixelbuild's parse cache is damaged; delete .pixelbuild/state and build again")
-            return loaded
-
-        return header, sprites
-
-    def flush(self) -> None:
-        """Write what a deferred cache holds."""
-        pending, self.pending, self.deferred = self.pending, [], False
-        for digest, is_root, data in pending:
-            self.put(digest, is_root, data)
-
-    def put(self, digest: str, is_root: bool, data: Mapping[str, Any]) -> None:
-        """Store a validated document (best effort: a cache write never fails a build)."""
-        from pixelbuild.fsutil import atomic_write_bytes
-        from pixelbuild.local.seal import seal
-
-        if self.deferred:
-            self.pending.append((digest, is_root, data))
-            return
-
-        header_path = self._path(digest, is_root)
-        sprites_path = self._path(digest, is_root, ".sprites")
-        if header_path is None or sprites_path is None:
-            return
-        header = {key: value for key, value in data.items() if key != "sprites"}
-        for path, part in ((sprites_path, list(data.get("sprites", ()))), (header_path, header)):
-            payload = json.dumps({"format": _CACHE_FORMAT, "data": part}, separators=(",", ":"))
-            with contextlib.suppress(OSError):
-                atomic_write_bytes(path, seal("parse", path.name, payload.encode("utf-8")))
 
 
 def read_manifest_bytes(path: Path) -> bytes:
