@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 
-from pixelbuild.backends.comfyui.preflight import HASH_CACHE, Catalog, PreflightError, check_bound, check_pins
+from pixelbuild.backends.comfyui.preflight import Catalog, PreflightError, check_bound, check_pins
 from pixelbuild.backends.comfyui.templates import builtin_template
 from pixelbuild.backends.comfyui.workflow import BoundWorkflow, bind, load_template
 from pixelbuild.errors import GenerationError
+from pixelbuild.local.filehashes import FileHashCache
+from pixelbuild.local.layout import model_hashes_path
+from pixelbuild.local.seal import seal, unseal
 from tests.comfyui.util import TINY_CKPT, TINY_LORA, load_object_info, lora, make_spec
 
 TEMPLATES = ["txt2img_sdxl", "img2img_sdxl", "batch_generation", "txt2img_sd15", "img2img_sd15"]
@@ -118,41 +121,54 @@ def _write(path: Path, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _hashes(project: Path) -> FileHashCache:
+    """The preflight's sha256 cache of a project, judged by a clock far ahead (no file is racily clean)."""
+    return FileHashCache(model_hashes_path(project), clock=lambda: 1 << 62, algorithm="sha256")
+
+
+def _table(path: Path) -> dict[str, Any]:
+    payload = unseal("hashes", path.name, path.read_bytes())
+    assert payload is not None
+    table: dict[str, Any] = json.loads(payload)
+    return table
+
+
 def test_sha256_pins(tmp_path: Path) -> None:
     models = tmp_path / "models"
     good = _write(models / "loras" / TINY_LORA, b"lora bytes")
     ckpt = _write(models / "checkpoints" / TINY_CKPT, b"checkpoint bytes")
-    cache_dir = tmp_path / ".pixelbuild"
+    hashes = _hashes(tmp_path)
     specs = [("hero", make_spec(loras=(lora(sha256=good),)))]
-    assert check_pins(specs, models, cache_dir, {TINY_CKPT: ckpt}) == []
-    cache = json.loads((cache_dir / HASH_CACHE).read_text())
-    assert {entry["sha256"] for entry in cache.values()} == {good, ckpt}
+    assert check_pins(specs, models, hashes, {TINY_CKPT: ckpt}) == []
+    cache = _table(model_hashes_path(tmp_path))["files"]
+    assert {entry[4] for entry in cache.values()} == {good, ckpt}
 
     bad = [("hero", make_spec(loras=(lora(sha256="0" * 64),)))]
-    problems = check_pins(bad, models, cache_dir, {TINY_CKPT: "f" * 64})
+    problems = check_pins(bad, models, hashes, {TINY_CKPT: "f" * 64})
     assert [problem.field for problem in problems] == ["checkpoint", "loras[0]"]
     assert "a different file than the manifest expects" in str(problems[1])
 
     missing = [("hero", make_spec(loras=(lora("gone.safetensors", sha256=good),)))]
-    assert "does not exist" in str(check_pins(missing, models, cache_dir)[0])
-    assert check_pins(bad, None, cache_dir) == []  # no models_dir: nothing to check against
+    assert "does not exist" in str(check_pins(missing, models, hashes)[0])
+    assert check_pins(bad, None, hashes) == []  # no models_dir: nothing to check against
 
 
 def test_hash_cache_is_trusted_while_size_and_mtime_hold(tmp_path: Path) -> None:
     models = tmp_path / "models"
     digest = _write(models / "loras" / TINY_LORA, b"lora bytes")
-    cache_dir = tmp_path / ".pixelbuild"
     specs = [("hero", make_spec(loras=(lora(sha256=digest),)))]
-    assert check_pins(specs, models, cache_dir) == []
-    path = cache_dir / HASH_CACHE
-    cache = json.loads(path.read_text())
-    key = next(iter(cache))
-    cache[key]["sha256"] = "1" * 64  # a stale cache entry with the same size+mtime wins: no rehash
-    path.write_text(json.dumps(cache))
-    assert len(check_pins(specs, models, cache_dir)) == 1
+    assert check_pins(specs, models, _hashes(tmp_path)) == []
+    path = model_hashes_path(tmp_path)
+    table = _table(path)
+    key = next(iter(table["files"]))
+    table["files"][key][4] = "1" * 64  # a stale entry with the same signature wins: no rehash
+    path.write_bytes(seal("hashes", path.name, json.dumps(table).encode()))
+    assert len(check_pins(specs, models, _hashes(tmp_path))) == 1
+    path.write_text(json.dumps(table))  # not sealed by this user's pixelbuild: ignored, the file is hashed
+    assert check_pins(specs, models, _hashes(tmp_path)) == []
     _write(models / "loras" / TINY_LORA, b"lora bytes!")  # size changes: rehashed
     new = [("hero", make_spec(loras=(lora(sha256=hashlib.sha256(b"lora bytes!").hexdigest()),)))]
-    assert check_pins(new, models, cache_dir) == []
+    assert check_pins(new, models, _hashes(tmp_path)) == []
 
 
 def test_missing_lora_loader_class_names_the_lora() -> None:

@@ -41,6 +41,8 @@ from pixelbuild.backends.comfyui.runner import (
 from pixelbuild.backends.comfyui.scheduler import Scheduler, ServerDown, Turn
 from pixelbuild.backends.comfyui.workflow import Graph, bind, load_template, model_set
 from pixelbuild.errors import BackendUnavailable, GenerationError, ManifestError, PixelbuildError
+from pixelbuild.local.filehashes import FileHashCache
+from pixelbuild.local.layout import model_hashes_path
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +292,7 @@ class ComfyUIBackend:
             check_pins(
                 [(task.sprite, task.job.spec) for task in tasks],
                 self.settings.models_dir,
-                self.project_root / ".pixelbuild",
+                FileHashCache(model_hashes_path(self.project_root), algorithm="sha256"),
                 self.settings.model_sha256,
             )
         )

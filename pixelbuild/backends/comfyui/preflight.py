@@ -7,9 +7,6 @@ what the server actually has.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +17,10 @@ from pixelbuild.backends.comfyui.errors import listing
 from pixelbuild.backends.comfyui.messages import combo_options
 from pixelbuild.backends.comfyui.workflow import BoundWorkflow, Target
 from pixelbuild.errors import GenerationError
+from pixelbuild.local.filehashes import FileHashCache
 from pixelbuild.locate import did_you_mean
 from pixelbuild.spec import GenerationSpec
 
-HASH_CACHE = "comfyui-model-hashes.json"
 _MODEL_INPUTS = {"ckpt_name": ("checkpoints", "checkpoint"), "lora_name": ("loras", "LoRA")}
 _SKIP_VALUES = {("LoadImage", "image")}  # filled in by the upload, after preflight
 
@@ -121,17 +118,16 @@ def check_bound(bound: BoundWorkflow, catalog: Catalog, *, sprite: str) -> list[
 def check_pins(
     specs: Sequence[tuple[str, GenerationSpec]],
     models_dir: Path | None,
-    cache_dir: Path,
+    hashes: FileHashCache,
     extra_pins: Mapping[str, str] | None = None,
 ) -> list[GenerationError]:
     """Verify sha256 pins (``Lora.sha256`` and ``extra_pins[name]``) against files under ``models_dir``.
 
-    Without ``models_dir`` nothing can be checked and nothing is reported. Hashes are cached by path,
-    size and mtime in ``cache_dir/comfyui-model-hashes.json``.
+    Without ``models_dir`` nothing can be checked and nothing is reported. ``hashes`` (a sha256
+    ``FileHashCache``, saved here) spares re-reading model files of gigabytes while they are unchanged.
     """
     if models_dir is None:
         return []
-    cache = _HashCache(cache_dir / HASH_CACHE)
     problems: list[GenerationError] = []
     checked: dict[tuple[str, str], str | None] = {}
     for sprite, spec in specs:
@@ -146,7 +142,7 @@ def check_pins(
         for folder, name, expected, field in wanted:
             if (folder, name) not in checked:
                 path = models_dir / folder / name
-                checked[(folder, name)] = cache.sha256(path) if path.is_file() else None
+                checked[(folder, name)] = hashes.hash(path) if path.is_file() else None
             actual = checked[(folder, name)]
             expected = expected.lower().removeprefix("sha256:")
             if actual is None:
@@ -167,7 +163,7 @@ def check_pins(
                         field=field,
                     )
                 )
-    cache.save()
+    hashes.save()
     return problems
 
 
@@ -246,40 +242,3 @@ def _input_config(object_info: Mapping[str, Any], class_type: str, name: str) ->
 
 def _is_link(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and isinstance(value[1], int) and not isinstance(value[1], bool)
-
-
-class _HashCache:
-    """sha256 of model files keyed by path, trusted while size and mtime are unchanged."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.dirty = False
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            self.entries: dict[str, dict[str, Any]] = data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            self.entries = {}
-
-    def sha256(self, file: Path) -> str:
-        stat = file.stat()
-        key = str(file.resolve())
-        entry = self.entries.get(key)
-        if isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
-            return str(entry["sha256"])
-        digest = hashlib.sha256()
-        with open(file, "rb") as handle:
-            while chunk := handle.read(1 << 22):
-                digest.update(chunk)
-        value = digest.hexdigest()
-        self.entries[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": value}
-        self.dirty = True
-        return value
-
-    def save(self) -> None:
-        if not self.dirty:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        temp.write_text(json.dumps(self.entries, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(temp, self.path)
-        self.dirty = False
