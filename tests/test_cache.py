@@ -172,7 +172,17 @@ def test_gc_takes_the_build_lock(cli: Callable[..., Result], make_project: Calla
 
 
 def test_typed_records_come_back_as_written_and_anything_else_is_a_miss(tmp_path: Path) -> None:
-    from pixelbuild.local.store import FinishedImage, GenerationRecord, PackedFile, PackRecord, PostRecord, RawImage
+    from pixelbuild.local.store import (
+        FinishedImage,
+        GenerationRecord,
+        PackedFile,
+        PackRecord,
+        PostRecord,
+        RawImage,
+        kind_of,
+        record_from_json,
+        record_to_json,
+    )
 
     store = Store(tmp_path)
     blob = store.put_blob(b"frame")
@@ -186,6 +196,7 @@ def test_typed_records_come_back_as_written_and_anything_else_is_a_miss(tmp_path
     for record in written:
         store.put_action(key, record)
     assert [store.get_action(kind, key) for kind in ("gen", "post", "pack")] == written
+    assert [record_from_json(kind_of(record), record_to_json(record)) for record in written] == written
     assert json.loads((tmp_path / "actions/pack" / key[:2] / f"{key}.json").read_bytes()) == {
         "images": [{"blob": blob, "pixel_hash": "cd" * 16, "width": 8, "height": 8}, {"blob": blob}]
     }
@@ -207,6 +218,7 @@ def test_typed_records_come_back_as_written_and_anything_else_is_a_miss(tmp_path
     for record in crafted:
         path.write_text(json.dumps(record))
         assert store.get_action("post", key) is None, record
+        assert record_from_json("post", record) is None, record  # as a remote cache's document embeds it
     path.write_bytes(b'{"images": [' + b" " * (1 << 20) + b"]}")  # over the size bound
     assert store.get_action("post", key) is None
     path.write_text(json.dumps({"images": [{**image, "blob": "ef" * 16}], "identity": {}}))  # a missing blob

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, TypeAlias, overload
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, overload
 
 import msgspec
 
@@ -134,8 +134,27 @@ def decode_record(kind: str, data: bytes) -> ActionRecord | None:
 _DIGEST = re.compile(r"[0-9a-f]{32}")
 
 
-def _valid_digest(digest: object) -> bool:
+def is_digest(digest: object) -> bool:
+    """Whether ``digest`` is a blob name or key: 32 lowercase hex digits (xxh3_128)."""
     return isinstance(digest, str) and _DIGEST.fullmatch(digest) is not None
+
+
+def record_to_json(record: ActionRecord) -> dict[str, Any]:
+    """An action record as plain JSON data (to embed it in another document, e.g. a remote cache's)."""
+    data: dict[str, Any] = msgspec.to_builtins(record)
+    return data
+
+
+def record_from_json(kind: str, data: Any) -> ActionRecord | None:
+    """The record of stage ``kind`` in plain JSON data, checked as ``decode_record`` checks bytes; None if
+    it is not one."""
+    record_type = RECORD_TYPES.get(kind)
+    if record_type is None:
+        return None
+    try:
+        return msgspec.convert(data, record_type)
+    except (msgspec.ValidationError, RecursionError):
+        return None
 
 
 def _refuse_linked_shard(path: Path) -> None:
@@ -200,12 +219,12 @@ class Store:
         self.root = root
 
     def _blob_path(self, digest: str) -> Path:
-        if not _valid_digest(digest):
+        if not is_digest(digest):
             raise ValueError(f"not a blob name: {digest!r}")
         return blob_path(self.root, digest)
 
     def _action_path(self, kind: str, key: str) -> Path:
-        if kind not in ACTION_KINDS or not _valid_digest(key):
+        if kind not in ACTION_KINDS or not is_digest(key):
             raise ValueError(f"not an action: {kind!r} {key!r}")
         return action_path(self.root, kind, key)
 
@@ -221,7 +240,7 @@ class Store:
     def read_blob(self, digest: str) -> bytes | None:
         """The bytes of blob ``digest``, or None if it is missing or damaged (a damaged one is deleted, so
         that storing the right bytes again replaces it)."""
-        if not _valid_digest(digest):
+        if not is_digest(digest):
             return None
         path = self._blob_path(digest)
         try:
@@ -240,7 +259,7 @@ class Store:
 
     def has_blob(self, digest: str) -> bool:
         """Whether blob ``digest`` is present (not verified)."""
-        return _valid_digest(digest) and self._blob_path(digest).is_file()
+        return is_digest(digest) and self._blob_path(digest).is_file()
 
     def put_action(self, key: str, record: ActionRecord) -> None:
         """Record that the stage of ``record``'s kind with ``key`` produced ``record`` (which names its blobs)."""
