@@ -27,7 +27,7 @@ _TEMP_PREFIX = ".pixelbuild-tmp"
 
 def quote(text: str) -> str:
     """``text`` in single quotes, with control characters escaped so a message stays on one line."""
-    if any(_is_control(char) for char in text):
+    if not text.isprintable() and any(_is_control(char) for char in text):
         return json.dumps(text)
     return f"'{text}'"
 
@@ -39,6 +39,8 @@ def _is_control(char: str) -> bool:
 
 def control_problem(text: str) -> str | None:
     """Why ``text`` cannot be a name (it holds a control character or a line break), or None."""
+    if text.isprintable():  # in C; a printable text has no Cc, Zl or Zp character
+        return None
     for char in text:
         if _is_control(char):
             return f"contains the control character U+{ord(char):04X}"
