@@ -144,6 +144,7 @@ class _Resolver:
         self._touched_files: dict[str, None] = {}
         self._touched_absent: dict[str, None] = {}
         self._chains: dict[int, tuple[Any, tuple[tuple[PostOp, ...], tuple[str, ...]]]] = {}
+        self._chains_by_text: dict[str, tuple[tuple[PostOp, ...], tuple[str, ...]]] = {}
         self._sizes: dict[tuple[Any, ...], tuple[Any, SizeProblem | None]] = {}
         self.warnings: dict[str, None] = {}
         self.claims = _OutputClaims()
@@ -563,14 +564,21 @@ class _Resolver:
     def cached_post_chain(
         self, layers: Sequence[_Layer], entries: Sequence[Any]
     ) -> tuple[tuple[PostOp, ...], tuple[str, ...]]:
-        """``post_chain``, once per chain object: sprites that take their chain from one ``defaults``
-        share that very list, and normalising it 10,000 times would cost more than the whole no-op build."""
+        """``post_chain``, once per chain: sprites that take their chain from one ``defaults`` share that very
+        list, and normalising it 10,000 times would cost more than the whole no-op build; chains written
+        alike on many sprites (``- resize: {size: 16}``) are normalised once too."""
         cached = self._chains.get(id(entries))
         if cached is not None and cached[0] is entries:
             # The chain's files are read by this manifest file's sprites too (its spec cache must know).
             self._touched_files.update(dict.fromkeys(cached[1][1]))
             return cached[1]
-        result = self.post_chain(layers, entries)
+        # By its text: repr tells 1 from 1.0 and True, which the ops' checks may treat differently.
+        text = repr(entries)
+        result = self._chains_by_text.get(text)
+        if result is None:
+            result = self.post_chain(layers, entries)
+            if not result[1]:  # a chain naming files resolves them relative to its own manifest file
+                self._chains_by_text[text] = result
         self._chains[id(entries)] = (entries, result)
         return result
 

@@ -72,6 +72,7 @@ class OpDef:
 
 OPS: dict[str, OpDef] = {}
 _loaded: list[bool] = []
+_file_params: dict[str, tuple[str, ...]] = {}
 
 
 def register(
@@ -110,8 +111,10 @@ class _FileParams(Mapping[str, tuple[str, ...]]):
     """Per op, the params that name a project file (their content hash enters the post key)."""
 
     def _table(self) -> dict[str, tuple[str, ...]]:
-        ops = load_ops()
-        return {name: files for name, op in ops.items() if (files := op.signature.file_params())}
+        if not _file_params:  # once the ops are loaded: the resolver asks for every sprite
+            ops = load_ops()
+            _file_params.update({name: files for name, op in ops.items() if (files := op.signature.file_params())})
+        return _file_params
 
     def __getitem__(self, name: str) -> tuple[str, ...]:
         return self._table()[name]
