@@ -1,7 +1,9 @@
 """``check``: does the committed state agree? Manifest vs lock vs files, without ever generating.
 
 Meant for CI on a fresh clone: every output file is hashed (no stat cache is trusted), and a file whose
-bytes differ is still accepted when its decoded pixels match the lock (zlib builds differ).
+bytes differ is still accepted when its decoded pixels match the lock (zlib builds differ). Staleness is
+judged by the plan's own procedure (``pixelbuild.plan``), never read from the cache; then a walk of the
+output root finds the files no sprite makes.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from pixelbuild.fsguard import TEMP_PREFIX, OutputGuard
 from pixelbuild.local.filehashes import file_digest
 from pixelbuild.local.layout import ProjectPaths
 from pixelbuild.lock import OutputRecord, lock_outputs, read_journal
-from pixelbuild.plan import FileState, changed_fields
-from pixelbuild.project import compare_output, open_session, read_current_lock
+from pixelbuild.plan import Action, FileState, Staleness, make_plan
+from pixelbuild.project import compare_output, open_session, read_current_lock, read_current_state
 
 #: What to do about each kind of problem.
 _BUILD = "run 'pixelbuild build', then commit the lock and assets"
@@ -62,30 +64,42 @@ class CheckReport:
         return not self.problems
 
 
-def _output_problem(
-    output_dir: Path, output: OutputRecord, guard: OutputGuard, verified: set[str]
-) -> tuple[str, str] | None:
-    """What is wrong with an output (kind, explanation), hashing it afresh (``check`` trusts no stat cache).
+class _Outputs:
+    """The plan's ``file_state`` for check: every output hashed afresh (``check`` trusts no stat cache), and
+    why each one that is not as the lock says (kind, explanation), for the report."""
 
-    A link on the way to it (or the file itself a link) is ``unsafe``: a build would refuse to write there.
-    """
-    unsafe = guard.inspect(output.path, verified)
-    if unsafe is not None:
-        return "unsafe", f"{unsafe}: pixelbuild never writes or deletes through links"
-    target = output_dir / output.path
-    try:
-        digest: str | None = file_digest(str(target))
-    except FileNotFoundError:
-        digest = None
-    except OSError as error:
-        return "modified", f"unreadable ({error.strerror})"
-    state = compare_output(target, digest, output)
-    if state is FileState.OK:
-        return None
-    if state is FileState.MISSING:
-        return "missing", "missing"
-    what = "bytes" if output.pixel_hash is None else "bytes and pixels"
-    return "modified", f"modified (its {what} differ from the lock)"
+    def __init__(self, output_dir: Path, guard: OutputGuard) -> None:
+        self.output_dir = output_dir
+        self.guard = guard
+        self.verified: set[str] = set()
+        self.problems: dict[str, tuple[str, str]] = {}
+
+    def __call__(self, output: OutputRecord) -> FileState:
+        problem = self._problem(output)
+        if problem is None:
+            return FileState.OK
+        self.problems[output.path] = problem
+        return FileState.MISSING if problem[0] == "missing" else FileState.MODIFIED
+
+    def _problem(self, output: OutputRecord) -> tuple[str, str] | None:
+        # A link on the way to it (or the file itself a link) is ``unsafe``: a build would refuse to write there.
+        unsafe = self.guard.inspect(output.path, self.verified)
+        if unsafe is not None:
+            return "unsafe", f"{unsafe}: pixelbuild never writes or deletes through links"
+        target = self.output_dir / output.path
+        try:
+            digest: str | None = file_digest(str(target))
+        except FileNotFoundError:
+            digest = None
+        except OSError as error:
+            return "modified", f"unreadable ({error.strerror})"
+        state = compare_output(target, digest, output)
+        if state is FileState.OK:
+            return None
+        if state is FileState.MISSING:
+            return "missing", "missing"
+        what = "bytes" if output.pixel_hash is None else "bytes and pixels"
+        return "modified", f"modified (its {what} differ from the lock)"
 
 
 def _orphans(output_dir: Path, owned: set[str], keep: tuple[str, ...]) -> list[str]:
@@ -141,7 +155,7 @@ def check(manifest: str | os.PathLike[str]) -> CheckReport:
     paths = ProjectPaths.for_manifest(Path(manifest))
     session = open_session(paths)
     # The lock as plan and build see it: an interrupted build's journal applied (read here, never folded).
-    lock = read_current_lock(paths)
+    lock, rebuilt = read_current_state(paths)
     report = CheckReport(sprites=len(session.resolved.sprites))
     lock_display = paths.display(paths.lock)
     if read_journal(paths.journal):
@@ -154,55 +168,32 @@ def check(manifest: str | os.PathLike[str]) -> CheckReport:
         )
     output_dir = session.output_dir
     guard = session.guard
-    verified: set[str] = set()
     root_problem = guard.root_problem(paths.project_dir)
     if root_problem is not None:
         report.problems.append(Problem("unsafe", paths.display(output_dir), root_problem))
-    for sprite in session.resolved.sprites:
-        keys = session.keys[sprite.id]
-        entry = lock.sprites.get(sprite.id)
-        if entry is None:
-            report.problems.append(Problem("unlocked", sprite.id, f"is in the manifest but not in {lock_display}"))
-            continue
-        if entry.post_key != keys.post or entry.generation_keys != keys.generations:
-            fields = changed_fields(entry.fields, keys.fields)
-            what = f"{', '.join(fields)} changed" if fields else "the generator or post-processing version changed"
-            report.problems.append(Problem("stale", sprite.id, f"the lock entry is out of date: {what}"))
-            continue
-        paths_in_lock = [output.path for output in entry.outputs]
-        if paths_in_lock != [sprite.output]:
-            report.problems.append(
-                Problem(
-                    "stale", sprite.id, f"output is {sprite.output} in the manifest but {paths_in_lock} in the lock"
-                )
+    outputs = _Outputs(output_dir, guard)
+    # The plan's procedure, with nothing taken from the cache: what a build would do is what is wrong.
+    plan = make_plan(
+        session.resolved.sprites,
+        session.keys,
+        lock,
+        outputs,
+        has_post=lambda key: False,
+        has_generation=lambda key: False,
+        atlases=[(atlas, session.atlas_keys[atlas.id]) for atlas in session.resolved.atlases],
+        rebuilt=rebuilt,
+    )
+    manifest_outputs = {sprite.id: [sprite.output] for sprite in session.resolved.sprites}
+    manifest_outputs.update({f"atlas {atlas.id}": list(atlas.outputs()) for atlas in session.resolved.atlases})
+    decisions = [(decision.sprite_id, decision.action, decision.staleness) for decision in plan.decisions]
+    decisions += [(f"atlas {atlas.atlas_id}", atlas.action, atlas.staleness) for atlas in plan.atlases]
+    for subject, action, staleness in decisions:
+        if action is Action.REMOVE:
+            report.problems.append(Problem("removed", subject, f"is in {lock_display} but no longer in the manifest"))
+        elif staleness is not None and not staleness.up_to_date:
+            report.problems.extend(
+                _staleness_problems(subject, staleness, manifest_outputs[subject], outputs.problems, paths, output_dir)
             )
-        for output in entry.outputs:
-            problem = _output_problem(output_dir, output, guard, verified)
-            if problem is not None:
-                shown = paths.display(output_dir / output.path)
-                report.problems.append(Problem(problem[0], sprite.id, f"output {shown} is {problem[1]}"))
-    for sprite_id in sorted(set(lock.sprites) - set(session.resolved.by_id)):
-        report.problems.append(Problem("removed", sprite_id, f"is in {lock_display} but no longer in the manifest"))
-    for atlas in session.resolved.atlases:
-        atlas_entry = lock.atlases.get(atlas.id)
-        subject = f"atlas {atlas.id}"
-        if atlas_entry is None:
-            report.problems.append(Problem("unlocked", subject, f"is in the manifest but not in {lock_display}"))
-            continue
-        if atlas_entry.pack_key != session.atlas_keys[atlas.id]:
-            report.problems.append(
-                Problem("stale", subject, "the lock entry is out of date: a member or a setting changed")
-            )
-            continue
-        for output in atlas_entry.outputs:
-            problem = _output_problem(output_dir, output, guard, verified)
-            if problem is not None:
-                shown = paths.display(output_dir / output.path)
-                report.problems.append(Problem(problem[0], subject, f"output {shown} is {problem[1]}"))
-    for atlas_id in sorted(set(lock.atlases) - {atlas.id for atlas in session.resolved.atlases}):
-        report.problems.append(
-            Problem("removed", f"atlas {atlas_id}", f"is in {lock_display} but no longer in the manifest")
-        )
     owned = {output.path for output in lock_outputs(lock)}
     owned |= {sprite.output for sprite in session.resolved.sprites}
     owned |= {path for atlas in session.resolved.atlases for path in atlas.outputs()}
@@ -225,3 +216,28 @@ def check(manifest: str | os.PathLike[str]) -> CheckReport:
             )
         )
     return report
+
+
+def _staleness_problems(
+    subject: str,
+    staleness: Staleness,
+    outputs: list[str],
+    output_problems: dict[str, tuple[str, str]],
+    paths: ProjectPaths,
+    output_dir: Path,
+) -> list[Problem]:
+    """The problems of one stale sprite (or ``atlas <id>``), from what the plan found."""
+    lock_display = paths.display(paths.lock)
+    if not staleness.locked:
+        return [Problem("unlocked", subject, f"is in the manifest but not in {lock_display}")]
+    if staleness.changed:
+        return [Problem("stale", subject, f"the lock entry is out of date: {'; '.join(staleness.changed)}")]
+    problems: list[Problem] = []
+    if staleness.moved_from is not None:
+        moved = list(staleness.moved_from)
+        shown = outputs[0] if len(outputs) == 1 else outputs
+        problems.append(Problem("stale", subject, f"output is {shown} in the manifest but {moved} in the lock"))
+    for path, _state in staleness.outputs:
+        kind, detail = output_problems[path]
+        problems.append(Problem(kind, subject, f"output {paths.display(output_dir / path)} is {detail}"))
+    return problems

@@ -36,6 +36,25 @@ class FileState(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Staleness:
+    """How a sprite's (or an atlas's) lock entry and outputs compare with the manifest: what plan, build
+    and check all judge by. Outputs are looked at only when the keys match."""
+
+    locked: bool = True
+    #: The keys differ: what changed, in words.
+    changed: tuple[str, ...] = ()
+    #: The recorded outputs that are not as the lock says, with their state.
+    outputs: tuple[tuple[str, FileState], ...] = ()
+    #: The output paths the lock records, when the manifest now names others.
+    moved_from: tuple[str, ...] | None = None
+
+    @property
+    def up_to_date(self) -> bool:
+        """True when nothing needs doing."""
+        return self.locked and not self.changed and not self.outputs and self.moved_from is None
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The plan for one sprite. ``missing`` lists the generation keys the generator must produce."""
 
@@ -46,6 +65,8 @@ class Decision:
     restore_from_files: bool = False
     #: Why the build must not write this sprite's output (a file pixelbuild does not own is there).
     blocked: str | None = None
+    #: What made it stale (None for a removal).
+    staleness: Staleness | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +78,8 @@ class AtlasDecision:
     reasons: tuple[str, ...] = ()
     key: str = ""
     blocked: str | None = None
+    #: What made it stale (None for a removal).
+    staleness: Staleness | None = None
 
 
 @dataclass(slots=True)
@@ -147,6 +170,25 @@ def decide(
     return replace(decision, reasons=(*decision.reasons, problem), blocked=problem)
 
 
+def assess(
+    sprite: SpriteSpec,
+    keys: SpriteKeys,
+    entry: LockEntry | None,
+    file_state: Callable[[OutputRecord], FileState],
+) -> Staleness:
+    """Compare a sprite's lock entry with its keys and, when they match, its outputs with the lock."""
+    if entry is None:
+        return Staleness(locked=False)
+    if entry.post_key != keys.post or entry.generation_keys != keys.generations:
+        return Staleness(changed=tuple(_describe_change(entry, keys, sprite)))
+    outputs = [(output.path, file_state(output)) for output in entry.outputs]
+    old_paths = tuple(output.path for output in entry.outputs)
+    return Staleness(
+        outputs=tuple((path, state) for path, state in outputs if state is not FileState.OK),
+        moved_from=old_paths if old_paths != (sprite.output,) else None,
+    )
+
+
 def _decide(
     sprite: SpriteSpec,
     keys: SpriteKeys,
@@ -155,35 +197,28 @@ def _decide(
     has_post: Callable[[str], bool],
     has_generation: Callable[[str], bool],
 ) -> Decision:
+    staleness = assess(sprite, keys, entry, file_state)
+    if staleness.up_to_date:
+        return Decision(sprite.id, Action.UP_TO_DATE, staleness=staleness)
     reasons: list[str] = []
-    keys_match = entry is not None and entry.post_key == keys.post and entry.generation_keys == keys.generations
-    old_outputs_intact = False
-    if entry is None:
+    if not staleness.locked:
         reasons.append("new sprite")
-    elif not keys_match:
-        reasons.extend(_describe_change(entry, keys, sprite))
-    else:
-        states = [(output, file_state(output)) for output in entry.outputs]
-        old_outputs_intact = all(state is FileState.OK for _output, state in states)
-        for output, state in states:
-            if state is not FileState.OK:
-                reasons.append(f"output {output.path} is {state.value}")
-        old_paths = [output.path for output in entry.outputs]
-        if old_paths != [sprite.output]:
-            reasons.append(f"output moved from {', '.join(old_paths)} to {sprite.output}")
-        if not reasons:
-            return Decision(sprite.id, Action.UP_TO_DATE)
+    reasons.extend(staleness.changed)
+    reasons.extend(f"output {path} is {state.value}" for path, state in staleness.outputs)
+    if staleness.moved_from is not None:
+        reasons.append(f"output moved from {', '.join(staleness.moved_from)} to {sprite.output}")
+    keys_match = staleness.locked and not staleness.changed
     if has_post(keys.post):
-        return Decision(sprite.id, Action.RESTORE, tuple(reasons))
-    if keys_match and old_outputs_intact:
-        return Decision(sprite.id, Action.RESTORE, tuple(reasons), restore_from_files=True)
+        return Decision(sprite.id, Action.RESTORE, tuple(reasons), staleness=staleness)
+    if keys_match and not staleness.outputs:
+        return Decision(sprite.id, Action.RESTORE, tuple(reasons), restore_from_files=True, staleness=staleness)
     missing = tuple(key for key in dict.fromkeys(keys.generations) if not has_generation(key))
     if not missing:
-        return Decision(sprite.id, Action.POST, tuple(reasons))
+        return Decision(sprite.id, Action.POST, tuple(reasons), staleness=staleness)
     if not any(backend_info(generation.backend).generator for generation in sprite.generations):
         # A hand-drawn sprite: its "generation" is reading a project file, part of post-processing.
-        return Decision(sprite.id, Action.POST, tuple(reasons), missing)
-    return Decision(sprite.id, Action.GENERATE, tuple(reasons), missing)
+        return Decision(sprite.id, Action.POST, tuple(reasons), missing, staleness=staleness)
+    return Decision(sprite.id, Action.GENERATE, tuple(reasons), missing, staleness=staleness)
 
 
 def decide_atlas(
@@ -196,32 +231,44 @@ def decide_atlas(
     foreign: Callable[[str], str | None] = lambda path: None,
 ) -> AtlasDecision:
     """Decide what to do with one atlas (``foreign`` as for ``decide``)."""
-    reasons: list[str] = []
-    if entry is None:
-        reasons.append("new atlas")
-    elif entry.pack_key != key:
-        added = [m for m in atlas.members if m not in entry.members]
-        dropped = [m for m in entry.members if m not in atlas.members]
-        changed = [m for m in changed_members if m in entry.members and m in atlas.members]
-        for members, verb in ((added, "added"), (dropped, "removed"), (changed, "changed")):
-            if members:
-                reasons.append(_members(members, verb))
-        if not reasons:
-            reasons.append("atlas settings changed")
-    else:
-        for output in entry.outputs:
-            state = file_state(output)
-            if state is not FileState.OK:
-                reasons.append(f"output {output.path} is {state.value}")
-        if [o.path for o in entry.outputs] != list(atlas.outputs()):
-            reasons.append("outputs changed")
-        if not reasons:
-            return AtlasDecision(atlas.id, Action.UP_TO_DATE, key=key)
+    staleness = assess_atlas(atlas, key, entry, changed_members, file_state)
+    if staleness.up_to_date:
+        return AtlasDecision(atlas.id, Action.UP_TO_DATE, key=key, staleness=staleness)
+    reasons: list[str] = [] if staleness.locked else ["new atlas"]
+    reasons.extend(staleness.changed)
+    reasons.extend(f"output {path} is {state.value}" for path, state in staleness.outputs)
+    if staleness.moved_from is not None:
+        reasons.append("outputs changed")
     action = Action.RESTORE if has_pack(key) else Action.PACK
     problems = [problem for path in atlas.outputs() if (problem := foreign(path)) is not None]
     if problems:
-        return AtlasDecision(atlas.id, action, (*reasons, *problems), key, "; ".join(problems))
-    return AtlasDecision(atlas.id, action, tuple(reasons), key)
+        return AtlasDecision(atlas.id, action, (*reasons, *problems), key, "; ".join(problems), staleness)
+    return AtlasDecision(atlas.id, action, tuple(reasons), key, staleness=staleness)
+
+
+def assess_atlas(
+    atlas: AtlasSpec,
+    key: str,
+    entry: AtlasEntry | None,
+    changed_members: Iterable[str],
+    file_state: Callable[[OutputRecord], FileState],
+) -> Staleness:
+    """Compare an atlas's lock entry with its pack key and, when they match, its outputs with the lock."""
+    if entry is None:
+        return Staleness(locked=False)
+    if entry.pack_key != key:
+        added = [m for m in atlas.members if m not in entry.members]
+        dropped = [m for m in entry.members if m not in atlas.members]
+        changed = [m for m in changed_members if m in entry.members and m in atlas.members]
+        groups = ((added, "added"), (dropped, "removed"), (changed, "changed"))
+        what = [_members(members, verb) for members, verb in groups if members]
+        return Staleness(changed=tuple(what) or ("atlas settings changed",))
+    outputs = [(output.path, file_state(output)) for output in entry.outputs]
+    old_paths = tuple(output.path for output in entry.outputs)
+    return Staleness(
+        outputs=tuple((path, state) for path, state in outputs if state is not FileState.OK),
+        moved_from=old_paths if old_paths != tuple(atlas.outputs()) else None,
+    )
 
 
 def _members(ids: list[str], verb: str) -> str:

@@ -99,3 +99,43 @@ def test_check_never_writes(cli: Callable[..., Result], built: Path) -> None:
     assert cli("check", "-C", built).code == 1
     assert not (built / "assets/hero.png").exists()
     assert (built / "pixelbuild.lock").read_bytes() == lock
+
+
+def test_check_judges_staleness_as_plan_does(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
+    """One procedure: check names the same stale sprites and atlases as plan, with plan's reasons."""
+    from tests.test_atlas import ATLASES
+
+    project = make_project(ATLASES)
+    build_json(cli, project)
+    manifest = project / "pixelbuild.yaml"
+    manifest.write_text(manifest.read_text().replace("purple wizard", "red wizard"))
+    (project / "assets/items/coin.png").unlink()
+    plan = cli("plan", "-C", project, "--json").json
+    stale = {d["id"] for d in plan["sprites"] if d["action"] != "up-to-date"}
+    stale |= {f"atlas {a['id']}" for a in plan["atlases"] if a["action"] != "up-to-date"}
+    problems = cli("check", "-C", project, "--json").json["problems"]
+    assert {p["subject"] for p in problems} == stale == {"heroes/wizard", "items/coin", "atlas heroes"}
+    details = {p["subject"]: p["detail"] for p in problems}
+    assert details["atlas heroes"] == "the lock entry is out of date: member heroes/wizard changed"
+    assert details["heroes/wizard"] == "the lock entry is out of date: prompt changed"
+
+
+def test_check_finds_an_atlas_whose_lock_entry_lost_an_output(
+    cli: Callable[..., Result], make_project: Callable[..., Path]
+) -> None:
+    """A lock entry listing other outputs than the manifest makes is stale for check as for plan (check
+    looked only at the outputs the entry listed)."""
+    import json
+
+    from tests.test_atlas import ATLASES
+
+    project = make_project(ATLASES)
+    build_json(cli, project)
+    lock_path = project / "pixelbuild.lock"
+    lock = json.loads(lock_path.read_text())
+    lock["atlases"]["items"]["outputs"] = lock["atlases"]["items"]["outputs"][:1]
+    lock_path.write_text(json.dumps(lock, indent=2) + "\n")
+    assert "outputs changed" in cli("plan", "-C", project).out
+    problems = cli("check", "-C", project, "--json").json["problems"]
+    assert [(p["kind"], p["subject"]) for p in problems] == [("stale", "atlas items")]
+    assert "['atlases/items.png'] in the lock" in problems[0]["detail"]
