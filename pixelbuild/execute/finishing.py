@@ -95,10 +95,7 @@ class Finishing:
         def work() -> None:
             self.outputs.remove_unclaimed(self.ctx.lock.sprites[sprite_id].outputs)
             self.ctx.journal.record_remove(sprite_id)
-            with self.outcomes.lock:
-                self.outcomes.result.finished.add(sprite_id)
-                self.outcomes.result.removed += 1
-            self.ctx.progress.done(sprite_id, Action.REMOVE)
+            self.outcomes.removed(sprite_id)
 
         return self.outcomes.guard([sprite_id], work)
 

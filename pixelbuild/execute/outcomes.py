@@ -13,7 +13,7 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pixelbuild.errors import (
     BackendUnavailable,
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from pixelbuild.execute.context import EngineContext
     from pixelbuild.lock import LockEntry
     from pixelbuild.plan import Decision
+
+
+#: The counters of ``EngineResult`` a step adds to one at a time (sprites finishing count through ``finished``).
+Counter = Literal["generator_calls", "removed", "restored", "packed"]
 
 
 class Deferred(Exception):
@@ -147,10 +151,17 @@ class Outcomes:
         for decision, _entry in settled:
             self.ctx.progress.done(decision.sprite_id, decision.action)
 
-    def count(self, name: str) -> None:
-        """Add one to the result's counter ``name`` (``generator_calls``, ``removed``, ...)."""
+    def count(self, name: Counter) -> None:
+        """Add one to the result's counter ``name``."""
         with self.lock:
             setattr(self.result, name, getattr(self.result, name) + 1)
+
+    def removed(self, sprite_id: str) -> None:
+        """Count a sprite whose outputs are gone and whose removal is journaled."""
+        with self.lock:
+            self.result.finished.add(sprite_id)
+            self.result.removed += 1
+        self.ctx.progress.done(sprite_id, Action.REMOVE)
 
     def keep(self, message: str) -> None:
         """Note a file the run left in place, for the report's warnings."""
