@@ -307,7 +307,8 @@ def _full_build(
     if everything_done and delta is not None:
         from pixelbuild.local.stamp import write_stamp
 
-        write_stamp(paths.stamp, delta.stamp_inputs(final_lock, lock_bytes), options.clock)
+        inputs = delta.stamp_inputs(final_lock, lock_bytes)
+        write_stamp(paths.stamp, inputs, options.clock, delta.stamp, delta.written(final_lock))
     elif everything_done:
         _write_stamp(session, final_lock, lock_bytes, options.clock)
     return report

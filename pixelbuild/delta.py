@@ -64,6 +64,11 @@ class Delta:
             return False
         return raw == self.text.raw and not paths.journal.exists()
 
+    def written(self, final: Lock) -> set[str]:
+        """The output paths this build may have written or deleted: those of the changed files' sprites."""
+        entries = [*self.lock.sprites.values(), *final.sprites.values()]
+        return {output.path for entry in entries for output in entry.outputs}
+
     def stamp_inputs(self, final: Lock, lock_bytes: bytes) -> StampInputs:
         """The stamp after the build: the old one, with the changed files' digests, sprites and outputs.
 

@@ -317,3 +317,31 @@ def test_an_output_where_another_file_needs_a_folder_is_the_full_builds_error(
     )
     result = cli("build", "-C", project)
     assert result.code == 2 and "needs a folder 'gems.png'" in result.err, result.err
+
+
+def test_the_stamp_of_an_edit_build_still_sees_every_other_file(
+    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    project = _project(make_project)
+    build_json(cli, project)
+    for round_ in range(2):
+        _replace(
+            project,
+            "parts/a.yaml",
+            "prompt: knight" if round_ == 0 else "prompt: red knight",
+            "prompt: red knight" if round_ == 0 else "prompt: blue knight",
+        )
+        with monkeypatch.context() as patched:
+            _no_full_session(patched)
+            assert build_json(cli, project)["generated"] == 1
+        assert build_json(cli, project)["noop"]
+    # Signatures carried over from the first stamp still catch a change of another file's output...
+    coin = project / "assets/b/coin.png"
+    original = coin.read_bytes()
+    coin.unlink()
+    document = build_json(cli, project)
+    assert (document["noop"], document["restored"]) == (False, 1) and coin.read_bytes() == original
+    # ...and of a file that the edited sprites read.
+    (project / "colours.hex").write_text("000000\nffffff\n0000ff\n")
+    assert not build_json(cli, project)["noop"]
+    _same_as_a_full_build(cli, project, tmp_path)

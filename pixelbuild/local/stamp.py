@@ -20,7 +20,7 @@ from __future__ import annotations
 import glob
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pixelbuild._version import __version__
@@ -222,9 +222,20 @@ class StampInputs:
         self.sprites = sprites
 
 
-def write_stamp(path: Path, inputs: StampInputs, clock: Clock | None = None) -> None:
+def write_stamp(
+    path: Path,
+    inputs: StampInputs,
+    clock: Clock | None = None,
+    previous: Mapping[str, Any] | None = None,
+    written: Collection[str] = (),
+) -> None:
     """Record a no-op stamp (the stats of files and outputs are taken now, by ``clock``; racily clean
-    ones are hashed)."""
+    ones are hashed).
+
+    ``previous``: the stamp the build started from, which held then for every file and output it lists
+    (``stamp_changes``). Those the build did not write (``written``: output paths) keep the signatures it
+    recorded instead of being taken again: one changed since shows at the next check all the same.
+    """
     from pixelbuild.fsutil import atomic_write_bytes
     from pixelbuild.local.seal import seal
 
@@ -234,6 +245,8 @@ def write_stamp(path: Path, inputs: StampInputs, clock: Clock | None = None) -> 
         clock = time.time_ns
     # Taken before any stat: a file changed since (or just before) cannot look older than this.
     taken_ns = clock()
+    # Signatures are stored relative to t0; carried ones keep the previous stamp's.
+    t0 = taken_ns if previous is None else previous["t0"]
     output_dir = os.path.join(inputs.project_dir, inputs.output)
     racy: list[list[str]] = []
     groups: dict[str, dict[str, Any]] = {}
@@ -242,16 +255,26 @@ def write_stamp(path: Path, inputs: StampInputs, clock: Clock | None = None) -> 
             ("files", inputs.project_dir, list(inputs.files), True),
             ("outputs", output_dir, list(inputs.outputs), False),
         ):
-            flat = signatures(base, paths, resolve, taken_ns)
-            for index, item in enumerate(paths):
+            carried: dict[str, int] = {}
+            if previous is not None:
+                carried = {item: index for index, item in enumerate(previous[group]["paths"])}
+                for item in written if group == "outputs" else ():
+                    carried.pop(item, None)
+            fresh = [item for item in paths if item not in carried]
+            flat = signatures(base, fresh, resolve, t0)
+            for index, item in enumerate(fresh):
                 size, mtime, change, inode = flat[4 * index : 4 * index + 4]
-                signature = (size, mtime + taken_ns, mtime + change + taken_ns, inode)
+                signature = (size, mtime + t0, mtime + change + t0, inode)
                 if is_racy(signature, taken_ns):
                     full = ref_path(base, item) if resolve else os.path.join(base, item)
                     digest = digest_or_none(full, _MAX_HASHED)
                     if digest is None or stat_signature(full) != signature:
                         raise FileNotFoundError(item)  # changing under our feet: no stamp
                     racy.append([group, item, digest])
+            if carried:
+                assert previous is not None
+                flat = _merge_signatures(paths, carried, previous[group]["signatures"], fresh, flat)
+                racy += [row for row in previous["racy"] if row[0] == group and row[1] in carried]
             groups[group] = {"paths": paths, "signatures": flat}
     except OSError:
         clear_stamp(path)
@@ -266,13 +289,30 @@ def write_stamp(path: Path, inputs: StampInputs, clock: Clock | None = None) -> 
         "absent": list(inputs.absent),
         "lock": inputs.lock_digest,
         "output": inputs.output,
-        "t0": taken_ns,
+        "t0": t0,
         "files": groups["files"],
         "outputs": groups["outputs"],
         "racy": racy,
         "sprites": inputs.sprites,
     }
     atomic_write_bytes(path, seal("stamp", path.name, json.dumps(payload, separators=(",", ":")).encode("utf-8")))
+
+
+def _merge_signatures(
+    paths: Sequence[str], carried: Mapping[str, int], old: Sequence[int], fresh: Sequence[str], taken: Sequence[int]
+) -> list[int]:
+    """The flat signatures of ``paths``: a carried path's from ``old`` (by its index there), a fresh one's
+    from ``taken`` (in the order of ``fresh``)."""
+    at = {item: index for index, item in enumerate(fresh)}
+    flat: list[int] = []
+    for item in paths:
+        index = carried.get(item)
+        if index is not None:
+            flat += old[4 * index : 4 * index + 4]
+        else:
+            index = at[item]
+            flat += taken[4 * index : 4 * index + 4]
+    return flat
 
 
 def clear_stamp(path: Path) -> None:
