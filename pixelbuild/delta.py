@@ -8,8 +8,9 @@ exactly, and otherwise (``prepare`` returns None) the build resolves and plans t
 
 * the root manifest is unchanged (it holds the project settings, defaults and includes that every
   sprite inherits), and includes every other file itself: each file inherits the root's defaults alone;
-* no changed file includes files or defines atlases, before or after the edit, and the lock holds no
-  atlas (an atlas lists sprites of any file, and its key depends on theirs);
+* no changed file includes files or defines atlases, before or after the edit; every atlas is defined
+  in the root manifest, and none lists a sprite of a changed file, before or after the edit (an atlas
+  lists sprites of any file, and its key depends on theirs): the atlases are up to date;
 * every file, image and output the stamp lists is unchanged (the same check as the no-op's), so every
   other sprite is still up to date;
 * the changed files' sprites clash with no other sprite (ids, outputs), and stay within
@@ -22,6 +23,7 @@ the changed files' sprites are read and validated one by one; the lock is splice
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -110,8 +112,6 @@ def prepare(paths: ProjectPaths, clock: Clock | None = None) -> Delta | None:
     parse_cache = ParseCache(paths.parse_cache, deferred=True)
     try:
         root = load_file(manifest_path, project_dir, parse_cache, is_root=True)
-        if "atlases" in root.header:
-            return None
         if [_relative(path, project_dir) for path in root.includes] != [row[0] for row in rows[1:]]:
             return None  # a file included by another file inherits its defaults too
         old_digests = {name: digest for name, digest in rows}
@@ -127,12 +127,19 @@ def prepare(paths: ProjectPaths, clock: Clock | None = None) -> Delta | None:
 
     raw = read_lock_bytes(paths.lock, paths.display(paths.lock))
     text = LockText.index(raw) if raw is not None and hash_bytes(raw) == stamp["lock"] else None
-    if text is None or text.has("atlases"):
+    if text is None:
         return None
+    atlases = root.header.get("atlases", ())
+    try:
+        if sorted(text.ids("atlases")) != sorted(atlas["id"] for atlas in atlases):
+            return None  # an atlas defined in another file (or gone): its members may be anywhere
+    except LockFormatError:
+        return None
+    patterns = [pattern for atlas in atlases for pattern in atlas["sprites"]]
 
     # The few files this build reads are hashed directly: loading and saving the table of every file
     # hash (10,000 outputs make ~1 MB) would cost more than hashing them.
-    hashes = FileHashCache(None)
+    hashes = FileHashCache(None, clock)
 
     def file_hash(ref: str) -> str | None:
         return hashes.hash(project_file_path(paths.project_dir, ref))
@@ -169,6 +176,9 @@ def prepare(paths: ProjectPaths, clock: Clock | None = None) -> Delta | None:
         old_ids += [spec.id for spec in resolution[0]]
         old_outputs += [spec.output for spec in resolution[0]]
 
+    touched = [*old_ids, *(sprite.id for sprite in resolved.sprites)]
+    if any(fnmatch.fnmatchcase(sprite_id, pattern) for sprite_id in touched for pattern in patterns):
+        return None  # an atlas gains, loses or repacks a member
     try:
         entries = {sprite_id: entry for sprite_id in old_ids if (entry := text.entry(sprite_id)) is not None}
         # An id that is new to the changed files but in the lock belongs to another file.

@@ -338,6 +338,17 @@ class LockText:
         following = self.raw.find(b'\n    "', start, last)
         return start, (following - 1 if following >= 0 else last), True
 
+    def ids(self, section: str) -> list[str]:
+        """Every entry id of ``section``, in order: a walk over all its blocks (meant for ``atlases``, which
+        are few). Raises ``LockFormatError`` if the bytes are not laid out as ``render_lock`` lays them out."""
+        found: list[str] = []
+        first, last = self._sections[section]
+        at = first
+        while self.has(section) and (head := self._head(at, last)) is not None:
+            found.append(head[1])
+            at = head[0] + 1
+        return found
+
     def contains(self, entry_id: str) -> bool:
         """Whether the lock holds a sprite entry ``entry_id``."""
         return self.has("sprites") and self._locate("sprites", entry_id)[2]

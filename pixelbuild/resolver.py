@@ -666,7 +666,8 @@ class _Resolver:
                     specs.append(spec)
             sprites.extend(specs)
             pending.append((manifest_file, defaults, specs, list(self._touched_files), list(self._touched_absent)))
-        atlases = self.atlases(sprites)
+        # An atlas lists sprites of every file: it is resolved only with all of them.
+        atlases = self.atlases(sprites) if only is None else ()
         # Only a manifest that resolves in full is cached: a bad one leaves no trace on disk.
         if cache is not None:
             for manifest_file, defaults, specs, refs, absent in pending:
@@ -865,7 +866,7 @@ def resolve(manifest: Manifest, cache: SpecCache | None = None, only: Collection
 
     With ``cache``, a file whose bytes, inherited defaults and referenced files are unchanged is not
     resolved again. With ``only``, the sprites of those files alone (by path) are resolved, and checked
-    against each other only: the other files lend their defaults and settings.
+    against each other only: the other files lend their defaults and settings, and no atlas is resolved.
     """
     resolved = _Resolver(manifest).resolve(cache, only)
     for warning in resolved.warnings:

@@ -345,3 +345,48 @@ def test_the_stamp_of_an_edit_build_still_sees_every_other_file(
     (project / "colours.hex").write_text("000000\nffffff\n0000ff\n")
     assert not build_json(cli, project)["noop"]
     _same_as_a_full_build(cli, project, tmp_path)
+
+
+def test_an_edit_of_sprites_no_atlas_lists_leaves_the_atlases_alone(
+    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    project = _project(make_project, ROOT + "atlases:\n  - id: loot\n    sprites: ['b/*']\n")
+    build_json(cli, project)
+    _replace(project, "parts/a.yaml", "prompt: knight", "prompt: red knight")
+    with monkeypatch.context() as patched:
+        _no_full_session(patched)
+        _refuse_full_render(patched)
+        document = build_json(cli, project)
+    assert (document["generated"], document["packed"], document["up_to_date"]) == (1, 0, 4), document
+    _same_as_a_full_build(cli, project, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ("parts/a.yaml", "- id: a/slime", "- id: b/slime"),  # a sprite joins the atlas
+        ("parts/b.yaml", "prompt: gem", "prompt: ruby"),  # a member changes
+        ("parts/b.yaml", "  - id: b/gem\n    prompt: gem\n    output: gems/gem.png\n", ""),  # a member leaves
+    ],
+)
+def test_an_edit_an_atlas_sees_repacks_it(
+    cli: Callable[..., Result], make_project: Callable[..., Path], tmp_path: Path, edit: tuple[str, str, str]
+) -> None:
+    project = _project(make_project, ROOT + "atlases:\n  - id: loot\n    sprites: ['b/*']\n")
+    build_json(cli, project)
+    _replace(project, *edit)
+    assert build_json(cli, project)["packed"] == 1
+    _same_as_a_full_build(cli, project, tmp_path)
+
+
+def test_an_atlas_defined_in_an_unchanged_included_file_is_repacked(
+    cli: Callable[..., Result], make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    project = _project(make_project)
+    (project / "parts/b.yaml").write_text(
+        (project / "parts/b.yaml").read_text() + "atlases:\n  - id: knights\n    sprites: ['a/*']\n"
+    )
+    build_json(cli, project)
+    _replace(project, "parts/a.yaml", "prompt: knight", "prompt: red knight")
+    assert build_json(cli, project)["packed"] == 1
+    _same_as_a_full_build(cli, project, tmp_path)

@@ -106,6 +106,7 @@ def test_entries_read_through_the_index_are_the_parsed_ones() -> None:
         assert text.entry(sprite_id) == entry
     assert text.entry("absent") is None
     assert text.atlas("atlas") == lock.atlases["atlas"]
+    assert text.ids("atlases") == ["atlas"] and text.ids("sprites") == sorted(lock.sprites)
     assert text.atlas("plain") is None
 
 
