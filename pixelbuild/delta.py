@@ -150,7 +150,6 @@ def prepare(paths: ProjectPaths, clock: Clock | None = None) -> Delta | None:
         keys = compute_keys(resolved.sprites, file_hash, cache.keys)
     except ManifestError:
         return None
-    cache.save(keys)
 
     # The changed files' sprites before the edit, as the last build resolved them.
     earlier = SpecCache(paths.spec_cache, file_hash, paths.project_dir)
@@ -193,6 +192,8 @@ def prepare(paths: ProjectPaths, clock: Clock | None = None) -> Delta | None:
     left = set(old_outputs)
     if _clashes([s.output for s in resolved.sprites], [p for p in stamp["outputs"]["paths"] if p not in left]):
         return None
+    # Only now: an edit the full path must judge (or refuse) leaves nothing in the caches.
+    cache.save(keys)
     parse_cache.flush()
     session = Session(paths, Manifest(project_dir, (root, *files)), resolved, keys, hashes, Store(paths.cache))
     digests = {name: file.digest for name, file in zip(changed, files, strict=True)}

@@ -390,3 +390,15 @@ def test_an_atlas_defined_in_an_unchanged_included_file_is_repacked(
     _replace(project, "parts/a.yaml", "prompt: knight", "prompt: red knight")
     assert build_json(cli, project)["packed"] == 1
     _same_as_a_full_build(cli, project, tmp_path)
+
+
+def test_a_refused_edit_leaves_no_cache_entry(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
+    project = _project(make_project)
+    build_json(cli, project)
+    state = project / ".pixelbuild"
+    before = {path for path in state.rglob("*") if path.is_file()}
+    (project / "parts/a.yaml").write_text(
+        (project / "parts/a.yaml").read_text() + "  - id: b/coin\n    prompt: other coin\n"
+    )
+    assert cli("build", "-C", project).code == 2
+    assert {path for path in state.rglob("*") if path.is_file()} <= before
