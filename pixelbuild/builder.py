@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from pixelbuild.delta import Delta
     from pixelbuild.execute.outcomes import EngineResult
     from pixelbuild.local.filehashes import Clock
-    from pixelbuild.lock import Journal, Lock, LockText
+    from pixelbuild.local.journal import Journal
+    from pixelbuild.lock import Lock, LockText
     from pixelbuild.plan import Plan
     from pixelbuild.project import Session
 
@@ -215,8 +216,9 @@ def _full_build(
 ) -> BuildReport:
     """Plan and run the build of ``session``'s sprites; with ``delta``, those of the changed files alone."""
     from pixelbuild.execute.outcomes import EngineResult
+    from pixelbuild.local.journal import Journal, read_journal
     from pixelbuild.local.stamp import clear_stamp, stamped_lock_digest
-    from pixelbuild.lock import Journal, apply_journal, read_journal
+    from pixelbuild.lock import apply_journal
     from pixelbuild.plan import Action
 
     trusted = stamped_lock_digest(str(paths.manifest)) if delta is None else None
@@ -371,7 +373,8 @@ def _read_lock(paths: ProjectPaths, trusted: str | None) -> tuple[Lock, LockText
     """The lock as the build starts from (the file, with any unfolded journal applied), and its bytes
     indexed for splicing when they are the very bytes the last complete build wrote (digest ``trusted``)."""
     from pixelbuild.hashing import hash_bytes
-    from pixelbuild.lock import Lock, LockText, apply_journal, parse_lock, read_journal, read_lock_bytes
+    from pixelbuild.local.journal import read_journal
+    from pixelbuild.lock import Lock, LockText, apply_journal, parse_lock, read_lock_bytes
 
     display = paths.display(paths.lock)
     raw = read_lock_bytes(paths.lock, display)

@@ -13,10 +13,11 @@ from pixelbuild.errors import UsageError
 from pixelbuild.fsguard import OutputGuard
 from pixelbuild.keys import SpriteKeys, atlas_key, compute_keys
 from pixelbuild.local.filehashes import Clock, FileHashCache
+from pixelbuild.local.journal import read_journal
 from pixelbuild.local.layout import ProjectPaths
 from pixelbuild.local.parsecache import ParseCache
 from pixelbuild.local.store import Store
-from pixelbuild.lock import Lock, OutputRecord, apply_journal, lock_outputs, read_journal, read_lock
+from pixelbuild.lock import Lock, OutputRecord, apply_journal, lock_outputs, read_lock
 from pixelbuild.manifest import Manifest, load_manifest
 from pixelbuild.plan import FileState, Plan, make_plan
 from pixelbuild.resolver import Resolved, project_file_path, resolve

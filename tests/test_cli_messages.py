@@ -224,7 +224,7 @@ def test_a_file_system_refusal_is_a_failure_not_a_bug(
 
 def test_disk_full_while_journaling_names_the_journal(tmp_path: Path) -> None:
     from pixelbuild.errors import DiskFull
-    from pixelbuild.lock import Journal
+    from pixelbuild.local.journal import Journal
 
     journal = Journal(tmp_path / "journal.jsonl")
     journal.record_remove("a")

@@ -11,7 +11,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from pixelbuild.lock import Journal, Lock, LockEntry, OutputRecord, apply_journal, read_journal, render_lock
+from pixelbuild.local.journal import Journal, read_journal
+from pixelbuild.lock import Lock, LockEntry, OutputRecord, apply_journal, render_lock
 from tests.conftest import REPO, Result, build_json
 
 

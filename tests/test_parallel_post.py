@@ -18,7 +18,8 @@ from pixelbuild.errors import PostError
 from pixelbuild.execute import orchestrate, worker
 from pixelbuild.fsguard import OutputGuard
 from pixelbuild.hashing import hash_bytes
-from pixelbuild.lock import LockEntry, read_journal
+from pixelbuild.local.journal import read_journal
+from pixelbuild.lock import LockEntry
 from tests.conftest import REPO, Result, build_json, snapshot
 
 SPRITES = 24  # enough for worker processes at -j 2 (worker.MIN_TASKS_FOR_PROCESSES) and several chunks

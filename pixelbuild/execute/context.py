@@ -12,8 +12,9 @@ if TYPE_CHECKING:
     from pixelbuild.fsguard import OutputGuard
     from pixelbuild.keys import SpriteKeys
     from pixelbuild.local.filehashes import FileHashCache
+    from pixelbuild.local.journal import Journal
     from pixelbuild.local.store import Store
-    from pixelbuild.lock import Journal, Lock
+    from pixelbuild.lock import Lock
     from pixelbuild.progress import Progress
     from pixelbuild.spec import AtlasSpec, SpriteSpec
 
