@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pixelbuild.lock import Lock, LockText
     from pixelbuild.plan import Plan
     from pixelbuild.project import Session
+    from pixelbuild.remote.config import RemoteConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,11 @@ class BuildOptions:
     backend_factory: BackendFactory | None = None
     sprites_per_run: int | None = None
     clock: Clock | None = None
+    #: The remote cache: ``remote`` overrides the manifest's and PIXELBUILD_REMOTE's URL, ``no_remote`` turns it
+    #: off, ``no_push`` makes it read-only for this build.
+    remote: str | None = None
+    no_remote: bool = False
+    no_push: bool = False
 
     def __post_init__(self) -> None:
         if self.sprites_per_run is not None and self.sprites_per_run < 1:
@@ -58,6 +64,8 @@ class BuildReport:
     """What a build did."""
 
     generated: int = 0
+    #: Stages (raw generations, post-processed outputs, atlases) downloaded from the remote cache.
+    fetched: int = 0
     post_processed: int = 0
     restored: int = 0
     removed: int = 0
@@ -85,6 +93,7 @@ class BuildReport:
             ok=self.ok,
             noop=self.noop,
             generated=self.generated,
+            fetched=self.fetched,
             generator_calls=self.generator_calls,
             post_processed=self.post_processed,
             restored=self.restored,
@@ -102,6 +111,7 @@ class BuildReport:
         atlases alike, as ``plan``'s do."""
         parts = [f"{self.generated} generated"]
         for count, label in (
+            (self.fetched, "fetched"),
             (self.post_processed, "post-processed"),
             (self.restored, "restored"),
             (self.packed, "packed"),
@@ -211,6 +221,15 @@ def _sweep_interrupted_writes(session: Session) -> None:
                 session.guard.remove(relative, lambda _data: True)
 
 
+def _remote_config(session: Session, options: BuildOptions) -> RemoteConfig | None:
+    """The build's remote cache (manifest, PIXELBUILD_REMOTE, options), or None."""
+    if options.no_remote:
+        return None
+    from pixelbuild.remote.sync import session_remote
+
+    return session_remote(session, cli_url=options.remote, no_push=options.no_push)
+
+
 def _full_build(
     paths: ProjectPaths, session: Session, options: BuildOptions, progress: Progress, delta: Delta | None = None
 ) -> BuildReport:
@@ -221,6 +240,7 @@ def _full_build(
     from pixelbuild.lock import apply_journal
     from pixelbuild.plan import Action
 
+    remote_config = _remote_config(session, options)  # a bad --remote or PIXELBUILD_REMOTE stops it here
     trusted = stamped_lock_digest(str(paths.manifest)) if delta is None else None
     clear_stamp(paths.stamp)
     if delta is None:
@@ -232,8 +252,17 @@ def _full_build(
     # A journal left by an interrupted build holds finished work: fold it in before anything else.
     if paths.journal.exists():
         _commit_lock(paths, lock)
+    remote = None
+    if remote_config is not None:
+        from pixelbuild.remote.sync import BuildRemote
+
+        remote = BuildRemote(remote_config, session)
     full_plan = session.plan(lock, force=options.force)
     plan = session.select(full_plan, options.only)
+    fetched = remote.prefetch(session, plan) if remote is not None else 0
+    if fetched:  # read through: what came from the remote is restored or post-processed, not generated
+        full_plan = session.plan(lock, force=options.force)
+        plan = session.select(full_plan, options.only)
 
     if options.frozen:
         needing = [d for d in plan.decisions if d.action is Action.GENERATE]
@@ -244,7 +273,7 @@ def _full_build(
                 "Run 'pixelbuild build' where a generator is available and commit the lock and assets."
             )
 
-    journal = Journal(paths.journal)
+    journal = remote.journal(paths.journal) if remote is not None else Journal(paths.journal)
     result = EngineResult()
     repaired: dict[str, None] = {}
     completed = False
@@ -278,9 +307,12 @@ def _full_build(
             # The journal keeps the finished work; report what was done, and the first write that failed.
             result.error = result.error if isinstance(result.error, DiskFull) else full
         session.hashes.save()
+        if remote is not None and not completed:
+            remote.abandon()
 
     report = BuildReport(
         generated=result.generated,
+        fetched=fetched,
         generator_calls=result.generator_calls,
         post_processed=result.post_processed,
         restored=result.restored,
@@ -294,6 +326,8 @@ def _full_build(
         warnings=list(result.kept),
         error=result.error,
     )
+    if remote is not None:
+        report.warnings += remote.finish(wait=not result.interrupted)
     if repaired:
         shown = ", ".join(list(repaired)[:5]) + (", ..." if len(repaired) > 5 else "")
         report.warnings.append(

@@ -79,6 +79,22 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_remote_options(parser: argparse.ArgumentParser) -> None:
+    remote = parser.add_mutually_exclusive_group()
+    remote.add_argument(
+        "--remote", metavar="URL", help="remote cache: s3://bucket/prefix or a folder (overrides the manifest's)"
+    )
+    remote.add_argument("--no-remote", action="store_true", help="use no remote cache")
+
+
+def _remote_url(args: argparse.Namespace) -> str | None:
+    """``--remote``, a relative folder taken from where the command runs (``-C DIR``), like other paths."""
+    url: str | None = args.remote
+    if url is None or "://" in url or os.path.isabs(os.path.expanduser(url)):
+        return url
+    return os.path.abspath(os.path.join(args.directory or os.curdir, url))
+
+
 def _days(text: str) -> float:
     try:
         value = float(text)
@@ -114,6 +130,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--server", action="append", default=[], metavar="URL", help="ComfyUI server (repeatable)")
     build.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto", help="progress display")
+    _add_remote_options(build)
+    build.add_argument("--no-push", action="store_true", help="read the remote cache but write nothing to it")
+
+    for name, verb in (("push", "upload to"), ("pull", "download from")):
+        transfer = commands.add_parser(
+            name, parents=[common], help=f"{verb} the remote cache what the lock references (raw generations too)"
+        )
+        if name == "pull":
+            transfer.add_argument("--only", action="append", default=[], metavar="ID|GLOB", help="only these sprites")
+        _add_remote_options(transfer)
+        transfer.add_argument("--transfers", type=int, metavar="N", help="transfers in flight (default 16)")
 
     plan = commands.add_parser("plan", parents=[common], help="show what a build would do, and why")
     plan.add_argument("--only", action="append", default=[], metavar="ID|GLOB", help="plan only these sprites")
@@ -234,6 +261,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
         servers=tuple(args.server),
         force=args.force,
         backend_factory=args.backend_factory,
+        remote=_remote_url(args),
+        no_remote=args.no_remote,
+        no_push=args.no_push,
     )
     progress = _progress(args)
     return _report_build(args, build(_manifest_path(args), options, progress), progress)
@@ -415,6 +445,57 @@ def _gc_locked(args: argparse.Namespace, paths: ProjectPaths) -> int:
     return EXIT_OK
 
 
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    """``push`` / ``pull``: move the stages the lock references between the local and the remote cache."""
+    import fnmatch
+
+    from pixelbuild.builder import ProjectLock
+    from pixelbuild.local.layout import ProjectPaths
+    from pixelbuild.project import open_session, read_current_lock
+    from pixelbuild.remote import sync
+
+    paths = ProjectPaths.for_manifest(_manifest_path(args))
+    session = open_session(paths)
+    config = sync.session_remote(session, cli_url=_remote_url(args), disabled=args.no_remote, transfers=args.transfers)
+    if config is None:
+        raise UsageError(
+            f"no remote cache: set project.remote in {paths.display(paths.manifest)}, PIXELBUILD_REMOTE, or --remote"
+        )
+    lock = read_current_lock(paths)
+    only = tuple(getattr(args, "only", ()))
+    for pattern in only:
+        if not any(fnmatch.fnmatchcase(sprite_id, pattern) for sprite_id in lock.sprites):
+            raise UsageError(f"--only '{pattern}' matches no sprite in {paths.display(paths.lock)}")
+    stages = sync.lock_stages(lock, only)
+    stream = sync.progress_stream(args.json)
+    if args.command == "pull":
+        with ProjectLock(paths, "pull"):  # gc must not prune what is being pulled
+            report = sync.pull(config, session.store, stages, stream)
+        verb, noun = "pulled", "the remote lacks"
+    else:
+        report = sync.push(config, session.store, stages, stream)
+        verb, noun = "pushed", "the local cache lacks (build them first)"
+    for warning in report.warnings:
+        sys.stderr.write(f"pixelbuild: warning: {warning}\n")
+    text = (
+        f"{verb} {report.done} of {report.total} stages ({report.bytes / 1e6:.1f} MB, {report.seconds:.2f}s), "
+        f"{report.skipped} already there"
+    )
+    if report.missing:
+        text += f", {report.missing} {noun}"
+    if report.failed:
+        text += f", {report.failed} failed"
+    document = report.to_json(verb)
+    if report.failed or report.missing:
+        message = f"{report.missing + report.failed} of {report.total} stages not {verb}"
+        document["error"] = error_document(None, message, EXIT_FAILED)
+        _emit(args, document, text)
+        sys.stderr.write(f"pixelbuild: error: {message}\n")
+        return EXIT_FAILED
+    _emit(args, document, text)
+    return EXIT_OK
+
+
 def _cmd_watch(args: argparse.Namespace) -> int:
     from pixelbuild.builder import BuildOptions, build
     from pixelbuild.errors import UsageError
@@ -492,6 +573,8 @@ _COMMANDS = {
     "watch": _cmd_watch,
     "init": _cmd_init,
     "merge-lock": _cmd_merge_lock,
+    "push": _cmd_transfer,
+    "pull": _cmd_transfer,
 }
 
 

@@ -71,6 +71,8 @@ class ProjectSettings:
     workflows: str
     keep: tuple[str, ...]
     follow_output_symlink: bool = False
+    #: ``project.remote`` as written (checked by the schema; read by ``pixelbuild.remote.config``).
+    remote: Any = None
 
     @property
     def output_dir(self) -> Path:
@@ -200,6 +202,7 @@ class _Resolver:
             workflows=workflows,
             keep=tuple(project.get("keep", ())),
             follow_output_symlink=bool(project.get("follow_output_symlink", False)),
+            remote=project.get("remote"),
         )
 
     # ------------------------------------------------------------------- files
