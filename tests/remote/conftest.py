@@ -10,7 +10,7 @@ import pytest
 
 from pixelbuild.backends import create_backend
 from pixelbuild.backends.base import Backend, BackendRequest
-from tests.remote.s3server import S3Server, s3_server
+from pixelbuild.testing.s3server import S3Server, s3_server
 
 BUCKET = "pixelbuild-art"
 _prefixes = itertools.count()

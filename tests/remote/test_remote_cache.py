@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from pixelbuild.builder import BuildOptions, build
+from pixelbuild.testing.s3server import KEY_ID, SECRET, S3Server
 from tests.conftest import Result, snapshot
 from tests.remote.conftest import BUCKET, committed, counting, no_generator
-from tests.remote.s3server import KEY_ID, SECRET, S3Server
 
 MANIFEST = """\
 version: 1

@@ -1,6 +1,10 @@
-"""A real S3-compatible server on 127.0.0.1 (moto's standalone server, in a thread), for tests and bench/remote.py.
+"""A real S3-compatible server on 127.0.0.1 (moto's standalone server, in a thread or its own process), for
+tests of the remote cache and ``bench/remote.py``: pixelbuild reaches it through its real client (obstore)
+over HTTP, and only the environment (``S3Server.env``) says where it is. Needs the ``test`` extra (moto).
 
-pixelbuild reaches it through its real client (obstore) over HTTP; only the environment says where it is.
+    with s3_server() as server:
+        server.create_bucket("art")
+        os.environ.update(server.env)   # then: pixelbuild build --remote s3://art/team
 """
 
 from __future__ import annotations
@@ -63,9 +67,50 @@ class S3Server:
         self.server.stop()
 
 
+class _Process:
+    """moto's server as its own process (``python -m moto.server``), stopped like the threaded one."""
+
+    def __init__(self) -> None:
+        import socket
+        import subprocess
+        import sys
+        import time
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as attempt:
+                if attempt.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("moto's server did not start in 30 s")
+
+    def stop(self) -> None:
+        """End the process (once)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
 @contextmanager
-def s3_server() -> Iterator[S3Server]:
-    """Start moto's server on a free port of 127.0.0.1; stop it afterwards."""
+def s3_server(process: bool = False) -> Iterator[S3Server]:
+    """Start moto's server on a free port of 127.0.0.1 (in a thread, or with ``process`` as its own process,
+    so that it does not share the caller's interpreter); stop it afterwards."""
+    if process:
+        own = _Process()
+        try:
+            yield S3Server(own, own.port)
+        finally:
+            own.stop()
+        return
     import logging
 
     from moto.server import ThreadedMotoServer
