@@ -16,7 +16,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import xxhash
 
@@ -33,6 +33,9 @@ from pixelbuild.names import character_problem, control_problem, id_problem, pat
 from pixelbuild.pngheader import png_header_size
 from pixelbuild.post import FILE_PARAMS, check_files, load_ops, normalise_post_entry
 from pixelbuild.spec import AtlasSpec, GenerationSpec, Lora, PostOp, Source, SpriteSpec
+
+if TYPE_CHECKING:
+    from pixelbuild.remote.config import RemoteConfig
 
 log = logging.getLogger("pixelbuild")
 
@@ -71,8 +74,8 @@ class ProjectSettings:
     workflows: str
     keep: tuple[str, ...]
     follow_output_symlink: bool = False
-    #: ``project.remote`` as written (checked by the schema; read by ``pixelbuild.remote.config``).
-    remote: Any = None
+    #: ``project.remote``: the shared remote cache (before the environment's and command line's overrides).
+    remote: RemoteConfig | None = None
 
     @property
     def output_dir(self) -> Path:
@@ -194,6 +197,14 @@ class _Resolver:
         output = folder("output", "assets", "the output root")
         workflows = folder("workflows", "workflows", "the workflows folder")
         backend = project.get("backend", "placeholder")
+        remote = None
+        if "remote" in project:
+            from pixelbuild.remote.config import BadRemote, from_manifest
+
+            try:
+                remote = from_manifest(project["remote"], self.project_dir)
+            except BadRemote as error:
+                raise located_error(str(error), root.path, root.data, ("project", "remote")) from None
         return ProjectSettings(
             project_dir=self.project_dir,
             output=output,
@@ -202,7 +213,7 @@ class _Resolver:
             workflows=workflows,
             keep=tuple(project.get("keep", ())),
             follow_output_symlink=bool(project.get("follow_output_symlink", False)),
-            remote=project.get("remote"),
+            remote=remote,
         )
 
     # ------------------------------------------------------------------- files

@@ -26,6 +26,10 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 _SEGMENT = re.compile(r"[A-Za-z0-9._\-]+")
 
 
+class BadRemote(ValueError):
+    """A remote cache setting that cannot be used; the message says why (callers say where)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RemoteConfig:
     """A remote cache: ``url`` is ``s3://bucket/prefix`` or an absolute folder; ``push``: write through."""
@@ -40,44 +44,45 @@ class RemoteConfig:
         return self.url.startswith("s3://")
 
 
-def check_url(url: str, base: Path, where: str) -> str:
+def check_url(url: str, base: Path) -> str:
     """``url`` normalised (an S3 URL as given, a folder or ``file://`` URL as an absolute path resolved
-    from ``base``), or a UsageError naming ``where`` it was written."""
+    from ``base``); BadRemote when it is none of these."""
     text = url.strip()
     if not text:
-        raise UsageError(f"{where}: the remote cache is empty; give s3://bucket/prefix or a folder")
+        raise BadRemote("the remote cache is empty; give s3://bucket/prefix or a folder")
     if text.startswith("s3://"):
         parts = urlsplit(text)
         if parts.query or parts.fragment or "@" in parts.netloc or not _BUCKET.fullmatch(parts.netloc):
-            raise UsageError(
-                f"{where}: {text!r} is not s3://bucket/prefix (a bucket name of 3-63 lowercase letters, digits, "
+            raise BadRemote(
+                f"{text!r} is not s3://bucket/prefix (a bucket name of 3-63 lowercase letters, digits, "
                 "dots or dashes; the endpoint and credentials come from the environment, never from the URL)"
             )
         segments = [segment for segment in parts.path.split("/") if segment]
         if any(not _SEGMENT.fullmatch(s) or s in (".", "..") for s in segments):
-            raise UsageError(f"{where}: the prefix of {text!r} may hold letters, digits, '.', '_' and '-' only")
+            raise BadRemote(f"the prefix of {text!r} may hold letters, digits, '.', '_' and '-' only")
         return "s3://" + "/".join([parts.netloc, *segments])
     if "://" in text:
         parts = urlsplit(text)
         if parts.scheme != "file" or parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
-            raise UsageError(f"{where}: {text!r}: a remote cache is s3://bucket/prefix, a folder or a file:// URL")
+            raise BadRemote(f"{text!r}: a remote cache is s3://bucket/prefix, a folder or a file:// URL")
         text = unquote(parts.path)
     return os.path.normpath(base / os.path.expanduser(text))
 
 
-def from_manifest(value: Any, project_dir: Path, where: str) -> RemoteConfig | None:
-    """The manifest's ``project.remote`` (a URL, or ``{url, push, transfers}``; checked by the schema first)."""
+def from_manifest(value: Any, project_dir: Path) -> RemoteConfig | None:
+    """The manifest's ``project.remote`` (a URL, or ``{url, push, transfers}``; checked by the schema first);
+    BadRemote when it cannot be used."""
     if value is None:
         return None
     if isinstance(value, str):
-        return RemoteConfig(check_url(value, project_dir, where))
+        return RemoteConfig(check_url(value, project_dir))
     if not isinstance(value, Mapping) or not isinstance(value.get("url"), str):
-        raise UsageError(f"{where}: project.remote is a URL or a mapping with 'url'")
+        raise BadRemote("project.remote is a URL or a mapping with 'url'")
     push = value.get("push", True)
     transfers = value.get("transfers", DEFAULT_TRANSFERS)
     if not isinstance(push, bool) or type(transfers) is not int or not 1 <= transfers <= MAX_TRANSFERS:
-        raise UsageError(f"{where}: project.remote: 'push' is true or false, 'transfers' 1 to {MAX_TRANSFERS}")
-    return RemoteConfig(check_url(value["url"], project_dir, where), push, transfers)
+        raise BadRemote(f"project.remote: 'push' is true or false, 'transfers' 1 to {MAX_TRANSFERS}")
+    return RemoteConfig(check_url(value["url"], project_dir), push, transfers)
 
 
 def resolve_remote(
@@ -96,11 +101,14 @@ def resolve_remote(
         return None
     base = manifest or RemoteConfig("")
     url: str | None = None
-    if cli_url is not None:
-        url = check_url(cli_url, cwd, "--remote")
-    elif env.get(ENV_VAR, "").strip():
-        url = check_url(env[ENV_VAR], cwd, ENV_VAR)
-    elif manifest is not None:
+    try:
+        if cli_url is not None:
+            url = check_url(cli_url, cwd)
+        elif env.get(ENV_VAR, "").strip():
+            url = check_url(env[ENV_VAR], cwd)
+    except BadRemote as error:
+        raise UsageError(f"{'--remote' if cli_url is not None else ENV_VAR}: {error}") from None
+    if url is None and manifest is not None:
         url = manifest.url
     if url is None:
         return None

@@ -25,7 +25,7 @@ from pixelbuild.local.journal import Journal
 from pixelbuild.local.store import ActionRecord, Store, kind_of
 from pixelbuild.lock import AtlasEntry, Lock, LockEntry
 from pixelbuild.remote.cache import RemoteCache, Stage, unique
-from pixelbuild.remote.config import RemoteConfig, from_manifest, resolve_remote
+from pixelbuild.remote.config import RemoteConfig, resolve_remote
 
 if TYPE_CHECKING:
     from pixelbuild.plan import Plan
@@ -45,15 +45,8 @@ def session_remote(
     env: Mapping[str, str] | None = None,
 ) -> RemoteConfig | None:
     """The remote cache of a loaded project, after the environment's and the command line's overrides."""
-    from pixelbuild.errors import UsageError
-
-    where = session.paths.display(session.paths.manifest)
-    try:
-        manifest = from_manifest(session.resolved.project.remote, session.paths.project_dir, where)
-    except UsageError:
-        raise
     return resolve_remote(
-        manifest,
+        session.resolved.project.remote,
         os.environ if env is None else env,
         Path.cwd(),
         cli_url=cli_url,
