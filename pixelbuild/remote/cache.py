@@ -15,7 +15,6 @@ remote that is down, slow or refusing costs one bounded wait, never one per stag
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,14 +24,13 @@ import msgspec
 
 from pixelbuild.hashing import hash_bytes
 from pixelbuild.local.layout import ACTION_KINDS
-from pixelbuild.local.store import MAX_RECORD_BYTES, ActionRecord, Store
+from pixelbuild.local.store import MAX_RECORD_BYTES, ActionRecord, Store, is_digest
 from pixelbuild.local.store import decode_record as decode_local
 from pixelbuild.local.store import encode_record as encode_local
 from pixelbuild.remote.config import RemoteConfig
 from pixelbuild.remote.transport import RemoteUnavailable, TooLarge, Transport, open_transport
 
 FORMAT = 1
-_DIGEST = re.compile(r"[0-9a-f]{32}")
 #: The largest blob taken from a remote: an image at the pixel limit, encoded, stays well below it.
 MAX_BLOB_BYTES = 1 << 29
 #: A stage is (kind, key): kind is one of the store's action kinds.
@@ -41,14 +39,14 @@ Stage = tuple[str, str]
 
 def record_name(key: str) -> str:
     """The remote name of an action record."""
-    if not _DIGEST.fullmatch(key):
+    if not is_digest(key):
         raise ValueError(f"not an action key: {key!r}")
     return f"ac/{key}"
 
 
 def blob_name(digest: str) -> str:
     """The remote name of a blob."""
-    if not _DIGEST.fullmatch(digest):
+    if not is_digest(digest):
         raise ValueError(f"not a blob digest: {digest!r}")
     return f"cas/{digest}"
 
@@ -293,6 +291,6 @@ def unique(stages: Iterable[Stage]) -> list[Stage]:
     """``stages`` without repeats, in order, checked (a lock could name anything)."""
     seen: dict[Stage, None] = {}
     for kind, key in stages:
-        if kind in ACTION_KINDS and isinstance(key, str) and _DIGEST.fullmatch(key):
+        if kind in ACTION_KINDS and is_digest(key):
             seen.setdefault((kind, key), None)
     return list(seen)
