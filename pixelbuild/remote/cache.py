@@ -148,7 +148,7 @@ class RemoteCache:
             with self._lock:
                 if self._transport is None and self.down is None:
                     try:
-                        self._transport = open_transport(self.config.url)
+                        self._transport = open_transport(self.config.url, self.config.timeout)
                     except RemoteUnavailable as error:
                         self.down = error.reason
                         self._warnings.append(

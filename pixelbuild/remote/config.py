@@ -21,6 +21,10 @@ ENV_VAR = "PIXELBUILD_REMOTE"
 #: Transfers in flight at once unless ``project.remote.transfers`` or ``--transfers`` says otherwise.
 DEFAULT_TRANSFERS = 16
 MAX_TRANSFERS = 256
+#: Seconds one request to the remote may take (connecting: at most 3 of them) unless ``project.remote.timeout``
+#: says otherwise.
+DEFAULT_TIMEOUT = 30.0
+MAX_TIMEOUT = 600.0
 #: S3 bucket names (the rules every S3-compatible store accepts); a prefix is plain path segments.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 _SEGMENT = re.compile(r"[A-Za-z0-9._\-]+")
@@ -32,11 +36,13 @@ class BadRemote(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RemoteConfig:
-    """A remote cache: ``url`` is ``s3://bucket/prefix`` or an absolute folder; ``push``: write through."""
+    """A remote cache: ``url`` is ``s3://bucket/prefix`` or an absolute folder; ``push``: write through;
+    ``transfers`` in flight at once; ``timeout``: seconds one request may take."""
 
     url: str
     push: bool = True
     transfers: int = DEFAULT_TRANSFERS
+    timeout: float = DEFAULT_TIMEOUT
 
     @property
     def is_s3(self) -> bool:
@@ -80,9 +86,12 @@ def from_manifest(value: Any, project_dir: Path) -> RemoteConfig | None:
         raise BadRemote("project.remote is a URL or a mapping with 'url'")
     push = value.get("push", True)
     transfers = value.get("transfers", DEFAULT_TRANSFERS)
+    timeout = value.get("timeout", DEFAULT_TIMEOUT)
     if not isinstance(push, bool) or type(transfers) is not int or not 1 <= transfers <= MAX_TRANSFERS:
         raise BadRemote(f"project.remote: 'push' is true or false, 'transfers' 1 to {MAX_TRANSFERS}")
-    return RemoteConfig(check_url(value["url"], project_dir), push, transfers)
+    if type(timeout) not in (int, float) or not 0.1 <= timeout <= MAX_TIMEOUT:
+        raise BadRemote(f"project.remote: 'timeout' is 0.1 to {MAX_TIMEOUT:.0f} seconds")
+    return RemoteConfig(check_url(value["url"], project_dir), push, transfers, float(timeout))
 
 
 def resolve_remote(
@@ -114,4 +123,4 @@ def resolve_remote(
         return None
     if transfers is not None and not 1 <= transfers <= MAX_TRANSFERS:
         raise UsageError(f"--transfers must be 1 to {MAX_TRANSFERS}, got {transfers}")
-    return RemoteConfig(url, base.push and not no_push, transfers or base.transfers)
+    return RemoteConfig(url, base.push and not no_push, transfers or base.transfers, base.timeout)

@@ -16,9 +16,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
-#: Bounds that keep a build from waiting long on a remote that is down or slow.
-CONNECT_TIMEOUT = timedelta(seconds=3)
-REQUEST_TIMEOUT = timedelta(seconds=30)
+#: The longest wait for a connection: a remote that is down refuses or times out this fast.
+CONNECT_TIMEOUT = 3.0
 
 
 class RemoteUnavailable(Exception):
@@ -54,15 +53,15 @@ def _reason(error: BaseException) -> str:
         return "access refused (check the credentials in the environment)"
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         return "its disk is full"
-    # The client's first line says what happened (its debug dump below names every setting, timeouts too).
-    text = str(error).lower().split("debug source", 1)[0]
-    if "error sending request" in text or "connect" in text or isinstance(error, ConnectionError):
-        return "not reachable"
-    if "timed out" in text or "timeout" in text or isinstance(error, TimeoutError):
+    # The client's debug dump names the kind of HTTP failure (its first line names settings, retry_timeout too).
+    text = str(error).lower()
+    if "kind: timeout" in text or "timedout" in text or isinstance(error, TimeoutError):
         return "timed out"
+    if "kind: connect" in text or "error sending request" in text or isinstance(error, ConnectionError):
+        return "not reachable"
     if "nosuchbucket" in text or ("bucket" in text and "not exist" in text):
         return "no such bucket"
-    if "403" in text or "forbidden" in text or "accessdenied" in text:
+    if "403 forbidden" in text or "accessdenied" in text or "invalidaccesskeyid" in text:
         return "access refused (check the credentials in the environment)"
     if "builder error" in text or "badscheme" in text:
         return "the client refused its configuration (an http:// endpoint needs AWS_ALLOW_HTTP=true)"
@@ -73,7 +72,7 @@ class S3Transport:
     """An S3-compatible bucket through obstore; endpoint, region and credentials come from obstore's
     environment (``AWS_ENDPOINT_URL``, ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``, ...)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float) -> None:
         from obstore.store import from_url
 
         # Our own client options replace obstore's from the environment: carry AWS_ALLOW_HTTP over.
@@ -82,13 +81,13 @@ class S3Transport:
             self._store = from_url(
                 url,
                 client_options={
-                    "connect_timeout": CONNECT_TIMEOUT,
-                    "timeout": REQUEST_TIMEOUT,
+                    "connect_timeout": timedelta(seconds=min(CONNECT_TIMEOUT, timeout)),
+                    "timeout": timedelta(seconds=timeout),
                     "allow_http": allow_http,
                 },
                 retry_config={
                     "max_retries": 1,
-                    "retry_timeout": timedelta(seconds=5),
+                    "retry_timeout": timedelta(seconds=min(5.0, timeout)),
                     "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=1)},
                 },
             )
@@ -197,8 +196,9 @@ class FolderTransport:
         return os.path.isfile(self.root / name) and not os.path.islink(self.root / name)
 
 
-def open_transport(url: str) -> Transport:
-    """The transport for a checked remote URL (``s3://...`` or an absolute folder)."""
+def open_transport(url: str, timeout: float) -> Transport:
+    """The transport for a checked remote URL (``s3://...`` or an absolute folder); ``timeout``: seconds one
+    request may take (a folder is read and written by the operating system, without one)."""
     if url.startswith("s3://"):
-        return S3Transport(url)
+        return S3Transport(url, timeout)
     return FolderTransport(url)

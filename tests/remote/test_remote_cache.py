@@ -311,3 +311,27 @@ def test_secrets_and_the_endpoint_are_never_shown(cli: Callable[..., Result], tm
     shown += "".join(path.read_text() for project_dir in (root, clone) for path in project_dir.glob("pixelbuild.lock"))
     for secret in (SECRET, KEY_ID, own_s3.endpoint, f"127.0.0.1:{own_s3.port}", str(own_s3.port)):
         assert secret not in shown
+
+
+def test_a_remote_that_never_answers_costs_one_bounded_wait(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from pixelbuild.testing.s3server import KEY_ID, SECRET
+
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never answers a request
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        port = silent.getsockname()[1]
+        monkeypatch.delenv("PIXELBUILD_REMOTE", raising=False)
+        for name, value in {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_REGION": "us-east-1",
+        }.items():
+            monkeypatch.setenv(name, value)
+        root = project(tmp_path / "a", f"{{url: 's3://{BUCKET}/silent', timeout: 0.5}}")
+        report = build(root / "pixelbuild.yaml", BuildOptions(backend_factory=counting([])))
+    assert report.ok and report.generated == 3 and report.packed == 1
+    assert len(report.warnings) == 1 and "timed out" in report.warnings[0], report.warnings
