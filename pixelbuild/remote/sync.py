@@ -87,15 +87,21 @@ class Uploader:
         self._queued: set[Stage] = set()
         self._futures: list[Future[bool]] = []
 
-    def add(self, kind: str, key: str) -> None:
-        """Upload stage ``(kind, key)`` soon (once; nothing once the remote is given up on)."""
+    def add(self, kind: str, key: str, *, check_first: bool = False) -> None:
+        """Upload stage ``(kind, key)`` soon (once; nothing once the remote is given up on); ``check_first``:
+        only if the remote lacks it (a stage this build did not make may well be there)."""
         if self.cache.down is not None:
             return
         with self._lock:
             if (kind, key) in self._queued:
                 return
             self._queued.add((kind, key))
-            self._futures.append(self._pool.submit(self.cache.push, kind, key))
+            self._futures.append(self._pool.submit(self.cache.push, kind, key, skip_present=check_first))
+
+    def known(self, stages: Iterable[Stage]) -> None:
+        """Never upload ``stages`` (they came from the remote)."""
+        with self._lock:
+            self._queued.update(stages)
 
     def flush(self, timeout: float = FLUSH_SECONDS) -> int:
         """Wait up to ``timeout`` seconds for the uploads; drop the rest. Returns how many were left undone."""
@@ -130,9 +136,11 @@ class WriteThroughJournal(Journal):
         self.uploader = uploader
 
     def _queue(self, entry: LockEntry) -> None:
+        # What this build made was queued as the store took it; the rest (restored from the local cache)
+        # goes up only where the remote lacks it.
         for key in entry.generation_keys:
-            self.uploader.add("gen", key)
-        self.uploader.add("post", entry.post_key)
+            self.uploader.add("gen", key, check_first=True)
+        self.uploader.add("post", entry.post_key, check_first=True)
 
     def record_set(self, sprite_id: str, entry: LockEntry) -> None:
         """See ``Journal.record_set``."""
@@ -148,7 +156,7 @@ class WriteThroughJournal(Journal):
     def record_atlas(self, atlas_id: str, entry: AtlasEntry) -> None:
         """See ``Journal.record_atlas``."""
         super().record_atlas(atlas_id, entry)
-        self.uploader.add("pack", entry.pack_key)
+        self.uploader.add("pack", entry.pack_key, check_first=True)
 
 
 class BuildRemote:
@@ -172,6 +180,8 @@ class BuildRemote:
         found = self.cache.run_many(self.cache.fetch, first)
         _, then = stages_to_fetch(session, plan, {key for kind, key in found if kind == "post"})
         found |= self.cache.run_many(self.cache.fetch, then)
+        if self.uploader is not None:
+            self.uploader.known(found)
         return len(found)
 
     def abandon(self) -> None:

@@ -283,12 +283,21 @@ def test_the_command_line_beats_the_environment_beats_the_manifest(
     assert written() == {"cli": 7, "env": 7, "manifest": 7}
 
 
-def test_push_false_reads_but_never_writes(tmp_path: Path) -> None:
+def test_push_false_reads_but_never_writes(cli: Callable[..., Result], tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     root = project(tmp_path / "a", textwrap.dedent(f"{{url: '{shared}', push: false, transfers: 4}}"))
     report = build(root / "pixelbuild.yaml")
     assert report.ok and not list(shared.iterdir())
+    assert cli("push", "-C", root).code == 0  # push is asked for by name: it writes
+    before = sorted(path.name for path in shared.rglob("*"))
+    # CI: a fresh clone, a post-only edit, --frozen (no generator allowed), a read-only remote.
+    clone = committed(root, tmp_path / "ci")
+    edit_post(clone)
+    result = cli("build", "-C", clone, "--frozen", "--json")
+    assert result.code == 0, result.out + result.err
+    assert (result.json["fetched"], result.json["generator_calls"], result.json["post_processed"]) == (3, 0, 3)
+    assert sorted(path.name for path in shared.rglob("*")) == before
 
 
 def test_secrets_and_the_endpoint_are_never_shown(cli: Callable[..., Result], tmp_path: Path, own_s3: S3Server) -> None:
