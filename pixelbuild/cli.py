@@ -471,15 +471,15 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     if args.command == "pull":
         with ProjectLock(paths, "pull"):  # gc must not prune what is being pulled
             report = sync.pull(config, session.store, stages, stream)
-        verb, noun = "pulled", "the remote lacks"
+        verb, noun, where = "pulled", "the remote lacks", "in the local cache"
     else:
         report = sync.push(config, session.store, stages, stream)
-        verb, noun = "pushed", "the local cache lacks (build them first)"
+        verb, noun, where = "pushed", "the local cache lacks (build them first)", "on the remote"
     for warning in report.warnings:
         sys.stderr.write(f"pixelbuild: warning: {warning}\n")
     text = (
         f"{verb} {report.done} of {report.total} stages ({report.bytes / 1e6:.1f} MB, {report.seconds:.2f}s), "
-        f"{report.skipped} already there"
+        f"{report.skipped} already {where}"
     )
     if report.missing:
         text += f", {report.missing} {noun}"

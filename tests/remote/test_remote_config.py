@@ -107,3 +107,32 @@ def test_progress_redraws_one_line() -> None:
     text = stream.getvalue()
     assert text.startswith("\rpulled 1/3") and text.endswith("\rpulled 3/3\n")
     TransferProgress("pulled", 3, None)(1)  # not a terminal: nothing
+
+
+def test_push_and_pull_documents_match_their_schema(cli: Callable[..., Result], tmp_path: Path) -> None:
+    import json
+
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    from tests.conftest import REPO
+
+    schemas = [json.loads(path.read_text()) for path in sorted((REPO / "schemas").glob("*.schema.json"))]
+    registry: Registry = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in schemas)
+    schema = json.loads((REPO / "schemas/transfer.schema.json").read_text())
+    validator = Draft202012Validator(schema, registry=registry)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    root = tmp_path / "a"
+    root.mkdir()
+    (root / "pixelbuild.yaml").write_text("version: 1\nsprites:\n  - {id: hero, prompt: knight, size: 16}\n")
+    assert cli("build", "-C", root, "--no-remote").code == 0
+    documents = [
+        cli("push", "-C", root, "--remote", str(shared), "--json"),  # ok
+        cli("pull", "-C", root, "--remote", str(tmp_path / "absent"), "--json"),  # nothing to do: ok
+        cli("push", "-C", root, "--remote", str(tmp_path / "absent"), "--json"),  # failed: exit 1
+        cli("push", "-C", root, "--json"),  # no remote: exit 2
+    ]
+    assert [result.code for result in documents] == [0, 0, 1, 2]
+    for result in documents:
+        validator.validate(result.json)
