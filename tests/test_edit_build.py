@@ -402,3 +402,27 @@ def test_a_refused_edit_leaves_no_cache_entry(cli: Callable[..., Result], make_p
     )
     assert cli("build", "-C", project).code == 2
     assert {path for path in state.rglob("*") if path.is_file()} <= before
+
+
+def test_a_failed_edit_build_keeps_every_entry_and_the_next_one_finishes(
+    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.flaky_backend import flaky
+
+    project = _project(make_project)
+    build_json(cli, project)
+    lock = parse_lock((project / "pixelbuild.lock").read_bytes(), "pixelbuild.lock")
+    _replace(project, "parts/a.yaml", "prompt: knight", "prompt: red knight")
+    _replace(project, "parts/a.yaml", "prompt: slime", "prompt: green slime")
+    with monkeypatch.context() as patched:
+        _no_full_session(patched)
+        result = cli("build", "-C", project, backend_factory=flaky(fail={"a/slime"}))
+    assert result.code == 1 and "1 generated, 1 failed" in result.out, result.out + result.err
+    raw = (project / "pixelbuild.lock").read_bytes()
+    after = parse_lock(raw, "pixelbuild.lock")
+    assert raw == render_lock(after)
+    assert sorted(after.sprites) == sorted(lock.sprites)  # no entry lost
+    assert after.sprites["a/knight"] != lock.sprites["a/knight"] and after.sprites["a/slime"] == lock.sprites["a/slime"]
+    document = build_json(cli, project)
+    assert (document["generated"], document["up_to_date"]) == (1, 3), document
+    _same_as_a_full_build(cli, project, tmp_path)
