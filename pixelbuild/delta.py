@@ -7,7 +7,7 @@ nothing in those files reaches beyond them. This module takes that path only whe
 exactly, and otherwise (``prepare`` returns None) the build resolves and plans the whole manifest:
 
 * the root manifest is unchanged (it holds the project settings, defaults and includes that every
-  sprite inherits), and includes every other file itself: each file inherits the root's defaults alone;
+  sprite inherits), and so is every file that includes a changed one: what it inherits is unchanged;
 * no changed file includes files or defines atlases, before or after the edit; every atlas is defined
   in the root manifest, and none lists a sprite of a changed file, before or after the edit (an atlas
   lists sprites of any file, and its key depends on theirs): the atlases are up to date;
@@ -41,7 +41,7 @@ from pixelbuild.local.speccache import SpecCache
 from pixelbuild.local.stamp import StampInputs, stamp_changes
 from pixelbuild.local.store import Store
 from pixelbuild.lock import Lock, LockFormatError, LockText, read_lock_bytes
-from pixelbuild.manifest import Manifest, ManifestFile, load_file
+from pixelbuild.manifest import Manifest, ManifestFile, load_file, load_manifest
 from pixelbuild.project import Session
 from pixelbuild.resolver import project_file_path, resolve
 
@@ -110,12 +110,20 @@ def prepare(paths: ProjectPaths, clock: Clock | None = None) -> Delta | None:
     manifest_path = paths.manifest.resolve()
     project_dir = manifest_path.parent
     parse_cache = ParseCache(paths.parse_cache, deferred=True)
+    old_digests = {name: digest for name, digest in rows}
     try:
         root = load_file(manifest_path, project_dir, parse_cache, is_root=True)
-        if [_relative(path, project_dir) for path in root.includes] != [row[0] for row in rows[1:]]:
-            return None  # a file included by another file inherits its defaults too
-        old_digests = {name: digest for name, digest in rows}
-        files = [load_file(project_dir / name, project_dir, parse_cache, is_root=False) for name in changed]
+        if [_relative(path, project_dir) for path in root.includes] == [row[0] for row in rows[1:]]:
+            # The root includes every file itself (the usual layout): no other header is needed.
+            files = [load_file(project_dir / name, project_dir, parse_cache, is_root=False) for name in changed]
+            manifest = Manifest(project_dir, (root, *files))
+        else:
+            # Files include files: every header (sprites stay unread) says what each file inherits.
+            manifest = load_manifest(manifest_path, parse_cache=parse_cache)
+            if [_relative(file.path, project_dir) for file in manifest.files] != [row[0] for row in rows]:
+                return None
+            by_name = {_relative(file.path, project_dir): file for file in manifest.files}
+            files = [by_name[name] for name in changed]
     except ManifestError:
         return None  # the full path reports it
     old_headers = [parse_cache.get(old_digests[name], False) for name in changed]
@@ -146,18 +154,25 @@ def prepare(paths: ProjectPaths, clock: Clock | None = None) -> Delta | None:
 
     cache = SpecCache(paths.spec_cache, file_hash, paths.project_dir)
     try:
-        resolved = resolve(Manifest(project_dir, (root, *files)), cache, only={file.path for file in files})
+        resolved = resolve(manifest, cache, only={file.path for file in files})
         keys = compute_keys(resolved.sprites, file_hash, cache.keys)
     except ManifestError:
         return None
 
     # The changed files' sprites before the edit, as the last build resolved them.
     earlier = SpecCache(paths.spec_cache, file_hash, paths.project_dir)
-    inherited = [root.header["defaults"]] if "defaults" in root.header else []
+    parent_of = {child: file for file in manifest.files for child in file.includes}
     old_ids: list[str] = []
     old_outputs: list[str] = []
     for file, name, header in zip(files, changed, old_headers, strict=True):
         assert header is not None
+        # The defaults it inherits, root first (as the resolver layers them), then its own as they were.
+        chain: list[ManifestFile] = []
+        parent = parent_of.get(file.path)
+        while parent is not None:
+            chain.insert(0, parent)
+            parent = parent_of.get(parent.path)
+        inherited = [ancestor.header["defaults"] for ancestor in chain if "defaults" in ancestor.header]
         own = [header[0]["defaults"]] if "defaults" in header[0] else []
         before = ManifestFile(
             path=file.path,
@@ -195,7 +210,7 @@ def prepare(paths: ProjectPaths, clock: Clock | None = None) -> Delta | None:
     # Only now: an edit the full path must judge (or refuse) leaves nothing in the caches.
     cache.save(keys)
     parse_cache.flush()
-    session = Session(paths, Manifest(project_dir, (root, *files)), resolved, keys, hashes, Store(paths.cache))
+    session = Session(paths, manifest, resolved, keys, hashes, Store(paths.cache))
     digests = {name: file.digest for name, file in zip(changed, files, strict=True)}
     return Delta(session, Lock(entries), text, others, stamp, digests)
 

@@ -426,3 +426,26 @@ def test_a_failed_edit_build_keeps_every_entry_and_the_next_one_finishes(
     document = build_json(cli, project)
     assert (document["generated"], document["up_to_date"]) == (1, 3), document
     _same_as_a_full_build(cli, project, tmp_path)
+
+
+def test_an_edit_of_a_file_included_by_an_included_file_plans_its_sprites_alone(
+    cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    project = make_project(
+        ROOT.replace("include: [parts/*.yaml]", "include: [group.yaml, extra.yaml]"),
+        {
+            "group.yaml": "include: [parts/*.yaml]\ndefaults:\n  size: 48\nsprites:\n  - id: g/bat\n    prompt: bat\n",
+            "extra.yaml": "sprites:\n  - id: x/orb\n    prompt: orb\n",
+            **PARTS,
+        },
+    )
+    build_json(cli, project)
+    _replace(project, "parts/a.yaml", "prompt: knight", "prompt: red knight")
+    _replace(project, "extra.yaml", "prompt: orb", "prompt: blue orb")
+    with monkeypatch.context() as patched:
+        _no_full_session(patched)
+        _refuse_full_render(patched)
+        document = build_json(cli, project)
+    assert (document["generated"], document["up_to_date"]) == (2, 4), document
+    # The group's defaults (size 48) reached the edited sprite as a full resolution gives them.
+    _same_as_a_full_build(cli, project, tmp_path)
