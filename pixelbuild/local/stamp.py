@@ -100,22 +100,20 @@ def check_stamp(manifest: str) -> int | None:
         return None
 
 
-#: The last stamp parsed, by its file's path and signature: the CLI, ``build`` and an edit build each
-#: check the stamp, and a 10,000-sprite stamp is ~0.5 MB of JSON. (Replacing it changes the signature.)
-_parsed: tuple[str, tuple[int, int, int, int] | None, Any] = ("", None, None)
+#: The last stamp parsed, by its bytes: the CLI, ``build`` and an edit build each check the stamp, and a
+#: 10,000-sprite stamp is ~0.5 MB of JSON, slower to parse than to read and compare.
+_parsed: tuple[bytes, Any] = (b"", None)
 
 
 def _read_stamp(stamp_path: str) -> Any:
     """The stamp's JSON data (sealed: one this user's pixelbuild did not write reads as None)."""
     global _parsed
-    signature = stat_signature(stamp_path)
-    if signature is not None and _parsed[:2] == (stamp_path, signature):
-        return _parsed[2]
     sealed = read_sealed("stamp", stamp_path, _MAX_STAMP_BYTES)
-    stamp = json.loads(sealed) if sealed is not None else None
-    if signature is not None and stat_signature(stamp_path) == signature:
-        _parsed = (stamp_path, signature, stamp)
-    return stamp
+    if sealed is None:
+        return None
+    if sealed != _parsed[0]:
+        _parsed = (sealed, json.loads(sealed))
+    return _parsed[1]
 
 
 def stamp_changes(manifest: str, any_change: bool = False) -> tuple[dict[str, Any], list[str]] | None:
