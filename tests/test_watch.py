@@ -273,6 +273,9 @@ def test_saving_a_hand_drawn_source_rebuilds_its_sprite(
     os.replace(temp, project / "art/heart.png")
     watch.wait_for_text("changed: art/heart.png")
     watch.wait_for_new_bytes(heart, before)
+    # The sprite is written before the lock and the stamp: stopping only once the build has said its
+    # summary (a second "... up to date" line) never interrupts it.
+    watch.wait_for_text("up to date", count=2)
     assert watch.stop() == 0
 
 
