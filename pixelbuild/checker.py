@@ -87,9 +87,9 @@ class _Outputs:
         unsafe = self.guard.inspect(output.path, self.verified)
         if unsafe is not None:
             return "unsafe", f"{unsafe}: pixelbuild never writes or deletes through links"
-        target = self.output_dir / output.path
+        target = os.path.join(self.output_dir, output.path)
         try:
-            digest: str | None = file_digest(str(target))
+            digest: str | None = file_digest(target)
         except FileNotFoundError:
             digest = None
         except OSError as error:
@@ -111,8 +111,11 @@ def _orphans(output_dir: Path, owned: set[str], keep: tuple[str, ...]) -> list[s
         dirs.sort()
         # os.walk does not enter linked folders; name them, since a build would refuse to write through them.
         links = [name for name in dirs if os.path.islink(os.path.join(folder, name))]
+        # Plain strings, not a Path per file: this runs for every file of the output root.
+        base = os.path.relpath(folder, output_dir).replace(os.sep, "/")
+        prefix = "" if base == "." else f"{base}/"
         for name in sorted(files + links):
-            relative = Path(folder, name).relative_to(output_dir).as_posix()
+            relative = prefix + name
             # A linked folder that 'keep' covers (keep: [ui/**], ui -> elsewhere) is the user's business.
             candidates = (relative, f"{relative}/") if name in links else (relative,)
             if relative in owned or any(fnmatch.fnmatchcase(c, p) for c in candidates for p in keep):
