@@ -118,3 +118,28 @@ def test_keys_are_a_stage_after_resolve_and_the_spec_cache_keeps_what_it_is_give
     assert [s.id for s in resolve(load_manifest(project / "pixelbuild.yaml"), again).sprites] == ["a", "b"]
     assert again.keys == given
     assert compute_keys(sprites, file_hash, again.keys) == given
+
+
+def test_the_spec_cache_keeps_a_file_with_a_hand_drawn_source_sprite(make_project: Callable[..., Path]) -> None:
+    # A source sprite has no workflow file (''); its entry was once taken for a foreign one on every read:
+    # a warning each run and the file resolved again every time.
+    import io
+
+    from PIL import Image
+
+    from pixelbuild.keys import compute_keys
+    from pixelbuild.local.speccache import SpecCache
+
+    image = io.BytesIO()
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(image, format="PNG")
+    project = make_project(
+        "version: 1\nsprites:\n  - id: hero\n    prompt: knight\n  - id: heart\n    source: art/heart.png\n",
+        files={"art/heart.png": image.getvalue()},
+    )
+    cache = SpecCache(project / "cache", hash_text, project)
+    sprites = resolve(load_manifest(project / "pixelbuild.yaml"), cache).sprites
+    keys = compute_keys(sprites, hash_text, cache.keys)
+    cache.save(keys)
+    again = SpecCache(project / "cache", hash_text, project)
+    assert [s.id for s in resolve(load_manifest(project / "pixelbuild.yaml"), again).sprites] == ["hero", "heart"]
+    assert again.keys == keys  # read back from the cache, not resolved again

@@ -182,7 +182,8 @@ def _check_entry(
     for spec in specs:
         files.update(spec.post_files)
         for generation in spec.generations:
-            files.add(generation.workflow_file)
+            if generation.workflow_file:  # '' for a hand-drawn source: it reads no workflow
+                files.add(generation.workflow_file)
             if generation.init_image is not None:
                 files.add(generation.init_image)
     for ref in files:
