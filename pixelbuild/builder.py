@@ -203,14 +203,21 @@ def build(
 _PASSES = 2
 
 
-def _sweep_interrupted_writes(session: Session) -> None:
+def _sweep_interrupted_writes(paths: ProjectPaths, session: Session) -> None:
     """Delete the temporary files a killed build left in the output root (``.pixelbuild-tmp.*``: only
     pixelbuild makes such names, and the build lock keeps other builds out), through the guard; else
-    ``check`` would report them for good, and no build would ever clear them."""
+    ``check`` would report them for good, and no build would ever clear them. Those of a killed lock write
+    (beside the journal) go too."""
     import os
 
     from pixelbuild.fsguard import TEMP_PREFIX
 
+    try:
+        for entry in os.scandir(paths.journal.parent):
+            if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+    except OSError:  # no state folder yet, or a file gone meanwhile: nothing to sweep
+        pass
     root = str(session.output_dir)
     if os.path.islink(root) or not os.path.isdir(root):
         return
@@ -244,7 +251,7 @@ def _full_build(
     trusted = stamped_lock_digest(str(paths.manifest)) if delta is None else None
     clear_stamp(paths.stamp)
     if delta is None:
-        _sweep_interrupted_writes(session)
+        _sweep_interrupted_writes(paths, session)
         lock, text = _read_lock(paths, trusted)
     else:
         # No build was interrupted since the stamp was written (each clears it first): nothing to sweep.
@@ -448,7 +455,9 @@ def _commit_lock(
             current = None
     # No lock yet and nothing to lock (e.g. the backend refused to start): write nothing.
     if current != raw and (current is not None or lock.sprites):
-        atomic_write_bytes(paths.lock, raw, durable=True)
+        # The temporary file goes beside the journal: a build killed while writing leaves it there (swept by the
+        # next build), not in the user's repository beside the lock.
+        atomic_write_bytes(paths.lock, raw, durable=True, scratch=paths.journal.parent)
     # Only once the lock is safely replaced may the journal go (a crash in between replays it: harmless).
     paths.journal.unlink(missing_ok=True)
     return raw

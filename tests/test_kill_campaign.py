@@ -250,3 +250,43 @@ def test_an_output_written_by_a_build_killed_before_its_journal_line_is_not_a_st
     manifest.write_text(_manifest(False).replace("creature 4\n", "creature 4 in silver\n"))
     refused = _run(project, "build", "--progress", "none")
     assert refused.returncode == 1 and "would overwrite assets/c4.png" in refused.stdout + refused.stderr
+
+
+_KILLED_IN_THE_LOCK_WRITE = """
+import os, signal, sys
+replace = os.replace
+def killed_before_the_lock_is_replaced(src, dst, *args, **kwargs):
+    if os.fspath(dst).endswith("pixelbuild.lock"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return replace(src, dst, *args, **kwargs)
+os.replace = killed_before_the_lock_is_replaced
+from pixelbuild.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_build_killed_while_writing_the_lock_leaves_no_file_beside_it(tmp_path: Path) -> None:
+    # Found by the campaign above under load (the lock's fsync is slow then): the temporary file of the lock
+    # was made beside it, in the user's repository, and no build ever removed it.
+    project = tmp_path / "game"
+    project.mkdir()
+    (project / "pixelbuild.yaml").write_text(_manifest(False))
+    assert _run(project, "build").returncode == 0
+    (project / "pixelbuild.yaml").write_text(_manifest(True))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_IN_THE_LOCK_WRITE, "build", "-C", str(project), "--progress", "none"],
+        env=env,
+        capture_output=True,
+        timeout=BOUND_S,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    beside = sorted(path.name for path in project.iterdir())
+    assert beside == [".pixelbuild", "assets", "pixelbuild.lock", "pixelbuild.yaml"]
+    state = project / ".pixelbuild"
+    assert [path.name for path in state.glob(f"{TEMP_PREFIX}*")] != []  # the killed write's, swept below
+    read_lock(project / "pixelbuild.lock")  # the old lock, whole
+    rerun = _run(project, "build", "--progress", "none")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert list(state.glob(f"{TEMP_PREFIX}*")) == []
+    assert _run(project, "check").returncode == 0

@@ -112,3 +112,32 @@ def test_branches_touching_different_sprites_merge_cleanly(
     assert "<<<<<<<" not in (project / "pixelbuild.lock").read_text()
     result = cli("check", "-C", project)
     assert result.code == 0, result.out
+
+
+def test_the_lock_is_written_through_the_scratch_folder_or_beside_it_on_another_file_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from pixelbuild.fsutil import TEMP_PREFIX, atomic_write_bytes
+
+    lock, scratch = tmp_path / "pixelbuild.lock", tmp_path / ".pixelbuild"
+    real_replace = os.replace
+    sources: list[Path] = []
+    other_file_system: list[bool] = [False]
+
+    def replace(src: Path, dst: Path) -> None:
+        sources.append(Path(src))
+        if other_file_system[0] and Path(src).parent == scratch:  # as a rename across file systems fails
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    atomic_write_bytes(lock, b"one", durable=True, scratch=scratch)
+    assert lock.read_bytes() == b"one" and [path.parent for path in sources] == [scratch]
+    other_file_system[0] = True
+    atomic_write_bytes(lock, b"two", durable=True, scratch=scratch)
+    assert lock.read_bytes() == b"two"
+    assert [path.parent for path in sources[1:]] == [scratch, tmp_path]
+    assert [path.name for path in tmp_path.rglob(f"{TEMP_PREFIX}*")] == []
