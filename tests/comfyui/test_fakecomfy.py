@@ -220,14 +220,16 @@ def test_batch_and_determinism(fake: FakeComfyServer) -> None:
 
 
 def test_queue_delete_interrupt_and_free(fake: FakeComfyServer) -> None:
-    fake.knobs.image_time = 2.0
+    # Long enough that the first prompt is still running while the test looks at the queue on a busy
+    # machine (it is interrupted, never waited out).
+    fake.knobs.image_time = 5.0
     with _socket(fake, "me") as ws, httpx.Client(base_url=fake.url) as http:
         ws.recv(timeout=5)
         ids = [
             http.post("/prompt", json={"prompt": _prompt(seed=s), "client_id": "me"}).json()["prompt_id"]
             for s in range(3)
         ]
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while fake.running_id() != ids[0] and time.monotonic() < deadline:
             time.sleep(0.01)
         queue = http.get("/queue").json()
