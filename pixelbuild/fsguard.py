@@ -1,6 +1,6 @@
 """The one gate for every write, read-back and delete under the output root.
 
-A path handed to the guard must be a normalised relative POSIX path (``path_problem``); the guard then
+A path handed to the guard must be a normalised relative POSIX path (``confined_path_problem``); the guard then
 walks from the output root down one folder at a time with ``openat``-style calls and ``O_NOFOLLOW``, so
 no symbolic link on the way is ever followed: not a folder link planted inside the root, not a link put
 there between a check and the write. The output root itself may be a link only when the manifest says
@@ -28,15 +28,17 @@ from pixelbuild.errors import EXIT_BAD_INPUT, PixelbuildError, disk_full
 from pixelbuild.names import MAX_NAME_BYTES, MAX_PATH_BYTES
 
 #: Every temporary file pixelbuild creates starts with this; its name never includes the target's name,
-#: so a target name of ``MAX_COMPONENT_BYTES`` still leaves the temporary name short.
+#: so a target name of ``MAX_NAME_BYTES`` still leaves the temporary name short.
 TEMP_PREFIX = ".pixelbuild-tmp."
-#: The longest file or folder name (UTF-8 bytes) and whole output path the guard accepts: the manifest's limits.
-MAX_COMPONENT_BYTES = MAX_NAME_BYTES
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-#: The common case of a safe path in one match: short segments of ordinary characters, none of them '.' or
-#: '..', no drive letter (a path it refuses may still be safe: ``path_problem`` decides).
-PLAIN_PATH = re.compile(r"(?!.:)(?:(?!\.\.?/)[^/\\\x00-\x1f\x7f]{1,63}/)*(?!\.\.?(?:\n|\Z))[^/\\\x00-\x1f\x7f]{1,63}")
+#: Characters in a name that the plain pattern accepts: at most 4 UTF-8 bytes each, so a name of that many
+#: characters is within ``MAX_NAME_BYTES`` without being encoded.
+_PLAIN_NAME = rf"[^/\\\x00-\x1f\x7f]{{1,{MAX_NAME_BYTES // 4}}}"
+#: The common case of a confined path in one match: short names of ordinary characters, none of them '.' or
+#: '..', no drive letter (a path it refuses may still be confined: ``confined_path_problem`` decides).
+_PLAIN_PATH = re.compile(rf"(?!.:)(?:(?!\.\.?/){_PLAIN_NAME}/)*(?!\.\.?(?:\n|\Z)){_PLAIN_NAME}")
+
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -83,15 +85,16 @@ def check_state_folders(project_dir: str, folders: Sequence[str]) -> None:
                 )
 
 
-def path_problem(path: object) -> str | None:
-    """Why ``path`` is not a safe path under the output root, or None when it is one.
+def confined_path_problem(path: object) -> str | None:
+    """Why ``path`` (read back from the lock, a cache, ...) cannot name a file under the output root, or None.
 
-    Safe: a non-empty string, relative, normalised (no empty, '.' or '..' segment), no backslash, no
-    control character, each name at most ``MAX_COMPONENT_BYTES`` bytes.
+    Confined: a non-empty string, relative, normalised (no empty, '.' or '..' segment), no backslash, no
+    control character, at most ``MAX_PATH_BYTES`` bytes and each name at most ``MAX_NAME_BYTES``. Whether a
+    path is portable to every file system is ``names.portable_path_problem``'s question.
     """
     if not isinstance(path, str):
         return "is not a string"
-    if len(path) * 4 <= MAX_PATH_BYTES and PLAIN_PATH.fullmatch(path):
+    if len(path) * 4 <= MAX_PATH_BYTES and _PLAIN_PATH.fullmatch(path):
         return None
     if not path:
         return "is empty"
@@ -108,24 +111,24 @@ def path_problem(path: object) -> str | None:
             return "climbs out with '..'"
         if part in ("", "."):
             return "is not normalised (an empty or '.' segment)"
-        if len(part) * 4 > MAX_COMPONENT_BYTES and len(part.encode("utf-8", "surrogatepass")) > MAX_COMPONENT_BYTES:
-            return f"has a name longer than {MAX_COMPONENT_BYTES} bytes"
+        if len(part) * 4 > MAX_NAME_BYTES and len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            return f"has a name longer than {MAX_NAME_BYTES} bytes"
     return None
 
 
-_PLAIN_PATHS = re.compile(f"(?:{PLAIN_PATH.pattern}\n)*")
+_PLAIN_PATHS = re.compile(f"(?:{_PLAIN_PATH.pattern}\n)*")
 
 
-def all_safe(paths: Sequence[str]) -> bool:
-    """Whether every one of ``paths`` is safe (``path_problem`` is None), in one match for the common case:
-    thousands of paths read back from the lock or a cache cost one regular expression, not thousands."""
+def all_confined(paths: Sequence[str]) -> bool:
+    """Whether every one of ``paths`` is confined (``confined_path_problem`` is None), in one match for the
+    common case: thousands of paths read back from the lock or a cache cost one regular expression, not thousands."""
     for start in range(0, len(paths), 2048):  # joined strings of modest size: see lock._BATCH
         batch = paths[start : start + 2048]
         joined = "\n".join(batch) + "\n"
         # A newline inside a path would pass for two paths: the count tells.
         short = max(map(len, batch)) * 4 <= MAX_PATH_BYTES
         plain = short and joined.count("\n") == len(batch) and _PLAIN_PATHS.fullmatch(joined)
-        if not plain and not all(path_problem(path) is None for path in batch):
+        if not plain and not all(confined_path_problem(path) is None for path in batch):
             return False
     return True
 
@@ -163,7 +166,7 @@ class OutputGuard:
     # ------------------------------------------------------------------ checks
 
     def _checked(self, relative: str) -> list[str]:
-        problem = path_problem(relative)
+        problem = confined_path_problem(relative)
         if problem is not None:
             raise UnsafePathError(f"refusing output path {relative!r}: it {problem}")
         pattern = matches_keep(relative, self.keep)
@@ -362,7 +365,7 @@ class OutputGuard:
 
         Returns what happened and, for ``KEPT``, why (a link, a folder, content changed, a keep glob).
         """
-        problem = path_problem(relative)
+        problem = confined_path_problem(relative)
         if problem is not None:
             return Removal.KEPT, f"its path {problem}"
         pattern = matches_keep(relative, self.keep)
@@ -415,7 +418,7 @@ class OutputGuard:
     def inspect(self, relative: str, _verified: set[str] | None = None) -> str | None:
         """Read-only: why ``relative`` could not be written or removed safely (a link on the way, or the
         file itself a link or a folder), or None. ``_verified`` caches folders already found safe."""
-        problem = path_problem(relative)
+        problem = confined_path_problem(relative)
         if problem is not None:
             return f"its path {problem}"
         parts = relative.split("/")

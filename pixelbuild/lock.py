@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelbuild.errors import ManifestError
-from pixelbuild.fsguard import all_safe, path_problem
+from pixelbuild.fsguard import all_confined, confined_path_problem
 from pixelbuild.fsutil import atomic_write_bytes
 from pixelbuild.hashing import NonFiniteNumber, loads_finite
 
@@ -59,7 +59,7 @@ def _hex_key(value: Any, what: str) -> str:
 
 
 def _output_path(value: Any) -> str:
-    problem = path_problem(value)
+    problem = confined_path_problem(value)
     if problem is None:
         return str(value)
     shown = value if isinstance(value, str) else repr(value)
@@ -461,7 +461,7 @@ def _parse_fast(data: dict[str, Any]) -> Lock | None:
 
     def checked() -> bool:
         # Checked and emptied batch by batch: big temporary lists would cost peak memory (see _BATCH).
-        ok = _all_hex(digests, 32) and _all_hex(fields, 16) and all_safe(paths)
+        ok = _all_hex(digests, 32) and _all_hex(fields, 16) and all_confined(paths)
         digests.clear()
         fields.clear()
         paths.clear()

@@ -13,10 +13,11 @@ import unicodedata
 
 #: Longest sprite or atlas id, in characters.
 MAX_ID_LENGTH = 200
-#: Longest name of one file or folder, in UTF-8 bytes (ext4, APFS, NTFS and most others).
+#: Longest name of one file or folder, in UTF-8 bytes (ext4, APFS, NTFS and most others). The one limit for
+#: names: the manifest check (``portable_path_problem``) and the output guard (``fsguard``) both use it.
 MAX_NAME_BYTES = 255
 #: Longest output path relative to the output root, in UTF-8 bytes (leaves room under Linux's 4,096
-#: for the project's own folder).
+#: for the project's own folder); likewise the one limit for whole paths.
 MAX_PATH_BYTES = 1024
 
 _WINDOWS_CHARACTERS = frozenset('<>:"|?*\\')
@@ -68,8 +69,9 @@ def id_problem(value: str) -> str | None:
     return None
 
 
-def path_problem(path: str) -> str | None:
-    """Why the normalised relative POSIX ``path`` cannot be written on every common file system, or None."""
+def portable_path_problem(path: str) -> str | None:
+    """Why the normalised relative POSIX ``path`` cannot be written on every common file system (Linux, macOS,
+    Windows), or None. Whether a path read back stays under the output root is ``fsguard``'s question."""
     problem = control_problem(path)
     if problem is not None:
         return problem

@@ -29,7 +29,7 @@ from pixelbuild.limits import MAX_SPRITES, Size, SizeProblem, image_size_problem
 from pixelbuild.local.layout import STATE_DIR
 from pixelbuild.locate import did_you_mean, located_error
 from pixelbuild.manifest import Manifest, ManifestFile
-from pixelbuild.names import character_problem, control_problem, id_problem, path_problem, quote
+from pixelbuild.names import character_problem, control_problem, id_problem, portable_path_problem, quote
 from pixelbuild.pngheader import png_header_size
 from pixelbuild.post import FILE_PARAMS, check_files, load_ops, normalise_post_entry
 from pixelbuild.spec import AtlasSpec, GenerationSpec, Lora, PostOp, Source, SpriteSpec
@@ -180,7 +180,7 @@ class _Resolver:
         def folder(key: str, default: str, what: str) -> str:
             value = project.get(key, default)
             relative = normalise_relative(value)
-            problem = path_problem(relative) if relative is not None else None
+            problem = portable_path_problem(relative) if relative is not None else None
             if relative is None and posixpath.normpath(value) == ".":
                 problem = f"{what} cannot be the project folder itself"
             elif relative is None:
@@ -641,7 +641,7 @@ class _Resolver:
             )
         if not normal.endswith(".png"):
             raise self.error(f"output '{value}' must be a .png file", layers, "output")
-        problem = path_problem(normal)
+        problem = portable_path_problem(normal)
         if problem is not None:
             raise self.error(f"output '{normal}' {problem}", layers, where)
         return normal
@@ -745,7 +745,7 @@ class _Resolver:
                     if pattern is not None:
                         kept = f"writes {path}, which 'keep: {pattern}' reserves for files pixelbuild leaves alone"
                         raise _atlas_error(manifest_file, index, entry, kept, where)
-                    problem = path_problem(path)
+                    problem = portable_path_problem(path)
                     message = f"output '{path}' {problem}" if problem else self.claims.claim(path, atlas)
                     if message is not None:
                         raise _atlas_error(manifest_file, index, entry, message, where)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pixelbuild.names import path_problem
+from pixelbuild.names import portable_path_problem
 from tests.conftest import Result
 from tests.refusal import COMMANDS, assert_accepted, assert_refused
 
@@ -221,5 +221,5 @@ def test_names_at_the_limits_build(cli: Callable[..., Result], make_project: Cal
 
 
 def test_unicode_names_are_counted_in_bytes() -> None:
-    assert path_problem("é" * 127 + ".png") is not None  # 258 bytes, 131 characters
-    assert path_problem("é" * 125 + ".png") is None
+    assert portable_path_problem("é" * 127 + ".png") is not None  # 258 bytes, 131 characters
+    assert portable_path_problem("é" * 125 + ".png") is None

@@ -14,7 +14,8 @@ import pytest
 
 from pixelbuild import fsguard, notices
 from pixelbuild import lock as lock_module
-from pixelbuild.fsguard import MAX_COMPONENT_BYTES, TEMP_PREFIX, OutputGuard, Removal, UnsafePathError
+from pixelbuild.fsguard import TEMP_PREFIX, OutputGuard, Removal, UnsafePathError
+from pixelbuild.names import MAX_NAME_BYTES
 from tests.conftest import BASIC_MANIFEST, Result, build_json, failed_lines
 
 ATLAS_MANIFEST = BASIC_MANIFEST + "atlases:\n  - id: all\n    sprites: [hero, slime]\n"
@@ -519,7 +520,7 @@ def walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
 def test_an_output_name_at_the_file_name_limit_builds(
     cli: Callable[..., Result], make_project: Callable[..., Path]
 ) -> None:
-    name = "k" * (MAX_COMPONENT_BYTES - 4) + ".png"
+    name = "k" * (MAX_NAME_BYTES - 4) + ".png"
     project = make_project(
         f"version: 1\ndefaults: {{size: 16}}\nsprites:\n  - {{id: knight, prompt: x, output: {name}}}\n"
     )
@@ -530,7 +531,7 @@ def test_an_output_name_at_the_file_name_limit_builds(
 
 def test_guard_writes_long_names_through_a_short_temporary_name(tmp_path: Path, walk: str) -> None:
     guard = OutputGuard(str(tmp_path / "root"))
-    name = "x" * (MAX_COMPONENT_BYTES - 4) + ".png"
+    name = "x" * (MAX_NAME_BYTES - 4) + ".png"
     guard.write_bytes(f"deep/{name}", b"data")
     assert (tmp_path / "root/deep" / name).read_bytes() == b"data"
     assert not [p for p in (tmp_path / "root/deep").iterdir() if p.name.startswith(TEMP_PREFIX)]
@@ -607,12 +608,12 @@ def test_unsafe_check_document_matches_its_schema(
 
 def test_batched_path_check_agrees_with_the_single_one() -> None:
     good = [f"set{i % 7}/sprite_{i}.png" for i in range(5000)]
-    assert fsguard.all_safe(good) and fsguard.all_safe([])
+    assert fsguard.all_confined(good) and fsguard.all_confined([])
     long_path = "/".join(["a" * 60] * 20)  # every name short, the whole over the limit
     for bad in ("../x.png", "a/..", "a\nb.png", "", "/abs.png", long_path, "x" * 256):
-        assert fsguard.path_problem(bad) is not None
+        assert fsguard.confined_path_problem(bad) is not None
         for where in (0, 2500, 5000):
-            assert not fsguard.all_safe([*good[:where], bad, *good[where:]]), (bad, where)
+            assert not fsguard.all_confined([*good[:where], bad, *good[where:]]), (bad, where)
 
 
 # ----------------------------------------------------------------------------- non-finite numbers

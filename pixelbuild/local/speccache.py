@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from pixelbuild._version import __version__
-from pixelbuild.fsguard import all_safe, path_problem
+from pixelbuild.fsguard import all_confined, confined_path_problem
 from pixelbuild.hashing import canonical_json, hash_text
 from pixelbuild.keys import KEY_VERSION, RefHasher, SpriteKeys
 from pixelbuild.local.seal import read_regular, seal, unseal
@@ -156,9 +156,9 @@ class SpecCache:
 def _check_ref(ref: str) -> None:
     if ref.startswith(BUILTIN_PREFIX):
         name = ref.removeprefix(BUILTIN_PREFIX)
-        if "/" in name or path_problem(name) is not None:
+        if "/" in name or confined_path_problem(name) is not None:
             raise _Foreign(f"bad built-in reference {ref!r}")
-    elif path_problem(ref) is not None:
+    elif confined_path_problem(ref) is not None:
         raise _Foreign(f"bad file reference {ref!r}")
 
 
@@ -176,7 +176,7 @@ def _check_entry(
     if len(joined) != 32 * sum(1 + len(spec_keys.generations) for spec_keys in keys) or not _KEYS.fullmatch(joined):
         raise _Foreign("a key is not a key")
     outputs = [spec.output for spec in specs]
-    if not all_safe(outputs) or not all(output.endswith(".png") for output in outputs):
+    if not all_confined(outputs) or not all(output.endswith(".png") for output in outputs):
         raise _Foreign("an output is not a safe .png path")
     files = {*refs, *absent}
     for spec in specs:
