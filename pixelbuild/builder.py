@@ -232,7 +232,7 @@ def _remote_config(session: Session, options: BuildOptions) -> RemoteConfig | No
     """The build's remote cache (manifest, PIXELBUILD_REMOTE, options), or None."""
     if options.no_remote:
         return None
-    from pixelbuild.remote.sync import session_remote
+    from pixelbuild.remote.config import session_remote
 
     return session_remote(session, cli_url=options.remote, no_push=options.no_push)
 

@@ -453,10 +453,11 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     from pixelbuild.local.layout import ProjectPaths
     from pixelbuild.project import open_session, read_current_lock
     from pixelbuild.remote import sync
+    from pixelbuild.remote.config import session_remote
 
     paths = ProjectPaths.for_manifest(_manifest_path(args))
     session = open_session(paths)
-    config = sync.session_remote(session, cli_url=_remote_url(args), disabled=args.no_remote, transfers=args.transfers)
+    config = session_remote(session, cli_url=_remote_url(args), disabled=args.no_remote, transfers=args.transfers)
     if config is None:
         raise UsageError(
             f"no remote cache: set project.remote in {paths.display(paths.manifest)}, PIXELBUILD_REMOTE, or --remote"

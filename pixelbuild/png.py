@@ -8,6 +8,7 @@ can differ, the lock also records a hash of the decoded pixels.
 from __future__ import annotations
 
 import io
+from typing import cast
 
 import numpy as np
 import xxhash
@@ -22,13 +23,16 @@ MAX_PALETTE = 256
 def _to_indexed(image: Image.Image) -> Image.Image | None:
     """Return ``image`` as a 'P' image with a value-sorted palette, or None if it has > 256 colours."""
     rgba = image if image.mode == "RGBA" else image.convert("RGBA")
-    if rgba.getcolors(MAX_PALETTE) is None:
+    colours = rgba.getcolors(MAX_PALETTE)
+    if colours is None:
         return None
-    pixels = np.asarray(rgba, dtype=np.uint8)
-    # Pack RGBA big-endian into one integer so sorting orders colours by (R, G, B, A).
-    packed = pixels.astype(np.uint32)
+    # Pack RGBA big-endian into one integer so sorting orders colours by (R, G, B, A). The palette comes
+    # from Pillow's colour count (np.unique would import numpy.ma, ~15 ms of every build that writes one).
+    rgba_colours = cast("list[tuple[int, tuple[int, int, int, int]]]", colours)
+    packed_colours = sorted((r << 24) | (g << 16) | (b << 8) | a for _count, (r, g, b, a) in rgba_colours)
+    palette_keys = np.array(packed_colours, dtype=np.uint32)
+    packed = np.asarray(rgba, dtype=np.uint8).astype(np.uint32)
     keys = (packed[..., 0] << 24) | (packed[..., 1] << 16) | (packed[..., 2] << 8) | packed[..., 3]
-    palette_keys = np.unique(keys)
     indices = np.searchsorted(palette_keys, keys).astype(np.uint8)
     indexed = Image.fromarray(indices, mode="P")
     rgb = np.stack([(palette_keys >> 24) & 255, (palette_keys >> 16) & 255, (palette_keys >> 8) & 255], axis=1).astype(

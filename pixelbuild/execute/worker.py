@@ -12,7 +12,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -120,7 +120,9 @@ def start_pool(workers: int, post_tasks: int) -> Executor | None:
     """A pool of ``workers`` processes, warmed up, when ``post_tasks`` are worth it; else None (in-process)."""
     if workers <= 1 or post_tasks < MIN_TASKS_FOR_PROCESSES:
         return None
+    # Imported here: a build that post-processes in-process (one sprite, -j 1) never loads multiprocessing.
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     # Fork before any thread exists (backend, doit runner): workers inherit imported modules cheaply.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"

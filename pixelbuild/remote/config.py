@@ -1,8 +1,9 @@
 """Which remote cache a command uses: ``project.remote`` in the manifest, overridden by
 ``PIXELBUILD_REMOTE`` and then ``--remote`` (``--no-remote`` turns it off).
 
-Pure: the environment and the working folder are arguments. Endpoints, regions and credentials are
-never part of the configuration: the client library reads them from its own environment.
+Pure but for ``session_remote``, which reads the process's environment and working folder (it lives here,
+not in ``sync``, so that a build without a remote never imports the transfer code). Endpoints, regions and
+credentials are never part of the configuration: the client library reads them from its own environment.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from pixelbuild.errors import UsageError
+
+if TYPE_CHECKING:
+    from pixelbuild.project import Session
 
 ENV_VAR = "PIXELBUILD_REMOTE"
 #: Transfers in flight at once unless ``project.remote.transfers`` or ``--transfers`` says otherwise.
@@ -124,3 +128,24 @@ def resolve_remote(
     if transfers is not None and not 1 <= transfers <= MAX_TRANSFERS:
         raise UsageError(f"--transfers must be 1 to {MAX_TRANSFERS}, got {transfers}")
     return RemoteConfig(url, base.push and not no_push, transfers or base.transfers, base.timeout)
+
+
+def session_remote(
+    session: Session,
+    *,
+    cli_url: str | None = None,
+    disabled: bool = False,
+    no_push: bool = False,
+    transfers: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RemoteConfig | None:
+    """The remote cache of a loaded project, after the environment's and the command line's overrides."""
+    return resolve_remote(
+        session.resolved.project.remote,
+        os.environ if env is None else env,
+        Path.cwd(),
+        cli_url=cli_url,
+        disabled=disabled,
+        no_push=no_push,
+        transfers=transfers,
+    )

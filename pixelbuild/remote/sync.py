@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
@@ -25,7 +25,7 @@ from pixelbuild.local.journal import Journal
 from pixelbuild.local.store import ActionRecord, Store, kind_of
 from pixelbuild.lock import AtlasEntry, Lock, LockEntry
 from pixelbuild.remote.cache import RemoteCache, Stage, unique
-from pixelbuild.remote.config import RemoteConfig, resolve_remote
+from pixelbuild.remote.config import RemoteConfig
 
 if TYPE_CHECKING:
     from pixelbuild.plan import Plan
@@ -33,27 +33,6 @@ if TYPE_CHECKING:
 
 #: The longest a build waits, once its work is done, for uploads still in flight.
 FLUSH_SECONDS = 120.0
-
-
-def session_remote(
-    session: Session,
-    *,
-    cli_url: str | None = None,
-    disabled: bool = False,
-    no_push: bool = False,
-    transfers: int | None = None,
-    env: Mapping[str, str] | None = None,
-) -> RemoteConfig | None:
-    """The remote cache of a loaded project, after the environment's and the command line's overrides."""
-    return resolve_remote(
-        session.resolved.project.remote,
-        os.environ if env is None else env,
-        Path.cwd(),
-        cli_url=cli_url,
-        disabled=disabled,
-        no_push=no_push,
-        transfers=transfers,
-    )
 
 
 # ---------------------------------------------------------------------------------------------- build
