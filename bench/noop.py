@@ -9,7 +9,9 @@ once with the placeholder backend, then prints:
   file and stats every output (the least any no-op check can do);
 * the median no-op ``pixelbuild build`` (a fresh process each time) and its ratio to the floor
   (target: within 3x);
-* the median one-change build (one sprite's prompt edited: one file re-parsed, one sprite generated);
+* the median one-change build (one sprite's prompt edited: one file re-parsed, one sprite generated), and
+  where its time goes: imports (``-X importtime`` summed over the top-level imports, lazy ones included, in
+  extra runs of their own) against the rest, with the costliest top-level imports;
 * a fresh clone (manifest, lock and assets only: no ``.pixelbuild/``, an empty per-user cache): the
   median ``pixelbuild check`` (target: 1.5 s at 10,000 sprites) and the ``build`` that follows it;
 * the cost of parsing + validating the whole manifest as one file with the YAML loader in use;
@@ -114,6 +116,33 @@ def timed(command: list[str], cwd: Path | None = None, env: dict[str, str] | Non
     return elapsed, usage.ru_maxrss // 1024, out
 
 
+def import_breakdown(root: Path, part: Path, original: str, runs: int) -> tuple[float, float, list[tuple[str, float]]]:
+    """One-change builds under ``-X importtime``: median (wall seconds, import seconds) and the costliest
+    top-level imports (median seconds each, over the runs)."""
+    walls: list[float] = []
+    totals: list[float] = []
+    per_module: dict[str, list[float]] = {}
+    env = {**_ENV, "PYTHONPROFILEIMPORTTIME": "1"}
+    for run in range(runs):
+        part.write_text(original.replace("number 0\n", f"number 0 edit imports {run} {time.time_ns()}\n", 1))
+        started = time.perf_counter()
+        command = [*PIXELBUILD, "build", "-C", str(root), "--json"]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        walls.append(time.perf_counter() - started)
+        if done.returncode != 0 or json.loads(done.stdout)["generator_calls"] != 1:
+            raise SystemExit(f"the one-change build under -X importtime failed:\n{done.stdout}\n{done.stderr}")
+        total = 0.0
+        # "import time: self [us] | cumulative | name": one leading space before the name marks a top-level
+        # import (nested ones are indented further), so the cumulative figures of those add up to the whole.
+        for match in re.finditer(r"^import time:\s+\d+ \|\s+(\d+) \| (\S.*)$", done.stderr, re.MULTILINE):
+            total += int(match.group(1)) / 1e6
+            per_module.setdefault(match.group(2), []).append(int(match.group(1)) / 1e6)
+        totals.append(total)
+    medians = [(name, statistics.median(v + [0.0] * (runs - len(v)))) for name, v in per_module.items()]
+    top = sorted(medians, key=lambda item: -item[1])
+    return statistics.median(walls), statistics.median(totals), top[:6]
+
+
 def fresh_clone(root: Path, runs: int) -> tuple[list[float], list[float]]:
     """``check`` then ``build`` in ``runs`` fresh copies of the committed files (new mtimes, as a clone has),
     each with an empty per-user cache; return both lists of seconds."""
@@ -171,6 +200,7 @@ def main() -> None:
         document = json.loads(out)
         assert document["generator_calls"] == 1, document
         change_runs.append((seconds, rss))
+    wall, imports, costliest = import_breakdown(root, part, original, len(change_runs))
     part.write_text(original)
     timed([*PIXELBUILD, "build", "-C", str(root)])  # back to the built state (restored from cache)
     clone_checks, clone_builds = fresh_clone(root, max(3, args.runs // 2))
@@ -209,6 +239,12 @@ def main() -> None:
     print(
         f"one sprite changed: median {change_median * 1000:.0f} ms (1 file re-parsed, 1 generated), "
         f"peak {max(rss for _s, rss in change_runs)} MB (target < 150 MB)"
+    )
+    listing = ", ".join(f"{name} {seconds * 1000:.0f}" for name, seconds in costliest)
+    print(
+        f"  where it goes (-X importtime, {len(change_runs)} more runs): median {wall * 1000:.0f} ms, of which imports "
+        f"{imports * 1000:.0f} ms and the rest {(wall - imports) * 1000:.0f} ms (start-up and work); costliest "
+        f"top-level imports (ms): {listing}"
     )
     print(
         f"fresh clone: check median {statistics.median(clone_checks) * 1000:.0f} ms (target <= 1500 ms), "
