@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -339,84 +339,134 @@ def compare(
 ) -> tuple[list[SpriteChange], list[AtlasChange]]:
     """Every sprite and atlas that differs between the two sides, sorted by id. ``file_state`` (an
     ``OutputRecord`` → ``FileState``) also reports outputs of the working tree that differ from its lock."""
-    sprites: list[SpriteChange] = []
-    for sprite_id in sorted(set(old.lock.sprites) | set(new.lock.sprites)):
-        before_entry, after_entry = old.lock.sprites.get(sprite_id), new.lock.sprites.get(sprite_id)
-        on_disk = (
-            []
-            if file_state is None or after_entry is None
-            else [(output.path, file_state(output)) for output in after_entry.outputs]
-        )
-        off = [f"{path} is {state.value} on disk (the lock says otherwise)" for path, state in on_disk if state != "ok"]
-        same = before_entry is not None and after_entry is not None and before_entry.to_json() == after_entry.to_json()
-        if same and not off:
-            continue
-        kind = "added" if before_entry is None else "removed" if after_entry is None else "changed"
-        change = SpriteChange(sprite_id, kind)
-        if before_entry is not None and before_entry.outputs:
-            change.old_output = before_entry.outputs[0].path
-            change.before = _picture(exporter, read_old(change.old_output))
-        if after_entry is not None and after_entry.outputs:
-            change.new_output = after_entry.outputs[0].path
-            change.after = _picture(exporter, read_new(change.new_output))
-        if before_entry is not None and after_entry is not None:
-            change.fields = _field_changes(before_entry, after_entry, old, new, sprite_id)
-            change.notes.extend(off)
-            if change.old_output != change.new_output:
-                change.notes.append(f"output moved: {change.old_output} → {change.new_output}")
-            if not change.fields and before_entry.post_key != after_entry.post_key:
-                change.notes.append("generator or post-processing version changed")
-            same_pixels = (
-                not off
-                and before_entry.outputs
-                and after_entry.outputs
-                and (before_entry.outputs[0].pixel_hash == after_entry.outputs[0].pixel_hash)
-            )
-            if same_pixels:
-                change.notes.append("pixels unchanged")
-        old_sprite, new_sprite = old.sprite(sprite_id), new.sprite(sprite_id)
-        change.frames = (
-            frame_count(old_sprite) if old_sprite is not None else 1,
-            frame_count(new_sprite) if new_sprite is not None else 1,
-        )
-        change.layouts = (
-            old_sprite.layout if old_sprite is not None else {},
-            new_sprite.layout if new_sprite is not None else {},
-        )
-        sprites.append(change)
-    atlases: list[AtlasChange] = []
-    for atlas_id in sorted(set(old.lock.atlases) | set(new.lock.atlases)):
-        before_atlas, after_atlas = old.lock.atlases.get(atlas_id), new.lock.atlases.get(atlas_id)
-        if before_atlas is not None and after_atlas is not None and before_atlas.to_json() == after_atlas.to_json():
-            continue
-        kind = "added" if before_atlas is None else "removed" if after_atlas is None else "changed"
-        achange = AtlasChange(atlas_id, kind)
-        if before_atlas is not None and before_atlas.outputs:
-            achange.before = _picture(exporter, read_old(before_atlas.outputs[0].path))
-            achange.old_rects = _rects(old, atlas_id, before_atlas)
-        if after_atlas is not None and after_atlas.outputs:
-            achange.after = _picture(exporter, read_new(after_atlas.outputs[0].path))
-            achange.new_rects = _rects(new, atlas_id, after_atlas)
-        if before_atlas is not None and after_atlas is not None:
-            achange.added = [m for m in after_atlas.members if m not in before_atlas.members]
-            achange.redrawn = [
-                m
-                for m in after_atlas.members
-                if m in before_atlas.members
-                and (old_member := old.lock.sprites.get(m)) is not None
-                and (new_member := new.lock.sprites.get(m)) is not None
-                and old_member.post_key != new_member.post_key
-            ]
-            achange.removed = [m for m in before_atlas.members if m not in after_atlas.members]
-            old_at = {name: tuple(rect) for name, *rect in achange.old_rects}
-            new_at = {name: tuple(rect) for name, *rect in achange.new_rects}
-            members = set(before_atlas.members) | set(after_atlas.members)
-            achange.moved = sorted(
-                {_member_of(name, members) for name in set(old_at) & set(new_at) if old_at[name] != new_at[name]}
-                - set(achange.added)
-            )
-        atlases.append(achange)
+
+    def picture_old(path: str) -> Picture | None:
+        return _picture(exporter, read_old(path))
+
+    def picture_new(path: str) -> Picture | None:
+        return _picture(exporter, read_new(path))
+
+    sprites = [
+        change
+        for sprite_id in sorted(set(old.lock.sprites) | set(new.lock.sprites))
+        if (change := _sprite_change(sprite_id, old, new, picture_old, picture_new, file_state)) is not None
+    ]
+    atlases = [
+        repacked
+        for atlas_id in sorted(set(old.lock.atlases) | set(new.lock.atlases))
+        if (repacked := _atlas_change(atlas_id, old, new, picture_old, picture_new)) is not None
+    ]
     return sprites, atlases
+
+
+def _kind(before: object | None, after: object | None) -> str:
+    return "added" if before is None else "removed" if after is None else "changed"
+
+
+def _disk_notes(entry: LockEntry | None, file_state: Any) -> list[str]:
+    """What differs on disk from the working tree's lock entry ``entry`` (none without ``file_state``)."""
+    if file_state is None or entry is None:
+        return []
+    on_disk = [(output.path, file_state(output)) for output in entry.outputs]
+    return [f"{path} is {state.value} on disk (the lock says otherwise)" for path, state in on_disk if state != "ok"]
+
+
+def _sprite_change(
+    sprite_id: str,
+    old: Side,
+    new: Side,
+    picture_old: Callable[[str], Picture | None],
+    picture_new: Callable[[str], Picture | None],
+    file_state: Any,
+) -> SpriteChange | None:
+    """How the sprite ``sprite_id`` differs between the sides, or None when it does not."""
+    before_entry, after_entry = old.lock.sprites.get(sprite_id), new.lock.sprites.get(sprite_id)
+    off = _disk_notes(after_entry, file_state)
+    same = before_entry is not None and after_entry is not None and before_entry.to_json() == after_entry.to_json()
+    if same and not off:
+        return None
+    change = SpriteChange(sprite_id, _kind(before_entry, after_entry))
+    if before_entry is not None and before_entry.outputs:
+        change.old_output = before_entry.outputs[0].path
+        change.before = picture_old(change.old_output)
+    if after_entry is not None and after_entry.outputs:
+        change.new_output = after_entry.outputs[0].path
+        change.after = picture_new(change.new_output)
+    if before_entry is not None and after_entry is not None:
+        change.fields = _field_changes(before_entry, after_entry, old, new, sprite_id)
+        change.notes.extend(off)
+        change.notes.extend(_change_notes(change, before_entry, after_entry, pixels_checked=not off))
+    old_sprite, new_sprite = old.sprite(sprite_id), new.sprite(sprite_id)
+    change.frames = (
+        frame_count(old_sprite) if old_sprite is not None else 1,
+        frame_count(new_sprite) if new_sprite is not None else 1,
+    )
+    change.layouts = (
+        old_sprite.layout if old_sprite is not None else {},
+        new_sprite.layout if new_sprite is not None else {},
+    )
+    return change
+
+
+def _change_notes(change: SpriteChange, before: LockEntry, after: LockEntry, *, pixels_checked: bool) -> list[str]:
+    """Notes on a sprite in both locks: a moved output, a version-only change, pixels that stayed."""
+    notes = []
+    if change.old_output != change.new_output:
+        notes.append(f"output moved: {change.old_output} → {change.new_output}")
+    if not change.fields and before.post_key != after.post_key:
+        notes.append("generator or post-processing version changed")
+    if (
+        pixels_checked
+        and before.outputs
+        and after.outputs
+        and before.outputs[0].pixel_hash == after.outputs[0].pixel_hash
+    ):
+        notes.append("pixels unchanged")
+    return notes
+
+
+def _atlas_change(
+    atlas_id: str,
+    old: Side,
+    new: Side,
+    picture_old: Callable[[str], Picture | None],
+    picture_new: Callable[[str], Picture | None],
+) -> AtlasChange | None:
+    """How the atlas ``atlas_id`` differs between the sides, or None when it does not."""
+    before, after = old.lock.atlases.get(atlas_id), new.lock.atlases.get(atlas_id)
+    if before is not None and after is not None and before.to_json() == after.to_json():
+        return None
+    change = AtlasChange(atlas_id, _kind(before, after))
+    if before is not None and before.outputs:
+        change.before = picture_old(before.outputs[0].path)
+        change.old_rects = _rects(old, atlas_id, before)
+    if after is not None and after.outputs:
+        change.after = picture_new(after.outputs[0].path)
+        change.new_rects = _rects(new, atlas_id, after)
+    if before is not None and after is not None:
+        _compare_members(change, before, after, old, new)
+    return change
+
+
+def _compare_members(change: AtlasChange, before: AtlasEntry, after: AtlasEntry, old: Side, new: Side) -> None:
+    """Fill in the members of an atlas in both locks that were added, removed, redrawn or moved."""
+    change.added = [m for m in after.members if m not in before.members]
+    change.redrawn = [
+        m
+        for m in after.members
+        if m in before.members
+        and (old_member := old.lock.sprites.get(m)) is not None
+        and (new_member := new.lock.sprites.get(m)) is not None
+        and old_member.post_key != new_member.post_key
+    ]
+    change.removed = [m for m in before.members if m not in after.members]
+    old_at = {name: tuple(rect) for name, *rect in change.old_rects}
+    new_at = {name: tuple(rect) for name, *rect in change.new_rects}
+    members = set(before.members) | set(after.members)
+    change.moved = sorted(
+        {_member_of(name, members) for name in set(old_at) & set(new_at) if old_at[name] != new_at[name]}
+        - set(change.added)
+    )
 
 
 def _member_of(frame: str, members: set[str]) -> str:
