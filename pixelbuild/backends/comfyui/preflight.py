@@ -7,7 +7,7 @@ what the server actually has.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,62 +170,79 @@ def check_pins(
 def _check_value(
     bound: BoundWorkflow, node_id: str, name: str, value: Any, config: Any, catalog: Catalog
 ) -> str | None:
-    class_type = bound.graph[node_id]["class_type"]
-    label = bound.node_label(node_id)
-    server = catalog.url
+    """Why the input ``name`` of node ``node_id`` is wrong for the server's node definition ``config``, or None."""
     if not isinstance(config, list) or not config:
         return None
-    kind = config[0]
-    options = config[1] if len(config) > 1 and isinstance(config[1], Mapping) else {}
     if _is_link(value):
-        source = bound.graph.get(str(value[0]))
-        if source is None:
-            return f"{label}: input '{name}' links to node {value[0]}, which does not exist"
-        source_schema = catalog.object_info.get(source["class_type"])
-        if not isinstance(source_schema, Mapping):
-            return None  # the unknown node type is reported on its own
-        outputs = source_schema.get("output") or []
-        slot = int(value[1])
-        if slot >= len(outputs):
-            return f"{label}: input '{name}' uses output {slot} of node {value[0]}, which has {len(outputs)}"
-        produced = outputs[slot]
-        wanted = "COMBO" if isinstance(kind, list) else kind
-        if produced != wanted and "*" not in (produced, wanted) and not isinstance(produced, list):
-            return f"{label}: input '{name}' needs {wanted} but gets a {produced} output of node {value[0]}"
-        return None
-    if (class_type, name) in _SKIP_VALUES:
+        return _check_link(bound, node_id, name, value, config[0], catalog)
+    if (bound.graph[node_id]["class_type"], name) in _SKIP_VALUES:
         return None
     choices = combo_options(config)
     if choices is not None:
-        if name in _MODEL_INPUTS:
-            folder, noun = _MODEL_INPUTS[name]
-            choices = catalog.models.get(folder) or choices
-            if value not in choices:
-                hint = did_you_mean(str(value), choices, list_few=False, file_names=True)
-                return f"ComfyUI at {server} has no {noun} '{value}'{hint}; it has {listing(choices)}"
-            return None
+        return _check_choice(name, value, choices, catalog)
+    return _check_scalar(bound, node_id, name, value, config)
+
+
+def _check_link(bound: BoundWorkflow, node_id: str, name: str, value: Any, kind: Any, catalog: Catalog) -> str | None:
+    """Why the link ``value`` (``[source node, output slot]``) cannot feed an input of type ``kind``, or None."""
+    label = bound.node_label(node_id)
+    source = bound.graph.get(str(value[0]))
+    if source is None:
+        return f"{label}: input '{name}' links to node {value[0]}, which does not exist"
+    source_schema = catalog.object_info.get(source["class_type"])
+    if not isinstance(source_schema, Mapping):
+        return None  # the unknown node type is reported on its own
+    outputs = source_schema.get("output") or []
+    slot = int(value[1])
+    if slot >= len(outputs):
+        return f"{label}: input '{name}' uses output {slot} of node {value[0]}, which has {len(outputs)}"
+    produced = outputs[slot]
+    wanted = "COMBO" if isinstance(kind, list) else kind
+    if produced != wanted and "*" not in (produced, wanted) and not isinstance(produced, list):
+        return f"{label}: input '{name}' needs {wanted} but gets a {produced} output of node {value[0]}"
+    return None
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[Any], catalog: Catalog) -> str | None:
+    """Why ``value`` is not one of a combo input's ``choices`` (a model: one the server has), or None."""
+    server = catalog.url
+    if name in _MODEL_INPUTS:
+        folder, noun = _MODEL_INPUTS[name]
+        choices = catalog.models.get(folder) or choices
         if value not in choices:
-            noun = {"sampler_name": "sampler", "scheduler": "scheduler"}.get(name, f"value of '{name}'")
             hint = did_you_mean(str(value), choices, list_few=False, file_names=True)
-            return f"'{value}' is not a {noun} ComfyUI at {server} knows{hint}; allowed: {listing(choices)}"
+            return f"ComfyUI at {server} has no {noun} '{value}'{hint}; it has {listing(choices)}"
         return None
+    if value not in choices:
+        noun = {"sampler_name": "sampler", "scheduler": "scheduler"}.get(name, f"value of '{name}'")
+        hint = did_you_mean(str(value), choices, list_few=False, file_names=True)
+        return f"'{value}' is not a {noun} ComfyUI at {server} knows{hint}; allowed: {listing(choices)}"
+    return None
+
+
+#: What a widget input of each kind must hold: (accepts the value, what it must be, whether it has a range).
+_SCALARS: dict[str, tuple[Callable[[Any], bool], str, bool]] = {
+    "INT": (lambda value: isinstance(value, int) and not isinstance(value, bool), "a whole number", True),
+    "FLOAT": (lambda value: isinstance(value, int | float) and not isinstance(value, bool), "a number", True),
+    "STRING": (lambda value: isinstance(value, str), "text", False),
+    "BOOLEAN": (lambda value: isinstance(value, bool), "true or false", False),
+}
+
+
+def _check_scalar(bound: BoundWorkflow, node_id: str, name: str, value: Any, config: list[Any]) -> str | None:
+    """Why ``value`` is not of the input's kind (INT, FLOAT, STRING, BOOLEAN) or outside its range, or None."""
+    kind = config[0]
+    rule = _SCALARS.get(kind) if isinstance(kind, str) else None
+    if rule is None:
+        return None
+    accepts, must_be, ranged = rule
+    label = bound.node_label(node_id)
+    if not accepts(value):
+        return f"{label}: input '{name}' must be {must_be}, not {value!r}"
+    if not ranged:
+        return None
+    options = config[1] if len(config) > 1 and isinstance(config[1], Mapping) else {}
     what = bound.field_for(node_id, name) or name
-    if kind == "INT":
-        if isinstance(value, bool) or not isinstance(value, int):
-            return f"{label}: input '{name}' must be a whole number, not {value!r}"
-    elif kind == "FLOAT":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"{label}: input '{name}' must be a number, not {value!r}"
-    elif kind == "STRING":
-        if not isinstance(value, str):
-            return f"{label}: input '{name}' must be text, not {value!r}"
-        return None
-    elif kind == "BOOLEAN":
-        if not isinstance(value, bool):
-            return f"{label}: input '{name}' must be true or false, not {value!r}"
-        return None
-    else:
-        return None
     minimum, maximum = options.get("min"), options.get("max")
     if isinstance(minimum, int | float) and value < minimum:
         return f"{what} {value} is below the minimum {minimum} of {label}"
