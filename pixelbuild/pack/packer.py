@@ -139,24 +139,49 @@ def pack(
     """
     entries = list(items)
     max_width, max_height = (max_size, max_size) if isinstance(max_size, int) else max_size
+    _check_items(entries, padding, extrude)
+    if not entries:
+        return AtlasLayout(1, 1, (), padding, extrude)
+    border = 2 * extrude
+    order = sorted(range(len(entries)), key=lambda i: (-entries[i].height, -entries[i].width, entries[i].name))
+    # Footprints include the gap after each item; the bin gets one extra gap so the last column and
+    # row need no trailing padding inside the atlas.
+    footprints = [(entries[i].width + border + padding, entries[i].height + border + padding) for i in order]
+    _check_each_fits(entries, border, max_width, max_height)
+    area = sum(width * height for width, height in footprints)
+    widest = max(width for width, _ in footprints) - padding
+    tallest = max(height for _, height in footprints) - padding
+    if power_of_two:
+        candidates = _power_of_two_bins(widest, tallest, max_width, max_height, area, padding)
+    else:
+        candidates = _free_bins(widest, max_width, max_height, area)
+    best = _best_packing(footprints, candidates, padding, power_of_two)
+    if best is None:
+        raise PackError(
+            f"{len(entries)} atlas items ({area} px² with padding and extrude) do not fit in "
+            f"max_size {max_width}x{max_height}; raise max_size or split the atlas"
+        )
+    width, height, positions = best
+    placed: dict[int, tuple[int, int]] = {order[k]: positions[k] for k in range(len(order))}
+    placements = tuple(_placement(item, placed[index], extrude) for index, item in enumerate(entries))
+    return AtlasLayout(width, height, placements, padding, extrude)
+
+
+def _check_items(entries: Sequence[PackItem], padding: int, extrude: int) -> None:
+    """Raise ``PackError`` for a negative gap, a repeated name or an item without pixels."""
     if padding < 0 or extrude < 0:
         raise PackError(f"padding and extrude must not be negative, got {padding} and {extrude}")
     names = [item.name for item in entries]
     if len(set(names)) != len(names):
         repeated = sorted({name for name in names if names.count(name) > 1})
         raise PackError(f"atlas item names must be unique; repeated: {', '.join(repeated)}")
-    if not entries:
-        return AtlasLayout(1, 1, (), padding, extrude)
     for item in entries:
         if item.width < 1 or item.height < 1:
             raise PackError(f"atlas item '{item.name}' has no pixels ({item.width}x{item.height})")
-    border = 2 * extrude
-    order = sorted(range(len(entries)), key=lambda i: (-entries[i].height, -entries[i].width, entries[i].name))
-    # Footprints include the gap after each item; the bin gets one extra gap so the last column and
-    # row need no trailing padding inside the atlas.
-    footprints = [(entries[i].width + border + padding, entries[i].height + border + padding) for i in order]
-    widest = max(width for width, _ in footprints) - padding
-    tallest = max(height for _, height in footprints) - padding
+
+
+def _check_each_fits(entries: Sequence[PackItem], border: int, max_width: int, max_height: int) -> None:
+    """Raise ``PackError`` for an item that, extruded, is larger than the atlas may be."""
     for item in entries:
         if item.width + border > max_width or item.height + border > max_height:
             raise PackError(
@@ -164,14 +189,20 @@ def pack(
                 f"{item.width + border}x{item.height + border}) is larger than max_size "
                 f"{max_width}x{max_height}"
             )
-    area = sum(width * height for width, height in footprints)
-    if power_of_two:
-        candidates = _power_of_two_bins(widest, tallest, max_width, max_height, area, padding)
-    else:
-        side = math.isqrt(area)
-        factors = (1.0, 1.05, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0)
-        widths = {min(max_width, max(widest, math.ceil(side * f))) for f in factors} | {widest, max_width}
-        candidates = [(width, max_height) for width in sorted(widths)]
+
+
+def _free_bins(widest: int, max_width: int, max_height: int, area: int) -> list[tuple[int, int]]:
+    """Bins of any width to try: around the square of the items' area, and the extremes."""
+    side = math.isqrt(area)
+    factors = (1.0, 1.05, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0)
+    widths = {min(max_width, max(widest, math.ceil(side * f))) for f in factors} | {widest, max_width}
+    return [(width, max_height) for width in sorted(widths)]
+
+
+def _best_packing(
+    footprints: Sequence[tuple[int, int]], candidates: Sequence[tuple[int, int]], padding: int, power_of_two: bool
+) -> tuple[int, int, list[tuple[int, int]]] | None:
+    """The atlas size and positions of the best bin among ``candidates`` that holds every footprint, or None."""
     best: tuple[tuple[int, int, int], int, int, list[tuple[int, int]]] | None = None
     for bin_width, bin_height in candidates:
         positions = _skyline_pack(footprints, bin_width + padding, bin_height + padding)
@@ -188,30 +219,23 @@ def pack(
             best = (key, used_width, used_height, positions)
         if power_of_two:
             break  # candidates come smallest first
-    if best is None:
-        raise PackError(
-            f"{len(entries)} atlas items ({area} px² with padding and extrude) do not fit in "
-            f"max_size {max_width}x{max_height}; raise max_size or split the atlas"
-        )
-    _, width, height, positions = best
-    placed: dict[int, tuple[int, int]] = {order[k]: positions[k] for k in range(len(order))}
-    placements = []
-    for index, item in enumerate(entries):
-        x, y = placed[index]
-        placements.append(
-            Placement(
-                name=item.name,
-                x=x + extrude,
-                y=y + extrude,
-                width=item.width,
-                height=item.height,
-                source_width=item.source_width if item.source_width is not None else item.width,
-                source_height=item.source_height if item.source_height is not None else item.height,
-                offset_x=item.offset_x,
-                offset_y=item.offset_y,
-            )
-        )
-    return AtlasLayout(width, height, tuple(placements), padding, extrude)
+    return None if best is None else best[1:]
+
+
+def _placement(item: PackItem, position: tuple[int, int], extrude: int) -> Placement:
+    """Where ``item`` lies in the atlas, its footprint placed at ``position``."""
+    x, y = position
+    return Placement(
+        name=item.name,
+        x=x + extrude,
+        y=y + extrude,
+        width=item.width,
+        height=item.height,
+        source_width=item.source_width if item.source_width is not None else item.width,
+        source_height=item.source_height if item.source_height is not None else item.height,
+        offset_x=item.offset_x,
+        offset_y=item.offset_y,
+    )
 
 
 def _power_of_two_bins(
