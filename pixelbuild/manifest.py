@@ -9,11 +9,10 @@ one (``pixelbuild.locate``).
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -21,18 +20,20 @@ from typing import Any
 
 import yaml
 
-from pixelbuild._resources import data_dir
 from pixelbuild.errors import ManifestError
 from pixelbuild.hashing import hash_bytes
 from pixelbuild.limits import MAX_MANIFEST_BYTES, MAX_YAML_NODES
 from pixelbuild.local.layout import MANIFEST_NAME
 from pixelbuild.local.parsecache import ParseCache
-from pixelbuild.locate import DocPath, did_you_mean, display_path, located_error
+from pixelbuild.locate import display_path, located_error
+from pixelbuild.schema_errors import best_error, schema_error
+from pixelbuild.schemas import inlined
 
 try:  # the C parser is ~3x faster; fall back where libyaml is missing
     from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
 
 class ManifestFile:
     """One parsed and validated manifest file.
@@ -188,69 +189,6 @@ def _construct(loader: _StrictLoader, node: yaml.Node) -> Any:
 # --------------------------------------------------------------------------------------------- schema
 
 
-@cache
-def manifest_schema() -> dict[str, Any]:
-    """The manifest JSON Schema (with the post-ops schema it refers to)."""
-    schema: dict[str, Any] = json.loads((data_dir("schemas") / "manifest.schema.json").read_text("utf-8"))
-    return schema
-
-
-@cache
-def post_ops_schema() -> dict[str, Any]:
-    """The JSON Schema of the post-processing ops' parameters."""
-    schema: dict[str, Any] = json.loads((data_dir("schemas") / "post-ops.schema.json").read_text("utf-8"))
-    return schema
-
-
-def _inline_local_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    """Replace ``#/$defs/...`` references by their targets (the schemas have no recursion).
-
-    The files stay DRY for editors; jsonschema validates the inlined form about 1.4x faster.
-    """
-    defs = schema.get("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                target: Any = defs
-                for part in ref.removeprefix("#/$defs/").split("/"):
-                    target = target[part]
-                merged = {**inline(target), **{k: inline(v) for k, v in node.items() if k != "$ref"}}
-                return merged
-            return {key: inline(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [inline(item) for item in node]
-        return node
-
-    return {**inline({k: v for k, v in schema.items() if k != "$defs"}), "$defs": inline(defs)}
-
-
-@cache
-def _inlined() -> tuple[dict[str, Any], dict[str, Any]]:
-    """Both schemas as the validators see them (local references inlined)."""
-    return _inline_local_refs(manifest_schema()), _inline_local_refs(post_ops_schema())
-
-
-def _subschema(schema_path: Sequence[str | int]) -> Any:
-    """The part of the (inlined) schemas at a validation error's ``schema_path``, or None."""
-    root, post_ops = _inlined()
-    node: Any = root
-    try:
-        for step in schema_path:
-            # jsonschema's path goes through a reference to the other file without naming it.
-            while isinstance(node, Mapping) and "$ref" in node and (step == "$ref" or step not in node):
-                base, _, fragment = str(node["$ref"]).partition("#")
-                node = post_ops if base and post_ops["$id"].endswith(base) else root
-                for part in fragment.strip("/").split("/"):
-                    node = node[part]
-            if step != "$ref":
-                node = node[step]
-    except (KeyError, IndexError, TypeError):
-        return None
-    return node
-
-
 def _fragment_schema(root: Mapping[str, Any]) -> dict[str, Any]:
     """The schema of an included file: the root's ``fragment`` definition."""
     return {"$schema": root["$schema"], "$ref": root["$id"] + "#/$defs/fragment"}
@@ -262,7 +200,7 @@ def _fast_validators() -> tuple[Any, Any]:
     jsonschema takes seconds. They only say whether a document is valid; the errors come from ``_validators``."""
     import jsonschema_rs
 
-    root, post_ops = _inlined()
+    root, post_ops = inlined()
     registry = jsonschema_rs.Registry([(root["$id"], root), (post_ops["$id"], post_ops)])
     return (
         jsonschema_rs.Draft202012Validator(root, registry=registry),
@@ -286,7 +224,7 @@ def _validators() -> tuple[Any, Any]:
     from jsonschema import Draft202012Validator
     from referencing import Registry, Resource
 
-    root, post_ops = _inlined()
+    root, post_ops = inlined()
     registry: Registry[Any] = Registry().with_resources(
         [
             (root["$id"], Resource.from_contents(root)),
@@ -300,238 +238,6 @@ def _validators() -> tuple[Any, Any]:
 
 
 # ------------------------------------------------------------------------------------------ validation
-
-
-class _Full(Exception):
-    pass
-
-
-def preview(value: Any, limit: int = 80) -> str:
-    """``value`` as JSON, cut after about ``limit`` characters (a value can be megabytes of aliases)."""
-    parts: list[str] = []
-    room = [limit]
-
-    def emit(text: str) -> None:
-        parts.append(text)
-        room[0] -= len(text)
-        if room[0] < 0:
-            raise _Full
-
-    def walk(item: Any) -> None:
-        if isinstance(item, Mapping):
-            emit("{")
-            for index, (key, inner) in enumerate(item.items()):
-                emit((", " if index else "") + json.dumps(str(key)) + ": ")
-                walk(inner)
-            emit("}")
-        elif isinstance(item, list | tuple):
-            emit("[")
-            for index, inner in enumerate(item):
-                if index:
-                    emit(", ")
-                walk(inner)
-            emit("]")
-        else:
-            emit(json.dumps(item, default=str))
-
-    try:
-        walk(value)
-    except _Full:
-        return "".join(parts)[:limit] + "…"
-    return "".join(parts)
-
-
-def _describe_type(expected: Any) -> str:
-    names = {
-        "integer": "a whole number",
-        "number": "a number",
-        "string": "text",
-        "array": "a list",
-        "object": "a mapping",
-        "boolean": "true or false",
-        "null": "nothing",
-    }
-    if isinstance(expected, list):
-        return " or ".join(names.get(item, str(item)) for item in expected)
-    return names.get(expected, str(expected))
-
-
-def _allowed_keys(schema: Mapping[str, Any], root: Mapping[str, Any]) -> set[str]:
-    """Property names a (possibly allOf/$ref-composed) object schema accepts."""
-    keys: set[str] = set(schema.get("properties", {}))
-    for part in schema.get("allOf", []):
-        ref = part.get("$ref", "")
-        if ref.startswith("#/$defs/"):
-            keys |= _allowed_keys(root["$defs"][ref.removeprefix("#/$defs/")], root)
-        else:
-            keys |= _allowed_keys(part, root)
-    return keys
-
-
-def _is_noise(error: Any) -> bool:
-    """An unevaluatedProperties error that only repeats a failure of a known key's own schema."""
-    if error.validator != "unevaluatedProperties" or not isinstance(error.instance, Mapping):
-        return False
-    allowed = _allowed_keys(error.schema, manifest_schema())
-    return all(key in allowed for key in error.instance)
-
-
-def _best_error(errors: list[Any]) -> Any:
-    from jsonschema.exceptions import best_match
-
-    # best_match descends into oneOf alternatives, preferring the one whose type matches the value.
-    return best_match([error for error in errors if not _is_noise(error)] or errors)
-
-
-_PATTERN_HINTS = {
-    "id": "ids are '/'-separated names of letters, digits, '_', '.' and '-', none starting with '.'",
-    "sha256": "a sha256 is 64 hexadecimal digits",
-    # By pattern: the post-ops schema's colour (HEX_COLOUR_PATTERN of pixelbuild.post.params, which a test
-    # compares), whatever the key holding it (color, fill, colors[2]).
-    "^#([0-9a-fA-F]{6}|[0-9a-fA-F]{8})$": "a colour is '#rrggbb' or '#rrggbbaa' (quoted in YAML), or [r, g, b(, a)]",
-}
-
-
-def _resolve_ref(schema: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Follow a ``$ref`` into either schema file (their ``$defs`` names do not collide)."""
-    ref = schema.get("$ref")
-    if not isinstance(ref, str) or "#/$defs/" not in ref:
-        return schema
-    name = ref.split("#/$defs/")[1]
-    defs = manifest_schema()["$defs"]
-    if name not in defs:
-        defs = post_ops_schema()["$defs"]
-    return _resolve_ref(defs[name])
-
-
-def _alternatives_message(error: Any) -> str:
-    """Explain a failed oneOf: an unknown tag of a tagged union, or the shapes that were expected."""
-    branches = [_resolve_ref(branch) for branch in error.validator_value]
-    tags: set[str] = set()
-    for branch in branches:
-        tags.update(branch.get("required", []) if branch.get("type") == "object" else branch.get("enum", []))
-    instance = error.instance
-    if isinstance(instance, Mapping) and branches and all(set(b) == {"required"} for b in branches):
-        # Exclusive keys: exactly one of several keys must be given (a palette's colors, preset, file).
-        options = [key for branch in branches for key in branch["required"]]
-        given = [key for key in instance if key in options]
-        listed = ", ".join(options)
-        if len(given) > 1:
-            return f"'{given[0]}' and '{given[1]}' are mutually exclusive: give exactly one of {listed}"
-        return f"give one of {listed}"
-    if tags and all((b.get("type") == "object" and len(b.get("required", [])) == 1) or "enum" in b for b in branches):
-        name = None
-        if isinstance(instance, str):
-            name = instance
-        elif isinstance(instance, Mapping) and len(instance) == 1:
-            name = next(iter(instance))
-        elif isinstance(instance, Mapping):
-            return (
-                "each step is a mapping with exactly one key, the op name "
-                f"(e.g. '- resize: {{size: 32}}'), got {len(instance)} keys"
-            )
-        if name is not None and name not in tags:
-            return f"unknown op '{name}'{did_you_mean(name, tags)}"
-        if isinstance(instance, str) and name in tags:
-            # A known op written bare that needs params ('- rotate').
-            needs = [
-                _resolve_ref(branch["properties"][name]).get("required", [])
-                for branch in branches
-                if branch.get("type") == "object" and branch.get("required") == [name]
-            ]
-            listed = f" ({', '.join(needs[0])})" if needs and needs[0] else ""
-            return f"op '{name}' needs parameters{listed}: write it as '- {name}: {{...}}'"
-    kinds = []
-    for branch in branches:
-        kind = branch.get("type")
-        if kind and _describe_type(kind) not in kinds:
-            kinds.append(_describe_type(kind))
-    expected = " or ".join(kinds) if kinds else "one of the allowed shapes"
-    return f"expected {expected}, got {preview(instance)}"
-
-
-def _schema_error(error: Any, path: Path, data: Mapping[str, Any]) -> ManifestError:
-    doc_path: DocPath = tuple(error.absolute_path)
-    validator = error.validator
-    instance = error.instance
-    if validator in ("additionalProperties", "unevaluatedProperties") and isinstance(instance, Mapping):
-        allowed = _allowed_keys(error.schema, manifest_schema())
-        unknown = sorted(k for k in instance if k not in allowed)
-        if unknown:
-            name = unknown[0]
-            return located_error(
-                f"unknown key '{name}'{did_you_mean(name, allowed)}", path, data, (*doc_path, name), key=True
-            )
-    if validator in ("oneOf", "anyOf"):
-        return located_error(_alternatives_message(error), path, data, doc_path)
-    if validator == "required":
-        missing = re.findall(r"'([^']+)' is a required property", error.message)
-        name = missing[0] if missing else "?"
-        # A key required only under a condition: the generated post-ops schema says which, in words.
-        why = error.schema.get("description", "") if isinstance(error.schema, Mapping) else ""
-        because = f" ({why})" if str(why).startswith("required when") else ""
-        return located_error(f"missing required key '{name}'{because}", path, data, doc_path)
-    if validator == "not" and isinstance(error.validator_value, Mapping) and "required" in error.validator_value:
-        exclusive = [f"'{key}'" for key in error.validator_value["required"]]
-        given = f"{', '.join(exclusive[:-1])} and {exclusive[-1]}"
-        return located_error(f"{given} are mutually exclusive: give at most one", path, data, doc_path)
-    if validator == "type":
-        message = f"expected {_describe_type(error.validator_value)}, got {preview(instance)}"
-        return located_error(message, path, data, doc_path)
-    if validator in ("enum", "const"):
-        options = error.validator_value if validator == "enum" else [error.validator_value]
-        hint = ""
-        numbers = [o for o in options if isinstance(o, int | float) and not isinstance(o, bool)]
-        if isinstance(instance, str) and any(json.dumps(o) == instance.strip() for o in numbers):
-            number = " or ".join(json.dumps(o) for o in numbers)
-            message = f"expected the number {number}, got the text {json.dumps(instance)} (write it without quotes)"
-            return located_error(message, path, data, doc_path)
-        if isinstance(instance, str):
-            hint = did_you_mean(instance, {str(o) for o in options})
-        else:
-            hint = f" (expected one of: {', '.join(json.dumps(o) for o in options)})"
-        return located_error(f"{preview(instance)} is not allowed{hint}", path, data, doc_path)
-    if validator == "pattern":
-        last = doc_path[-1] if doc_path else ""
-        hint = _PATTERN_HINTS.get(str(last)) or _PATTERN_HINTS.get(error.validator_value) or ""
-        hint = hint or f"it must match {error.validator_value}"
-        return located_error(f"{preview(instance)} is not well formed: {hint}", path, data, doc_path)
-    if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        bound = {"minimum": "at least", "maximum": "at most"}.get(validator, validator)
-        return located_error(
-            f"{instance} is out of range (must be {bound} {error.validator_value})", path, data, doc_path
-        )
-    if validator in ("minItems", "maxItems") and isinstance(instance, list):
-        bound = "at least" if validator == "minItems" else "at most"
-        message = f"a list of {len(instance):,} items: it must have {bound} {error.validator_value}"
-        return located_error(message, path, data, doc_path)
-    if validator == "minLength":
-        return located_error("must not be empty", path, data, doc_path)
-    if validator == "uniqueItems":
-        return located_error(f"{preview(instance)} lists an item twice", path, data, doc_path)
-    if validator == "minProperties":
-        return located_error(f"needs at least {error.validator_value} key(s)", path, data, doc_path)
-    if validator is None or error.validator_value is False:
-        # A key that the schema forbids in this combination; jsonschema's path stops at its mapping.
-        container: Any = data
-        for step in doc_path:
-            container = container[step]
-        forbidding = _subschema(list(error.absolute_schema_path))
-        keys: list[str] = []
-        if isinstance(container, Mapping) and isinstance(forbidding, Mapping):
-            keys = [key for key in container if forbidding.get(key) is False]
-        if keys:
-            where = f" of {doc_path[-1]}" if doc_path and isinstance(doc_path[-1], str) else ""
-            message = f"'{keys[0]}' is not allowed together with the other settings{where}"
-            # The generated post-ops schema says when the key applies (on the branch that forbids it).
-            branch = _subschema(list(error.absolute_schema_path)[:-1])
-            why = branch.get("description") if isinstance(branch, Mapping) else None
-            if isinstance(why, str) and why.startswith("applies only when"):
-                message += f": it {why}"
-            return located_error(message, path, data, (*doc_path, keys[0]), key=True)
-        return located_error(f"{preview(instance)} is not allowed here", path, data, doc_path)
-    message = error.message if len(error.message) <= 200 else error.message[:200] + "…"
-    return located_error(message, path, data, doc_path)
 
 
 def validate_document(data: Any, path: Path, *, is_root: bool) -> None:
@@ -548,7 +254,7 @@ def validate_document(data: Any, path: Path, *, is_root: bool) -> None:
     root_validator, fragment_validator = _validators()
     errors = list((root_validator if is_root else fragment_validator).iter_errors(data))
     if errors:
-        raise _schema_error(_best_error(errors), path, data)
+        raise schema_error(best_error(errors), path, data)
 
 
 # --------------------------------------------------------------------------------------------- loading

@@ -151,7 +151,7 @@ def test_the_generator_writes_and_checks(tmp_path: Any, capsys: pytest.CaptureFi
 
 
 def test_the_manifest_names_the_schema_colour_pattern() -> None:
-    from pixelbuild.manifest import _PATTERN_HINTS
     from pixelbuild.post.params import HEX_COLOUR_PATTERN
+    from pixelbuild.schema_errors import _PATTERN_HINTS
 
     assert HEX_COLOUR_PATTERN in _PATTERN_HINTS
