@@ -72,7 +72,6 @@ def post_process(job: PostJob) -> Rendered:
     """Post-process a sprite from its cached raw frames, cache the result and write its output file."""
     from pixelbuild.png import decode_png, encode_png, pixel_hash
     from pixelbuild.post import PostContext, apply_chain
-    from pixelbuild.sheets import assemble_frames
 
     store = Store(Path(job.store_root))
     frames = []
@@ -89,7 +88,12 @@ def post_process(job: PostJob) -> Rendered:
             frames.append(decode_png(data))
     context = PostContext(read_file=lambda ref: (Path(job.project_dir) / ref).read_bytes())
     frames = apply_chain(frames, job.chain, context)
-    image = frames[0] if len(frames) == 1 else assemble_frames(frames, job.layout)
+    if len(frames) == 1:
+        image = frames[0]
+    else:
+        from pixelbuild.sheets import assemble_frames  # a frame sheet's: most sprites are one frame
+
+        image = assemble_frames(frames, job.layout)
     png = encode_png(image)
     pixels = pixel_hash(image)
     blob = store.put_blob(png)
