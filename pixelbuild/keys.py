@@ -21,7 +21,7 @@ from pixelbuild.hashing import (
     short_hash_text,
 )
 from pixelbuild.post import POST_VERSION
-from pixelbuild.spec import AtlasSpec, GenerationSpec, Lora, SpriteSpec
+from pixelbuild.spec import AtlasSpec, GenerationSpec, Lora, PostOp, SpriteSpec
 
 KEY_VERSION = "1"
 
@@ -56,20 +56,86 @@ def _canonical_value(value: Any) -> Any:
     return value
 
 
-def generation_inputs(generation: GenerationSpec, file_hash: FileHasher) -> dict[str, str]:
-    """The canonical JSON of every field the generation's backend reads (files as content hashes)."""
+_SCALARS = (str, int, float, bool, type(None))
+_V = canonical_json(KEY_VERSION)
+_POST_V = canonical_json(POST_VERSION)
+
+
+def _value_key(value: Any) -> Any:
+    """A dict key that tells apart every value with another canonical JSON (its type too: 1 == 1.0 == True),
+    or None for a value not worth keying (a mapping, or something unique to one sprite)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return kind, value
+    if kind is tuple and all(type(item) is Lora for item in value):
+        # Lora fields are str, float and str | None, so equal tuples have equal JSON.
+        return Lora, value
+    if isinstance(value, Mapping) and all(type(item) in _SCALARS for item in value.values()):
+        return tuple((str(name), type(item), item) for name, item in value.items())
+    return None
+
+
+class _Shared:
+    """What many sprites of one project have alike (a negative prompt, a checkpoint, a post chain, a layout):
+    its canonical JSON and short digest, computed once per distinct value instead of once per sprite."""
+
+    def __init__(self) -> None:
+        self.pieces: dict[tuple[str, Any], tuple[str, str]] = {}
+        # By identity (the resolver hands sprites with one chain the same tuple); the value is kept alive.
+        self.chains: dict[int, tuple[tuple[PostOp, ...], str]] = {}
+        self.layouts: dict[Any, tuple[str, str]] = {}
+
+    def piece(self, name: str, value: Any) -> tuple[str, str]:
+        """The canonical JSON of one input field's value and its short digest."""
+        key = _value_key(value)
+        if key is None:
+            piece = canonical_json_of_normalised(_canonical_value(value))
+            return piece, short_hash_text(piece)
+        found = self.pieces.get((name, key))
+        if found is None:
+            piece = canonical_json_of_normalised(_canonical_value(value))
+            found = self.pieces[name, key] = piece, short_hash_text(piece)
+        return found
+
+    def chain(self, post: tuple[PostOp, ...]) -> str:
+        """The canonical JSON of a post chain."""
+        found = self.chains.get(id(post))
+        if found is not None and found[0] is post:
+            return found[1]
+        chain = canonical_json_of_normalised([[op.op, _canonical_value(op.params)] for op in post])
+        self.chains[id(post)] = post, chain
+        return chain
+
+    def layout(self, chain: str, layout: Mapping[str, Any]) -> tuple[str, str]:
+        """The canonical JSON of a layout, and the short digest of the chain with it (the ``post`` field)."""
+        key = _value_key(layout)
+        found = None if key is None else self.layouts.get((chain, key))
+        if found is None:
+            text = canonical_json(layout)
+            found = text, short_hash_text(f"[{chain},{text}]")
+            if key is not None:
+                self.layouts[chain, key] = found
+        return found
+
+
+def _inputs(generation: GenerationSpec, file_hash: FileHasher, shared: _Shared) -> dict[str, tuple[str, str]]:
     info = backend_info(generation.backend)
-    inputs = {"backend": canonical_json(f"{generation.backend}/{info.version}")}
+    inputs = {"backend": shared.piece("backend", f"{generation.backend}/{info.version}")}
     for name in info.inputs:
         value = getattr(generation, name)
         if name in _FILE_FIELDS:
             value = file_hash(value) if value else None
-        inputs[name] = canonical_json_of_normalised(_canonical_value(value))
+        inputs[name] = shared.piece(name, value)
     return inputs
 
 
+def generation_inputs(generation: GenerationSpec, file_hash: FileHasher) -> dict[str, str]:
+    """The canonical JSON of every field the generation's backend reads (files as content hashes)."""
+    return {name: piece for name, (piece, _short) in _inputs(generation, file_hash, _Shared()).items()}
+
+
 def _generation_key(inputs: Mapping[str, str]) -> str:
-    return hash_text(canonical_object({"v": canonical_json(KEY_VERSION), "generation": canonical_object(inputs)}))
+    return hash_text(canonical_object({"v": _V, "generation": canonical_object(inputs)}))
 
 
 def generation_key(generation: GenerationSpec, file_hash: FileHasher) -> str:
@@ -77,32 +143,34 @@ def generation_key(generation: GenerationSpec, file_hash: FileHasher) -> str:
     return _generation_key(generation_inputs(generation, file_hash))
 
 
-def sprite_keys(sprite: SpriteSpec, file_hash: FileHasher) -> SpriteKeys:
-    """Compute a sprite's generation keys, post key and per-field digests."""
+def sprite_keys(sprite: SpriteSpec, file_hash: FileHasher, shared: _Shared | None = None) -> SpriteKeys:
+    """Compute a sprite's generation keys, post key and per-field digests (``shared``: what ``compute_keys``
+    reuses between the sprites of one project)."""
+    shared = shared or _Shared()
     fields: dict[str, str] = {}
     generation_keys: list[str] = []
     several = len(sprite.generations) > 1
     for index, generation in enumerate(sprite.generations):
-        inputs = generation_inputs(generation, file_hash)
-        generation_keys.append(_generation_key(inputs))
+        inputs = _inputs(generation, file_hash, shared)
+        generation_keys.append(_generation_key({name: piece for name, (piece, _short) in inputs.items()}))
         prefix = f"frames[{index}]." if several else ""
-        for name, piece in inputs.items():
-            fields[prefix + name] = short_hash_text(piece)
-    chain = canonical_json_of_normalised([[op.op, _canonical_value(op.params)] for op in sprite.post])
+        for name, (_piece, short) in inputs.items():
+            fields[prefix + name] = short
+    chain = shared.chain(sprite.post)
+    layout, fields["post"] = shared.layout(chain, sprite.layout)
     post_files = {ref: file_hash(ref) for ref in sprite.post_files}
     post_key = hash_text(
         canonical_object(
             {
-                "v": canonical_json(KEY_VERSION),
-                "post_version": canonical_json(POST_VERSION),
+                "v": _V,
+                "post_version": _POST_V,
                 "generations": canonical_json(generation_keys),
                 "chain": chain,
                 "files": canonical_json(post_files),
-                "layout": canonical_json(sprite.layout),
+                "layout": layout,
             }
         )
     )
-    fields["post"] = short_hash_text(f"[{chain},{canonical_json(sprite.layout)}]")
     for ref, digest in post_files.items():
         fields[f"file:{ref}"] = digest[:16]
     return SpriteKeys(tuple(generation_keys), post_key, fields)
@@ -123,8 +191,10 @@ def compute_keys(
         return digest
 
     cached = known or {}
+    shared = _Shared()
     return {
-        sprite.id: cached[sprite.id] if sprite.id in cached else sprite_keys(sprite, must_hash) for sprite in sprites
+        sprite.id: cached[sprite.id] if sprite.id in cached else sprite_keys(sprite, must_hash, shared)
+        for sprite in sprites
     }
 
 

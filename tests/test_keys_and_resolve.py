@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pixelbuild.hashing import canonical_json, hash_text
 from pixelbuild.keys import sprite_keys
@@ -143,3 +144,30 @@ def test_the_spec_cache_keeps_a_file_with_a_hand_drawn_source_sprite(make_projec
     again = SpecCache(project / "cache", hash_text, project)
     assert [s.id for s in resolve(load_manifest(project / "pixelbuild.yaml"), again).sprites] == ["hero", "heart"]
     assert again.keys == keys  # read back from the cache, not resolved again
+
+
+def test_keys_computed_together_equal_keys_computed_alone() -> None:
+    """compute_keys reuses the JSON of values sprites share; values equal in Python (1, 1.0, True) but not
+    in JSON must still give each sprite its own keys."""
+    from dataclasses import replace
+
+    from pixelbuild.keys import compute_keys
+    from pixelbuild.spec import GenerationSpec, Lora, PostOp, Source
+
+    base = GenerationSpec(
+        backend="comfyui", prompt="p", negative_prompt="n", seed=1, width=16, height=16, steps=20, cfg=7.0,
+        sampler="euler", scheduler="normal", denoise=1.0, checkpoint="c", loras=(), workflow="txt2img",
+        workflow_file=None, batch_size=1, init_image=None, bindings={},
+    )  # fmt: skip
+    sprites = []
+    values: list[Any] = [1, 1.0, True, 0, False, None, "1", 0.5]
+    for index, value in enumerate(values):
+        generation = replace(base, steps=value, bindings={"x": value}, loras=(Lora("l", 1.0),))
+        post = (PostOp("resize", {"size": value}),)
+        layout = {"type": "strip", "columns": value, "padding": 0}
+        sprites.append(SpriteSpec(f"s{index}", (generation,), post, f"s{index}.png", Source("f", "d"), (), layout))
+    together = compute_keys(sprites, hash_text)
+    assert together == {sprite.id: sprite_keys(sprite, hash_text) for sprite in sprites}
+    # 1 and 1.0 are one JSON number; True, 0, False, None and "1" are not.
+    assert len({keys.fields["post"] for keys in together.values()}) == 7
+    assert len({keys.generations for keys in together.values()}) == 7
