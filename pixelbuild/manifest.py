@@ -116,6 +116,21 @@ class _StrictLoader(_BaseLoader):
     """Safe YAML loader that rejects duplicate keys, non-string keys and numbers that are not finite
     (``.nan``, ``.inf``, or too many digits for Python to read)."""
 
+    def __init__(self, stream: str | bytes) -> None:
+        super().__init__(stream)
+        self._tags: dict[tuple[str, Any], str] = {}
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        """The tag of a node, once per distinct scalar: the C parser asks for every node, and a manifest
+        repeats its keys and many values (``size``, ``box``) on every sprite."""
+        if kind is not yaml.ScalarNode or self.yaml_path_resolvers:
+            return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+        key = (value, implicit)
+        tag = self._tags.get(key)
+        if tag is None:
+            tag = self._tags[key] = str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+        return tag
+
     def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
         value: float = super().construct_yaml_float(node)
         if not math.isfinite(value):
@@ -150,6 +165,12 @@ _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+# Numbers as a manifest writes them (a seed, a size, a weight), which ``int`` and ``float`` read exactly as
+# PyYAML's constructors do; a leading 0 (octal in YAML 1.1), '_', ':', '.inf' or 4,300+ digits go to those.
+_PLAIN_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})", re.ASCII)
+_PLAIN_FLOAT = re.compile(r"-?[0-9]{1,17}\.[0-9]{1,17}", re.ASCII)
 
 
 def _construct(loader: _StrictLoader, node: yaml.Node) -> Any:
@@ -163,6 +184,10 @@ def _construct(loader: _StrictLoader, node: yaml.Node) -> Any:
     if tag == _STR and isinstance(node, yaml.ScalarNode):
         value: str = node.value
         return value
+    if tag == _INT and isinstance(node, yaml.ScalarNode) and _PLAIN_INT.fullmatch(node.value):
+        return int(node.value)
+    if tag == _FLOAT and isinstance(node, yaml.ScalarNode) and _PLAIN_FLOAT.fullmatch(node.value):
+        return float(node.value)
     if tag == _MAP and isinstance(node, yaml.MappingNode):
         keys: list[str] = []
         seen: set[str] = set()

@@ -246,3 +246,21 @@ def test_damaged_lock_is_a_clear_error(cli: Callable[..., Result], make_project:
     assert result.code == 2
     assert "pixelbuild.lock:" in result.err and "not valid JSON" in result.err
     assert "\n" not in result.err.strip()
+
+
+def test_numbers_read_as_pyyaml_reads_them() -> None:
+    """The loader reads plain numbers itself (and tags each distinct scalar once); every spelling still
+    means what YAML 1.1 says: octal, '_', sexagesimal, '+', explicit tags, quoted text."""
+    import yaml
+
+    from pixelbuild.manifest import parse_yaml
+
+    spellings = [
+        "1", "-1", "0", "-0", "010", "1_000", "+1", "1:30", "12345678901234567890", "1.5", "-0.5", "-0.0", "1.",
+        ".5", "00.5", "1e3", "1.0e+3", "!!int 7", "!!float 3", '"1"', "'2.5'", "0x1F", "0o17", "true", "~",
+    ]  # fmt: skip
+    for spelling in spellings:
+        text = f"a: {spelling}\nb: [{spelling}, {spelling}]\n"
+        ours, theirs = parse_yaml(text.encode(), Path("x.yaml")), yaml.safe_load(text)
+        assert ours == theirs and type(ours["a"]) is type(theirs["a"]), spelling
+        assert [type(item) for item in ours["b"]] == [type(item) for item in theirs["b"]], spelling
