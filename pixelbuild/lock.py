@@ -495,7 +495,9 @@ def _parse_fast(data: dict[str, Any]) -> Lock | None:
             digests.append(entry["pack_key"])
             atlases[atlas_id] = AtlasEntry(entry["pack_key"], tuple(members), outputs)
         ids = [*sprites, *atlases]
-        if not checked() or any(not 0 < len(entry_id) <= 1024 or _CONTROL.search(entry_id) for entry_id in ids):
+        # One search over all ids (a single-character class matches the joined text iff it matches an id).
+        lengths = [len(entry_id) for entry_id in ids]
+        if not checked() or (ids and not 0 < min(lengths) <= max(lengths) <= 1024) or _CONTROL.search(" ".join(ids)):
             return None
     except (KeyError, TypeError, AttributeError, ValueError):
         return None  # str.join and friends refuse anything but strings

@@ -162,3 +162,17 @@ def test_an_empty_lock_splices() -> None:
     assert text.splice({}, {}) == render_lock(Lock())
     added = _entry(rng, "x")
     assert text.splice({"x": added}, {}) == render_lock(Lock({"x": added}))
+
+
+@pytest.mark.parametrize("bad_id", ["", "tab\there", "esc\x1b", "del\x7f", "x" * 1025])
+def test_a_lock_with_a_bad_id_is_refused_or_skips_it(bad_id: str) -> None:
+    """The fast reader checks every id in one search; one bad id among good ones still fails the lock."""
+    from pixelbuild.errors import ManifestError
+    from pixelbuild.lock import parse_lock
+
+    rng = random.Random(7)
+    good = {f"s{index}": _entry(rng, f"s{index}") for index in range(5)}
+    raw = render_lock(Lock({**good, bad_id: _entry(rng, "bad")}))
+    with pytest.raises(ManifestError, match="the id is not a valid id"):
+        parse_lock(raw, "pixelbuild.lock")
+    assert parse_lock(raw, "pixelbuild.lock", skip_bad_entries=True).sprites.keys() == good.keys()
