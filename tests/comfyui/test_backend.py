@@ -158,11 +158,12 @@ def test_killed_server_work_goes_elsewhere(fake_factory: Factory, backends: Call
     one, two = fake_factory(), fake_factory()
     for server in (one, two):
         server.knobs.image_time = 0.15
+    one.knobs.hold_after = 1  # it keeps what it is given next, however late the test stops it
     backend = backends(one, two)
     jobs = [make_job(f"k{n}", seed=n) for n in range(8)]
     backend.start(jobs)
     backend.result(jobs[0].key)
-    one.stop()  # killed with prompts queued and running
+    one.stop()  # killed with prompts queued
     results = {job.key: backend.result(job.key) for job in jobs}
     assert all(result.images for result in results.values())
     assert any(result.info["server"] == two.url for result in results.values())
@@ -171,6 +172,7 @@ def test_killed_server_work_goes_elsewhere(fake_factory: Factory, backends: Call
 
 def test_only_server_killed_fails_cleanly(fake: FakeComfyServer, backends: Callable[..., ComfyUIBackend]) -> None:
     fake.knobs.image_time = 0.15
+    fake.knobs.hold_after = 1  # the other four wait on it, however late the test stops it
     backend = backends(fake)
     jobs = [make_job(f"k{n}", seed=n) for n in range(5)]
     backend.start(jobs)

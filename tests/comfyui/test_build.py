@@ -203,6 +203,7 @@ def test_server_killed_mid_build_keeps_finished_sprites(
     make_project: Callable[..., Path], fake: FakeComfyServer
 ) -> None:
     fake.knobs.image_time = 0.15
+    fake.knobs.hold_after = 2  # four sprites are left when the server dies, however late the test stops it
     project = make_project(manifest([fake.url], SIX))
     reports = []
     runner = threading.Thread(target=lambda: reports.append(build(project / "pixelbuild.yaml", BuildOptions())))
@@ -222,6 +223,7 @@ def test_server_killed_mid_build_keeps_finished_sprites(
     for sprite_id in finished:
         assert (project / "assets" / f"{sprite_id}.png").is_file()
 
+    fake.knobs.hold_after, fake.knobs.hold = None, False
     fake.start()
     rerun = build(project / "pixelbuild.yaml", BuildOptions())
     assert rerun.ok and rerun.generator_calls == 6 - len(finished)
@@ -258,6 +260,7 @@ def test_server_dying_for_good_mid_build_exits_3_and_keeps_finished_sprites(
     cli: Callable[..., Result], make_project: Callable[..., Path], fake: FakeComfyServer
 ) -> None:
     fake.knobs.image_time = 0.15
+    fake.knobs.hold_after = 2  # four sprites are left when the server dies, however late the test stops it
     project = make_project(manifest([fake.url], SIX))
     journal = project / ".pixelbuild/journal.jsonl"
 

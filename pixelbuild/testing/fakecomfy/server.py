@@ -109,6 +109,7 @@ class Knobs:
     ws_enabled: bool = True
     history_lag: float = 0.0  # seconds between `executing null` and the history entry appearing
     hold: bool = False  # accept prompts but do not start them (a busy GPU elsewhere)
+    hold_after: int | None = None  # set ``hold`` once this many prompts have run (work left when a test stops it)
     version: str = "0.8.0"
 
 
@@ -569,6 +570,8 @@ class FakeComfyServer:
                     await self._execute(item)
                 finally:
                     self.running = None
+                if self.knobs.hold_after is not None and self.executed >= self.knobs.hold_after:
+                    self.knobs.hold = True
 
     async def _execute(self, item: QueueItem) -> None:
         started = time.monotonic()
