@@ -165,12 +165,6 @@ _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-# Numbers as a manifest writes them (a seed, a size, a weight), which ``int`` and ``float`` read exactly as
-# PyYAML's constructors do; a leading 0 (octal in YAML 1.1), '_', ':', '.inf' or 4,300+ digits go to those.
-_PLAIN_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})", re.ASCII)
-_PLAIN_FLOAT = re.compile(r"-?[0-9]{1,17}\.[0-9]{1,17}", re.ASCII)
 
 
 def _construct(loader: _StrictLoader, node: yaml.Node) -> Any:
@@ -184,10 +178,6 @@ def _construct(loader: _StrictLoader, node: yaml.Node) -> Any:
     if tag == _STR and isinstance(node, yaml.ScalarNode):
         value: str = node.value
         return value
-    if tag == _INT and isinstance(node, yaml.ScalarNode) and _PLAIN_INT.fullmatch(node.value):
-        return int(node.value)
-    if tag == _FLOAT and isinstance(node, yaml.ScalarNode) and _PLAIN_FLOAT.fullmatch(node.value):
-        return float(node.value)
     if tag == _MAP and isinstance(node, yaml.MappingNode):
         keys: list[str] = []
         seen: set[str] = set()

@@ -249,8 +249,8 @@ def test_damaged_lock_is_a_clear_error(cli: Callable[..., Result], make_project:
 
 
 def test_numbers_read_as_pyyaml_reads_them() -> None:
-    """The loader reads plain numbers itself (and tags each distinct scalar once); every spelling still
-    means what YAML 1.1 says: octal, '_', sexagesimal, '+', explicit tags, quoted text."""
+    """The loader tags each distinct scalar once per file (by its text and whether it was quoted); every
+    spelling still means what YAML 1.1 says: octal, '_', sexagesimal, '+', explicit tags, quoted text."""
     import yaml
 
     from pixelbuild.manifest import parse_yaml
@@ -264,3 +264,11 @@ def test_numbers_read_as_pyyaml_reads_them() -> None:
         ours, theirs = parse_yaml(text.encode(), Path("x.yaml")), yaml.safe_load(text)
         assert ours == theirs and type(ours["a"]) is type(theirs["a"]), spelling
         assert [type(item) for item in ours["b"]] == [type(item) for item in theirs["b"]], spelling
+    # In one file: a value met plain, then quoted (or tagged), is read afresh each way.
+    plain = [spelling for spelling in spellings if not spelling.startswith(("!", "'", '"'))]
+    text = "".join(
+        f"k{index}: [{spelling}, '{spelling}', !!str {spelling}, {spelling}]\n" for index, spelling in enumerate(plain)
+    )
+    ours, theirs = parse_yaml(text.encode(), Path("x.yaml")), yaml.safe_load(text)
+    assert ours == theirs
+    assert [type(item) for row in ours.values() for item in row] == [type(i) for r in theirs.values() for i in r]
