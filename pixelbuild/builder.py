@@ -210,7 +210,7 @@ def _sweep_interrupted_writes(paths: ProjectPaths, session: Session) -> None:
     (beside the journal) go too."""
     import os
 
-    from pixelbuild.fsguard import TEMP_PREFIX
+    from pixelbuild.names import TEMP_PREFIX
 
     try:
         for entry in os.scandir(paths.journal.parent):

@@ -13,11 +13,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pixelbuild.fsguard import TEMP_PREFIX, OutputGuard
+from pixelbuild.fsguard import OutputGuard
 from pixelbuild.local.filehashes import file_digest
 from pixelbuild.local.journal import read_journal
 from pixelbuild.local.layout import ProjectPaths
 from pixelbuild.lock import OutputRecord, lock_outputs
+from pixelbuild.names import TEMP_PREFIX
 from pixelbuild.plan import Action, FileState, Staleness, make_plan
 from pixelbuild.project import compare_output, open_session, read_current_lock, read_current_state
 

@@ -164,7 +164,7 @@ def _target(paths: ProjectPaths, session: Session, manifest_dir: Path, sprite: S
 
 def _write_new(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` whole, failing if the file exists (even if it appeared meanwhile)."""
-    from pixelbuild.fsutil import TEMP_PREFIX
+    from pixelbuild.names import TEMP_PREFIX
 
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f"{TEMP_PREFIX}{target.name}")

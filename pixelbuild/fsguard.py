@@ -25,11 +25,10 @@ from enum import StrEnum
 from pathlib import Path
 
 from pixelbuild.errors import EXIT_BAD_INPUT, PixelbuildError, disk_full
-from pixelbuild.names import MAX_NAME_BYTES, MAX_PATH_BYTES
+from pixelbuild.names import MAX_NAME_BYTES, MAX_PATH_BYTES, TEMP_PREFIX
 
-#: Every temporary file pixelbuild creates starts with this; its name never includes the target's name,
-#: so a target name of ``MAX_NAME_BYTES`` still leaves the temporary name short.
-TEMP_PREFIX = ".pixelbuild-tmp."
+# Every temporary file pixelbuild creates starts with TEMP_PREFIX (defined with the names it reserves); its
+# name never includes the target's name, so a target name of MAX_NAME_BYTES still leaves it short.
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: Characters in a name that the plain pattern accepts: at most 4 UTF-8 bytes each, so a name of that many

@@ -9,9 +9,7 @@ import os
 from pathlib import Path
 
 from pixelbuild.errors import disk_full
-from pixelbuild.fsguard import TEMP_PREFIX
-
-__all__ = ["TEMP_PREFIX", "atomic_write_bytes"]
+from pixelbuild.names import TEMP_PREFIX
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = False, scratch: Path | None = None) -> None:

@@ -22,8 +22,8 @@ MAX_PATH_BYTES = 1024
 
 _WINDOWS_CHARACTERS = frozenset('<>:"|?*\\')
 _WINDOWS_DEVICES = re.compile(r"(CON|PRN|AUX|NUL|COM[0-9¹²³]|LPT[0-9¹²³])", re.IGNORECASE)
-#: Names pixelbuild gives its own temporary files; an output so named would be mistaken for one.
-_TEMP_PREFIX = ".pixelbuild-tmp"
+#: How the names of pixelbuild's own temporary files begin; an output so named would be mistaken for one.
+TEMP_PREFIX = ".pixelbuild-tmp."
 
 
 def quote(text: str) -> str:
@@ -89,6 +89,6 @@ def portable_path_problem(path: str) -> str | None:
             return f"has the name '{name}', which ends in '{name[-1]}': Windows drops it"
         if _WINDOWS_DEVICES.fullmatch(name.split(".", 1)[0].rstrip(" ")):
             return f"has the name '{name}', which Windows reserves for a device"
-        if name.startswith(_TEMP_PREFIX):
+        if name.startswith(TEMP_PREFIX):
             return f"has the name '{name}', which pixelbuild keeps for its temporary files"
     return None

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pixelbuild.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, ManifestError, PixelbuildError
-from pixelbuild.fsutil import TEMP_PREFIX
 from pixelbuild.local.layout import ProjectPaths
+from pixelbuild.names import TEMP_PREFIX
 
 if TYPE_CHECKING:
     import threading

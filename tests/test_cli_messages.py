@@ -143,13 +143,13 @@ def test_json_for_failed_build_check_and_frozen(cli: Callable[..., Result], make
 
 def fill_disk_after(monkeypatch: pytest.MonkeyPatch, writes: int, code: int = errno.ENOSPC) -> list[int]:
     """Make every atomic write (the temp file of ``fsutil``) after the first ``writes`` fail with ``code``."""
-    import pixelbuild.fsutil
+    from pixelbuild.names import TEMP_PREFIX
 
     real_open = os.open
     count = [0]
 
     def open_(path: Any, flags: int, mode: int = 0o777, *args: Any, **kwargs: Any) -> int:
-        if pixelbuild.fsutil.TEMP_PREFIX in os.fspath(path):
+        if TEMP_PREFIX in os.fspath(path):
             count[0] += 1
             if count[0] > writes:
                 raise OSError(code, os.strerror(code))
@@ -199,7 +199,7 @@ def test_disk_full_json(
 def test_a_file_system_refusal_is_a_failure_not_a_bug(
     cli: Callable[..., Result], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pixelbuild.fsutil
+    from pixelbuild.names import TEMP_PREFIX
 
     project = make_project()
     build_json(cli, project)
@@ -210,7 +210,7 @@ def test_a_file_system_refusal_is_a_failure_not_a_bug(
     def read_only(path: Any, flags: int, mode: int = 0o777, *args: Any, **kwargs: Any) -> int:
         # An output's temporary file: opened in its folder (dir_fd), or by its path on other systems.
         name = os.fspath(path)
-        if pixelbuild.fsutil.TEMP_PREFIX in name and ("dir_fd" in kwargs or f"{os.sep}assets{os.sep}" in name):
+        if TEMP_PREFIX in name and ("dir_fd" in kwargs or f"{os.sep}assets{os.sep}" in name):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
         return real_open(path, flags, mode, *args, **kwargs)
 

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from pixelbuild.fsguard import TEMP_PREFIX
 from pixelbuild.local.filehashes import file_digest
 from pixelbuild.local.journal import read_journal
 from pixelbuild.lock import apply_journal, read_lock
+from pixelbuild.names import TEMP_PREFIX
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")

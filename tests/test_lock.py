@@ -120,7 +120,8 @@ def test_the_lock_is_written_through_the_scratch_folder_or_beside_it_on_another_
     import errno
     import os
 
-    from pixelbuild.fsutil import TEMP_PREFIX, atomic_write_bytes
+    from pixelbuild.fsutil import atomic_write_bytes
+    from pixelbuild.names import TEMP_PREFIX
 
     lock, scratch = tmp_path / "pixelbuild.lock", tmp_path / ".pixelbuild"
     real_replace = os.replace

@@ -14,8 +14,8 @@ import pytest
 
 from pixelbuild import fsguard, notices
 from pixelbuild import lock as lock_module
-from pixelbuild.fsguard import TEMP_PREFIX, OutputGuard, Removal, UnsafePathError
-from pixelbuild.names import MAX_NAME_BYTES
+from pixelbuild.fsguard import OutputGuard, Removal, UnsafePathError
+from pixelbuild.names import MAX_NAME_BYTES, TEMP_PREFIX
 from tests.conftest import BASIC_MANIFEST, Result, build_json, failed_lines
 
 ATLAS_MANIFEST = BASIC_MANIFEST + "atlases:\n  - id: all\n    sprites: [hero, slime]\n"
