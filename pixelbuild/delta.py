@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pixelbuild.errors import ManifestError
 from pixelbuild.hashing import hash_bytes
-from pixelbuild.keys import compute_keys
+from pixelbuild.keys import SpriteKeys, compute_keys
 from pixelbuild.limits import MAX_SPRITES
 from pixelbuild.local.filehashes import Clock, FileHashCache
 from pixelbuild.local.layout import ProjectPaths
@@ -40,10 +40,10 @@ from pixelbuild.local.parsecache import ParseCache
 from pixelbuild.local.speccache import SpecCache
 from pixelbuild.local.stamp import StampInputs, stamp_changes
 from pixelbuild.local.store import Store
-from pixelbuild.lock import Lock, LockFormatError, LockText, read_lock_bytes
+from pixelbuild.lock import Lock, LockEntry, LockFormatError, LockText, read_lock_bytes
 from pixelbuild.manifest import Manifest, ManifestFile, load_file, load_manifest
 from pixelbuild.project import Session
-from pixelbuild.resolver import project_file_path, resolve
+from pixelbuild.resolver import ProjectSettings, Resolved, project_file_path, resolve
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,109 +103,46 @@ def prepare(paths: ProjectPaths, clock: Clock | None = None) -> Delta | None:
     if found is None:
         return None
     stamp, changed = found
-    rows: list[list[str]] = stamp["manifests"]
-    if not changed or rows[0][0] in changed:
+    if not _root_unchanged(stamp, changed):
         return None
     paths.check_state()
-    manifest_path = paths.manifest.resolve()
-    project_dir = manifest_path.parent
     parse_cache = ParseCache(paths.parse_cache, deferred=True)
-    old_digests = {name: digest for name, digest in rows}
-    try:
-        root = load_file(manifest_path, project_dir, parse_cache, is_root=True)
-        if [_relative(path, project_dir) for path in root.includes] == [row[0] for row in rows[1:]]:
-            # The root includes every file itself (the usual layout): no other header is needed.
-            files = [load_file(project_dir / name, project_dir, parse_cache, is_root=False) for name in changed]
-            manifest = Manifest(project_dir, (root, *files))
-        else:
-            # Files include files: every header (sprites stay unread) says what each file inherits.
-            manifest = load_manifest(manifest_path, parse_cache=parse_cache)
-            if [_relative(file.path, project_dir) for file in manifest.files] != [row[0] for row in rows]:
-                return None
-            by_name = {_relative(file.path, project_dir): file for file in manifest.files}
-            files = [by_name[name] for name in changed]
-    except ManifestError:
-        return None  # the full path reports it
-    old_headers = [parse_cache.get(old_digests[name], False) for name in changed]
-    if any(
-        header is None or {"include", "atlases"} & {*header[0], *new.header}
-        for header, new in zip(old_headers, files, strict=True)
-    ):
+    loaded = _load_changed(paths, stamp, changed, parse_cache)
+    if loaded is None:
         return None
-
-    raw = read_lock_bytes(paths.lock, paths.display(paths.lock))
-    text = LockText.index(raw) if raw is not None and hash_bytes(raw) == stamp["lock"] else None
+    root, manifest, files = loaded
+    befores = _files_before(parse_cache, stamp, changed, files)
+    if befores is None:
+        return None
+    text = _stamped_lock(paths, stamp)
     if text is None:
         return None
-    atlases = root.header.get("atlases", ())
-    try:
-        if sorted(text.ids("atlases")) != sorted(atlas["id"] for atlas in atlases):
-            return None  # an atlas defined in another file (or gone): its members may be anywhere
-    except LockFormatError:
+    patterns = _root_atlas_patterns(root, text)
+    if patterns is None:
         return None
-    patterns = [pattern for atlas in atlases for pattern in atlas["sprites"]]
 
     # The few files this build reads are hashed directly: loading and saving the table of every file
     # hash (10,000 outputs make ~1 MB) would cost more than hashing them.
     hashes = FileHashCache(None, clock)
-
-    def file_hash(ref: str) -> str | None:
-        return hashes.hash(project_file_path(paths.project_dir, ref))
-
+    file_hash = _file_hasher(paths, hashes)
     cache = SpecCache(paths.spec_cache, file_hash, paths.project_dir)
-    try:
-        resolved = resolve(manifest, cache, only={file.path for file in files})
-        keys = compute_keys(resolved.sprites, file_hash, cache.keys)
-    except ManifestError:
+    planned = _resolve_changed(manifest, files, cache)
+    if planned is None:
         return None
-
-    # The changed files' sprites before the edit, as the last build resolved them.
+    resolved, keys = planned
     earlier = SpecCache(paths.spec_cache, file_hash, paths.project_dir)
-    parent_of = {child: file for file in manifest.files for child in file.includes}
-    old_ids: list[str] = []
-    old_outputs: list[str] = []
-    for file, name, header in zip(files, changed, old_headers, strict=True):
-        assert header is not None
-        # The defaults it inherits, root first (as the resolver layers them), then its own as they were.
-        chain: list[ManifestFile] = []
-        parent = parent_of.get(file.path)
-        while parent is not None:
-            chain.insert(0, parent)
-            parent = parent_of.get(parent.path)
-        inherited = [ancestor.header["defaults"] for ancestor in chain if "defaults" in ancestor.header]
-        own = [header[0]["defaults"]] if "defaults" in header[0] else []
-        before = ManifestFile(
-            path=file.path,
-            display=file.display,
-            digest=old_digests[name],
-            header=header[0],
-            sprites=[],
-            includes=(),
-            include_globs=(),
-            is_root=False,
-        )
-        resolution = earlier.lookup(before, [*inherited, *own], resolved.project)
-        if resolution is None:
-            return None
-        old_ids += [spec.id for spec in resolution[0]]
-        old_outputs += [spec.output for spec in resolution[0]]
-
-    touched = [*old_ids, *(sprite.id for sprite in resolved.sprites)]
-    if any(fnmatch.fnmatchcase(sprite_id, pattern) for sprite_id in touched for pattern in patterns):
-        return None  # an atlas gains, loses or repacks a member
-    try:
-        entries = {sprite_id: entry for sprite_id in old_ids if (entry := text.entry(sprite_id)) is not None}
-        # An id that is new to the changed files but in the lock belongs to another file.
-        if any(s.id not in entries and text.contains(s.id) for s in resolved.sprites):
-            return None
-    except LockFormatError:
-        return None  # the full path names it
-    others = stamp["sprites"] - len(entries)  # every sprite had an entry after the last complete build
-    max_sprites = root.header.get("project", {}).get("max_sprites", MAX_SPRITES)
-    if type(others) is not int or others < 0 or others + len(resolved.sprites) > max_sprites:
+    old = _sprites_before(earlier, manifest, befores, resolved.project)
+    if old is None:
         return None
-    left = set(old_outputs)
-    if _clashes([s.output for s in resolved.sprites], [p for p in stamp["outputs"]["paths"] if p not in left]):
+    old_ids, old_outputs = old
+    new_ids = [sprite.id for sprite in resolved.sprites]
+    if _atlas_member_touched([*old_ids, *new_ids], patterns):
+        return None
+    entries = _lock_entries(text, old_ids, new_ids)
+    if entries is None:
+        return None
+    others = _others_within_max_sprites(stamp, root, len(entries), len(new_ids))
+    if others is None or _outputs_clash(stamp, old_outputs, [sprite.output for sprite in resolved.sprites]):
         return None
     # Only now: an edit the full path must judge (or refuse) leaves nothing in the caches.
     cache.save(keys)
@@ -213,6 +150,167 @@ def prepare(paths: ProjectPaths, clock: Clock | None = None) -> Delta | None:
     session = Session(paths, manifest, resolved, keys, hashes, Store(paths.cache))
     digests = {name: file.digest for name, file in zip(changed, files, strict=True)}
     return Delta(session, Lock(entries), text, others, stamp, digests)
+
+
+def _root_unchanged(stamp: Mapping[str, Any], changed: Sequence[str]) -> bool:
+    """Whether some file changed, and the root manifest (the stamp's first file) is not one of them."""
+    rows: list[list[str]] = stamp["manifests"]
+    return bool(changed) and rows[0][0] not in changed
+
+
+def _load_changed(
+    paths: ProjectPaths, stamp: Mapping[str, Any], changed: Sequence[str], parse_cache: ParseCache
+) -> tuple[ManifestFile, Manifest, list[ManifestFile]] | None:
+    """The root, the manifest holding the headers the changed files inherit, and the changed files (in
+    ``changed``'s order); None where the files are no longer those the stamp lists, or one is bad."""
+    rows: list[list[str]] = stamp["manifests"]
+    manifest_path = paths.manifest.resolve()
+    project_dir = manifest_path.parent
+    try:
+        root = load_file(manifest_path, project_dir, parse_cache, is_root=True)
+        if [_relative(path, project_dir) for path in root.includes] == [row[0] for row in rows[1:]]:
+            # The root includes every file itself (the usual layout): no other header is needed.
+            files = [load_file(project_dir / name, project_dir, parse_cache, is_root=False) for name in changed]
+            return root, Manifest(project_dir, (root, *files)), files
+        # Files include files: every header (sprites stay unread) says what each file inherits.
+        manifest = load_manifest(manifest_path, parse_cache=parse_cache)
+    except ManifestError:
+        return None  # the full path reports it
+    if [_relative(file.path, project_dir) for file in manifest.files] != [row[0] for row in rows]:
+        return None
+    by_name = {_relative(file.path, project_dir): file for file in manifest.files}
+    return root, manifest, [by_name[name] for name in changed]
+
+
+def _files_before(
+    parse_cache: ParseCache, stamp: Mapping[str, Any], changed: Sequence[str], files: Sequence[ManifestFile]
+) -> list[ManifestFile] | None:
+    """The changed files as they were before the edit (headers only, from the parse cache), where none of
+    them includes files or defines atlases, before or after the edit; else None."""
+    old_digests = {name: digest for name, digest in stamp["manifests"]}
+    befores: list[ManifestFile] = []
+    for name, file in zip(changed, files, strict=True):
+        cached = parse_cache.get(old_digests[name], False)
+        if cached is None or {"include", "atlases"} & {*cached[0], *file.header}:
+            return None
+        befores.append(
+            ManifestFile(
+                path=file.path,
+                display=file.display,
+                digest=old_digests[name],
+                header=cached[0],
+                sprites=[],
+                includes=(),
+                include_globs=(),
+                is_root=False,
+            )
+        )
+    return befores
+
+
+def _stamped_lock(paths: ProjectPaths, stamp: Mapping[str, Any]) -> LockText | None:
+    """The lock, indexed, if it is the one the last complete build wrote; else None."""
+    raw = read_lock_bytes(paths.lock, paths.display(paths.lock))
+    if raw is None or hash_bytes(raw) != stamp["lock"]:
+        return None
+    return LockText.index(raw)
+
+
+def _root_atlas_patterns(root: ManifestFile, text: LockText) -> list[str] | None:
+    """The member patterns of the atlases, where all of them are defined in the root manifest (the lock
+    lists the same ones); else None."""
+    atlases = root.header.get("atlases", ())
+    try:
+        if sorted(text.ids("atlases")) != sorted(atlas["id"] for atlas in atlases):
+            return None  # an atlas defined in another file (or gone): its members may be anywhere
+    except LockFormatError:
+        return None
+    return [pattern for atlas in atlases for pattern in atlas["sprites"]]
+
+
+def _file_hasher(paths: ProjectPaths, hashes: FileHashCache) -> Callable[[str], str | None]:
+    """The digest of a file the manifest names (relative to the project), through ``hashes``."""
+
+    def file_hash(ref: str) -> str | None:
+        return hashes.hash(project_file_path(paths.project_dir, ref))
+
+    return file_hash
+
+
+def _resolve_changed(
+    manifest: Manifest, files: Sequence[ManifestFile], cache: SpecCache
+) -> tuple[Resolved, dict[str, SpriteKeys]] | None:
+    """The changed files' sprites resolved and keyed; None where one is bad (the full path reports it)."""
+    try:
+        resolved = resolve(manifest, cache, only={file.path for file in files})
+        return resolved, compute_keys(resolved.sprites, cache.file_hash, cache.keys)
+    except ManifestError:
+        return None
+
+
+def _sprites_before(
+    earlier: SpecCache, manifest: Manifest, befores: Sequence[ManifestFile], project: ProjectSettings
+) -> tuple[list[str], list[str]] | None:
+    """The ids and outputs of the changed files' sprites before the edit, as the last build resolved
+    them (from the spec cache); None where one file's are not cached."""
+    parent_of = {child: file for file in manifest.files for child in file.includes}
+    old_ids: list[str] = []
+    old_outputs: list[str] = []
+    for before in befores:
+        own = [before.header["defaults"]] if "defaults" in before.header else []
+        resolution = earlier.lookup(before, [*_inherited_defaults(before.path, parent_of), *own], project)
+        if resolution is None:
+            return None
+        old_ids += [spec.id for spec in resolution[0]]
+        old_outputs += [spec.output for spec in resolution[0]]
+    return old_ids, old_outputs
+
+
+def _inherited_defaults(path: Path, parent_of: Mapping[Path, ManifestFile]) -> list[Any]:
+    """The defaults the file at ``path`` inherits along its chain of includes, root first (as the
+    resolver layers them)."""
+    chain: list[ManifestFile] = []
+    parent = parent_of.get(path)
+    while parent is not None:
+        chain.insert(0, parent)
+        parent = parent_of.get(parent.path)
+    return [ancestor.header["defaults"] for ancestor in chain if "defaults" in ancestor.header]
+
+
+def _atlas_member_touched(touched: Sequence[str], patterns: Sequence[str]) -> bool:
+    """Whether a sprite of the changed files, before or after the edit, is an atlas member: the atlas
+    gains, loses or repacks a member."""
+    return any(fnmatch.fnmatchcase(sprite_id, pattern) for sprite_id in touched for pattern in patterns)
+
+
+def _lock_entries(text: LockText, old_ids: Sequence[str], new_ids: Sequence[str]) -> dict[str, LockEntry] | None:
+    """The lock's entries of the changed files' sprites before the edit, each read and validated; None
+    where one is damaged (the full path names it) or a new id is another file's sprite."""
+    try:
+        entries = {sprite_id: entry for sprite_id in old_ids if (entry := text.entry(sprite_id)) is not None}
+        # An id that is new to the changed files but in the lock belongs to another file.
+        if any(sprite_id not in entries and text.contains(sprite_id) for sprite_id in new_ids):
+            return None
+    except LockFormatError:
+        return None  # the full path names it
+    return entries
+
+
+def _others_within_max_sprites(stamp: Mapping[str, Any], root: ManifestFile, old: int, new: int) -> int | None:
+    """The number of the other files' sprites (the stamp's count less the changed files' ``old``), where
+    with the ``new`` ones they stay within ``project.max_sprites``; else None."""
+    others = stamp["sprites"] - old  # every sprite had an entry after the last complete build
+    max_sprites = root.header.get("project", {}).get("max_sprites", MAX_SPRITES)
+    if type(others) is not int or others < 0 or others + new > max_sprites:
+        return None
+    return others
+
+
+def _outputs_clash(stamp: Mapping[str, Any], old_outputs: Sequence[str], new_outputs: Sequence[str]) -> bool:
+    """Whether an output of the changed files' sprites clashes with one of another file's (the stamp's
+    outputs, less those the changed files' sprites had)."""
+    left = set(old_outputs)
+    return _clashes(new_outputs, [path for path in stamp["outputs"]["paths"] if path not in left])
 
 
 def _relative(path: Path, project_dir: Path) -> str:
