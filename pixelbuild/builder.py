@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pixelbuild.plan import Plan
     from pixelbuild.project import Session
     from pixelbuild.remote.config import RemoteConfig
+    from pixelbuild.remote.sync import BuildRemote
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,64 +244,25 @@ def _full_build(
     """Plan and run the build of ``session``'s sprites; with ``delta``, those of the changed files alone."""
     from pixelbuild.execute.outcomes import EngineResult
     from pixelbuild.local.journal import Journal, read_journal
-    from pixelbuild.local.stamp import clear_stamp, stamped_lock_digest
     from pixelbuild.lock import apply_journal
-    from pixelbuild.plan import Action
 
     remote_config = _remote_config(session, options)  # a bad --remote or PIXELBUILD_REMOTE stops it here
-    trusted = stamped_lock_digest(str(paths.manifest)) if delta is None else None
-    clear_stamp(paths.stamp)
-    if delta is None:
-        _sweep_interrupted_writes(paths, session)
-        lock, text = _read_lock(paths, trusted)
-    else:
-        # No build was interrupted since the stamp was written (each clears it first): nothing to sweep.
-        lock, text = delta.lock, delta.text
-    # A journal left by an interrupted build holds finished work: fold it in before anything else.
-    if paths.journal.exists():
-        _commit_lock(paths, lock)
+    lock, text = _open_lock(paths, session, delta)
     remote = None
     if remote_config is not None:
         from pixelbuild.remote.sync import BuildRemote
 
         remote = BuildRemote(remote_config, session)
-    full_plan = session.plan(lock, force=options.force)
-    plan = session.select(full_plan, options.only)
-    fetched = remote.prefetch(session, plan) if remote is not None else 0
-    if fetched:  # read through: what came from the remote is restored or post-processed, not generated
-        full_plan = session.plan(lock, force=options.force)
-        plan = session.select(full_plan, options.only)
-
+    full_plan, plan, fetched = _plan_with_prefetch(session, lock, options, remote)
     if options.frozen:
-        needing = [d for d in plan.decisions if d.action is Action.GENERATE]
-        if needing:
-            listing = "; ".join(f"{d.sprite_id} ({', '.join(d.reasons)})" for d in needing)
-            raise FrozenError(
-                f"--frozen: {len(needing)} sprite(s) would need the generator: {listing}. "
-                "Run 'pixelbuild build' where a generator is available and commit the lock and assets."
-            )
+        _refuse_generation(plan)
 
     journal = remote.journal(paths.journal) if remote is not None else Journal(paths.journal)
     result = EngineResult()
     repaired: dict[str, None] = {}
     completed = False
     try:
-        work, current = plan, lock
-        for attempt in range(_PASSES):
-            result.add(_run_engine(session, options, journal, current, work, progress))
-            if not result.repair or result.interrupted or result.error is not None:
-                break
-            if attempt == _PASSES - 1:
-                for subject in sorted(result.repair):
-                    result.failures.setdefault(
-                        subject,
-                        "its cache entries went missing again while it was rebuilt "
-                        "(is something else deleting files in .pixelbuild?)",
-                    )
-                break
-            repaired.update(dict.fromkeys(sorted(result.repair)))
-            current = apply_journal(lock, read_journal(paths.journal))
-            work = _replan(session, current, result.repair, options, result.failures)
+        _run_passes(session, options, progress, journal, lock, plan, result, repaired)
         completed = True
     finally:
         try:
@@ -317,7 +279,99 @@ def _full_build(
         if remote is not None and not completed:
             remote.abandon()
 
-    report = BuildReport(
+    report = _report(result, fetched, full_plan, delta)
+    if remote is not None:
+        report.warnings += remote.finish(wait=not result.interrupted)
+    report.warnings += _repaired_warnings(list(repaired))
+    if _everything_done(report, plan, full_plan, result):
+        _stamp(paths, session, options, delta, final_lock, lock_bytes)
+    return report
+
+
+def _open_lock(paths: ProjectPaths, session: Session, delta: Delta | None) -> tuple[Lock, LockText | None]:
+    """Clear the stamp, then read the lock (the delta's entries alone for an edit build), with the work a
+    journal left by an interrupted build folded in."""
+    from pixelbuild.local.stamp import clear_stamp, stamped_lock_digest
+
+    trusted = stamped_lock_digest(str(paths.manifest)) if delta is None else None
+    clear_stamp(paths.stamp)
+    if delta is None:
+        _sweep_interrupted_writes(paths, session)
+        lock, text = _read_lock(paths, trusted)
+    else:
+        # No build was interrupted since the stamp was written (each clears it first): nothing to sweep.
+        lock, text = delta.lock, delta.text
+    # A journal left by an interrupted build holds finished work: fold it in before anything else.
+    if paths.journal.exists():
+        _commit_lock(paths, lock)
+    return lock, text
+
+
+def _plan_with_prefetch(
+    session: Session, lock: Lock, options: BuildOptions, remote: BuildRemote | None
+) -> tuple[Plan, Plan, int]:
+    """The full plan, the part of it ``options.only`` selects, and how many sprites came from the remote
+    (planned again after them)."""
+    full_plan = session.plan(lock, force=options.force)
+    plan = session.select(full_plan, options.only)
+    fetched = remote.prefetch(session, plan) if remote is not None else 0
+    if fetched:  # read through: what came from the remote is restored or post-processed, not generated
+        full_plan = session.plan(lock, force=options.force)
+        plan = session.select(full_plan, options.only)
+    return full_plan, plan, fetched
+
+
+def _refuse_generation(plan: Plan) -> None:
+    """Raise FrozenError (``--frozen``) if a sprite of ``plan`` needs the generator."""
+    from pixelbuild.plan import Action
+
+    needing = [d for d in plan.decisions if d.action is Action.GENERATE]
+    if needing:
+        listing = "; ".join(f"{d.sprite_id} ({', '.join(d.reasons)})" for d in needing)
+        raise FrozenError(
+            f"--frozen: {len(needing)} sprite(s) would need the generator: {listing}. "
+            "Run 'pixelbuild build' where a generator is available and commit the lock and assets."
+        )
+
+
+def _run_passes(
+    session: Session,
+    options: BuildOptions,
+    progress: Progress,
+    journal: Journal,
+    lock: Lock,
+    plan: Plan,
+    result: EngineResult,
+    repaired: dict[str, None],
+) -> None:
+    """Run ``plan`` into ``result``; replan and run once more what a missing or damaged cache entry left
+    undone (noted in ``repaired``), and fail what is still left after the last pass."""
+    from pixelbuild.local.journal import read_journal
+    from pixelbuild.lock import apply_journal
+
+    work, current = plan, lock
+    for attempt in range(_PASSES):
+        result.add(_run_engine(session, options, journal, current, work, progress))
+        if not result.repair or result.interrupted or result.error is not None:
+            return
+        if attempt == _PASSES - 1:
+            for subject in sorted(result.repair):
+                result.failures.setdefault(
+                    subject,
+                    "its cache entries went missing again while it was rebuilt "
+                    "(is something else deleting files in .pixelbuild?)",
+                )
+            return
+        repaired.update(dict.fromkeys(sorted(result.repair)))
+        current = apply_journal(lock, read_journal(session.paths.journal))
+        work = _replan(session, current, result.repair, options, result.failures)
+
+
+def _report(result: EngineResult, fetched: int, full_plan: Plan, delta: Delta | None) -> BuildReport:
+    """The report of a build's ``result``; what it left alone counts as up to date (with the delta's others)."""
+    from pixelbuild.plan import Action
+
+    return BuildReport(
         generated=result.generated,
         fetched=fetched,
         generator_calls=result.generator_calls,
@@ -333,28 +387,45 @@ def _full_build(
         warnings=list(result.kept),
         error=result.error,
     )
-    if remote is not None:
-        report.warnings += remote.finish(wait=not result.interrupted)
-    if repaired:
-        shown = ", ".join(list(repaired)[:5]) + (", ..." if len(repaired) > 5 else "")
-        report.warnings.append(
-            f"missing or damaged cache entries of {len(repaired)} sprite(s) or atlas(es) ({shown}) "
-            "were dropped and rebuilt"
-        )
-    everything_done = (
+
+
+def _repaired_warnings(repaired: Sequence[str]) -> list[str]:
+    """The warning that the cache entries of ``repaired`` were dropped and rebuilt (none if none)."""
+    if not repaired:
+        return []
+    shown = ", ".join(list(repaired)[:5]) + (", ..." if len(repaired) > 5 else "")
+    return [
+        f"missing or damaged cache entries of {len(repaired)} sprite(s) or atlas(es) ({shown}) were dropped and rebuilt"
+    ]
+
+
+def _everything_done(report: BuildReport, plan: Plan, full_plan: Plan, result: EngineResult) -> bool:
+    """Whether the build did all the project needed (no ``--only`` left some out, nothing failed): only
+    then may a stamp say the project is up to date."""
+    return (
         report.ok
         and len(plan.stale) == len(full_plan.stale)
         and len(plan.stale_atlases) == len(full_plan.stale_atlases)
         and all(decision.sprite_id in result.finished for decision in plan.stale)
     )
-    if everything_done and delta is not None:
+
+
+def _stamp(
+    paths: ProjectPaths,
+    session: Session,
+    options: BuildOptions,
+    delta: Delta | None,
+    final_lock: Lock,
+    lock_bytes: bytes,
+) -> None:
+    """Write the stamp of a complete build: the delta's splice of the old one, or a fresh one."""
+    if delta is not None:
         from pixelbuild.local.stamp import write_stamp
 
         inputs = delta.stamp_inputs(final_lock, lock_bytes)
         write_stamp(paths.stamp, inputs, options.clock, delta.stamp, delta.written(final_lock))
-    elif everything_done:
+    else:
         _write_stamp(session, final_lock, lock_bytes, options.clock)
-    return report
 
 
 def _run_engine(
