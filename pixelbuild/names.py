@@ -24,6 +24,13 @@ _WINDOWS_CHARACTERS = frozenset('<>:"|?*\\')
 _WINDOWS_DEVICES = re.compile(r"(CON|PRN|AUX|NUL|COM[0-9¹²³]|LPT[0-9¹²³])", re.IGNORECASE)
 #: How the names of pixelbuild's own temporary files begin; an output so named would be mistaken for one.
 TEMP_PREFIX = ".pixelbuild-tmp."
+# The common case in one match: ASCII names that neither begin with '.' (so no temporary-file name) nor end in
+# '.', none a Windows device, in a path short enough that no name can pass the byte limit. Anything else takes
+# the full check, so every refusal reads the same.
+_PLAIN_NAME = (
+    r"(?!(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?![A-Za-z0-9_-]))[A-Za-z0-9_-](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?"
+)
+_PLAIN_PATH = re.compile(f"{_PLAIN_NAME}(?:/{_PLAIN_NAME})*", re.ASCII | re.IGNORECASE)
 
 
 def quote(text: str) -> str:
@@ -72,6 +79,8 @@ def id_problem(value: str) -> str | None:
 def portable_path_problem(path: str) -> str | None:
     """Why the normalised relative POSIX ``path`` cannot be written on every common file system (Linux, macOS,
     Windows), or None. Whether a path read back stays under the output root is ``fsguard``'s question."""
+    if len(path) <= MAX_NAME_BYTES and _PLAIN_PATH.fullmatch(path):
+        return None
     problem = control_problem(path)
     if problem is not None:
         return problem

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from pixelbuild import names
 from pixelbuild.names import portable_path_problem
 from tests.conftest import Result
 from tests.refusal import COMMANDS, assert_accepted, assert_refused
@@ -223,3 +225,31 @@ def test_names_at_the_limits_build(cli: Callable[..., Result], make_project: Cal
 def test_unicode_names_are_counted_in_bytes() -> None:
     assert portable_path_problem("é" * 127 + ".png") is not None  # 258 bytes, 131 characters
     assert portable_path_problem("é" * 125 + ".png") is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "a/b.png",
+        "con.png",
+        "sub/COM1.x.png",
+        "lpt9/a.png",
+        "com10.png",
+        "conx/a.png",
+        "con-a.png",
+        "a./b.png",
+        ".pixelbuild-tmp.x/a.png",
+        ".hidden/a.png",
+        "a//b.png",
+        "a*b.png",
+        "\u0131.png",  # dotless i: IGNORECASE alone would let [a-z] take it
+        "\u212a.png",  # Kelvin sign
+        "x" * 255,
+        "x" * 256,
+        "/".join(["d" * 200] * 6),
+    ],
+)
+def test_the_fast_path_answers_as_the_full_check(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = portable_path_problem(path)
+    monkeypatch.setattr(names, "_PLAIN_PATH", re.compile(r"(?!)"))
+    assert fast == portable_path_problem(path)
