@@ -34,3 +34,13 @@ def test_import_stays_light() -> None:
     probe = f"import sys, pixelbuild; print(sorted(m for m in {heavy} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_check_loads_no_pixel_code(make_project: Callable[..., Path]) -> None:
+    # check reads the post ops' declarations, never their pixel code: numpy stays off its path (~0.1 s).
+    project = make_project()
+    pixelbuild.build(str(project / "pixelbuild.yaml"), pixelbuild.BuildOptions(jobs=1))
+    probe = "import sys, pixelbuild; ok = pixelbuild.check(sys.argv[1]).ok; print(ok, 'numpy' in sys.modules)"
+    manifest = str(project / "pixelbuild.yaml")
+    result = subprocess.run([sys.executable, "-c", probe, manifest], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "True False"

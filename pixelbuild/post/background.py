@@ -7,17 +7,21 @@ not exceed ``tolerance``), integer throughout.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
 from PIL import Image
 
 from pixelbuild.post import PostContext, register
-from pixelbuild.post.common import U8Array, clear_transparent, from_array, to_array
+from pixelbuild.post.common import clear_transparent, from_array, to_array
 from pixelbuild.post.params import RGBA, Bool, Choice, Color, Int, When, parse_color
 
-BoolArray = NDArray[np.bool_]
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from pixelbuild.post.common import U8Array
+
+    BoolArray = NDArray[np.bool_]
 
 MODES = ("flood", "key", "alpha")
 #: Side of the square patch at each corner whose median colour stands for that corner.
@@ -25,6 +29,7 @@ _CORNER_PATCH = 3
 
 
 def _chebyshev(pixels: U8Array, colour: RGBA) -> NDArray[np.int16]:
+    import numpy as np
     difference = pixels[..., :3].astype(np.int16) - np.array(colour[:3], dtype=np.int16)
     result: NDArray[np.int16] = np.abs(difference).max(axis=2)
     return result
@@ -33,6 +38,7 @@ def _chebyshev(pixels: U8Array, colour: RGBA) -> NDArray[np.int16]:
 def detect_background(pixels: U8Array, tolerance: int = 0) -> RGBA:
     """The background colour seen in the corners: each corner's 3x3 median, then the one that most
     corners agree with (within ``tolerance``); ties go to top-left, top-right, bottom-left, bottom-right."""
+    import numpy as np
     height, width = pixels.shape[:2]
     size = min(_CORNER_PATCH, height, width)
     patches = [
@@ -75,6 +81,7 @@ def flood_from_border(mask: BoolArray) -> BoolArray:
     components are found by minimum-label propagation with pointer jumping, and the components
     holding a border run are painted back.
     """
+    import numpy as np
     height, width = mask.shape
     result = np.zeros((height, width), dtype=bool)
     if height == 0 or width == 0:
@@ -119,6 +126,7 @@ def flood_from_border(mask: BoolArray) -> BoolArray:
 
 def _halo(pixels: U8Array, removed: BoolArray, colour: RGBA, tolerance: int) -> BoolArray:
     """Visible pixels next to (4-neighbour) a removed one and within ``tolerance`` of the background."""
+    import numpy as np
     near = np.zeros_like(removed)
     near[1:] |= removed[:-1]
     near[:-1] |= removed[1:]
@@ -140,6 +148,7 @@ def remove_background_pixels(
     alpha_threshold: int = 128,
 ) -> U8Array:
     """Make the background of one frame transparent (see the op for the modes)."""
+    import numpy as np
     result = pixels.copy()
     if mode == "alpha":
         # Hard alpha: pixel art has no partial transparency.

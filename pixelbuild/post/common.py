@@ -5,23 +5,28 @@ Colour and size params are read in ``pixelbuild.post.params``, anchors in ``pixe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
 from PIL import Image
 
-U8Array = NDArray[np.uint8]
+# numpy is imported where pixels are touched: loading the ops' declarations (check, schema) never needs it.
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    U8Array = NDArray[np.uint8]
 
 
 def to_array(image: Image.Image) -> U8Array:
     """A writable (H, W, 4) uint8 copy of ``image``'s RGBA pixels."""
+    import numpy as np
     rgba = image if image.mode == "RGBA" else image.convert("RGBA")
     return np.array(rgba, dtype=np.uint8)
 
 
 def from_array(pixels: NDArray[Any]) -> Image.Image:
     """An RGBA image from an (H, W, 4) array (values must already lie in 0..255)."""
+    import numpy as np
     return Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), mode="RGBA")
 
 

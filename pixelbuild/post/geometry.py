@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from pixelbuild.anchors import ANCHORS, anchor_offset
@@ -59,6 +58,7 @@ def resize(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContex
 
 def alpha_bbox(image: Image.Image) -> Box | None:
     """(left, top, right, bottom) of the pixels with non-zero alpha, or None if there are none."""
+    import numpy as np
     rgba = image if image.mode == "RGBA" else image.convert("RGBA")
     alpha = np.asarray(rgba.getchannel("A"))
     columns = np.flatnonzero(alpha.any(axis=0))
@@ -124,6 +124,7 @@ def place(frame: Image.Image, size: tuple[int, int], position: tuple[int, int], 
 
     Pixels with any alpha replace the fill (no blending: pixel art has hard alpha edges).
     """
+    import numpy as np
     canvas = np.empty((size[1], size[0], 4), dtype=np.uint8)
     canvas[...] = np.asarray(fill, dtype=np.uint8)
     source = to_array(frame)

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
 from PIL import Image
 
 from pixelbuild.limits import Size
 from pixelbuild.post import PostContext, register
-from pixelbuild.post.common import U8Array, from_array, to_array
+from pixelbuild.post.common import from_array, to_array
 from pixelbuild.post.params import RGBA, Bool, Choice, Color, When, parse_color
 
-BoolArray = NDArray[np.bool_]
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from pixelbuild.post.common import U8Array
+
+    BoolArray = NDArray[np.bool_]
 
 
 def _neighbours(mask: BoolArray, diagonal: bool, outside: bool = False) -> BoolArray:
     """Pixels with at least one 4-neighbour (8 with ``diagonal``) set in ``mask``; beyond the image
     every pixel counts as ``outside``."""
+    import numpy as np
     padded = np.pad(mask, 1, constant_values=outside)
     height, width = mask.shape
     result = np.zeros_like(mask)
@@ -35,6 +40,7 @@ def outline_pixels(
     pixels: U8Array, colour: RGBA, mode: str = "outer", diagonal: bool = False, expand: bool = True
 ) -> U8Array:
     """Draw a 1-px outline on one frame (alpha > 0 is the sprite); see the op for the options."""
+    import numpy as np
     if mode == "outer" and expand:
         pixels = np.pad(pixels, ((1, 1), (1, 1), (0, 0)))
     result = pixels.copy()

@@ -11,21 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
 from PIL import Image
 
 from pixelbuild.post import PostContext, register
-from pixelbuild.post.common import U8Array, clear_transparent, from_array, to_array
+from pixelbuild.post.common import clear_transparent, from_array, to_array
 from pixelbuild.post.palette_files import BUILTIN_PALETTES, MAX_COLOURS, parse_palette
 from pixelbuild.post.params import Choice, CountOrColors, File, Int, Number, When, parse_color
 
-IntArray = NDArray[np.int64]
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from pixelbuild.post.common import U8Array
+
+    IntArray = NDArray[np.int64]
 
 #: Channel weights of the colour distance (green matters most to the eye, then blue, then red).
-WEIGHTS = np.array([2, 4, 3], dtype=np.int64)
+WEIGHTS = (2, 4, 3)
 
 DITHERS = ("none", "ordered", "floyd-steinberg")
 METHODS = ("kmeans", "median-cut")
@@ -42,6 +46,7 @@ _STRENGTH_ONE = 1024
 
 def distinct_colours(arrays: Sequence[U8Array]) -> tuple[IntArray, IntArray]:
     """The distinct RGB colours of the visible (alpha > 0) pixels, sorted, with their pixel counts."""
+    import numpy as np
     packed_parts = []
     for pixels in arrays:
         visible = pixels[pixels[..., 3] > 0][:, :3].astype(np.int64)
@@ -54,12 +59,14 @@ def distinct_colours(arrays: Sequence[U8Array]) -> tuple[IntArray, IntArray]:
 
 def nearest(colours: IntArray, palette: IntArray) -> IntArray:
     """Index of the nearest palette entry (weighted squared RGB distance; ties: the lower index)."""
+    import numpy as np
     if colours.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
     # |c - p|^2 = |c|^2 - 2 c.p + |p|^2 (all weighted); |c|^2 is the same for every p of a row, so
     # it is left out. Integer arithmetic keeps the comparison, ties included, exact.
-    palette_terms = (palette * palette) @ WEIGHTS
-    weighted = palette * WEIGHTS
+    weights = np.array(WEIGHTS, dtype=np.int64)
+    palette_terms = (palette * palette) @ weights
+    weighted = palette * weights
     result = np.empty(colours.shape[0], dtype=np.int64)
     step = max(1, (1 << 20) // max(1, palette.shape[0]))  # bounds the distance table to a few MB
     for start in range(0, colours.shape[0], step):
@@ -85,6 +92,7 @@ def median_cut(colours: IntArray, counts: IntArray, size: int) -> IntArray:
 
     Returns each box's rounded weighted mean colour, as an (n, 3) int array with n <= size.
     """
+    import numpy as np
     everything = np.arange(colours.shape[0], dtype=np.int64)
     boxes: list[tuple[tuple[int, int], IntArray]] = [(_box_key(colours, counts, everything), everything)]
     while len(boxes) < size:
@@ -115,6 +123,7 @@ def median_cut(colours: IntArray, counts: IntArray, size: int) -> IntArray:
 
 def _stats(colours: IntArray, counts: IntArray) -> IntArray:
     """Per colour: weight, weighted channel values and weighted squares (7 integer columns)."""
+    import numpy as np
     weighted = colours * counts[:, None]
     return np.concatenate([counts[:, None], weighted, weighted * colours], axis=1)
 
@@ -138,6 +147,7 @@ def variance_cut(colours: IntArray, counts: IntArray, size: int) -> IntArray:
 
     Unlike the classic median cut this does not spend boxes slicing one dominant (noisy) colour.
     """
+    import numpy as np
     stats = _stats(colours, counts)
     everything = np.arange(colours.shape[0], dtype=np.int64)
     whole = stats.sum(axis=0)
@@ -170,6 +180,7 @@ def variance_cut(colours: IntArray, counts: IntArray, size: int) -> IntArray:
 
 def _cluster_means(colours: IntArray, counts: IntArray, assignment: IntArray, centres: IntArray) -> IntArray:
     """Rounded weighted mean of each cluster; an empty cluster keeps its centre."""
+    import numpy as np
     size = centres.shape[0]
     # Float sums of integers stay exact (far below 2**53), so bincount's float weights lose nothing.
     totals = np.bincount(assignment, weights=counts, minlength=size).astype(np.int64)
@@ -183,6 +194,7 @@ def _cluster_means(colours: IntArray, counts: IntArray, assignment: IntArray, ce
 
 def kmeans(colours: IntArray, counts: IntArray, centres: IntArray, rounds: int = _KMEANS_ROUNDS) -> IntArray:
     """Refine ``centres`` by weighted k-means with integer (rounded) means; stops when stable."""
+    import numpy as np
     assignment = nearest(colours, centres)
     for _ in range(rounds):
         centres = _cluster_means(colours, counts, assignment, centres)
@@ -195,6 +207,7 @@ def kmeans(colours: IntArray, counts: IntArray, centres: IntArray, rounds: int =
 
 def _reduce_bits(colours: IntArray, counts: IntArray) -> tuple[IntArray, IntArray]:
     """Merge colours to 6 bits per channel (bucket centres), summing counts: bounds the work."""
+    import numpy as np
     reduced = (colours >> 2 << 2) | 2
     keys = (reduced[:, 0] << 16) | (reduced[:, 1] << 8) | reduced[:, 2]
     unique, inverse = np.unique(keys, return_inverse=True)
@@ -211,6 +224,7 @@ def merge_close(colours: IntArray, counts: IntArray, centres: IntArray, distance
     Quantizing a noisy image to more colours than it has spends the spare entries on noise (a flat
     background becomes five near-identical greys); merging gives those pixels one colour back.
     """
+    import numpy as np
     assignment = nearest(colours, centres)
     weight = np.bincount(assignment, weights=counts, minlength=centres.shape[0]).astype(np.int64)
     centres, weight = centres[weight > 0], weight[weight > 0]
@@ -234,6 +248,7 @@ def build_palette(arrays: Sequence[U8Array], size: int, method: str = "kmeans", 
     ``kmeans``: a variance cut refined by k-means; ``median-cut``: the classic median cut. Then
     entries within ``min_distance`` are merged. Images with at most ``size`` colours keep them all.
     """
+    import numpy as np
     colours, counts = distinct_colours(arrays)
     if colours.shape[0] == 0:
         return np.zeros((1, 3), dtype=np.int64)
@@ -261,6 +276,7 @@ def build_palette(arrays: Sequence[U8Array], size: int, method: str = "kmeans", 
 
 def bayer_matrix(size: int) -> IntArray:
     """The ``size`` x ``size`` Bayer threshold matrix (values 0 .. size*size - 1), size a power of 2."""
+    import numpy as np
     matrix = np.zeros((1, 1), dtype=np.int64)
     while matrix.shape[0] < size:
         matrix = np.block([[4 * matrix, 4 * matrix + 2], [4 * matrix + 3, 4 * matrix + 1]])
@@ -269,6 +285,7 @@ def bayer_matrix(size: int) -> IntArray:
 
 def _map_plain(pixels: U8Array, palette: IntArray) -> U8Array:
     """Each visible pixel's nearest palette colour, computed once per distinct colour."""
+    import numpy as np
     visible = pixels[..., 3] > 0
     rgb = pixels[visible][:, :3].astype(np.int64)
     keys = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
@@ -283,24 +300,26 @@ def _map_plain(pixels: U8Array, palette: IntArray) -> U8Array:
 def _mixes(colours: IntArray, palette: IntArray, strength: int) -> tuple[IntArray, IntArray, IntArray, IntArray]:
     """For each colour: its nearest palette entry A, the entry B that best completes a mix with A,
     and the share of B as the fraction ``share / scale`` (0 when the colour is A itself)."""
+    import numpy as np
     first = nearest(colours, palette)
     count = colours.shape[0]
     best_second = first.copy()
     best_share = np.zeros(count, dtype=np.int64)
     best_scale = np.ones(count, dtype=np.int64)
     best_residual = np.full(count, np.inf)
+    weights = np.array(WEIGHTS, dtype=np.int64)
     step = max(1, (1 << 18) // max(1, palette.shape[0]))
     for start in range(0, count, step):
         a = palette[first[start : start + step]]  # (k, 3)
         offset = colours[start : start + step] - a  # c - A
         direction = palette[None, :, :] - a[:, None, :]  # B - A, (k, m, 3)
-        along = (direction * offset[:, None, :] * WEIGHTS).sum(axis=2)  # (c - A).(B - A), weighted
-        length = (direction * direction * WEIGHTS).sum(axis=2)  # |B - A|^2, weighted
+        along = (direction * offset[:, None, :] * weights).sum(axis=2)  # (c - A).(B - A), weighted
+        length = (direction * direction * weights).sum(axis=2)  # |B - A|^2, weighted
         along = np.clip(along, 0, length)
         safe = np.maximum(length, 1)
         # Squared distance from c to the mix A + t (B - A), t = along / length (elementwise IEEE
         # arithmetic on exact integers: the same on every machine).
-        own = (offset * offset * WEIGHTS).sum(axis=1).astype(np.float64)
+        own = (offset * offset * weights).sum(axis=1).astype(np.float64)
         residual = own[:, None] - along.astype(np.float64) ** 2 / safe.astype(np.float64)
         residual[length == 0] = np.inf
         choice = np.argmin(residual, axis=1)
@@ -323,6 +342,7 @@ def _map_ordered(pixels: U8Array, palette: IntArray, size: int, strength: int) -
     A colour already in the palette has a share of 0 and is never patterned; a colour halfway
     between two entries becomes their even checkerboard.
     """
+    import numpy as np
     height, width = pixels.shape[:2]
     visible = pixels[..., 3] > 0
     rgb = pixels[..., :3].astype(np.int64)
@@ -342,15 +362,11 @@ def _map_ordered(pixels: U8Array, palette: IntArray, size: int, strength: int) -
     return clear_transparent(result)
 
 
-#: Per-channel factors that turn the weighted colour distance into a plain Euclidean one, so that
-#: Pillow's error diffusion (which measures plain RGB distance) picks colours as ``nearest`` does.
-_FS_SCALE = np.sqrt(WEIGHTS / WEIGHTS.max())
-
-
 def _fill_transparent(rgb: U8Array, visible: NDArray[np.bool_]) -> U8Array:
     """``rgb`` with each invisible pixel given the colour of the nearest visible pixel before it in its
     row (after it for a row's leading ones; 0 for an empty row), so diffused error flows through
     transparent areas as if the sprite went on, instead of meeting an arbitrary colour."""
+    import numpy as np
     width = visible.shape[1]
     columns = np.where(visible, np.arange(width)[None, :], -1)
     before = np.maximum.accumulate(columns, axis=1)
@@ -369,6 +385,7 @@ def _map_floyd_steinberg(pixels: U8Array, palette: IntArray, strength: int) -> U
     dithering. Transparent pixels stay transparent; the error flows through them (see
     ``_fill_transparent``). Pillow's arithmetic is integer, so the result is the same on every machine.
     """
+    import numpy as np
     visible = pixels[..., 3] > 0
     if not visible.any():
         return clear_transparent(pixels.copy())
@@ -379,8 +396,11 @@ def _map_floyd_steinberg(pixels: U8Array, palette: IntArray, strength: int) -> U
         target = np.clip(plain + offset, 0, 255).astype(np.uint8)
     if not visible.all():
         target = _fill_transparent(target, visible)
-    # A per-channel lookup table (Pillow's ``point``) applies the scale faster than float arithmetic.
-    table = np.rint(np.arange(256)[None, :] * _FS_SCALE[:, None]).astype(np.uint8)
+    # Per-channel factors that turn the weighted colour distance into a plain Euclidean one, so that Pillow's
+    # error diffusion (which measures plain RGB distance) picks colours as ``nearest`` does; a lookup table
+    # (Pillow's ``point``) applies them faster than float arithmetic.
+    scale = np.sqrt(np.array(WEIGHTS, dtype=np.int64) / max(WEIGHTS))
+    table = np.rint(np.arange(256)[None, :] * scale[:, None]).astype(np.uint8)
     scaled = Image.fromarray(target, mode="RGB").point(table.reshape(-1).tolist())
     swatch = Image.new("P", (1, 1))
     swatch.putpalette(table[np.arange(3)[None, :], palette].reshape(-1).tolist())
@@ -407,6 +427,7 @@ def map_to_palette(
 
 def fixed_palette(params: Mapping[str, Any], ctx: PostContext) -> IntArray | None:
     """The palette named by ``preset``, ``file`` or a ``colors`` list, or None for an adaptive one."""
+    import numpy as np
     if "preset" in params:
         colours: Sequence[tuple[int, int, int]] = BUILTIN_PALETTES[params["preset"]]
     elif "file" in params:

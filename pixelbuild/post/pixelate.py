@@ -32,16 +32,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
 from PIL import Image
 
 from pixelbuild.limits import Size
 from pixelbuild.post import PostContext, register
-from pixelbuild.post.common import U8Array, clear_transparent, from_array, to_array
+from pixelbuild.post.common import clear_transparent, from_array, to_array
 from pixelbuild.post.params import Bool, Choice, Number, PixelSize, When, size_pair
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from pixelbuild.post.common import U8Array
 
 #: Fixed-point denominator for grid periods and offsets (1/1024 px).
 FIXED = 1024
@@ -127,6 +131,7 @@ def _differences(image: Image.Image, pixels: U8Array) -> tuple[NDArray[Any], NDA
 
     Pillow's integer luma, plus alpha where not opaque (alpha edges count too; int16 holds 510).
     """
+    import numpy as np
     luma = np.asarray(image.convert("L"))
     if int(pixels[..., 3].min()) != 255:
         signal = luma.astype(np.int16) + pixels[..., 3]
@@ -147,6 +152,7 @@ def frame_edges(image: Image.Image, pixels: U8Array | None = None) -> Edges:
     Entry ``i`` of an x signal measures the edge between columns ``i`` and ``i + 1``, that is at x
     coordinate ``i + 1``. All sums and counts are exact integers.
     """
+    import numpy as np
     rgba = image if image.mode == "RGBA" else image.convert("RGBA")
     if pixels is None:
         pixels = to_array(rgba)
@@ -206,6 +212,7 @@ def _steps(differences: NDArray[Any], threshold: int, along: int) -> NDArray[np.
     ``threshold`` that are the largest of their neighbours along the axis (ties: the first). A blurred
     edge gives one step, at its middle; a smooth gradient (a photo) gives one per slope, not one per
     pixel, so it cannot pile up steps where a grid would want them."""
+    import numpy as np
     width = differences.shape[1]
     length = differences.shape[along]
     flat = np.flatnonzero(differences > threshold)
@@ -228,6 +235,7 @@ def _blocky(profile: NDArray[np.int64]) -> bool:
     """Whether the edge profile shows JPEG's 8x8 blocks: at least 3 in 4 of its lattice lines (every
     8th, x = 0 mod 8) carry more edge than both neighbouring lines. A grid of any other cell size
     puts a boundary on a lattice line only now and then; the blocks put a seam on every one."""
+    import numpy as np
     lattice = np.arange(7, profile.size - 1, 8)
     if lattice.size < 4:
         return False
@@ -238,6 +246,7 @@ def _blocky(profile: NDArray[np.int64]) -> bool:
 def _shortest_run(changes: NDArray[np.bool_]) -> int:
     """The shortest distance between two colour changes in one row of ``changes`` (rows, positions):
     the narrowest run of one colour not touching the border; a large number when there is none."""
+    import numpy as np
     flat = np.flatnonzero(changes)
     if flat.size < 2:
         return 1 << 30
@@ -255,12 +264,14 @@ def edge_profiles(image: Image.Image, pixels: U8Array | None = None) -> tuple[ND
 
 def _spectrum(profile: NDArray[np.int64], length: int) -> NDArray[np.float64]:
     """Magnitude spectrum of the mean-free profile, zero-padded to ``length``."""
+    import numpy as np
     centred = profile.astype(np.float64) - float(profile.mean()) if profile.size else np.zeros(1)
     return np.abs(np.fft.rfft(centred, n=length))
 
 
 def _dft(profiles: Sequence[NDArray[np.int64]], frequencies: NDArray[np.float64]) -> NDArray[np.complex128]:
     """Each profile's Fourier sum at arbitrary frequencies (rows: profiles), positions at edge coordinates."""
+    import numpy as np
     longest = max(profile.size for profile in profiles)
     positions = np.arange(1, longest + 1, dtype=np.float64)
     basis = np.exp(np.outer(positions, frequencies) * (-2j * math.pi))
@@ -286,6 +297,7 @@ def _prominence(spectrum: NDArray[np.float64], lobe: int) -> NDArray[np.float64]
     low frequencies; a pixel grid's peak is narrow. Comparing with the neighbourhood lets the grid
     win where raw magnitude would pick the silhouette.
     """
+    import numpy as np
     size = spectrum.size
     totals = np.concatenate([[0.0], np.cumsum(spectrum)])
     index = np.arange(size)
@@ -315,6 +327,7 @@ def _interpolate(spectrum: NDArray[np.float64], peak: int) -> float:
 
 def _first_boundary(profile: NDArray[np.int64], period: int) -> int:
     """Where the first cell boundary lies (1/1024 px, in [0, period)) for a known period."""
+    import numpy as np
     if not profile.size or not profile.any():
         return 0
     value = _dft([profile], np.array([FIXED / period]))[0, 0]
@@ -418,6 +431,7 @@ def _detect_periods(
 ) -> tuple[list[int], list[float]] | None:
     """The cell size (1/1024 px) and spectral confidence per axis, from all frames together; None when
     no candidate period is borne out by the frames' steps (see ``_verified``)."""
+    import numpy as np
     longest = max(max(extent) for extent in extents)
     # Zero-padding to 8x the longest side samples each spectral peak finely enough that a parabola
     # through its top gives the cell size to about 0.2%.
@@ -446,6 +460,7 @@ def _detect_periods(
 def _candidates(spectrum: NDArray[np.float64], low: int, high: int, length: int, lobe: int) -> list[int]:
     """Periods (1/1024 px) worth verifying, most likely first: the most prominent peak moved to its
     fundamental (``_period``), the next most prominent peaks, and the main one's 1/2 and 1/3."""
+    import numpy as np
     prominence = _prominence(spectrum, lobe)
     main = _period(spectrum, low, high, length, lobe, prominence)
     found = [main]
@@ -506,6 +521,7 @@ def _on_block_lattice(period: int) -> bool:
 
 def _borne_out(edges: Sequence[Edges], axes: Sequence[int], period: int, share: int) -> bool:
     """Whether steps in cell middles are at most ``share`` percent as dense as near boundaries."""
+    import numpy as np
     near_steps = near_places = mid_steps = mid_places = 0
     for frame in edges:
         for axis in axes:
@@ -540,6 +556,7 @@ def _reproduces(edges: Edges, grid: Grid) -> bool:
 def _coarsen(profile: NDArray[np.int64], extent: int, period: int, boundary: int, cap: int) -> tuple[int, int]:
     """The smallest whole multiple of ``period`` giving at most ``cap`` cells, with the one of its
     possible offsets whose boundaries carry the most edge (ties: the first)."""
+    import numpy as np
     factor = max(1, -(-extent * FIXED // (period * cap)))
     if factor == 1:
         return period, boundary
@@ -570,6 +587,7 @@ def _period(
 ) -> int:
     """The period (1/1024 px) of the most prominent spectral peak in bins ``low..high``, moved down
     to its fundamental when it is a harmonic (``score``: the spectrum's ``_prominence``, if at hand)."""
+    import numpy as np
     if not spectrum[low : high + 1].any():
         # No edges at all (a flat image): one cell as large as the search allows.
         return round(length / low * FIXED) if low else FIXED
@@ -594,6 +612,7 @@ def _period(
 
 def _confidence(spectrum: NDArray[np.float64], low: int, high: int) -> float:
     """The band's peak over its median: about 2-3 for noise, tens for a clear grid."""
+    import numpy as np
     band = spectrum[low : high + 1]
     floor = float(np.median(band))
     return float(band.max() / floor) if floor > 0 else 0.0
@@ -604,6 +623,7 @@ def _confidence(spectrum: NDArray[np.float64], low: int, high: int) -> float:
 
 def _sample_positions(axis: Axis, extent: int) -> NDArray[np.int64]:
     """(count, samples) pixel indices inside each cell's central part, clamped to the image."""
+    import numpy as np
     samples = max(1, min(_MAX_SAMPLES, (axis.period * _INNER_NUM) // (_INNER_DEN * FIXED)))
     span = axis.period * _INNER_NUM // _INNER_DEN
     cells = np.arange(axis.count, dtype=np.int64)
@@ -619,6 +639,7 @@ def _middle(stack: list[U8Array]) -> U8Array:
     A sorting network over whole arrays costs a few vectorised min/max calls, where ``np.median``
     or ``np.partition`` over thousands of tiny groups would pay per-group overhead.
     """
+    import numpy as np
     values = list(stack)
     for round_index in range(len(values)):
         for i in range(round_index % 2, len(values) - 1, 2):
@@ -634,6 +655,7 @@ def grid_colours(pixels: U8Array, grid: Grid) -> U8Array:
     Per channel, the median of the sample rows' medians: a robust estimate that vectorises well.
     Fully transparent cells come out as (0, 0, 0, 0).
     """
+    import numpy as np
     height, width = pixels.shape[:2]
     xs = _sample_positions(grid.x, width)
     ys = _sample_positions(grid.y, height)
@@ -663,11 +685,13 @@ def grid_colours(pixels: U8Array, grid: Grid) -> U8Array:
 def _edges(extent: int, count: int) -> NDArray[np.int64]:
     """Integer cell boundaries splitting ``extent`` pixels into ``count`` cells (each non-empty if
     count <= extent)."""
+    import numpy as np
     return (np.arange(count + 1, dtype=np.int64) * extent) // count
 
 
 def downscale_nearest(pixels: U8Array, size: tuple[int, int]) -> U8Array:
     """Pick the pixel at each target cell's centre (integer arithmetic)."""
+    import numpy as np
     height, width = pixels.shape[:2]
     xs = ((2 * np.arange(size[0], dtype=np.int64) + 1) * width) // (2 * size[0])
     ys = ((2 * np.arange(size[1], dtype=np.int64) + 1) * height) // (2 * size[1])
@@ -676,6 +700,7 @@ def downscale_nearest(pixels: U8Array, size: tuple[int, int]) -> U8Array:
 
 def downscale_box(pixels: U8Array, size: tuple[int, int]) -> U8Array:
     """Average each cell, colour weighted by alpha so transparent pixels add no colour (rounded)."""
+    import numpy as np
     height, width = pixels.shape[:2]
     if size[0] > width or size[1] > height:
         return downscale_nearest(pixels, size)
@@ -694,6 +719,7 @@ def downscale_box(pixels: U8Array, size: tuple[int, int]) -> U8Array:
 
 def downscale_mode(pixels: U8Array, size: tuple[int, int]) -> U8Array:
     """The most frequent exact colour of each cell (ties: the smallest RGBA value)."""
+    import numpy as np
     height, width = pixels.shape[:2]
     if size[0] > width or size[1] > height:
         return downscale_nearest(pixels, size)
