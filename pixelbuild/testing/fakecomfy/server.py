@@ -598,8 +598,9 @@ class FakeComfyServer:
         values: dict[str, Any] = {}
         outputs: dict[str, Any] = {}
         used: dict[str, tuple[Any, Any]] = {}
-        for node_id in cached:
-            value, ui = self.cache[signatures[node_id]]
+
+        async def record(node_id: str, value: Any, ui: Any) -> None:
+            # A node's result, from the cache or just run: kept for later nodes, and its UI output sent.
             values[node_id] = value
             used[signatures[node_id]] = (value, ui)
             if ui is not None:
@@ -609,6 +610,9 @@ class FakeComfyServer:
                     "executed",
                     {"node": node_id, "display_node": node_id, "output": ui, "prompt_id": pid},
                 )
+
+        for node_id in cached:
+            await record(node_id, *self.cache[signatures[node_id]])
         ran = False
         status = "success"
         for node_id in order:
@@ -644,15 +648,7 @@ class FakeComfyServer:
                     },
                 )
                 break
-            values[node_id] = value
-            used[signatures[node_id]] = (value, ui)
-            if ui is not None:
-                outputs[node_id] = ui
-                await self._send(
-                    client,
-                    "executed",
-                    {"node": node_id, "display_node": node_id, "output": ui, "prompt_id": pid},
-                )
+            await record(node_id, value, ui)
         if status == "success":
             await event("execution_success", {})
         if ran:
