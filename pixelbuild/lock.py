@@ -21,7 +21,6 @@ from typing import Any
 
 from pixelbuild.errors import ManifestError
 from pixelbuild.fsguard import all_confined, confined_path_problem
-from pixelbuild.fsutil import atomic_write_bytes
 from pixelbuild.hashing import NonFiniteNumber, loads_finite
 
 LOCK_VERSION = 1
@@ -629,13 +628,6 @@ def read_lock_bytes(path: Path, display: str) -> bytes | None:
             return handle.read()
     except FileNotFoundError:
         return None
-
-
-def write_lock(path: Path, lock: Lock) -> bytes:
-    """Atomically replace the lock at ``path``; return the bytes written."""
-    raw = render_lock(lock)
-    atomic_write_bytes(path, raw, durable=True)
-    return raw
 
 
 def journal_record(record: Any) -> dict[str, Any]:

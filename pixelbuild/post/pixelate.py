@@ -256,12 +256,6 @@ def _shortest_run(changes: NDArray[np.bool_]) -> int:
     return int(gaps.min()) if gaps.size else 1 << 30
 
 
-def edge_profiles(image: Image.Image, pixels: U8Array | None = None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Summed absolute differences between neighbouring columns and between neighbouring rows."""
-    edges = frame_edges(image, pixels)
-    return edges.profile_x, edges.profile_y
-
-
 def _spectrum(profile: NDArray[np.int64], length: int) -> NDArray[np.float64]:
     """Magnitude spectrum of the mean-free profile, zero-padded to ``length``."""
     import numpy as np
