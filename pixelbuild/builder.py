@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pixelbuild.errors import DiskFull, FrozenError, PixelbuildError
 from pixelbuild.local.layout import ProjectPaths
-from pixelbuild.local.stamp import noop_check
+from pixelbuild.local.stamp import stamp_changes, up_to_date_sprites
 from pixelbuild.progress import Progress, QuietProgress
 
 if TYPE_CHECKING:
@@ -171,19 +171,21 @@ def build(
     """Build the project of ``manifest``; return what was done (failures are in the report)."""
     started = time.perf_counter()
     paths = ProjectPaths.for_manifest(Path(manifest))
-    # Read-only, so no lock needed: a concurrent build clears the stamp before it changes anything.
-    up_to_date = noop_check(str(paths.manifest), options.only, options.force)
+    # Read-only, so no lock needed: a concurrent build clears the stamp before it changes anything. One
+    # pass over the stamp answers both "nothing changed" and "only these included files changed".
+    found = None if options.only or options.force else stamp_changes(str(paths.manifest))
+    up_to_date = up_to_date_sprites(found)
     if up_to_date is not None:
         return BuildReport(up_to_date=up_to_date, noop=True, seconds=time.perf_counter() - started)
     from pixelbuild.project import open_session
 
     progress = progress or QuietProgress()
-    if not options.only and not options.force:
+    if found is not None:
         from pixelbuild.delta import prepare
 
         # Some included files changed since the last complete build: plan their sprites alone if they
         # can affect no other (see pixelbuild.delta).
-        delta = prepare(paths, options.clock)
+        delta = prepare(paths, found, options.clock)
         if delta is not None:
             with ProjectLock(paths):
                 if delta.holds(paths):

@@ -38,7 +38,7 @@ from pixelbuild.local.filehashes import Clock, FileHashCache
 from pixelbuild.local.layout import ProjectPaths
 from pixelbuild.local.parsecache import ParseCache
 from pixelbuild.local.speccache import SpecCache
-from pixelbuild.local.stamp import StampInputs, stamp_changes
+from pixelbuild.local.stamp import StampInputs
 from pixelbuild.local.store import Store
 from pixelbuild.lock import Lock, LockEntry, LockFormatError, LockText, read_lock_bytes
 from pixelbuild.manifest import Manifest, ManifestFile, load_file, load_manifest
@@ -96,12 +96,10 @@ class Delta:
         )
 
 
-def prepare(paths: ProjectPaths, clock: Clock | None = None) -> Delta | None:
+def prepare(paths: ProjectPaths, found: tuple[dict[str, Any], list[str]], clock: Clock | None = None) -> Delta | None:
     """The build of the files changed since the last complete build, if it can be planned from them
-    alone (see the module's docstring); else None."""
-    found = stamp_changes(str(paths.manifest))
-    if found is None:
-        return None
+    alone (see the module's docstring); else None. ``found``: the stamp and the changed manifest files,
+    as ``stamp_changes`` gave them (everything else the stamp records still holds)."""
     stamp, changed = found
     if not _root_unchanged(stamp, changed):
         return None

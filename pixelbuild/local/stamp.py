@@ -91,8 +91,13 @@ def noop_check(manifest: str, only: Sequence[str] = (), force: bool = False) -> 
 def check_stamp(manifest: str) -> int | None:
     """If the stamp of the manifest at absolute path ``manifest`` still holds, the number of up-to-date
     sprites; else None (the full build decides)."""
-    found = stamp_changes(manifest, any_change=True)
-    if found is None:
+    return up_to_date_sprites(stamp_changes(manifest, any_change=True))
+
+
+def up_to_date_sprites(found: tuple[dict[str, Any], list[str]] | None) -> int | None:
+    """The number of up-to-date sprites if ``found`` (what ``stamp_changes`` gave) says the stamp holds
+    and no manifest file changed; else None."""
+    if found is None or found[1]:
         return None
     try:
         return int(found[0]["sprites"])
@@ -100,7 +105,7 @@ def check_stamp(manifest: str) -> int | None:
         return None
 
 
-#: The last stamp parsed, by its bytes: the CLI, ``build`` and an edit build each check the stamp, and a
+#: The last stamp parsed, by its bytes: the CLI and then ``build`` each check the stamp, and a
 #: 10,000-sprite stamp is ~0.5 MB of JSON, slower to parse than to read and compare.
 _parsed: tuple[bytes, Any] = (b"", None)
 
