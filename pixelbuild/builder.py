@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pixelbuild.backends.base import BackendFactory
     from pixelbuild.delta import Delta
     from pixelbuild.execute.outcomes import EngineResult
+    from pixelbuild.gcpause import PausedGC
     from pixelbuild.local.filehashes import Clock
     from pixelbuild.local.journal import Journal
     from pixelbuild.lock import Lock, LockText
@@ -177,27 +178,30 @@ def build(
     up_to_date = up_to_date_sprites(found)
     if up_to_date is not None:
         return BuildReport(up_to_date=up_to_date, noop=True, seconds=time.perf_counter() - started)
+    from pixelbuild.gcpause import PausedGC
     from pixelbuild.project import open_session
 
     progress = progress or QuietProgress()
-    if found is not None:
-        from pixelbuild.delta import prepare
+    # Off while the project loads and is planned; _full_build ends the pause before any work is done.
+    with PausedGC() as pause:
+        if found is not None:
+            from pixelbuild.delta import prepare
 
-        # Some included files changed since the last complete build: plan their sprites alone if they
-        # can affect no other (see pixelbuild.delta).
-        delta = prepare(paths, found, options.clock)
-        if delta is not None:
-            with ProjectLock(paths):
-                if delta.holds(paths):
-                    report = _full_build(paths, delta.session, options, progress, delta)
-                    report.seconds = time.perf_counter() - started
-                    return report
-    # Load and check the manifest before taking the lock: a bad one leaves no .pixelbuild behind. (The
-    # session reads inputs only; outputs are compared under the lock.)
-    session = open_session(paths, options.clock)
-    with ProjectLock(paths):
-        _ensure_gitignore(paths)
-        report = _full_build(paths, session, options, progress)
+            # Some included files changed since the last complete build: plan their sprites alone if they
+            # can affect no other (see pixelbuild.delta).
+            delta = prepare(paths, found, options.clock)
+            if delta is not None:
+                with ProjectLock(paths):
+                    if delta.holds(paths):
+                        report = _full_build(paths, delta.session, options, progress, pause, delta)
+                        report.seconds = time.perf_counter() - started
+                        return report
+        # Load and check the manifest before taking the lock: a bad one leaves no .pixelbuild behind. (The
+        # session reads inputs only; outputs are compared under the lock.)
+        session = open_session(paths, options.clock)
+        with ProjectLock(paths):
+            _ensure_gitignore(paths)
+            report = _full_build(paths, session, options, progress, pause)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -241,9 +245,17 @@ def _remote_config(session: Session, options: BuildOptions) -> RemoteConfig | No
 
 
 def _full_build(
-    paths: ProjectPaths, session: Session, options: BuildOptions, progress: Progress, delta: Delta | None = None
+    paths: ProjectPaths,
+    session: Session,
+    options: BuildOptions,
+    progress: Progress,
+    pause: PausedGC,
+    delta: Delta | None = None,
 ) -> BuildReport:
-    """Plan and run the build of ``session``'s sprites; with ``delta``, those of the changed files alone."""
+    """Plan and run the build of ``session``'s sprites; with ``delta``, those of the changed files alone.
+
+    Ends ``pause`` (the collector's, over loading and planning) once the plan is made.
+    """
     from pixelbuild.execute.outcomes import EngineResult
     from pixelbuild.local.journal import Journal, read_journal
     from pixelbuild.lock import apply_journal
@@ -255,7 +267,7 @@ def _full_build(
         from pixelbuild.remote.sync import BuildRemote
 
         remote = BuildRemote(remote_config, session)
-    full_plan, plan, fetched = _plan_with_prefetch(session, lock, options, remote)
+    full_plan, plan, fetched = _plan_with_prefetch(session, lock, options, remote, pause)
     if options.frozen:
         _refuse_generation(plan)
 
@@ -310,12 +322,13 @@ def _open_lock(paths: ProjectPaths, session: Session, delta: Delta | None) -> tu
 
 
 def _plan_with_prefetch(
-    session: Session, lock: Lock, options: BuildOptions, remote: BuildRemote | None
+    session: Session, lock: Lock, options: BuildOptions, remote: BuildRemote | None, pause: PausedGC
 ) -> tuple[Plan, Plan, int]:
     """The full plan, the part of it ``options.only`` selects, and how many sprites came from the remote
-    (planned again after them)."""
+    (planned again after them). Ends ``pause`` once the first plan is made: downloads come next."""
     full_plan = session.plan(lock, force=options.force)
     plan = session.select(full_plan, options.only)
+    pause.end()
     fetched = remote.prefetch(session, plan) if remote is not None else 0
     if fetched:  # read through: what came from the remote is restored or post-processed, not generated
         full_plan = session.plan(lock, force=options.force)

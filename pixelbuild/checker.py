@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pixelbuild.fsguard import OutputGuard
+from pixelbuild.gcpause import PausedGC
 from pixelbuild.local.filehashes import file_digest
 from pixelbuild.local.journal import read_journal
 from pixelbuild.local.layout import ProjectPaths
@@ -157,7 +158,12 @@ def _siblings_outputs(paths: ProjectPaths, output_dir: Path, report: CheckReport
 
 def check(manifest: str | os.PathLike[str]) -> CheckReport:
     """Compare the manifest, the lock and the output files of a project; never writes an asset."""
-    paths = ProjectPaths.for_manifest(Path(manifest))
+    # Loading, planning and comparing build no cycles; no image is held for long (see pixelbuild.gcpause).
+    with PausedGC():
+        return _check(ProjectPaths.for_manifest(Path(manifest)))
+
+
+def _check(paths: ProjectPaths) -> CheckReport:
     session = open_session(paths)
     # The lock as plan and build see it: an interrupted build's journal applied (read here, never folded).
     lock, rebuilt = read_current_state(paths)

@@ -301,14 +301,16 @@ def _report_build(args: argparse.Namespace, report: BuildReport, progress: Any) 
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    from pixelbuild.gcpause import PausedGC
     from pixelbuild.local.layout import ProjectPaths
     from pixelbuild.plan import Action
     from pixelbuild.project import open_session, read_current_state
 
     paths = ProjectPaths.for_manifest(_manifest_path(args))
-    session = open_session(paths)
-    lock, rebuilt = read_current_state(paths)
-    plan = session.select(session.plan(lock, rebuilt=rebuilt), tuple(args.only))
+    with PausedGC():
+        session = open_session(paths)
+        lock, rebuilt = read_current_state(paths)
+        plan = session.select(session.plan(lock, rebuilt=rebuilt), tuple(args.only))
     session.hashes.save()
     rows = [(d.action, d.sprite_id, d.reasons) for d in plan.decisions]
     rows += [(a.action, f"atlas {a.atlas_id}", a.reasons) for a in plan.atlases]
