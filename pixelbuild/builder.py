@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pixelbuild.project import Session
     from pixelbuild.remote.config import RemoteConfig
     from pixelbuild.remote.sync import BuildRemote
+    from pixelbuild.report import Stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,9 @@ class BuildReport:
     noop: bool = False
     interrupted: bool = False
     seconds: float = 0.0
+    #: Seconds spent per stage of image work (generating, post-processing, packing): the rest of ``seconds``
+    #: is the build's own work. Summed over parallel steps and worker processes.
+    timings: dict[Stage, float] = field(default_factory=dict)
     #: What stopped the build short: a full disk (exit 1), generator servers that stopped answering (exit 3).
     error: PixelbuildError | None = None
 
@@ -106,6 +110,7 @@ class BuildReport:
             warnings=self.warnings,
             interrupted=self.interrupted,
             seconds=self.seconds,
+            timings=self.timings,
         )
 
     def summary(self) -> str:
@@ -401,6 +406,7 @@ def _report(result: EngineResult, fetched: int, full_plan: Plan, delta: Delta | 
         interrupted=result.interrupted,
         warnings=list(result.kept),
         error=result.error,
+        timings=dict(result.timings),
     )
 
 

@@ -4,9 +4,14 @@ and for the no-op fast path, which must not import the builder (so: plain argume
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pixelbuild.errors import one_paragraph
+
+#: The stages of image work a build times apart from its own work (``pixelbuild.execute`` measures them):
+#: the generator backend, the post-processing chain, atlas packing.
+Stage = Literal["generating", "post_processing", "packing"]
+STAGES: tuple[Stage, ...] = get_args(Stage)
 
 
 def report_document(
@@ -25,10 +30,12 @@ def report_document(
     warnings: Sequence[str] = (),
     interrupted: bool = False,
     seconds: float = 0.0,
+    timings: Mapping[Stage, float] | None = None,
 ) -> dict[str, Any]:
     """A build report's JSON document (without ``error``, which says why it failed with an exit code).
 
-    Failure messages become one paragraph each; seconds are rounded to milliseconds.
+    Failure messages become one paragraph each; seconds are rounded to milliseconds. ``timings``: seconds
+    per stage of image work, by name (every stage is listed, 0 when it did not run).
     """
     return {
         "ok": ok,
@@ -45,4 +52,5 @@ def report_document(
         "warnings": list(warnings),
         "interrupted": interrupted,
         "seconds": round(seconds, 3),
+        "timings": {stage: round((timings or {}).get(stage, 0.0), 3) for stage in STAGES},
     }

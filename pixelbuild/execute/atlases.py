@@ -77,18 +77,20 @@ class Atlases:
 
     def _pack(self, atlas: AtlasSpec, key: str) -> list[AtlasFile]:
         """Pack the members' finished outputs; cache the files under ``key``."""
-        from pixelbuild.pack.files import Member, atlas_files
-        from pixelbuild.png import decode_png
-
         members = []
         for sprite_id in atlas.members:
             self._check_member(sprite_id)
             data = self.outputs.guard.read_bytes(self.outcomes.entries[sprite_id].outputs[0].path)
             sprite = self.ctx.sprites[sprite_id]
             frames = sum(generation.batch_size for generation in sprite.generations)
-            members.append(Member(sprite_id, decode_png(data), frames, sprite.layout))
+            members.append((sprite_id, data, frames, sprite.layout))
         image_path = (self.ctx.output_dir / atlas.output).relative_to(self.ctx.project_dir).as_posix()
-        files = atlas_files(atlas, members, f"res://{image_path}")
+        with self.outcomes.timed("packing"):  # the image code's imports included
+            from pixelbuild.pack.files import Member, atlas_files
+            from pixelbuild.png import decode_png
+
+            images = [Member(name, decode_png(data), frames, layout) for name, data, frames, layout in members]
+            files = atlas_files(atlas, images, f"res://{image_path}")
         store = self.ctx.store
         packed = [PackedFile(store.put_blob(file.data), file.pixel_hash, file.width, file.height) for file in files]
         store.put_action(key, PackRecord(packed))

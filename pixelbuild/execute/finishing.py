@@ -113,6 +113,7 @@ class Finishing:
             self.ctx.progress.working(decisions[0].sprite_id, "post-processing")
             pool = self.pool
             outcomes[:] = pool.submit(post_process_batch, jobs).result() if pool else post_process_batch(jobs)
+            self.outcomes.spent("post_processing", sum(o.seconds for o in outcomes if isinstance(o, Rendered)))
 
         return outcomes if self.outcomes.guard([d.sprite_id for d in decisions], run) else None
 
@@ -149,6 +150,7 @@ class Finishing:
         if isinstance(outcome, PostFailure):
             outcome.raise_()
         assert isinstance(outcome, Rendered)
+        self.outcomes.spent("post_processing", outcome.seconds)
         return outcome
 
     def _restore(self, sprite: SpriteSpec, keys: SpriteKeys, from_files: bool) -> Rendered:

@@ -81,15 +81,17 @@ class Generation:
         request = BackendRequest(ctx.backend_name, ctx.backend_settings, ctx.project_dir, ctx.servers)
         backend = self._backend = BackendRouter(factory, request)
         jobs = list(self.jobs.values())
-        order = [job.key for job in backend.ordered(jobs)]
-        backend.set_progress_callback(self._on_progress)
-        try:
-            backend.start(jobs)
-        except GenerationError as error:
-            raise start_error(self.ctx, error) from None
-        except ManifestError as error:
-            self._locate(error)
-            raise
+        # Creating the backend (and importing what it needs) is the generation's time too.
+        with self.outcomes.timed("generating"):
+            order = [job.key for job in backend.ordered(jobs)]
+            backend.set_progress_callback(self._on_progress)
+            try:
+                backend.start(jobs)
+            except GenerationError as error:
+                raise start_error(self.ctx, error) from None
+            except ManifestError as error:
+                self._locate(error)
+                raise
         return order
 
     def generate(self, key: str) -> bool:
@@ -119,14 +121,16 @@ class Generation:
     def close(self) -> None:
         """Release the backend's connections and threads."""
         if self._backend is not None:
-            self._backend.close()
+            with self.outcomes.timed("generating"):
+                self._backend.close()
 
     def _generate(self, key: str) -> None:
         assert self._backend is not None
         job = self.jobs[key]
         generator = backend_info(job.spec.backend).generator
         self.ctx.progress.working(job.sprite_id, "generating" if generator else "reading its source")
-        generated = self._backend.result(key)
+        with self.outcomes.timed("generating"):
+            generated = self._backend.result(key)
         from pixelbuild.png import encode_raw
 
         store = self.ctx.store

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -24,6 +26,7 @@ from pixelbuild.errors import (
     disk_full,
 )
 from pixelbuild.plan import Action
+from pixelbuild.report import Stage
 
 if TYPE_CHECKING:
     from pixelbuild.execute.context import EngineContext
@@ -80,6 +83,8 @@ class EngineResult:
     interrupted: bool = False
     repair: set[str] = field(default_factory=set)
     kept: list[str] = field(default_factory=list)
+    #: Seconds spent per stage of image work (summed over parallel steps and worker processes).
+    timings: dict[Stage, float] = field(default_factory=dict)
     #: What stopped the build short (a full disk, servers that stopped answering), for the exit code.
     error: PixelbuildError | None = None
 
@@ -92,6 +97,8 @@ class EngineResult:
         self.interrupted = self.interrupted or other.interrupted
         self.repair = set(other.repair)
         self.kept += other.kept
+        for stage, seconds in other.timings.items():
+            self.timings[stage] = self.timings.get(stage, 0.0) + seconds
         self.error = self.error or other.error
 
 
@@ -155,6 +162,20 @@ class Outcomes:
         """Add one to the result's counter ``name``."""
         with self.lock:
             setattr(self.result, name, getattr(self.result, name) + 1)
+
+    def spent(self, stage: Stage, seconds: float) -> None:
+        """Add ``seconds`` to the time spent in ``stage``."""
+        with self.lock:
+            self.result.timings[stage] = self.result.timings.get(stage, 0.0) + seconds
+
+    @contextmanager
+    def timed(self, stage: Stage) -> Iterator[None]:
+        """Count the time the block takes (raising or not) as time spent in ``stage``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spent(stage, time.perf_counter() - started)
 
     def removed(self, sprite_id: str) -> None:
         """Count a sprite whose outputs are gone and whose removal is journaled."""
