@@ -8,8 +8,6 @@ build process then only journals the result. ``post_process_batch`` does a chunk
 from __future__ import annotations
 
 import os
-import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +19,7 @@ from typing import Any, NoReturn
 from pixelbuild.errors import PixelbuildError
 from pixelbuild.execute.outcomes import CacheMiss, Deferred, WorkerBug
 from pixelbuild.fsguard import OutputGuard
+from pixelbuild.lifeline import follow_parent
 from pixelbuild.local.store import FinishedImage, PostRecord, Store
 
 #: Below this many post-processing tasks, worker processes cost more to start than they save.
@@ -139,49 +138,12 @@ def start_pool(workers: int, post_tasks: int) -> Executor | None:
     pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context(method),
-        initializer=_follow_parent,
+        initializer=follow_parent,
         initargs=(os.getpid(),),
     )
     for warm in [pool.submit(_warm_up) for _ in range(workers)]:
         warm.result()
     return pool
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _follow_parent(parent: int) -> None:
-    """Pool initializer: make this worker die with the build process, however that one ends.
-
-    A worker that outlived a killed build would hold the caller's stdout and stderr open (a CI step
-    would hang). Linux delivers SIGKILL to us when the parent dies; elsewhere a thread watches
-    ``getppid``. Checked once more after arming, in case the parent died first.
-    """
-    import signal
-
-    # The build process handles Ctrl-C and SIGTERM and shuts the pool down; a worker only follows it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    armed = False
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
-        except (OSError, AttributeError):
-            armed = False
-    if os.getppid() != parent:
-        os._exit(1)
-    if not armed:
-        import time
-
-        def watch() -> None:
-            while os.getppid() == parent:
-                time.sleep(0.5)
-            os._exit(1)
-
-        threading.Thread(target=watch, name="pixelbuild-parent-watch", daemon=True).start()
 
 
 def _warm_up() -> None:
