@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,15 @@ class ParseCache:
     its sprites as ``<digest>.json``, the sprites as ``<digest>.sprites.json`` (read only when needed).
 
     A ``deferred`` cache keeps what it is given until ``flush``, so that a manifest that turns out to be
-    bad (in another file, or when resolved) leaves nothing on disk.
+    bad (in another file, or when resolved) leaves nothing on disk. Files a worker process made
+    (``sealed`` there, ``stage`` here) are served from memory and written by ``flush`` too.
     """
 
     def __init__(self, root: Path | None, *, deferred: bool = False) -> None:
         self.root = root
         self.deferred = deferred
         self.pending: list[tuple[str, bool, Mapping[str, Any]]] = []
+        self.staged: dict[Path, bytes] = {}
 
     def _path(self, digest: str, is_root: bool, part: str = "") -> Path | None:
         if self.root is None:
@@ -40,12 +42,16 @@ class ParseCache:
         return self.root / f"{digest}{'.root' if is_root else ''}{part}.json"
 
     def _read(self, path: Path) -> Any | None:
-        from pixelbuild.local.seal import read_sealed
+        from pixelbuild.local.seal import read_sealed, unseal
 
         try:
             # Sealed: an entry this user's pixelbuild did not write (planted, carried in) is a miss, never
             # a way past validation.
-            payload = read_sealed("parse", str(path), _MAX_ENTRY_BYTES)
+            staged = self.staged.get(path)
+            if staged is not None:
+                payload = unseal("parse", path.name, staged)
+            else:
+                payload = read_sealed("parse", str(path), _MAX_ENTRY_BYTES)
             if payload is None:
                 return None
             cached = json.loads(payload)
@@ -55,6 +61,12 @@ class ParseCache:
             return None
         return cached.get("data")
 
+    def holds(self, digest: str, is_root: bool) -> bool:
+        """Whether both files of ``digest`` are on disk (whether they are sound is known only when read)."""
+        header_path = self._path(digest, is_root)
+        sprites_path = self._path(digest, is_root, ".sprites")
+        return header_path is not None and sprites_path is not None and header_path.exists() and sprites_path.exists()
+
     def get(self, digest: str, is_root: bool) -> tuple[dict[str, Any], Callable[[], list[Any]]] | None:
         """The cached header of ``digest`` and a loader of its sprites, or None."""
         path = self._path(digest, is_root)
@@ -62,7 +74,9 @@ class ParseCache:
             return None
         header = self._read(path)
         sprites_path = self._path(digest, is_root, ".sprites")
-        if not isinstance(header, dict) or sprites_path is None or not sprites_path.exists():
+        if not isinstance(header, dict) or sprites_path is None:
+            return None
+        if sprites_path not in self.staged and not sprites_path.exists():
             return None
 
         def sprites() -> list[Any]:
@@ -78,24 +92,46 @@ class ParseCache:
     def flush(self) -> None:
         """Write what a deferred cache holds."""
         pending, self.pending, self.deferred = self.pending, [], False
-        for digest, is_root, data in pending:
-            self.put(digest, is_root, data)
+        staged, self.staged = self.staged, {}
+        for path, data in [*staged.items(), *self._sealed(pending)]:
+            _write(path, data)
 
     def put(self, digest: str, is_root: bool, data: Mapping[str, Any]) -> None:
         """Store a validated document (best effort: a cache write never fails a build)."""
-        from pixelbuild.fsutil import atomic_write_bytes
-        from pixelbuild.local.seal import seal
-
         if self.deferred:
             self.pending.append((digest, is_root, data))
             return
+        for path, sealed in self._sealed([(digest, is_root, data)]):
+            _write(path, sealed)
 
-        header_path = self._path(digest, is_root)
-        sprites_path = self._path(digest, is_root, ".sprites")
-        if header_path is None or sprites_path is None:
-            return
-        header = {key: value for key, value in data.items() if key != "sprites"}
-        for path, part in ((sprites_path, list(data.get("sprites", ()))), (header_path, header)):
-            payload = json.dumps({"format": _CACHE_FORMAT, "data": part}, separators=(",", ":"))
-            with contextlib.suppress(OSError):
-                atomic_write_bytes(path, seal("parse", path.name, payload.encode("utf-8")))
+    def sealed(self) -> list[tuple[Path, bytes]]:
+        """The files ``flush`` would write for what a deferred cache holds, sealed, written nowhere (a worker
+        process hands them to the process that keeps them)."""
+        return self._sealed(self.pending)
+
+    def stage(self, files: Iterable[tuple[Path, bytes]]) -> None:
+        """Serve ``files`` (what ``sealed`` gave in a worker process) as if on disk, and write them on ``flush``."""
+        self.staged.update(files)
+
+    def _sealed(self, documents: Iterable[tuple[str, bool, Mapping[str, Any]]]) -> list[tuple[Path, bytes]]:
+        from pixelbuild.local.seal import seal
+
+        files: list[tuple[Path, bytes]] = []
+        for digest, is_root, data in documents:
+            header_path = self._path(digest, is_root)
+            sprites_path = self._path(digest, is_root, ".sprites")
+            if header_path is None or sprites_path is None:
+                continue
+            header = {key: value for key, value in data.items() if key != "sprites"}
+            # The sprites first: a header on disk says its sprites are there.
+            for path, part in ((sprites_path, list(data.get("sprites", ()))), (header_path, header)):
+                payload = json.dumps({"format": _CACHE_FORMAT, "data": part}, separators=(",", ":"))
+                files.append((path, seal("parse", path.name, payload.encode("utf-8"))))
+        return files
+
+
+def _write(path: Path, data: bytes) -> None:
+    from pixelbuild.fsutil import atomic_write_bytes
+
+    with contextlib.suppress(OSError):  # best effort: a cache write never fails a build
+        atomic_write_bytes(path, data)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,8 @@ class SpecCache:
 
     The entries are data, checked on read: typed decoding (msgspec), then every path they name must be a
     normalised path inside the project (outputs inside the output root). A damaged or foreign entry is
-    ignored (one warning) and rebuilt by resolving the file again.
+    ignored (one warning) and rebuilt by resolving the file again. Entries a worker process made
+    (``sealed`` there, ``stage`` here) are read from memory, checked the same way, and written by ``save``.
     """
 
     def __init__(self, root: Path, file_hash: RefHasher, project_dir: Path) -> None:
@@ -65,6 +66,7 @@ class SpecCache:
         self.project_dir = project_dir
         self.keys: dict[str, SpriteKeys] = {}
         self._fresh: list[_Fresh] = []
+        self._staged: dict[Path, bytes] = {}
 
     def _path(
         self, manifest_file: ManifestFile, defaults: Sequence[Mapping[str, Any]], project: ProjectSettings
@@ -89,8 +91,9 @@ class SpecCache:
     ) -> tuple[Sequence[SpriteSpec], Sequence[str], Sequence[str]] | None:
         """The cached resolution of ``manifest_file``, if it is still valid."""
         path = self._path(manifest_file, defaults, project)
+        raw = self._staged.get(path)
         try:
-            raw = read_regular(str(path), MAX_ENTRY_BYTES)
+            raw = read_regular(str(path), MAX_ENTRY_BYTES) if raw is None else raw
         except FileNotFoundError:
             return None
         except OSError:  # too large, a FIFO, ...: damaged
@@ -129,12 +132,27 @@ class SpecCache:
         """Hold a freshly resolved file's specs until ``save`` is given their keys."""
         self._fresh.append((manifest_file, list(defaults), project, list(specs), list(refs), list(absent)))
 
+    def has_entry(
+        self, manifest_file: ManifestFile, defaults: Sequence[Mapping[str, Any]], project: ProjectSettings
+    ) -> bool:
+        """Whether an entry for ``manifest_file`` is on disk (sound or not: ``lookup`` tells)."""
+        return self._path(manifest_file, defaults, project).exists()
+
     def save(self, keys: Mapping[str, SpriteKeys]) -> None:
-        """Store every file ``add`` holds, with its sprites' ``keys`` as given (best effort: a cache write
-        never fails a build)."""
+        """Store every file ``add`` holds, with its sprites' ``keys`` as given, and the staged entries (best
+        effort: a cache write never fails a build)."""
         from pixelbuild.fsutil import atomic_write_bytes
 
+        staged, self._staged = self._staged, {}
+        for path, data in [*staged.items(), *self.sealed(keys)]:
+            with contextlib.suppress(OSError):
+                atomic_write_bytes(path, data)
+
+    def sealed(self, keys: Mapping[str, SpriteKeys]) -> list[tuple[Path, bytes]]:
+        """The entries ``save`` would write for every file ``add`` holds, sealed, written nowhere (a worker
+        process hands them to the process that keeps them)."""
         fresh, self._fresh = self._fresh, []
+        entries: list[tuple[Path, bytes]] = []
         for manifest_file, defaults, project, specs, refs, absent in fresh:
             digests = {ref: self.file_hash(ref) for ref in refs}
             known = {ref: digest for ref, digest in digests.items() if digest is not None}
@@ -149,8 +167,12 @@ class SpecCache:
             except (msgspec.EncodeError, msgspec.DecodeError, TypeError, ValueError):
                 continue
             path = self._path(manifest_file, defaults, project)
-            with contextlib.suppress(OSError):
-                atomic_write_bytes(path, seal("spec", path.name, payload))
+            entries.append((path, seal("spec", path.name, payload)))
+        return entries
+
+    def stage(self, entries: Iterable[tuple[Path, bytes]]) -> None:
+        """Serve ``entries`` (what ``sealed`` gave in a worker process) to ``lookup``, and write them on ``save``."""
+        self._staged.update(entries)
 
 
 def _check_ref(ref: str) -> None:
