@@ -8,8 +8,9 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pixelbuild.errors import UsageError
+from pixelbuild.errors import PixelbuildError, UsageError
 from pixelbuild.fsguard import OutputGuard
 from pixelbuild.keys import SpriteKeys, atlas_key, compute_keys
 from pixelbuild.local.filehashes import Clock, FileHashCache
@@ -21,6 +22,9 @@ from pixelbuild.lock import Lock, OutputRecord, apply_journal, lock_outputs, rea
 from pixelbuild.manifest import Manifest, load_manifest
 from pixelbuild.plan import FileState, Plan, make_plan
 from pixelbuild.resolver import Resolved, project_file_path, resolve
+
+if TYPE_CHECKING:
+    from pixelbuild.preload import Preloaded
 
 
 @dataclass
@@ -187,24 +191,44 @@ def pixels_match(path: Path, expected: str, output: OutputRecord | None = None) 
         return False
 
 
-def open_session(paths: ProjectPaths, clock: Clock | None = None) -> Session:
+def open_session(paths: ProjectPaths, clock: Clock | None = None, preloaded: Preloaded | None = None) -> Session:
     """Load, validate and resolve the manifest and compute every sprite's keys (``clock``: see
     ``FileHashCache``).
 
     Files whose resolution is cached (``pixelbuild.local.speccache``) are neither resolved nor hashed again:
-    the keys stage takes their keys from the cache, and the cache keeps the fresh ones it is given.
+    the keys stage takes their keys from the cache, and the cache keeps the fresh ones it is given. A large
+    uncached manifest is first loaded by worker processes (``pixelbuild.preload``; ``preloaded``: what they
+    made, else they are started here when worth it).
     """
+    paths.check_state()  # every command that loads a project may write its caches
+    if preloaded is None:
+        from pixelbuild.preload import preload
+
+        preloaded = preload(paths)
+    if not preloaded.shares:
+        return _load_session(paths, clock, None)
+    try:
+        return _load_session(paths, clock, preloaded)
+    except PixelbuildError:
+        pass
+    # Loaded alone, a bad manifest fails exactly as it always has (the first problem in file order).
+    return _load_session(paths, clock, None)
+
+
+def _load_session(paths: ProjectPaths, clock: Clock | None, preloaded: Preloaded | None) -> Session:
     from pixelbuild.local.speccache import SpecCache
 
-    paths.check_state()  # every command that loads a project may write its caches
     parse_cache = ParseCache(paths.parse_cache, deferred=True)
-    manifest = load_manifest(paths.manifest, parse_cache=parse_cache)
     hashes = FileHashCache(paths.hashes, clock)
 
     def file_hash(ref: str) -> str | None:
         return hashes.hash(project_file_path(paths.project_dir, ref))
 
     cache = SpecCache(paths.spec_cache, file_hash, paths.project_dir)
+    if preloaded is not None:
+        parse_cache.stage(preloaded.parse.items())
+        cache.stage(preloaded.spec.items())
+    manifest = load_manifest(paths.manifest, parse_cache=parse_cache)
     resolved = resolve(manifest, cache)
     keys = compute_keys(resolved.sprites, file_hash, cache.keys)
     # Only now: a manifest that fails to load, resolve or hash writes nothing.
