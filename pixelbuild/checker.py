@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pixelbuild.fsguard import OutputGuard
+from pixelbuild.fsguard import OpenFolders, OutputGuard, confined_path_problem
 from pixelbuild.gcpause import PausedGC
 from pixelbuild.local.filehashes import file_digest
 from pixelbuild.local.journal import read_journal
@@ -71,9 +71,10 @@ class _Outputs:
     """The plan's ``file_state`` for check: every output hashed afresh (``check`` trusts no stat cache), and
     why each one that is not as the lock says (kind, explanation), for the report."""
 
-    def __init__(self, output_dir: Path, guard: OutputGuard) -> None:
+    def __init__(self, output_dir: Path, guard: OutputGuard, folders: OpenFolders) -> None:
         self.output_dir = output_dir
         self.guard = guard
+        self.folders = folders
         self.verified: set[str] = set()
         self.problems: dict[str, tuple[str, str]] = {}
 
@@ -85,17 +86,31 @@ class _Outputs:
         return FileState.MISSING if problem[0] == "missing" else FileState.MODIFIED
 
     def _problem(self, output: OutputRecord) -> tuple[str, str] | None:
+        target = os.path.join(self.output_dir, output.path)
+        # Most outputs: a regular file, read through its folder's descriptor without following a link.
+        folder, _, name = output.path.rpartition("/")
+        folder_fd = self.folders.fd(folder) if confined_path_problem(output.path) is None else None
+        if folder_fd is not None:
+            try:
+                return self._compared(target, file_digest(name, dir_fd=folder_fd), output)
+            except FileNotFoundError:
+                return self._compared(target, None, output)
+            except OSError:
+                pass  # a link, a folder, a FIFO, unreadable: the path below says which
         # A link on the way to it (or the file itself a link) is ``unsafe``: a build would refuse to write there.
         unsafe = self.guard.inspect(output.path, self.verified)
         if unsafe is not None:
             return "unsafe", f"{unsafe}: pixelbuild never writes or deletes through links"
-        target = os.path.join(self.output_dir, output.path)
         try:
             digest: str | None = file_digest(target)
         except FileNotFoundError:
             digest = None
         except OSError as error:
             return "modified", f"unreadable ({error.strerror})"
+        return self._compared(target, digest, output)
+
+    @staticmethod
+    def _compared(target: str, digest: str | None, output: OutputRecord) -> tuple[str, str] | None:
         state = compare_output(target, digest, output)
         if state is FileState.OK:
             return None
@@ -182,18 +197,19 @@ def _check(paths: ProjectPaths) -> CheckReport:
     root_problem = guard.root_problem(paths.project_dir)
     if root_problem is not None:
         report.problems.append(Problem("unsafe", paths.display(output_dir), root_problem))
-    outputs = _Outputs(output_dir, guard)
-    # The plan's procedure, with nothing taken from the cache: what a build would do is what is wrong.
-    plan = make_plan(
-        session.resolved.sprites,
-        session.keys,
-        lock,
-        outputs,
-        has_post=lambda key: False,
-        has_generation=lambda key: False,
-        atlases=[(atlas, session.atlas_keys[atlas.id]) for atlas in session.resolved.atlases],
-        rebuilt=rebuilt,
-    )
+    with guard.folders() as folders:
+        outputs = _Outputs(output_dir, guard, folders)
+        # The plan's procedure, with nothing taken from the cache: what a build would do is what is wrong.
+        plan = make_plan(
+            session.resolved.sprites,
+            session.keys,
+            lock,
+            outputs,
+            has_post=lambda key: False,
+            has_generation=lambda key: False,
+            atlases=[(atlas, session.atlas_keys[atlas.id]) for atlas in session.resolved.atlases],
+            rebuilt=rebuilt,
+        )
     manifest_outputs = {sprite.id: [sprite.output] for sprite in session.resolved.sprites}
     manifest_outputs.update({f"atlas {atlas.id}": list(atlas.outputs()) for atlas in session.resolved.atlases})
     decisions = [(decision.sprite_id, decision.action, decision.staleness) for decision in plan.decisions]

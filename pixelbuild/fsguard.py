@@ -414,6 +414,10 @@ class OutputGuard:
                 break
         return Removal.REMOVED, ""
 
+    def folders(self) -> OpenFolders:
+        """Descriptors of the folders under the root, for a read-only pass over many files (close it)."""
+        return OpenFolders(self.root)
+
     def inspect(self, relative: str, _verified: set[str] | None = None) -> str | None:
         """Read-only: why ``relative`` could not be written or removed safely (a link on the way, or the
         file itself a link or a folder), or None. ``_verified`` caches folders already found safe."""
@@ -443,6 +447,60 @@ class OutputGuard:
             if _verified is not None:
                 _verified.add(shown)
         return None
+
+
+class OpenFolders:
+    """``with guard.folders() as folders:``: descriptors of folders under an output root, each opened once
+    and without following a link, for a read-only pass over many files (``check`` hashes every output).
+
+    ``fd(folder)`` is None where a folder cannot be opened that way (absent, a link, a file, an error, no
+    ``dir_fd`` on this system): the caller then asks ``OutputGuard.inspect``, which says why. The root is
+    opened by its path, as ``inspect`` reaches it (``OutputGuard.root_problem`` judges the root itself).
+    """
+
+    #: The most descriptors held at once: outputs come grouped by folder, so a few suffice.
+    LIMIT = 64
+
+    def __init__(self, root: str) -> None:
+        self._root = root
+        self._fds: dict[str, int] = {}
+
+    def fd(self, folder: str) -> int | None:
+        """The descriptor of ``folder`` ("" for the root, else a confined relative path), or None."""
+        found = self._fds.get(folder)
+        if found is not None or not _HAVE_DIR_FD:
+            return found
+        if len(self._fds) >= self.LIMIT:
+            self.close()
+        flags = os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC
+        parts = folder.split("/") if folder else []
+        # The deepest folder already open on the way, then one name at a time below it.
+        depth = len(parts)
+        while depth and "/".join(parts[:depth]) not in self._fds:
+            depth -= 1
+        try:
+            current = "/".join(parts[:depth])
+            if current not in self._fds:
+                self._fds[current] = os.open(self._root, flags)
+            for name in parts[depth:]:
+                parent = self._fds[current]
+                current = f"{current}/{name}" if current else name
+                self._fds[current] = os.open(name, flags | _O_NOFOLLOW, dir_fd=parent)
+        except OSError:
+            return None
+        return self._fds[folder]
+
+    def close(self) -> None:
+        """Close every descriptor held."""
+        fds, self._fds = list(self._fds.values()), {}
+        for fd in fds:
+            os.close(fd)
+
+    def __enter__(self) -> OpenFolders:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _write_via(folder: str, temp: str, name: str, data: bytes) -> None:
