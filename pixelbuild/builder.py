@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pixelbuild.errors import DiskFull, FrozenError, PixelbuildError
-from pixelbuild.local.layout import ProjectPaths
-from pixelbuild.local.stamp import stamp_changes, up_to_date_sprites
+from pixelbuild.local.layout import ProjectPaths, real_manifest_path
+from pixelbuild.local.stamp import StampFound, check_for_build, up_to_date_sprites
 from pixelbuild.progress import Progress, QuietProgress
 
 if TYPE_CHECKING:
@@ -176,10 +176,24 @@ def build(
 ) -> BuildReport:
     """Build the project of ``manifest``; return what was done (failures are in the report)."""
     started = time.perf_counter()
+    # Read-only, so no lock needed: a concurrent build clears the stamp before it changes anything.
+    found = check_for_build(real_manifest_path(os.fspath(manifest)), options.only, options.force)
+    return build_checked(manifest, found, options, progress, started)
+
+
+def build_checked(
+    manifest: str | os.PathLike[str],
+    found: StampFound | None,
+    options: BuildOptions = BuildOptions(),
+    progress: Progress | None = None,
+    started: float | None = None,
+) -> BuildReport:
+    """``build``, the stamp checked just now by the caller: ``found`` is what ``check_for_build`` gave for
+    ``manifest`` (its ``real_manifest_path``) and ``options``. One pass over the stamp answers both "nothing
+    changed" and "only these included files changed". ``started``: the ``time.perf_counter()`` the
+    report's seconds count from."""
+    started = time.perf_counter() if started is None else started
     paths = ProjectPaths.for_manifest(Path(manifest))
-    # Read-only, so no lock needed: a concurrent build clears the stamp before it changes anything. One
-    # pass over the stamp answers both "nothing changed" and "only these included files changed".
-    found = None if options.only or options.force else stamp_changes(str(paths.manifest))
     up_to_date = up_to_date_sprites(found)
     if up_to_date is not None:
         return BuildReport(up_to_date=up_to_date, noop=True, seconds=time.perf_counter() - started)

@@ -230,29 +230,29 @@ def _progress(args: argparse.Namespace) -> Any:
     return LineProgress(sys.stderr)
 
 
-def _noop_build(args: argparse.Namespace) -> bool:
-    """The no-op fast path: if the last build's stamp holds, report and return True (imports almost nothing)."""
-    from pixelbuild.local.stamp import noop_check
-
-    base = args.directory or os.getcwd()
-    manifest = os.path.abspath(os.path.join(base, args.manifest or MANIFEST_NAME))
-    up_to_date = noop_check(manifest, args.only, args.force)
-    if up_to_date is None:
-        return False
+def _noop_report(args: argparse.Namespace, up_to_date: int) -> None:
+    """Report the no-op fast path's answer (imports almost nothing)."""
     from pixelbuild.report import report_document
 
     seconds = time.perf_counter() - _STARTED
     document = report_document(noop=True, up_to_date=up_to_date, seconds=seconds)
     _emit(args, document, f"0 generated, {up_to_date} up to date ({seconds:.2f}s)")
-    return True
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError(f"-j must be at least 1, got {args.jobs}")
-    if _noop_build(args):
+    from pixelbuild.local.layout import real_manifest_path
+    from pixelbuild.local.stamp import check_for_build, up_to_date_sprites
+
+    manifest = real_manifest_path(os.path.join(args.directory or os.getcwd(), args.manifest or MANIFEST_NAME))
+    # Checked before the builder is imported: a no-op needs nothing else. A build takes what was found on.
+    found = check_for_build(manifest, args.only, args.force)
+    up_to_date = up_to_date_sprites(found)
+    if up_to_date is not None:
+        _noop_report(args, up_to_date)
         return EXIT_OK
-    from pixelbuild.builder import BuildOptions, build
+    from pixelbuild.builder import BuildOptions, build_checked
 
     options = BuildOptions(
         only=tuple(args.only),
@@ -266,7 +266,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         no_push=args.no_push,
     )
     progress = _progress(args)
-    return _report_build(args, build(_manifest_path(args), options, progress), progress)
+    return _report_build(args, build_checked(manifest, found, options, progress), progress)
 
 
 def _report_build(args: argparse.Namespace, report: BuildReport, progress: Any) -> int:

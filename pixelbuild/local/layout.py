@@ -71,6 +71,13 @@ def manifest_state_dir(project_dir: str, manifest_name: str) -> str:
     return state if stem == DEFAULT_STEM else os.path.join(state, _OTHER_MANIFESTS, stem)
 
 
+def real_manifest_path(manifest: str) -> str:
+    """The absolute path of ``manifest`` in its project folder's real path (see ``ProjectPaths.for_manifest``)."""
+    # Not abspath: a ".." after a linked folder means that link's parent, which only realpath knows.
+    folder, name = os.path.split(os.path.join(os.getcwd(), manifest))
+    return os.path.join(os.path.realpath(folder), name)
+
+
 def stamp_files(manifest: str) -> tuple[str, str, str]:
     """(stamp, lock, journal) of the manifest at absolute path ``manifest``, as plain strings."""
     project_dir, name = os.path.split(manifest)
@@ -163,8 +170,8 @@ class ProjectPaths:
 
         # The project folder's real path: a project reached through a link (a linked home or checkout) is
         # the same project, and the output guard compares real paths below it.
-        project_dir = Path(os.path.realpath(manifest.absolute().parent))
-        manifest = project_dir / manifest.name
+        manifest = Path(real_manifest_path(str(manifest)))
+        project_dir = manifest.parent
         state = project_dir / STATE_DIR
         own = Path(manifest_state_dir(str(project_dir), manifest.name))
         return cls(manifest, project_dir, state, own, project_dir / lock_name(manifest.name))

@@ -2,8 +2,8 @@
 date, checked before the next one. If it still holds, a build has nothing to do.
 
 The stamp records what that build read (manifest digests, include globs, referenced files' stats, the
-lock's digest) and wrote (outputs' stats). ``noop_check`` is the whole cost of a no-op ``pixelbuild
-build`` (the CLI and ``pixelbuild.build`` both call it), so this module imports almost nothing (no YAML
+lock's digest) and wrote (outputs' stats). ``check_for_build`` is the whole cost of a no-op ``pixelbuild
+build`` (the CLI or ``pixelbuild.build`` calls it, once), so this module imports almost nothing (no YAML
 parser, schema, engine or image library, not even dataclasses or pathlib) and reads only what it must:
 the stamp, the manifest files (hashed), the lock (hashed) and one ``stat`` per referenced file and output.
 
@@ -37,6 +37,8 @@ _MAX_HASHED = 256 << 20
 #: The largest stamp read back.
 _MAX_STAMP_BYTES = 64 << 20
 BUILTIN_PREFIX = "builtin:"
+#: What ``stamp_changes`` finds: the stamp's data, and the manifest files (as it names them) changed since.
+StampFound = tuple[dict[str, Any], list[str]]
 
 
 def ref_path(project_dir: str, ref: str) -> str:
@@ -77,24 +79,19 @@ def signatures(base: str, paths: list[str], resolve: bool, t0: int) -> list[int]
     return found
 
 
-def noop_check(manifest: str, only: Sequence[str] = (), force: bool = False) -> int | None:
-    """The no-op fast path of ``build``: the number of up-to-date sprites and atlases if the last complete
-    build's stamp for the manifest at absolute path ``manifest`` still holds; else None (build in full).
+def check_for_build(manifest: str, only: Sequence[str] = (), force: bool = False) -> StampFound | None:
+    """What the stamp of the manifest at absolute path ``manifest`` says for a build (``stamp_changes``),
+    or None: a build of some sprites (``only``) or one that replaces foreign files (``force``) never trusts it.
 
-    A build of some sprites (``only``) or one that replaces foreign files (``force``) always builds.
+    With ``up_to_date_sprites`` it is the no-op fast path of ``build``; the CLI checks it before it imports
+    the builder, and hands what it found on.
     """
     if only or force:
         return None
-    return check_stamp(manifest)
+    return stamp_changes(manifest)
 
 
-def check_stamp(manifest: str) -> int | None:
-    """If the stamp of the manifest at absolute path ``manifest`` still holds, the number of up-to-date
-    sprites; else None (the full build decides)."""
-    return up_to_date_sprites(stamp_changes(manifest, any_change=True))
-
-
-def up_to_date_sprites(found: tuple[dict[str, Any], list[str]] | None) -> int | None:
+def up_to_date_sprites(found: StampFound | None) -> int | None:
     """The number of up-to-date sprites if ``found`` (what ``stamp_changes`` gave) says the stamp holds
     and no manifest file changed; else None."""
     if found is None or found[1]:
@@ -105,8 +102,9 @@ def up_to_date_sprites(found: tuple[dict[str, Any], list[str]] | None) -> int | 
         return None
 
 
-#: The last stamp parsed, by its bytes: the CLI and then ``build`` each check the stamp, and a
-#: 10,000-sprite stamp is ~0.5 MB of JSON, slower to parse than to read and compare.
+#: The last stamp parsed, by its bytes: a full build checks the stamp, then reads its lock digest again
+#: (``stamped_lock_digest``), and a 10,000-sprite stamp is ~0.5 MB of JSON, slower to parse than to read
+#: and compare.
 _parsed: tuple[bytes, Any] = (b"", None)
 
 
@@ -121,10 +119,9 @@ def _read_stamp(stamp_path: str) -> Any:
     return _parsed[1]
 
 
-def stamp_changes(manifest: str, any_change: bool = False) -> tuple[dict[str, Any], list[str]] | None:
+def stamp_changes(manifest: str) -> StampFound | None:
     """The stamp of the manifest at absolute path ``manifest`` and the manifest files (as it names them)
-    whose bytes changed since, if everything else it records still holds; else None (and, with
-    ``any_change``, as soon as a manifest file changed)."""
+    whose bytes changed since, if everything else it records still holds; else None."""
     stamp_path, lock_path, journal = stamp_files(manifest)
     try:
         if os.path.exists(journal):  # an interrupted build's work is not in the lock yet
@@ -156,7 +153,7 @@ def stamp_changes(manifest: str, any_change: bool = False) -> tuple[dict[str, An
         for relative, digest in stamp["manifests"]:
             found = digest_or_none(os.path.join(project_dir, relative), _MAX_HASHED)
             if found != digest:
-                if found is None or any_change:
+                if found is None:
                     return None
                 changed.append(relative)
         for base, pattern, matches in stamp["globs"]:
