@@ -1,12 +1,17 @@
 """The steps a run hands to doit: each sprite after the generations it needs, batches that never wait on
-another batch's steps, generation-free sprites in chunks; and doit reached through one module only."""
+another batch's steps, generation-free sprites in chunks; doit reached through one module only, and
+running them as the engine needs."""
 
 from __future__ import annotations
 
 import re
+import threading
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+from pixelbuild.execute.doit_runner import Step, run_steps
 from pixelbuild.execute.orchestrate import batches
 from pixelbuild.plan import Action, Decision
 from tests.conftest import REPO
@@ -65,3 +70,32 @@ def test_only_the_doit_runner_imports_doit() -> None:
         if re.search(r"^\s*(import doit|from doit)", path.read_text(), re.MULTILINE)
     )
     assert importing == ["pixelbuild/execute/doit_runner.py"]
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_doit_runs_every_step_after_the_steps_it_waits_for_and_goes_on_after_a_failure(threads: int) -> None:
+    ran: list[str] = []
+    lock = threading.Lock()
+
+    def step(name: str, ok: bool = True) -> bool:
+        with lock:
+            ran.append(name)
+        return ok
+
+    steps = [
+        Step("sprite:a", step, ("sprite:a",), ("gen:a",)),
+        Step("gen:a", step, ("gen:a",)),
+        Step("gen:b", step, ("gen:b", False)),  # fails: its sprite never runs, the others do
+        Step("sprite:b", step, ("sprite:b",), ("gen:b",)),
+        Step("sprite:c", step, ("sprite:c",)),
+    ]
+    code, errors = run_steps(steps, threads)
+    assert code != 0 and errors == ""
+    assert sorted(ran) == ["gen:a", "gen:b", "sprite:a", "sprite:c"]
+    assert ran.index("gen:a") < ran.index("sprite:a")
+    assert run_steps([Step("only", step, ("only",))], threads) == (0, "")
+
+
+def test_doit_refuses_a_step_that_waits_for_no_step() -> None:
+    code, errors = run_steps([Step("sprite:a", lambda: True, (), ("gen:missing",))], 1)
+    assert code != 0 and "gen:missing" in errors

@@ -7,7 +7,6 @@ nothing (progress and failures are pixelbuild's).
 
 from __future__ import annotations
 
-import io
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,36 +29,33 @@ class Step:
 def run_steps(steps: Sequence[Step], threads: int) -> tuple[int, str]:
     """Run ``steps`` in ``threads`` threads (1: in this one), every step even when others fail.
 
-    Returns doit's exit code and what it printed about its own runtime errors (not task failures).
+    Returns doit's exit code and what it said about its own runtime errors (not task failures).
     """
-    from doit.cmd_base import TaskLoader2
-    from doit.doit_cmd import DoitMain
-    from doit.task import Task
+    # doit's task control, dependency manager and runners, without its command line: the command layer
+    # would parse arguments and configuration and look up plugins in every installed distribution's metadata
+    # on each run, for nothing used here.
+    from doit.control import TaskControl
+    from doit.dependency import Dependency
+    from doit.exceptions import InvalidCommand, InvalidDodoFile, InvalidTask
+    from doit.runner import MThreadRunner, Runner
+    from doit.task import Stream, Task
 
     tasks = [Task(s.name, actions=[(s.action, s.args)], task_dep=list(s.after), verbosity=2) for s in steps]
-
-    class Loader(TaskLoader2):  # type: ignore[misc]
-        def load_doit_config(self) -> dict[str, Any]:
-            return {"dep_file": "", "backend": "pixelbuild-memory", "verbosity": 2, "reporter": _SilentReporter}
-
-        def load_tasks(self, cmd: Any, pos_args: Any) -> list[Any]:
-            return tasks
-
-    arguments = ["run", "--continue"]
-    if threads > 1:
-        arguments += ["-n", str(threads), "-P", "thread"]
+    reporter = _SilentReporter(None, None)
     saved = sys.stdout, sys.stderr
-    errors = io.StringIO()
     try:
-        # doit prints its own runtime errors (not task failures: those are ours) to stderr; our warnings go
-        # to the real stderr meanwhile.
-        sys.stderr = errors
+        control = TaskControl(tasks)
+        control.process(None)  # every task, in the order given (dependencies first)
+        dependencies = Dependency(MemoryDB, "")
+        runner: Runner
+        if threads > 1:
+            runner = MThreadRunner(dependencies, reporter, True, False, Stream(2), threads)
+        else:
+            runner = Runner(dependencies, reporter, continue_=True, always_execute=False, stream=Stream(2))
         with pinned(saved[1]):
-            code = DoitMain(
-                Loader(),
-                config_filenames=(),
-                extra_config={"BACKEND": {"pixelbuild-memory": f"{__name__}:MemoryDB"}},
-            ).run(arguments)
+            code = runner.run_all(control.task_dispatcher())
+    except (InvalidCommand, InvalidDodoFile, InvalidTask) as error:  # a step graph doit refuses
+        return 3, str(error)
     finally:
         # doit's runners swap these out while tasks run; put the real ones back whatever happened.
         sys.stdout, sys.stderr = saved
@@ -67,7 +63,7 @@ def run_steps(steps: Sequence[Step], threads: int) -> tuple[int, str]:
         # that the run and all it holds go when the build returns, not at the next full collection.
         for task in tasks:
             task._actions, task._action_instances = [], []
-    return int(code), errors.getvalue().strip()
+    return int(code), "\n".join(reporter.runtime_errors).strip()
 
 
 class MemoryDB:
