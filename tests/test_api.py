@@ -37,10 +37,13 @@ def test_import_stays_light() -> None:
 
 
 def test_check_loads_no_pixel_code(make_project: Callable[..., Path]) -> None:
-    # check reads the post ops' declarations, never their pixel code: numpy stays off its path (~0.1 s).
+    # check reads the post ops' declarations, never their pixel code: numpy (~0.1 s) and PIL stay off its path.
     project = make_project()
     pixelbuild.build(str(project / "pixelbuild.yaml"), pixelbuild.BuildOptions(jobs=1))
-    probe = "import sys, pixelbuild; ok = pixelbuild.check(sys.argv[1]).ok; print(ok, 'numpy' in sys.modules)"
+    probe = (
+        "import sys, pixelbuild; ok = pixelbuild.check(sys.argv[1]).ok; "
+        "print(ok, 'numpy' in sys.modules, 'PIL' in sys.modules)"
+    )
     manifest = str(project / "pixelbuild.yaml")
     result = subprocess.run([sys.executable, "-c", probe, manifest], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "True False"
+    assert result.stdout.strip() == "True False False"

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image
-
 from pixelbuild.post import PostContext, register
 from pixelbuild.post.common import clear_transparent, from_array, to_array
 from pixelbuild.post.params import RGBA, Bool, Choice, Color, Int, When, parse_color
@@ -18,6 +16,7 @@ from pixelbuild.post.params import RGBA, Bool, Choice, Color, Int, When, parse_c
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
+    from PIL import Image
 
     from pixelbuild.post.common import U8Array
 

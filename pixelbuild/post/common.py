@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image
-
-# numpy is imported where pixels are touched: loading the ops' declarations (check, schema) never needs it.
+# numpy and PIL are imported where pixels are touched: loading the ops' declarations (resolve, check, the
+# schema) never needs them.
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
+    from PIL import Image
 
     U8Array = NDArray[np.uint8]
 
@@ -27,6 +27,8 @@ def to_array(image: Image.Image) -> U8Array:
 def from_array(pixels: NDArray[Any]) -> Image.Image:
     """An RGBA image from an (H, W, 4) array (values must already lie in 0..255)."""
     import numpy as np
+    from PIL import Image
+
     return Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), mode="RGBA")
 
 

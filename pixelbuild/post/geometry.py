@@ -7,9 +7,7 @@ output is the same on every machine.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from pixelbuild.anchors import ANCHORS, anchor_offset
 from pixelbuild.limits import MAX_SIDE, Size
@@ -17,12 +15,12 @@ from pixelbuild.post import PostContext, register
 from pixelbuild.post.common import from_array, to_array
 from pixelbuild.post.params import Bool, Choice, Color, Int, PixelSize, parse_color, size_pair
 
-_FILTERS = {
-    "nearest": Image.Resampling.NEAREST,
-    "box": Image.Resampling.BOX,
-    "bilinear": Image.Resampling.BILINEAR,
-    "lanczos": Image.Resampling.LANCZOS,
-}
+# PIL is imported where pixels are touched: loading the ops' declarations (resolve, check) never needs it.
+if TYPE_CHECKING:
+    from PIL import Image
+
+#: Filter names, and the name of Pillow's ``Image.Resampling`` member for each.
+_FILTERS = {"nearest": "NEAREST", "box": "BOX", "bilinear": "BILINEAR", "lanczos": "LANCZOS"}
 
 Box = tuple[int, int, int, int]
 
@@ -48,8 +46,10 @@ def _sized(params: Mapping[str, Any], size: Size) -> Size:
 )
 def resize(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Resample every frame to ``size`` with ``filter`` (default nearest)."""
+    from PIL import Image
+
     size = size_param(params["size"])
-    resample = _FILTERS[params.get("filter", "nearest")]
+    resample = Image.Resampling[_FILTERS[params.get("filter", "nearest")]]
     return [frame.resize(size, resample=resample) for frame in frames]
 
 
@@ -84,6 +84,8 @@ def common_bbox(frames: Sequence[Image.Image]) -> Box | None:
 def _crop_with_margin(frame: Image.Image, box: Box | None, margin: int) -> Image.Image:
     """Cut ``box`` (None: an empty 1x1 box) out of ``frame`` with ``margin`` transparent pixels around."""
     if box is None:
+        from PIL import Image
+
         return Image.new("RGBA", (1 + 2 * margin, 1 + 2 * margin), (0, 0, 0, 0))
     left, top, right, bottom = box
     # Image.crop pads with zeros outside the source, which is exactly a transparent margin.
@@ -223,11 +225,8 @@ def scale(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext
     return result
 
 
-_FLIPS = {
-    "horizontal": (Image.Transpose.FLIP_LEFT_RIGHT,),
-    "vertical": (Image.Transpose.FLIP_TOP_BOTTOM,),
-    "both": (Image.Transpose.ROTATE_180,),
-}
+#: Directions, and the name of Pillow's ``Image.Transpose`` member for each.
+_FLIPS = {"horizontal": "FLIP_LEFT_RIGHT", "vertical": "FLIP_TOP_BOTTOM", "both": "ROTATE_180"}
 
 
 @register(
@@ -239,16 +238,14 @@ _FLIPS = {
 )
 def flip(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Mirror every frame: ``horizontal`` (left-right), ``vertical`` (top-bottom) or ``both``."""
-    (method,) = _FLIPS[params.get("direction", "horizontal")]
+    from PIL import Image
+
+    method = Image.Transpose[_FLIPS[params.get("direction", "horizontal")]]
     return [frame.transpose(method) for frame in frames]
 
 
 # Clockwise angles, as image editors name them; Pillow's ROTATE_* constants turn counter-clockwise.
-_ROTATIONS = {
-    90: Image.Transpose.ROTATE_270,
-    180: Image.Transpose.ROTATE_180,
-    270: Image.Transpose.ROTATE_90,
-}
+_ROTATIONS = {90: "ROTATE_270", 180: "ROTATE_180", 270: "ROTATE_90"}
 
 
 def _rotate_size(params: Mapping[str, Any], size: Size) -> Size:
@@ -263,5 +260,7 @@ def _rotate_size(params: Mapping[str, Any], size: Size) -> Size:
 )
 def rotate(frames: list[Image.Image], params: Mapping[str, Any], ctx: PostContext) -> list[Image.Image]:
     """Turn every frame clockwise by ``angle`` (90, 180 or 270 degrees)."""
-    method = _ROTATIONS[int(params["angle"])]
+    from PIL import Image
+
+    method = Image.Transpose[_ROTATIONS[int(params["angle"])]]
     return [frame.transpose(method) for frame in frames]

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image
-
 from pixelbuild.limits import Size
 from pixelbuild.post import PostContext, register
 from pixelbuild.post.common import from_array, to_array
@@ -15,6 +13,7 @@ from pixelbuild.post.params import RGBA, Bool, Choice, Color, When, parse_color
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
+    from PIL import Image
 
     from pixelbuild.post.common import U8Array
 

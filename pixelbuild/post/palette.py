@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image
-
 from pixelbuild.post import PostContext, register
 from pixelbuild.post.common import clear_transparent, from_array, to_array
 from pixelbuild.post.palette_files import BUILTIN_PALETTES, MAX_COLOURS, parse_palette
@@ -23,6 +21,7 @@ from pixelbuild.post.params import Choice, CountOrColors, File, Int, Number, Whe
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
+    from PIL import Image
 
     from pixelbuild.post.common import U8Array
 
@@ -401,6 +400,8 @@ def _map_floyd_steinberg(pixels: U8Array, palette: IntArray, strength: int) -> U
     # (Pillow's ``point``) applies them faster than float arithmetic.
     scale = np.sqrt(np.array(WEIGHTS, dtype=np.int64) / max(WEIGHTS))
     table = np.rint(np.arange(256)[None, :] * scale[:, None]).astype(np.uint8)
+    from PIL import Image
+
     scaled = Image.fromarray(target, mode="RGB").point(table.reshape(-1).tolist())
     swatch = Image.new("P", (1, 1))
     swatch.putpalette(table[np.arange(3)[None, :], palette].reshape(-1).tolist())

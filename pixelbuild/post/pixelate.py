@@ -34,8 +34,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image
-
 from pixelbuild.limits import Size
 from pixelbuild.post import PostContext, register
 from pixelbuild.post.common import clear_transparent, from_array, to_array
@@ -44,6 +42,7 @@ from pixelbuild.post.params import Bool, Choice, Number, PixelSize, When, size_p
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
+    from PIL import Image
 
     from pixelbuild.post.common import U8Array
 
