@@ -129,12 +129,15 @@ class Generation:
         job = self.jobs[key]
         generator = backend_info(job.spec.backend).generator
         self.ctx.progress.working(job.sprite_id, "generating" if generator else "reading its source")
+        # The backend's images as PNG bytes (the image code's imports included) are the generation's work;
+        # caching them is the build's.
         with self.outcomes.timed("generating"):
             generated = self._backend.result(key)
-        from pixelbuild.png import encode_raw
+            from pixelbuild.png import encode_raw
 
+            encoded = [(encode_raw(image), image.width, image.height) for image in generated.images]
         store = self.ctx.store
-        images = [RawImage(store.put_blob(encode_raw(image)), image.width, image.height) for image in generated.images]
+        images = [RawImage(store.put_blob(data), width, height) for data, width, height in encoded]
         store.put_action(key, GenerationRecord(images, identity_of(generated.identity), job.spec.seed))
         # Cached now: a backend that tracks its submissions (ComfyUI's prompt ledger) may forget this one.
         self._backend.settled(key)
