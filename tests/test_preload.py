@@ -77,7 +77,8 @@ def keys(session):
 
 def _project(root: Path, files: int = 6) -> Path:
     """A root manifest including ``files`` files of five sprites each (a matrix, a local workflow, a palette
-    file, an explicit output), every other one with defaults of its own."""
+    file, an explicit output), every other one with defaults of its own; the second includes a sixth file of
+    one sprite."""
     root.mkdir()
     (root / "pixelbuild.yaml").write_text(ROOT)
     (root / "workflows").mkdir()
@@ -88,6 +89,11 @@ def _project(root: Path, files: int = 6) -> Path:
     for index in range(files):
         defaults = "defaults:\n  steps: 12\n" if index % 2 else ""
         (root / f"parts/p{index:02}.yaml").write_text(PART.format(n=f"{index:02}", defaults=defaults))
+    # A file that includes one: its worker loads it, the session the file it includes (with its defaults).
+    nested = root / "parts/p01.yaml"
+    nested.write_text("include: [sub/extra.yaml]\n" + nested.read_text())
+    (root / "parts/sub").mkdir()
+    (root / "parts/sub/extra.yaml").write_text("sprites:\n  - id: sub/gem\n    prompt: gem\n")
     return root
 
 
@@ -152,9 +158,9 @@ def test_workers_make_the_session_and_the_caches_that_loading_alone_makes(tmp_pa
         project,
     )
     assert split[:2] == [3, 6]  # two forked workers and this process, two files each
-    assert split[2] == alone and len(alone) == 6 * 5
+    assert split[2] == alone and len(alone) == 6 * 5 + 1
     assert _state(project) == state  # the same files, byte for byte
-    assert len([name for name in state if name.startswith("state/resolved/")]) == 1 + 6  # the root, its files
+    assert len([name for name in state if name.startswith("state/resolved/")]) == 1 + 6 + 1  # every file
 
 
 def test_check_reports_the_same_with_workers(tmp_path: Path) -> None:
@@ -167,7 +173,11 @@ def test_check_reports_the_same_with_workers(tmp_path: Path) -> None:
         assert result.code == 1 and result.err == "", result.out + result.err  # never built: all missing
         documents.append(json.loads(result.out))
     assert documents[0] == documents[1] == documents[2]
-    assert len(documents[0]["problems"]) == 6 * 5
+    assert len(documents[0]["problems"]) == 6 * 5 + 1
+
+
+def _paths(project: Path) -> ProjectPaths:
+    return ProjectPaths.for_manifest(project / "pixelbuild.yaml")
 
 
 def _break(project: Path, name: str, old: str, new: str) -> None:
@@ -180,7 +190,6 @@ def _break(project: Path, name: str, old: str, new: str) -> None:
 @pytest.mark.parametrize(
     ("breaks", "expected"),
     [
-        # Shares of 3 (largest files first): p00 + p01, p02 + p03 (forked workers), p04 + p05 (this process).
         pytest.param(
             [("p03.yaml", "workflow: custom", "workflow: nosuch")],
             "p03.yaml:12:15: sprite 'p03/knight', field 'workflow': unknown workflow 'nosuch'",
@@ -201,9 +210,13 @@ def _break(project: Path, name: str, old: str, new: str) -> None:
     ],
 )
 def test_a_bad_manifest_fails_with_workers_as_it_fails_alone(
-    tmp_path: Path, breaks: list[tuple[str, str, str]], expected: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, breaks: list[tuple[str, str, str]], expected: str
 ) -> None:
     project = _project(tmp_path / "project")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    shares = [[path.name for path in share.files] for share in preload.split(_paths(project), 3, 0)]
+    # Shares of 3 (by size): p01 + p04 and p00 + p03 go to forked workers, p02 + p05 stay in this process.
+    assert shares == [["p01.yaml", "p04.yaml"], ["p00.yaml", "p03.yaml"], ["p02.yaml", "p05.yaml"]]
     for name, old, new in breaks:
         _break(project, name, old, new)
     alone = _command(project, "plan", jobs="1")
@@ -219,11 +232,12 @@ def test_a_worker_that_dies_or_fails_leaves_its_share_to_the_session(tmp_path: P
     shutil.rmtree(project / ".pixelbuild")
     split = _run(
         """
+        shares = preload.split(paths, 3, 0)
+
         def work(share):
-            names = [path.name for path in share.files]
-            if "p00.yaml" in names:
+            if share == shares[0]:
                 os.kill(os.getpid(), signal.SIGKILL)
-            if "p03.yaml" in names:
+            if share == shares[1]:
                 raise RuntimeError("a bug")
             return preload.load_share(share)
 
@@ -311,7 +325,7 @@ def test_without_fork_or_beside_a_thread_the_session_loads_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    paths = ProjectPaths.for_manifest(_project(tmp_path / "project") / "pixelbuild.yaml")
+    paths = _paths(_project(tmp_path / "project"))
     assert len(preload.split(paths, 3, 0)) == 3  # worth splitting, were it allowed
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
@@ -325,7 +339,7 @@ def test_without_fork_or_beside_a_thread_the_session_loads_alone(
     monkeypatch.delattr(os, "fork")
     assert not preload.can_fork()
     assert preload.preload(paths, jobs=3, min_bytes=0) == preload.Preloaded()
-    assert len(open_session(paths).keys) == 6 * 5
+    assert len(open_session(paths).keys) == 6 * 5 + 1
 
 
 def test_shares_are_balanced_uncached_files_in_include_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -334,7 +348,7 @@ def test_shares_are_balanced_uncached_files_in_include_order(tmp_path: Path, mon
     big = project / "parts/p00.yaml"
     more = [PART.format(n=f"{10 + i}", defaults="").split("sprites:\n")[1] for i in range(3)]
     big.write_text(big.read_text() + "".join(more))  # four files' worth
-    paths = ProjectPaths.for_manifest(project / "pixelbuild.yaml")
+    paths = _paths(project)
     shares = preload.split(paths, 2, 0)
     names = [[path.name for path in share.files] for share in shares]
     assert names == [["p00.yaml"], ["p01.yaml", "p02.yaml", "p03.yaml", "p04.yaml"]]
