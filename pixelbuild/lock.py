@@ -210,9 +210,60 @@ class Lock:
 
 def _render_block(entry_id: str, entry: LockEntry | AtlasEntry) -> str:
     """One entry's block, ``    "<id>": {`` to ``    }``: the unit ``render_lock`` joins and ``splice_lock`` swaps."""
+    try:
+        return _render_known(entry_id, entry)
+    except TypeError:  # a value of a type pixelbuild does not write there: the encoder renders it, as ever
+        return _render_encoded(entry_id, entry)
+
+
+def _render_encoded(entry_id: str, entry: LockEntry | AtlasEntry) -> str:
+    """``_render_block`` by the JSON encoder, field by field: the definition of a block's bytes."""
     data = entry.to_json()
     body = ",\n".join(f'      "{name}": {_ENCODER.encode(data[name])}' for name in sorted(data))
     return f"    {_ENCODER.encode(entry_id)}: {{\n{body}\n    }}"
+
+
+#: What ``_ENCODER`` writes for a string (``ensure_ascii=False``); raises TypeError for anything else.
+_string = json.encoder.encode_basestring
+
+
+def _integer(value: Any) -> str:
+    if type(value) is not int:  # a bool or a float renders otherwise: the encoder does it
+        raise TypeError
+    return int.__repr__(value)
+
+
+def _render_output(output: OutputRecord) -> str:
+    # The keys of OutputRecord.to_json, sorted.
+    if output.pixel_hash is None:
+        return f'{{"file_hash": {_string(output.file_hash)}, "path": {_string(output.path)}}}'
+    return (
+        f'{{"file_hash": {_string(output.file_hash)}, "height": {_integer(output.height)}, '
+        f'"path": {_string(output.path)}, "pixel_hash": {_string(output.pixel_hash)}, '
+        f'"width": {_integer(output.width)}}}'
+    )
+
+
+def _render_known(entry_id: str, entry: LockEntry | AtlasEntry) -> str:
+    """``_render_encoded``'s bytes, written from the fields' known shapes (a 10,000-sprite lock renders 4x
+    faster); TypeError for a value of another type. A test holds the two to the same bytes."""
+    outputs = ", ".join([_render_output(output) for output in entry.outputs])
+    if isinstance(entry, AtlasEntry):
+        members = ", ".join([_string(member) for member in entry.members])
+        pack_key = _string(entry.pack_key)
+        body = f'      "members": [{members}],\n      "outputs": [{outputs}],\n      "pack_key": {pack_key}'
+    else:
+        fields = entry.fields
+        digests = ", ".join([f"{_string(name)}: {_string(fields[name])}" for name in sorted(fields)])
+        generations = ", ".join(
+            [f'{{"key": {_string(key)}, "seed": {_integer(seed)}}}' for key, seed in entry.generations]
+        )
+        body = (
+            f'      "backend": {_ENCODER.encode(dict(entry.backend))},\n      "fields": {{{digests}}},\n'
+            f'      "generations": [{generations}],\n      "outputs": [{outputs}],\n'
+            f'      "post_key": {_string(entry.post_key)}'
+        )
+    return f"    {_string(entry_id)}: {{\n{body}\n    }}"
 
 
 def _render_section(entries: Mapping[str, LockEntry] | Mapping[str, AtlasEntry]) -> str:
