@@ -47,11 +47,14 @@ def test_a_pause_turns_the_collector_off_until_its_end_and_leaves_a_callers_paus
     assert gc.isenabled()
     with PausedGC() as pause:
         assert not gc.isenabled()
+        built = [[index] for index in range(1000)]
         pause.end()
         assert gc.isenabled()
+        assert gc.get_freeze_count() >= len(built)  # what the pause built stays out of the collector's walks...
         pause.end()
         assert gc.isenabled()
     assert gc.isenabled()
+    assert gc.get_freeze_count() == 0  # ...until the block ends
     gc.disable()
     try:
         with PausedGC() as inner:
@@ -76,6 +79,7 @@ def test_check_plan_and_build_collect_nothing_while_loading_and_planning(
     assert cli("build", "-C", project).code == 0
     assert collected_in == set()
     assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
 
 
 def test_a_bad_manifest_leaves_the_collector_on(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
@@ -83,6 +87,7 @@ def test_a_bad_manifest_leaves_the_collector_on(cli: Callable[..., Result], make
     for command in ("check", "plan", "build"):
         assert cli(command, "-C", project).code != 0
         assert gc.isenabled()
+        assert gc.get_freeze_count() == 0
 
 
 def test_a_build_generates_with_the_collector_on(
@@ -98,3 +103,4 @@ def test_a_build_generates_with_the_collector_on(
     assert cli("build", "-C", project, backend_factory=factory).code == 0
     assert states == [True]
     assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
