@@ -167,8 +167,9 @@ class _Child:
 
 
 def split(paths: ProjectPaths, jobs: int, min_bytes: int) -> list[Share]:
-    """The root's included files that the parse cache lacks, in up to ``jobs`` shares of about equal size
-    (each in include order); none when they hold less than ``min_bytes``, or the root does not load."""
+    """The root's included files that the parse cache lacks, in up to ``jobs`` shares of about equal size and
+    at least ``min_bytes / 2`` (each in include order); none when they hold less than ``min_bytes``, or the
+    root does not load."""
     from pixelbuild.hashing import hash_bytes
     from pixelbuild.manifest import load_file
 
@@ -189,8 +190,11 @@ def split(paths: ProjectPaths, jobs: int, min_bytes: int) -> list[Share]:
                 sizes.append((len(raw), path))
     except (PixelbuildError, OSError):
         return []
-    if sum(size for size, _path in sizes) < min_bytes:
+    uncached = sum(size for size, _path in sizes)
+    if uncached < min_bytes:
         return []
+    if min_bytes:  # a share of less than half the threshold costs about as much to fork as it saves
+        jobs = min(jobs, 2 * uncached // min_bytes)
     order = {path: index for index, path in enumerate(root.includes)}
     bins: list[tuple[int, list[Path]]] = [(0, []) for _ in range(min(jobs, len(sizes)))]
     for size, path in sorted(sizes, key=lambda item: -item[0]):  # largest first, each to the lightest share

@@ -353,6 +353,9 @@ def test_shares_are_balanced_uncached_files_in_include_order(tmp_path: Path, mon
     names = [[path.name for path in share.files] for share in shares]
     assert names == [["p00.yaml"], ["p01.yaml", "p02.yaml", "p03.yaml", "p04.yaml"]]
     assert preload.split(paths, 2, 10**9) == []  # below the threshold
+    total = sum(path.stat().st_size for path in (project / "parts").glob("*.yaml"))
+    assert len(preload.split(paths, 5, total // 2)) == 4  # shares of half the threshold at least
+    assert len(preload.split(paths, 5, total)) == 2
     open_session(paths, preloaded=preload.Preloaded())
     assert preload.split(paths, 2, 0) == []  # all cached
 
