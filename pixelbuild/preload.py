@@ -126,7 +126,10 @@ def preload(
     children: list[_Child] = []
     try:
         for share in shares[:-1]:
-            children.append(_Child(share, *_fork(share, work)))
+            try:
+                children.append(_Child(share, *_fork(share, work)))
+            except OSError:  # no process or pipe to be had (EAGAIN, ENOMEM, EMFILE): the session does the rest
+                break
         with contextlib.suppress(Exception):  # whatever fails: the session does this share itself
             _add(preloaded, shares[-1], work(shares[-1]))
         for child in children:
@@ -264,7 +267,12 @@ def _fork(share: Share, work: Callable[[Share], _Files]) -> tuple[int, int]:
     """Start a worker on ``share``: its process id, and the pipe its files come back through."""
     read_fd, write_fd = os.pipe()
     parent = os.getpid()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
     if pid == 0:  # the worker: whatever happens, it ends here, and only a whole result exits 0
         code = 1
         try:
@@ -285,12 +293,16 @@ def _collect(child: _Child) -> _Files | None:
     """The files a worker sent, once it has exited; None if it failed (or was killed, or sent too much)."""
     chunks: list[bytes] = []
     size = 0
-    while chunk := os.read(child.fd, 1 << 20):
-        size += len(chunk)
-        if size > MAX_RESULT_BYTES:
-            child.end()
-            return None
-        chunks.append(chunk)
+    try:
+        while chunk := os.read(child.fd, 1 << 20):
+            size += len(chunk)
+            if size > MAX_RESULT_BYTES:
+                child.end()
+                return None
+            chunks.append(chunk)
+    except OSError:
+        child.end()
+        return None
     child.end(kill=False)
     if not child.succeeded:
         return None

@@ -256,6 +256,36 @@ def test_a_worker_that_dies_or_fails_leaves_its_share_to_the_session(tmp_path: P
     assert split[3] == alone
 
 
+def test_no_process_to_be_had_leaves_the_shares_to_the_session(tmp_path: Path) -> None:
+    project = _project(tmp_path / "project")
+    alone = _run(ALONE, project)
+    shutil.rmtree(project / ".pixelbuild")
+    split = _run(
+        """
+        import errno
+
+        forks = []
+
+        def fork():
+            forks.append(1)
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+        def descriptors():
+            return sorted(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else []
+
+        os.fork = fork
+        before = descriptors()
+        loaded = preload.preload(paths, jobs=3, min_bytes=0)
+        leaked = [fd for fd in descriptors() if fd not in before]
+        session = open_session(paths, preloaded=loaded)
+        out = [len(forks), loaded.shares, loaded.files, leaked, keys(session)]
+        """,
+        project,
+    )
+    assert split[:4] == [1, 1, 2, []]  # one try (its pipe closed), then this process's share alone
+    assert split[4] == alone
+
+
 def test_an_interrupted_preload_leaves_no_worker(tmp_path: Path) -> None:
     project = _project(tmp_path / "project")
     out = _run(
