@@ -27,7 +27,7 @@ from pixelbuild.local.layout import MANIFEST_NAME
 from pixelbuild.local.parsecache import ParseCache
 from pixelbuild.locate import display_path, located_error
 from pixelbuild.schema_errors import best_error, schema_error
-from pixelbuild.schemas import inlined
+from pixelbuild.schemas import inlined, manifest_schema, post_ops_schema
 
 try:  # the C parser is ~3x faster; fall back where libyaml is missing
     from yaml import CSafeLoader as _BaseLoader
@@ -215,7 +215,9 @@ def _fast_validators() -> tuple[Any, Any]:
     jsonschema takes seconds. They only say whether a document is valid; the errors come from ``_validators``."""
     import jsonschema_rs
 
-    root, post_ops = inlined()
+    # The files as they are: jsonschema-rs resolves references itself, at compile time (inlining them
+    # costs more than it saves here; every "$ref" has only annotations beside it, so both read the same).
+    root, post_ops = manifest_schema(), post_ops_schema()
     registry = jsonschema_rs.Registry([(root["$id"], root), (post_ops["$id"], post_ops)])
     return (
         jsonschema_rs.Draft202012Validator(root, registry=registry),

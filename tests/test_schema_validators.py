@@ -11,6 +11,7 @@ import pytest
 
 from pixelbuild.errors import ManifestError
 from pixelbuild.manifest import _fast_validators, _surely_valid, _validators, validate_document
+from pixelbuild.schemas import manifest_schema, post_ops_schema
 from tests.test_fuzz_manifest import BASE, PART, _mutate_data
 
 #: An included file using what a fragment may hold.
@@ -54,3 +55,20 @@ def test_values_that_are_not_json_are_judged_by_jsonschema() -> None:
         assert not _surely_valid(data, is_root=True)
         with pytest.raises(ManifestError, match="seed"):
             validate_document(data, Path("pixelbuild.yaml"), is_root=True)
+
+
+def test_every_reference_has_only_annotations_beside_it() -> None:
+    """The compiled validator reads the schema files as they are, jsonschema their inlined form (a target
+    merged with what stands beside its ``$ref``): the two read the same only while nothing but annotations
+    stands beside a reference."""
+    annotations = {"$ref", "description", "default", "title", "examples", "$comment"}
+
+    def beside_refs(node: Any) -> list[set[str]]:
+        if isinstance(node, dict):
+            found = [set(node) - annotations] if "$ref" in node and set(node) - annotations else []
+            return found + [extra for value in node.values() for extra in beside_refs(value)]
+        if isinstance(node, list):
+            return [extra for value in node for extra in beside_refs(value)]
+        return []
+
+    assert beside_refs(manifest_schema()) == [] and beside_refs(post_ops_schema()) == []
