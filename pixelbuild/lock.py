@@ -14,7 +14,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -281,15 +281,18 @@ def lock_outputs(lock: Lock) -> list[OutputRecord]:
 
 def render_lock(lock: Lock) -> bytes:
     """Serialise ``lock`` to its deterministic bytes (``atlases`` only when there are some)."""
-    atlases = _render_section(lock.atlases).encode("utf-8") if lock.atlases else None
-    return _assemble(atlases, _render_section(lock.sprites).encode("utf-8"))
+    atlases = [_render_section(lock.atlases).encode("utf-8")] if lock.atlases else None
+    return _assemble(atlases, [_render_section(lock.sprites).encode("utf-8")])
 
 
-def _assemble(atlases: bytes | None, sprites: bytes) -> bytes:
-    head = b'{\n  "version": %d,\n' % LOCK_VERSION
+def _assemble(atlases: Sequence[bytes | memoryview] | None, sprites: Sequence[bytes | memoryview]) -> bytes:
+    """The lock's bytes from the parts of its sections, joined once (a 10,000-sprite lock is ~7 MB: every
+    concatenation would copy all of it again)."""
+    parts: list[bytes | memoryview] = [b'{\n  "version": %d,\n' % LOCK_VERSION]
     if atlases is not None:
-        head += b'  "atlases": ' + atlases + b",\n"
-    return head + b'  "sprites": ' + sprites + b"\n}\n"
+        parts += [b'  "atlases": ', *atlases, b",\n"]
+    parts += [b'  "sprites": ', *sprites, b"\n}\n"]
+    return b"".join(parts)
 
 
 class LockText:
@@ -436,15 +439,17 @@ class LockText:
 
         Raises ``LockFormatError`` if the bytes are not laid out as ``render_lock`` lays them out.
         """
-        atlas_text = self._splice_section("atlases", atlases)
-        return _assemble(atlas_text if atlas_text != b"{}" else None, self._splice_section("sprites", sprites))
+        atlas_parts = self._splice_section("atlases", atlases)
+        return _assemble(atlas_parts if atlas_parts != [b"{}"] else None, self._splice_section("sprites", sprites))
 
     def _splice_section(
         self, name: str, changes: Mapping[str, LockEntry | None] | Mapping[str, AtlasEntry | None]
-    ) -> bytes:
-        raw = self.raw
+    ) -> list[bytes | memoryview]:
+        """The parts of section ``name`` with ``changes`` made: runs of blocks as views of the bytes (copied
+        once, by ``_assemble``), changed blocks rendered."""
+        raw = memoryview(self.raw)
         first, last = self._sections[name]
-        pieces: list[bytes] = []
+        pieces: list[bytes | memoryview] = []
         cursor = first  # the next block to copy; last + 2 once every block is copied
         for entry_id in sorted(changes):
             start, end, found = self._locate(name, entry_id) if self.has(name) else (0, 0, False)
@@ -457,8 +462,12 @@ class LockText:
         if self.has(name) and cursor < last + 2:
             pieces.append(raw[cursor:last])
         if not pieces:
-            return b"{}"
-        return b"{\n" + b",\n".join(pieces) + b"\n  }"
+            return [b"{}"]
+        parts: list[bytes | memoryview] = [b"{\n"]
+        for piece in pieces:
+            parts += [piece, b",\n"]
+        parts[-1] = b"\n  }"
+        return parts
 
 
 #: Values checked per batch: big enough that the per-batch cost vanishes, small enough that the joined
