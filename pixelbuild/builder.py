@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pixelbuild.errors import DiskFull, FrozenError, PixelbuildError
+from pixelbuild.local.buildlock import ProjectLock
 from pixelbuild.local.layout import ProjectPaths, real_manifest_path
 from pixelbuild.local.stamp import StampFound, check_for_build, up_to_date_sprites
 from pixelbuild.progress import Progress, QuietProgress
@@ -129,38 +130,6 @@ class BuildReport:
                 parts.append(f"{count} {label}")
         parts.append(f"{self.up_to_date} up to date")
         return ", ".join(parts)
-
-
-class ProjectLock:
-    """Holds ``.pixelbuild/build.lock`` so that two builds (or a build and ``gc``) never change one
-    project folder's outputs, lock or cache at once."""
-
-    def __init__(self, paths: ProjectPaths, doing: str = "build") -> None:
-        from filelock import FileLock
-
-        paths.check_state()
-        paths.state_dir.mkdir(parents=True, exist_ok=True)
-        if paths.build_lock.is_symlink():
-            # pixelbuild never makes one: a link there (from an archive) could point at any file.
-            paths.build_lock.unlink()
-        self.paths = paths
-        self.doing = doing
-        self.lock = FileLock(str(paths.build_lock))
-
-    def __enter__(self) -> ProjectLock:
-        from filelock import Timeout
-
-        try:
-            self.lock.acquire(timeout=0.2)
-        except Timeout:
-            raise PixelbuildError(
-                f"cannot {self.doing}: another pixelbuild (a build or gc) is working in {self.paths.project_dir} "
-                f"right now (it holds {self.paths.display(self.paths.build_lock)}); wait for it to finish"
-            ) from None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.lock.release()
 
 
 def _ensure_gitignore(paths: ProjectPaths) -> None:

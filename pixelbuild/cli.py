@@ -422,7 +422,7 @@ def _cmd_eject(args: argparse.Namespace) -> int:
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
-    from pixelbuild.builder import ProjectLock
+    from pixelbuild.local.buildlock import ProjectLock
     from pixelbuild.local.layout import ProjectPaths
 
     paths = ProjectPaths.for_manifest(_manifest_path(args))
@@ -451,7 +451,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     """``push`` / ``pull``: move the stages the lock references between the local and the remote cache."""
     import fnmatch
 
-    from pixelbuild.builder import ProjectLock
+    from pixelbuild.local.buildlock import ProjectLock
     from pixelbuild.local.layout import ProjectPaths
     from pixelbuild.project import open_session, read_current_lock
     from pixelbuild.remote import sync
