@@ -29,7 +29,8 @@ def _refuse_constant(token: str) -> Any:
     raise NonFiniteNumber(token)
 
 
-def _finite_float(token: str) -> float:
+def finite_float(token: str) -> float:
+    """The float of the JSON number ``token``; ``NonFiniteNumber`` if it is too large for one."""
     value = float(token)
     if not math.isfinite(value):
         raise NonFiniteNumber(token)
@@ -38,7 +39,7 @@ def _finite_float(token: str) -> float:
 
 def loads_finite(data: bytes | str) -> Any:
     """``json.loads`` that refuses non-finite numbers (``NonFiniteNumber``, a ``ValueError``)."""
-    return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+    return json.loads(data, parse_constant=_refuse_constant, parse_float=finite_float)
 
 
 def _normalise(value: Any) -> Any:

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from pixelbuild.errors import ManifestError
 from pixelbuild.fsguard import all_confined, confined_path_problem
-from pixelbuild.hashing import NonFiniteNumber, loads_finite
+from pixelbuild.hashing import NonFiniteNumber, finite_float, loads_finite
 
 LOCK_VERSION = 1
 _ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
@@ -511,26 +513,47 @@ def _fast_outputs(items: Any, paths: list[str], digests: list[str]) -> tuple[Out
     return tuple(records)
 
 
+class _BatchChecks:
+    """Digests, field digests and output paths collected from many entries, checked in batches: a few
+    C-speed passes per batch instead of a Python check per value."""
+
+    __slots__ = ("digests", "fields", "paths")
+
+    def __init__(self) -> None:
+        self.digests: list[str] = []
+        self.fields: list[str] = []
+        self.paths: list[str] = []
+
+    def full(self) -> bool:
+        """Whether a batch is due (the lists are checked and emptied batch by batch: big temporary lists
+        would cost peak memory, see _BATCH)."""
+        return len(self.fields) > _BATCH
+
+    def passed(self) -> bool:
+        """Whether everything collected since the last batch is sound; empties the lists."""
+        ok = _all_hex(self.digests, 32) and _all_hex(self.fields, 16) and all_confined(self.paths)
+        self.digests.clear()
+        self.fields.clear()
+        self.paths.clear()
+        return ok
+
+
+def _ids_ok(ids: list[str]) -> bool:
+    """Whether every id is as ``_check_id`` wants it: a sane length, no control character."""
+    # One search over all ids (a single-character class matches the joined text iff it matches an id).
+    lengths = [len(entry_id) for entry_id in ids]
+    return not (ids and not 0 < min(lengths) <= max(lengths) <= 1024) and not _CONTROL.search(" ".join(ids))
+
+
 def _parse_fast(data: dict[str, Any]) -> Lock | None:
     """The lock, if it is exactly what pixelbuild writes; None sends it through the detailed reader, which
     names the entry and line of the problem. Digests, paths and ids are checked in batches at the end."""
-    digests: list[str] = []
-    paths: list[str] = []
-    fields: list[str] = []
-
-    def checked() -> bool:
-        # Checked and emptied batch by batch: big temporary lists would cost peak memory (see _BATCH).
-        ok = _all_hex(digests, 32) and _all_hex(fields, 16) and all_confined(paths)
-        digests.clear()
-        fields.clear()
-        paths.clear()
-        return ok
-
+    checks = _BatchChecks()
     sprites: dict[str, LockEntry] = {}
     atlases: dict[str, AtlasEntry] = {}
     try:
         for sprite_id, entry in data.get("sprites", {}).items():
-            if len(fields) > _BATCH and not checked():
+            if checks.full() and not checks.passed():
                 return None
             generations = entry["generations"]
             if type(generations) is not list or len(generations) > MAX_ITEMS:
@@ -539,10 +562,10 @@ def _parse_fast(data: dict[str, Any]) -> Lock | None:
             backend, digest_map = entry["backend"], entry["fields"]
             if type(backend) is not dict or type(digest_map) is not dict:
                 return None
-            outputs = _fast_outputs(entry["outputs"], paths, digests)
-            digests.append(entry["post_key"])
-            digests.extend([key for key, _seed in pairs])
-            fields.extend(digest_map.values())
+            outputs = _fast_outputs(entry["outputs"], checks.paths, checks.digests)
+            checks.digests.append(entry["post_key"])
+            checks.digests.extend([key for key, _seed in pairs])
+            checks.fields.extend(digest_map.values())
             sprites[sprite_id] = LockEntry(pairs, entry["post_key"], backend, digest_map, outputs)
             if any(type(seed) is not int for _key, seed in pairs):
                 return None
@@ -550,16 +573,114 @@ def _parse_fast(data: dict[str, Any]) -> Lock | None:
             members = entry["members"]
             if type(members) is not list or len(members) > MAX_ITEMS or not all(type(m) is str for m in members):
                 return None
-            outputs = _fast_outputs(entry["outputs"], paths, digests)
-            digests.append(entry["pack_key"])
+            outputs = _fast_outputs(entry["outputs"], checks.paths, checks.digests)
+            checks.digests.append(entry["pack_key"])
             atlases[atlas_id] = AtlasEntry(entry["pack_key"], tuple(members), outputs)
-        ids = [*sprites, *atlases]
-        # One search over all ids (a single-character class matches the joined text iff it matches an id).
-        lengths = [len(entry_id) for entry_id in ids]
-        if not checked() or (ids and not 0 < min(lengths) <= max(lengths) <= 1024) or _CONTROL.search(" ".join(ids)):
+        if not checks.passed() or not _ids_ok([*sprites, *atlases]):
             return None
     except (KeyError, TypeError, AttributeError, ValueError):
         return None  # str.join and friends refuse anything but strings
+    return Lock(sprites, atlases)
+
+
+# The lock's objects as typed records. An unknown key is refused, not skipped: msgspec skips a value
+# without reading it as json.loads does (its UTF-8, a float too large), so the readers below judge those.
+class _Generation(msgspec.Struct, forbid_unknown_fields=True):
+    key: str
+    seed: int
+
+
+class _Output(msgspec.Struct, forbid_unknown_fields=True):
+    path: str
+    file_hash: str
+    pixel_hash: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class _SpriteFields(msgspec.Struct, forbid_unknown_fields=True):
+    generations: list[_Generation]
+    post_key: str
+    backend: dict[str, Any]
+    fields: dict[str, str]
+    outputs: list[_Output]
+
+
+class _AtlasFields(msgspec.Struct, forbid_unknown_fields=True):
+    pack_key: str
+    members: tuple[str, ...]
+    outputs: list[_Output]
+
+
+class _LockFile(msgspec.Struct, forbid_unknown_fields=True):
+    version: int
+    sprites: dict[str, _SpriteFields] = {}
+    atlases: dict[str, _AtlasFields] = {}
+
+
+# Floats can only be in free-form values (``backend``); one too large for a float is refused, as loads_finite does.
+_LOCK_DECODER = msgspec.json.Decoder(_LockFile, float_hook=finite_float)
+
+
+def _typed_outputs(items: list[_Output], paths: list[str], digests: list[str]) -> tuple[OutputRecord, ...] | None:
+    """The records of ``items`` as ``_fast_outputs`` makes them, their paths and digests collected for the
+    batch checks; None if one is not as it would have them (too many, a size out of range, ...)."""
+    if len(items) > MAX_OUTPUTS:
+        return None
+    records = []
+    for item in items:
+        path, file_hash, pixels, width, height = item.path, item.file_hash, item.pixel_hash, item.width, item.height
+        paths.append(path)
+        digests.append(file_hash)
+        if pixels is None:
+            if width is not None or height is not None:
+                return None  # _fast_outputs drops them: let it
+            records.append(OutputRecord(path, file_hash))
+            continue
+        if width is None or height is None or not (0 < width <= 1 << 20 and 0 < height <= 1 << 20):
+            return None
+        digests.append(pixels)
+        records.append(OutputRecord(path, file_hash, pixels, width, height))
+    return tuple(records)
+
+
+def _parse_typed(raw: bytes) -> Lock | None:
+    """The lock, if its bytes are exactly what pixelbuild writes, decoded straight into typed records
+    (msgspec: no dict per JSON object); None sends them to the readers below, which decide (and name the
+    problem). Whatever this accepts, ``_parse_fast`` accepts as the same ``Lock``; a test holds them to it."""
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")  # json.loads reads all of it, and refuses (or decodes otherwise) what is not
+        except UnicodeDecodeError:
+            return None
+    try:
+        document = _LOCK_DECODER.decode(raw)
+    except msgspec.MsgspecError:
+        return None
+    if document.version != LOCK_VERSION:
+        return None
+    checks = _BatchChecks()
+    sprites: dict[str, LockEntry] = {}
+    for sprite_id, entry in document.sprites.items():
+        if checks.full() and not checks.passed():
+            return None
+        outputs = _typed_outputs(entry.outputs, checks.paths, checks.digests)
+        if outputs is None or len(entry.generations) > MAX_ITEMS:
+            return None
+        pairs = tuple([(generation.key, generation.seed) for generation in entry.generations])
+        checks.digests.append(entry.post_key)
+        checks.digests.extend([key for key, _seed in pairs])
+        checks.fields.extend(entry.fields.values())
+        sprites[sprite_id] = LockEntry(pairs, entry.post_key, entry.backend, entry.fields, outputs)
+    atlases: dict[str, AtlasEntry] = {}
+    for atlas_id, atlas in document.atlases.items():
+        outputs = _typed_outputs(atlas.outputs, checks.paths, checks.digests)
+        if outputs is None or len(atlas.members) > MAX_ITEMS:
+            return None
+        checks.digests.append(atlas.pack_key)
+        atlases[atlas_id] = AtlasEntry(atlas.pack_key, atlas.members, outputs)
+    if not checks.passed() or not _ids_ok([*sprites, *atlases]):
+        return None
     return Lock(sprites, atlases)
 
 
@@ -569,6 +690,9 @@ def parse_lock(raw: bytes, display: str, *, skip_bad_entries: bool = False) -> L
     ``skip_bad_entries`` drops an entry that is not what pixelbuild writes (a bad output path, ...) instead,
     for read-only looks at old revisions.
     """
+    typed = _parse_typed(raw)
+    if typed is not None:
+        return typed
     try:
         data = loads_finite(raw)
     except RecursionError:
