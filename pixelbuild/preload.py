@@ -81,7 +81,7 @@ def load_jobs() -> int:
     """How many processes may load a manifest: ``PIXELBUILD_LOAD_JOBS``, else the cores this process may use."""
     value = os.environ.get(JOBS_VARIABLE, "").strip()
     if value:
-        if not value.isdigit() or int(value) < 1:
+        if not (value.isascii() and value.isdigit()) or int(value) < 1:  # int() reads '٣' too
             raise UsageError(f"{JOBS_VARIABLE} must be a whole number of processes, at least 1; got '{value}'")
         return int(value)
     try:

@@ -397,7 +397,9 @@ def test_load_jobs_come_from_the_environment_else_the_cores(
     assert preload.load_jobs() == 3
     monkeypatch.delenv("PIXELBUILD_LOAD_JOBS")
     assert preload.load_jobs() >= 1
-    monkeypatch.setenv("PIXELBUILD_LOAD_JOBS", "0")
-    result = cli("plan", "-C", make_project())
-    assert result.code == 2
-    assert "PIXELBUILD_LOAD_JOBS must be a whole number of processes, at least 1; got '0'" in result.err
+    project = make_project()
+    for value in ("0", "two", "-1", "²"):
+        monkeypatch.setenv("PIXELBUILD_LOAD_JOBS", value)
+        result = cli("plan", "-C", project)
+        assert result.code == 2
+        assert f"PIXELBUILD_LOAD_JOBS must be a whole number of processes, at least 1; got '{value}'" in result.err
