@@ -72,7 +72,7 @@ class _Outputs:
     why each one that is not as the lock says (kind, explanation), for the report."""
 
     def __init__(self, output_dir: Path, guard: OutputGuard, folders: OpenFolders) -> None:
-        self.output_dir = output_dir
+        self._root = str(output_dir)  # plain strings: this runs for every output
         self.guard = guard
         self.folders = folders
         self.verified: set[str] = set()
@@ -86,23 +86,25 @@ class _Outputs:
         return FileState.MISSING if problem[0] == "missing" else FileState.MODIFIED
 
     def _problem(self, output: OutputRecord) -> tuple[str, str] | None:
-        target = os.path.join(self.output_dir, output.path)
         # Most outputs: a regular file, read through its folder's descriptor without following a link.
         folder, _, name = output.path.rpartition("/")
         folder_fd = self.folders.fd(folder) if confined_path_problem(output.path) is None else None
+        target = os.path.join(self._root, output.path)
         if folder_fd is not None:
             try:
-                return self._compared(target, file_digest(name, dir_fd=folder_fd), output)
+                digest: str | None = file_digest(name, dir_fd=folder_fd)
             except FileNotFoundError:
                 return self._compared(target, None, output)
             except OSError:
                 pass  # a link, a folder, a FIFO, unreadable: the path below says which
+            else:
+                return self._compared(target, digest, output)
         # A link on the way to it (or the file itself a link) is ``unsafe``: a build would refuse to write there.
         unsafe = self.guard.inspect(output.path, self.verified)
         if unsafe is not None:
             return "unsafe", f"{unsafe}: pixelbuild never writes or deletes through links"
         try:
-            digest: str | None = file_digest(target)
+            digest = file_digest(target)
         except FileNotFoundError:
             digest = None
         except OSError as error:

@@ -161,7 +161,7 @@ class LockEntry:
     @property
     def generation_keys(self) -> tuple[str, ...]:
         """The generation keys, in frame order."""
-        return tuple(key for key, _seed in self.generations)
+        return tuple([key for key, _seed in self.generations])
 
     def to_json(self) -> dict[str, Any]:
         """The entry as a JSON object."""

@@ -181,12 +181,17 @@ def assess(
         return Staleness(locked=False)
     if entry.post_key != keys.post or entry.generation_keys != keys.generations:
         return Staleness(changed=tuple(_describe_change(entry, keys, sprite)))
-    outputs = [(output.path, file_state(output)) for output in entry.outputs]
-    old_paths = tuple(output.path for output in entry.outputs)
-    return Staleness(
-        outputs=tuple((path, state) for path, state in outputs if state is not FileState.OK),
-        moved_from=old_paths if old_paths != (sprite.output,) else None,
-    )
+    # Lean: this runs for every sprite of every plan and check, and nearly all are up to date.
+    states = [(output.path, file_state(output)) for output in entry.outputs]
+    changed = tuple([(path, state) for path, state in states if state is not FileState.OK])
+    old_paths = tuple([path for path, _state in states])
+    moved_from = old_paths if old_paths != (sprite.output,) else None
+    if not changed and moved_from is None:
+        return _UP_TO_DATE
+    return Staleness(outputs=changed, moved_from=moved_from)
+
+
+_UP_TO_DATE = Staleness()
 
 
 def _decide(
@@ -198,7 +203,7 @@ def _decide(
     has_generation: Callable[[str], bool],
 ) -> Decision:
     staleness = assess(sprite, keys, entry, file_state)
-    if staleness.up_to_date:
+    if staleness is _UP_TO_DATE or staleness.up_to_date:
         return Decision(sprite.id, Action.UP_TO_DATE, staleness=staleness)
     reasons: list[str] = []
     if not staleness.locked:
