@@ -38,7 +38,7 @@ from pixelbuild.local.filehashes import Clock, FileHashCache
 from pixelbuild.local.layout import ProjectPaths
 from pixelbuild.local.parsecache import ParseCache
 from pixelbuild.local.speccache import SpecCache
-from pixelbuild.local.stamp import StampInputs
+from pixelbuild.local.stamp import StampFound, StampInputs
 from pixelbuild.local.store import Store
 from pixelbuild.lock import Lock, LockEntry, LockFormatError, LockText, read_lock_bytes
 from pixelbuild.manifest import Manifest, ManifestFile, load_file, load_manifest
@@ -96,11 +96,11 @@ class Delta:
         )
 
 
-def prepare(paths: ProjectPaths, found: tuple[dict[str, Any], list[str]], clock: Clock | None = None) -> Delta | None:
+def prepare(paths: ProjectPaths, found: StampFound, clock: Clock | None = None) -> Delta | None:
     """The build of the files changed since the last complete build, if it can be planned from them
-    alone (see the module's docstring); else None. ``found``: the stamp and the changed manifest files,
-    as ``stamp_changes`` gave them (everything else the stamp records still holds)."""
-    stamp, changed = found
+    alone (see the module's docstring); else None. ``found``: the stamp, the changed manifest files and
+    the lock's bytes, as ``stamp_changes`` gave them (everything else the stamp records still holds)."""
+    stamp, changed, lock_bytes = found
     if not _root_unchanged(stamp, changed):
         return None
     paths.check_state()
@@ -112,7 +112,8 @@ def prepare(paths: ProjectPaths, found: tuple[dict[str, Any], list[str]], clock:
     befores = _files_before(parse_cache, stamp, changed, files)
     if befores is None:
         return None
-    text = _stamped_lock(paths, stamp)
+    # The bytes the stamp's build wrote, as the check read them (``holds`` reads the file again, locked).
+    text = LockText.index(lock_bytes)
     if text is None:
         return None
     patterns = _root_atlas_patterns(root, text)
@@ -204,14 +205,6 @@ def _files_before(
             )
         )
     return befores
-
-
-def _stamped_lock(paths: ProjectPaths, stamp: Mapping[str, Any]) -> LockText | None:
-    """The lock, indexed, if it is the one the last complete build wrote; else None."""
-    raw = read_lock_bytes(paths.lock, paths.display(paths.lock))
-    if raw is None or hash_bytes(raw) != stamp["lock"]:
-        return None
-    return LockText.index(raw)
 
 
 def _root_atlas_patterns(root: ManifestFile, text: LockText) -> list[str] | None:

@@ -13,6 +13,9 @@ import pytest
 
 import pixelbuild.lock as lock_module
 import pixelbuild.project as project_module
+from pixelbuild.builder import build, build_checked
+from pixelbuild.local.layout import real_manifest_path
+from pixelbuild.local.stamp import check_for_build
 from pixelbuild.lock import parse_lock, render_lock
 from tests.conftest import Result, build_json, snapshot
 
@@ -449,3 +452,28 @@ def test_an_edit_of_a_file_included_by_an_included_file_plans_its_sprites_alone(
     assert (document["generated"], document["up_to_date"]) == (2, 4), document
     # The group's defaults (size 48) reached the edited sprite as a full resolution gives them.
     _same_as_a_full_build(cli, project, tmp_path)
+
+
+def test_a_lock_changed_after_the_stamp_check_is_read_again_not_spliced_over(
+    make_project: Callable[..., Path],
+) -> None:
+    project = _project(make_project)
+    manifest = project / "pixelbuild.yaml"
+    assert build(manifest).ok
+    _replace(project, "parts/a.yaml", "prompt: knight", "prompt: red knight")
+    found = check_for_build(real_manifest_path(str(manifest)))
+    assert found is not None and found[1] == ["parts/a.yaml"]
+    # Before this build takes the build lock, something else rewrites the lock: b/coin's entry is gone. The
+    # bytes the check read are stale now; splicing them would put the entry back unseen.
+    lock_path = project / "pixelbuild.lock"
+    changed = parse_lock(lock_path.read_bytes(), "pixelbuild.lock")
+    del changed.sprites["b/coin"]
+    lock_path.write_bytes(render_lock(changed))
+    report = build_checked(manifest, found)
+    assert report.ok and report.generated == 1 and report.restored == 1  # the full path saw the lock as it is
+    assert sorted(parse_lock(lock_path.read_bytes(), "pixelbuild.lock").sprites) == [
+        "a/knight",
+        "a/slime",
+        "b/coin",
+        "b/gem",
+    ]

@@ -23,10 +23,12 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import xxhash
+
 from pixelbuild._version import __version__
 from pixelbuild.local.filehashes import Clock, digest_or_none, is_racy, stat_signature
 from pixelbuild.local.layout import stamp_files
-from pixelbuild.local.seal import read_sealed
+from pixelbuild.local.seal import read_regular, read_sealed
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,8 +39,9 @@ _MAX_HASHED = 256 << 20
 #: The largest stamp read back.
 _MAX_STAMP_BYTES = 64 << 20
 BUILTIN_PREFIX = "builtin:"
-#: What ``stamp_changes`` finds: the stamp's data, and the manifest files (as it names them) changed since.
-StampFound = tuple[dict[str, Any], list[str]]
+#: What ``stamp_changes`` finds: the stamp's data, the manifest files (as it names them) changed since, and
+#: the lock's bytes (the very bytes the stamp's build wrote: an edit build splices them, unread again).
+StampFound = tuple[dict[str, Any], list[str], bytes]
 
 
 def ref_path(project_dir: str, ref: str) -> str:
@@ -138,7 +141,8 @@ def stamp_changes(manifest: str) -> StampFound | None:
             return None
         if stamp["project"] != os.path.realpath(project_dir):
             return None  # copied or moved: every signature below belongs to other files
-        if digest_or_none(lock_path, _MAX_HASHED) != stamp["lock"]:
+        lock = read_regular(lock_path, _MAX_HASHED)
+        if xxhash.xxh3_128_hexdigest(lock) != stamp["lock"]:
             return None
         output_dir = os.path.join(project_dir, stamp["output"])
         files, outputs = stamp["files"], stamp["outputs"]
@@ -174,7 +178,7 @@ def stamp_changes(manifest: str) -> StampFound | None:
                 return None
     except (OSError, KeyError, TypeError, ValueError, IndexError, AttributeError):
         return None
-    return stamp, changed
+    return stamp, changed, lock
 
 
 class StampInputs:
