@@ -54,3 +54,27 @@ def test_what_is_not_a_readable_regular_file(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(NotRegularFile, match="not a regular file"):
         file_digest(str(fifo))  # without hanging
+
+
+def test_the_hash_table_comes_back_and_a_strange_one_is_a_miss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pixelbuild.local.filehashes import FileHashCache
+    from pixelbuild.local.seal import seal
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    old = 1_000_000_000_000_000_000  # files changed long before "now": not racily clean
+    table = tmp_path / "files.json"
+    files = {name: tmp_path / name for name in ("héro.png", "slime.png")}
+    for name, path in files.items():
+        path.write_bytes(name.encode())
+        os.utime(path, ns=(old, old))
+    cache = FileHashCache(table, clock=lambda: 2 * old)
+    digests = {name: cache.hash(path) for name, path in files.items()}
+    cache.save()
+    again = FileHashCache(table, clock=lambda: 2 * old)
+    assert again._load() == cache._load() and len(again._load()) == 2
+    (tmp_path / "slime.png").write_bytes(b"changed")  # a new signature: hashed again, not taken from the table
+    assert again.hash(files["héro.png"]) == digests["héro.png"]
+    assert again.hash(files["slime.png"]) == xxhash.xxh3_128_hexdigest(b"changed")
+    for strange in (b'{"version": NaN}', b"[1, 2]", b'{"version": 1e999, "files": {}}', b"\xff"):
+        table.write_bytes(seal("hashes", table.name, strange))
+        assert FileHashCache(table)._load() == {}
