@@ -167,11 +167,13 @@ def build_checked(
     if up_to_date is not None:
         return BuildReport(up_to_date=up_to_date, noop=True, seconds=time.perf_counter() - started)
     from pixelbuild.gcpause import PausedGC
-    from pixelbuild.project import open_session
 
     progress = progress or QuietProgress()
-    # Off while the project loads and is planned; _full_build ends the pause before any work is done.
+    # Off while the project loads and is planned (the modules that do it are imported meanwhile: their
+    # objects are frozen too); _full_build ends the pause before any work is done.
     with PausedGC() as pause:
+        from pixelbuild.project import open_session
+
         if found is not None:
             from pixelbuild.delta import prepare
 
