@@ -99,8 +99,8 @@ def post_process(job: PostJob) -> Rendered:
 
         image = assemble_frames(frames, job.layout)
     png = encode_png(image)
-    pixels = pixel_hash(image)
     seconds = time.perf_counter() - started
+    pixels = pixel_hash(image)  # what the lock records: the build's work, not the post-processing's
     blob = store.put_blob(png)
     store.put_action(job.post_key, PostRecord([FinishedImage(blob, pixels, image.width, image.height)], identity))
     job.guard.write_bytes(job.output, png)
