@@ -13,8 +13,9 @@ manifest as it always does. So does a share that would print something (a resolu
 cache entry), so that every message is said once, in order, by the session. Files that include files
 are loaded by their workers too; the files they include are left to the session.
 
-Workers are forked (they share what is imported), only from a process without other threads, and die
-with it (``pixelbuild.lifeline``); elsewhere, and with ``PIXELBUILD_LOAD_JOBS=1``, nothing is split.
+Workers are forked (they share what is imported), only from a process without other threads, one per
+core that other processes leave idle, and die with it (``pixelbuild.lifeline``); elsewhere, on a busy
+machine and with ``PIXELBUILD_LOAD_JOBS=1``, nothing is split.
 """
 
 from __future__ import annotations
@@ -78,16 +79,33 @@ class _Declined(Exception):
 
 
 def load_jobs() -> int:
-    """How many processes may load a manifest: ``PIXELBUILD_LOAD_JOBS``, else the cores this process may use."""
+    """How many processes may load a manifest: ``PIXELBUILD_LOAD_JOBS``, else the cores this process may use
+    that no other process is running on right now (as ``make -l`` would: on a busy machine a worker only
+    waits for a core, and its start and hand-over cost more than it saves)."""
     value = os.environ.get(JOBS_VARIABLE, "").strip()
     if value:
-        if not (value.isascii() and value.isdigit()) or int(value) < 1:  # int() reads '٣' too
+        if not (value.isascii() and value.isdigit()) or int(value) < 1:  # '²' is a digit to isdigit
             raise UsageError(f"{JOBS_VARIABLE} must be a whole number of processes, at least 1; got '{value}'")
         return int(value)
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on every platform
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        with open("/proc/loadavg", "rb") as handle:
+            return idle_cores(cores, handle.read(256))
+    except OSError:  # not Linux: every core
+        return cores
+
+
+def idle_cores(cores: int, loadavg: bytes) -> int:
+    """Of ``cores``, how many the processes running now leave idle, this one included (at least 1), from the
+    text of ``/proc/loadavg``, whose fourth field counts them ("running/existing")."""
+    try:
+        running = int(loadavg.split()[3].split(b"/")[0])
+    except (IndexError, ValueError):
+        return cores
+    return max(1, min(cores, cores - (running - 1)))
 
 
 def can_fork() -> bool:

@@ -397,6 +397,12 @@ def test_load_jobs_come_from_the_environment_else_the_cores(
     assert preload.load_jobs() == 3
     monkeypatch.delenv("PIXELBUILD_LOAD_JOBS")
     assert preload.load_jobs() >= 1
+    # The cores that the processes running now (this one too) leave idle.
+    assert preload.idle_cores(4, b"0.52 0.61 0.70 1/187 4242\n") == 4
+    assert preload.idle_cores(4, b"2.52 2.61 2.70 3/187 4242\n") == 2
+    assert preload.idle_cores(2, b"3.10 3.00 2.90 2/187 4242\n") == 1
+    assert preload.idle_cores(2, b"9.00 9.00 9.00 9/187 4242\n") == 1
+    assert preload.idle_cores(2, b"garbage") == 2
     project = make_project()
     for value in ("0", "two", "-1", "²"):
         monkeypatch.setenv("PIXELBUILD_LOAD_JOBS", value)
