@@ -663,10 +663,13 @@ class _Resolver:
                 specs, refs, absent = cached
                 self.files.update(dict.fromkeys(refs))
                 self.absent.update(dict.fromkeys(absent))
-                for spec in specs:
-                    where = _Layer(manifest_file, spec.source.path, {"id": spec.id})
-                    self.count_sprites(1, [*own, where], "id")
-                    self._register(spec, [*own, where], {}, seen_ids)
+                try:
+                    for spec in specs:
+                        where = _Layer(manifest_file, spec.source.path, {"id": spec.id})
+                        self.count_sprites(1, [*own, where], "id")
+                        self._register(spec, [*own, where], {}, seen_ids)
+                except ManifestError:
+                    raise _CachedSpriteRefused from None
                 sprites.extend(specs)
                 continue
             self._touched_files, self._touched_absent = {}, {}
@@ -851,6 +854,11 @@ def _layout(value: str | Mapping[str, Any]) -> Mapping[str, Any]:
     return {"type": layout.get("type", "strip"), "columns": layout.get("columns"), "padding": layout.get("padding", 0)}
 
 
+class _CachedSpriteRefused(Exception):
+    """A sprite taken from the spec cache clashes with another or passes a limit: the error must come from
+    its file's YAML, which knows which field to point at, not from the cached spec."""
+
+
 class SpecCache(Protocol):
     """Resolved sprites of unchanged manifest files, kept between runs (see ``pixelbuild.local.speccache``)."""
 
@@ -880,7 +888,11 @@ def resolve(manifest: Manifest, cache: SpecCache | None = None, only: Collection
     resolved again. With ``only``, the sprites of those files alone (by path) are resolved, and checked
     against each other only: the other files lend their defaults and settings, and no atlas is resolved.
     """
-    resolved = _Resolver(manifest).resolve(cache, only)
+    try:
+        resolved = _Resolver(manifest).resolve(cache, only)
+    except _CachedSpriteRefused:
+        # The cache keeps no YAML positions: resolving without it names the field a cold run names.
+        resolved = _Resolver(manifest).resolve(None, only)
     if resolved.warnings:
         import logging  # only to warn: ~2 ms of every edit build otherwise
 
