@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from pixelbuild.errors import DiskFull, FrozenError, PixelbuildError
 from pixelbuild.local.buildlock import ProjectLock
@@ -34,8 +35,7 @@ if TYPE_CHECKING:
     from pixelbuild.report import Stage
 
 
-@dataclass(frozen=True, slots=True)
-class BuildOptions:
+class BuildOptions(msgspec.Struct, frozen=True):
     """How to build: which sprites, how many parallel jobs, whether generating is allowed.
 
     ``servers`` (``--server``) replace the backend's server list. ``backend_factory`` makes the backend
@@ -63,8 +63,11 @@ class BuildOptions:
             raise ValueError(f"BuildOptions.sprites_per_run must be at least 1, not {self.sprites_per_run}")
 
 
-@dataclass(slots=True)
-class BuildReport:
+#: A build of every sprite, one job at a time.
+_DEFAULT_OPTIONS = BuildOptions()
+
+
+class BuildReport(msgspec.Struct):
     """What a build did."""
 
     generated: int = 0
@@ -76,14 +79,14 @@ class BuildReport:
     packed: int = 0
     up_to_date: int = 0
     generator_calls: int = 0
-    failures: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    failures: dict[str, str] = msgspec.field(default_factory=dict)
+    warnings: list[str] = msgspec.field(default_factory=list)
     noop: bool = False
     interrupted: bool = False
     seconds: float = 0.0
     #: Seconds spent per stage of image work (generating, post-processing, packing): the rest of ``seconds``
     #: is the build's own work. Summed over parallel steps and worker processes.
-    timings: dict[Stage, float] = field(default_factory=dict)
+    timings: dict[Stage, float] = msgspec.field(default_factory=dict)
     #: What stopped the build short: a full disk (exit 1), generator servers that stopped answering (exit 3).
     error: PixelbuildError | None = None
 
@@ -141,7 +144,7 @@ def _ensure_gitignore(paths: ProjectPaths) -> None:
 
 
 def build(
-    manifest: str | os.PathLike[str], options: BuildOptions = BuildOptions(), progress: Progress | None = None
+    manifest: str | os.PathLike[str], options: BuildOptions = _DEFAULT_OPTIONS, progress: Progress | None = None
 ) -> BuildReport:
     """Build the project of ``manifest``; return what was done (failures are in the report)."""
     started = time.perf_counter()
@@ -153,7 +156,7 @@ def build(
 def build_checked(
     manifest: str | os.PathLike[str],
     found: StampFound | None,
-    options: BuildOptions = BuildOptions(),
+    options: BuildOptions = _DEFAULT_OPTIONS,
     progress: Progress | None = None,
     started: float | None = None,
 ) -> BuildReport:

@@ -26,9 +26,10 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from pixelbuild.errors import ManifestError
 from pixelbuild.hashing import hash_bytes
@@ -46,8 +47,7 @@ from pixelbuild.project import Session
 from pixelbuild.resolver import ProjectSettings, Resolved, project_file_path, resolve
 
 
-@dataclass(frozen=True, slots=True)
-class Delta:
+class Delta(msgspec.Struct, frozen=True):
     """A build of the changed files' sprites: ``session`` holds them alone, ``lock`` the lock's entries of
     their sprites, old and new; ``others`` sprites of the unchanged files are up to date."""
 

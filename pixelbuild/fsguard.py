@@ -20,9 +20,10 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+
+import msgspec
 
 from pixelbuild.errors import EXIT_BAD_INPUT, PixelbuildError, disk_full
 from pixelbuild.names import MAX_NAME_BYTES, MAX_PATH_BYTES, TEMP_PREFIX
@@ -148,8 +149,7 @@ class Removal(StrEnum):
     KEPT = "kept"
 
 
-@dataclass(frozen=True, slots=True)
-class OutputGuard:
+class OutputGuard(msgspec.Struct, frozen=True):
     """Writes, reads and deletes files under ``root`` (absolute) without ever following a link.
 
     Plain values only, so a guard travels to worker processes.

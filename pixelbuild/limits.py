@@ -10,8 +10,9 @@ manifest check instead of exhausting a worker's memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 #: Largest width or height of any image a sprite goes through, its frame sheet included.
 MAX_SIDE = 16384
@@ -31,8 +32,7 @@ Size = tuple[int, int]
 SizeRule = Callable[[Mapping[str, Any], Size], Size]
 
 
-@dataclass(frozen=True, slots=True)
-class SizeProblem:
+class SizeProblem(msgspec.Struct, frozen=True):
     """An image of a sprite that would be too large: where it arises and why.
 
     ``step`` is the index of the post op that makes it, ``-1`` for the generated frames and

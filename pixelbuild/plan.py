@@ -7,8 +7,9 @@ Pure: the state of the files on disk and of the cache comes in as functions, so 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from enum import StrEnum
+
+import msgspec
 
 from pixelbuild.backends import backend_info
 from pixelbuild.keys import SpriteKeys
@@ -35,8 +36,7 @@ class FileState(StrEnum):
     MODIFIED = "modified"
 
 
-@dataclass(frozen=True, slots=True)
-class Staleness:
+class Staleness(msgspec.Struct, frozen=True):
     """How a sprite's (or an atlas's) lock entry and outputs compare with the manifest: what plan, build
     and check all judge by. Outputs are looked at only when the keys match."""
 
@@ -54,8 +54,7 @@ class Staleness:
         return self.locked and not self.changed and not self.outputs and self.moved_from is None
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(msgspec.Struct, frozen=True):
     """The plan for one sprite. ``missing`` lists the generation keys the generator must produce."""
 
     sprite_id: str
@@ -69,8 +68,7 @@ class Decision:
     staleness: Staleness | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AtlasDecision:
+class AtlasDecision(msgspec.Struct, frozen=True):
     """The plan for one atlas: up to date, restore (from the cache), pack, or remove."""
 
     atlas_id: str
@@ -82,12 +80,11 @@ class AtlasDecision:
     staleness: Staleness | None = None
 
 
-@dataclass(slots=True)
-class Plan:
+class Plan(msgspec.Struct):
     """Decisions for every sprite of the manifest, then removals (sorted by id); then the atlases."""
 
-    decisions: list[Decision] = field(default_factory=list)
-    atlases: list[AtlasDecision] = field(default_factory=list)
+    decisions: list[Decision] = msgspec.field(default_factory=list)
+    atlases: list[AtlasDecision] = msgspec.field(default_factory=list)
 
     @property
     def stale_atlases(self) -> list[AtlasDecision]:
@@ -167,7 +164,7 @@ def decide(
     problem = foreign(sprite.output)
     if problem is None:
         return decision
-    return replace(decision, reasons=(*decision.reasons, problem), blocked=problem)
+    return msgspec.structs.replace(decision, reasons=(*decision.reasons, problem), blocked=problem)
 
 
 def assess(

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+import msgspec
 
 from pixelbuild.backends.base import (
     Backend,
@@ -23,8 +24,7 @@ from pixelbuild.backends.base import (
 from pixelbuild.errors import UsageError
 
 
-@dataclass(frozen=True, slots=True)
-class BackendInfo:
+class BackendInfo(msgspec.Struct, frozen=True):
     """What the engine needs to know about a backend without importing it.
 
     ``version`` enters every generation key: bump it when the same spec would give other pixels.

@@ -10,9 +10,10 @@ it asks for each result (``result``) as the build needs it, and says when that r
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import msgspec
 
 from pixelbuild.spec import GenerationSpec
 
@@ -20,8 +21,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 
-@dataclass(frozen=True, slots=True)
-class BackendIdentity:
+class BackendIdentity(msgspec.Struct, frozen=True):
     """What produced an image: recorded in the lock next to each sprite."""
 
     name: str
@@ -29,8 +29,7 @@ class BackendIdentity:
     models: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class GenerationJob:
+class GenerationJob(msgspec.Struct, frozen=True):
     """One generation to run. ``key`` is its generation key; ``sprite_id`` names it in errors.
 
     ``workflow_path``, ``init_image_path`` and ``source_path`` are absolute paths to the files the spec
@@ -45,20 +44,18 @@ class GenerationJob:
     source_path: Path | None = None
 
 
-@dataclass(slots=True)
-class GenerationResult:
+class GenerationResult(msgspec.Struct):
     """The images of one job (``spec.batch_size`` of them, in batch order) and who made them."""
 
     images: list[Image.Image]
     identity: BackendIdentity
-    info: dict[str, object] = field(default_factory=dict)
+    info: dict[str, object] = msgspec.field(default_factory=dict)
 
 
 Phase = Literal["queued", "sampling", "downloading", "done", "failed"]
 
 
-@dataclass(frozen=True, slots=True)
-class ProgressEvent:
+class ProgressEvent(msgspec.Struct, frozen=True):
     """One job's progress, for the engine's display.
 
     ``phase`` is ``queued`` (submitted), ``sampling`` (``value`` of ``max`` steps), ``downloading``,
@@ -76,8 +73,7 @@ class ProgressEvent:
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
-@dataclass(frozen=True, slots=True)
-class BackendRequest:
+class BackendRequest(msgspec.Struct, frozen=True):
     """What a backend is created from: its name, the manifest's ``project.<name>`` settings, the project
     folder, and ``servers`` given on the command line (``--server``), which replace any server list."""
 

@@ -7,9 +7,10 @@ sprites are all hand-drawn never contacts (nor needs) a ComfyUI server.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from pixelbuild.backends import backend_info
 from pixelbuild.backends.base import (
@@ -40,7 +41,7 @@ class BackendRouter:
         if backend is None:
             request = self._project
             if name != request.name:
-                request = dataclasses.replace(request, name=name, settings={}, servers=())
+                request = msgspec.structs.replace(request, name=name, settings={}, servers=())
             backend = self._factory(request)
             if self._progress is not None:
                 backend.set_progress_callback(self._progress)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 if TYPE_CHECKING:
     from pixelbuild.backends.base import BackendFactory
@@ -19,8 +20,7 @@ if TYPE_CHECKING:
     from pixelbuild.spec import AtlasSpec, SpriteSpec
 
 
-@dataclass(slots=True)
-class EngineContext:
+class EngineContext(msgspec.Struct):
     """Everything a run needs, computed by the build before it starts."""
 
     project_dir: Path
@@ -35,7 +35,7 @@ class EngineContext:
     backend_settings: Mapping[str, Any]
     jobs: int
     progress: Progress
-    atlases: Mapping[str, AtlasSpec] = field(default_factory=dict)
+    atlases: Mapping[str, AtlasSpec] = msgspec.field(default_factory=dict)
     servers: tuple[str, ...] = ()  # --server: replaces the backend's server list
     backend_factory: BackendFactory | None = None  # None: create_backend
     sprites_per_run: int | None = None  # None: orchestrate.SPRITES_PER_RUN

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from pixelbuild.notices import pinned
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(msgspec.Struct, frozen=True):
     """One task: ``action(*args)`` returns False when it failed (its failure is already recorded), and runs
     after the steps named in ``after``."""
 

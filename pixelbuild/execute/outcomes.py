@@ -14,8 +14,9 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
+
+import msgspec
 
 from pixelbuild.errors import (
     BackendUnavailable,
@@ -64,8 +65,7 @@ class WorkerBug(Exception):
         self.trace = trace
 
 
-@dataclass(slots=True)
-class EngineResult:
+class EngineResult(msgspec.Struct):
     """What a run did: sprites finished per action, generator calls, a message per failed sprite.
 
     ``repair`` names the sprites (and ``atlas <id>``) left undone because a cache entry they needed was
@@ -78,13 +78,13 @@ class EngineResult:
     restored: int = 0
     removed: int = 0
     packed: int = 0
-    failures: dict[str, str] = field(default_factory=dict)
-    finished: set[str] = field(default_factory=set)
+    failures: dict[str, str] = msgspec.field(default_factory=dict)
+    finished: set[str] = msgspec.field(default_factory=set)
     interrupted: bool = False
-    repair: set[str] = field(default_factory=set)
-    kept: list[str] = field(default_factory=list)
+    repair: set[str] = msgspec.field(default_factory=set)
+    kept: list[str] = msgspec.field(default_factory=list)
     #: Seconds spent per stage of image work (summed over parallel steps and worker processes).
-    timings: dict[Stage, float] = field(default_factory=dict)
+    timings: dict[Stage, float] = msgspec.field(default_factory=dict)
     #: What stopped the build short (a full disk, servers that stopped answering), for the exit code.
     error: PixelbuildError | None = None
 

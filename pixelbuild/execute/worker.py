@@ -12,9 +12,10 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
+
+import msgspec
 
 from pixelbuild.errors import PixelbuildError
 from pixelbuild.execute.outcomes import CacheMiss, Deferred, WorkerBug
@@ -26,8 +27,7 @@ from pixelbuild.local.store import FinishedImage, PostRecord, Store
 MIN_TASKS_FOR_PROCESSES = 8
 
 
-@dataclass(frozen=True, slots=True)
-class PostJob:
+class PostJob(msgspec.Struct, frozen=True):
     """Everything a worker needs to post-process one sprite: plain, picklable values."""
 
     store_root: str
@@ -40,8 +40,7 @@ class PostJob:
     output: str
 
 
-@dataclass(frozen=True, slots=True)
-class Rendered:
+class Rendered(msgspec.Struct, frozen=True):
     """A sprite's finished output as written: hashes, size and the identity of what generated it."""
 
     file_hash: str
@@ -53,8 +52,7 @@ class Rendered:
     seconds: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class PostFailure:
+class PostFailure(msgspec.Struct, frozen=True):
     """A sprite of a batch that failed. ``error`` is kept when it is one of ours or the file system's (it
     crosses a process boundary whole); anything else is a bug, carried as its one-line ``detail`` and its
     traceback."""

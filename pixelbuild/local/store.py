@@ -19,7 +19,6 @@ import os
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, overload
 
@@ -203,8 +202,7 @@ def live_actions(lock: Lock, keys: Iterable[SpriteKeys] = (), atlas_keys: Iterab
     return live
 
 
-@dataclass(frozen=True, slots=True)
-class GcReport:
+class GcReport(msgspec.Struct, frozen=True):
     """What ``Store.gc`` removed."""
 
     actions: int

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from pixelbuild.spec import PostOp
 
@@ -35,8 +36,7 @@ _OP_MODULES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class PostContext:
+class PostContext(msgspec.Struct, frozen=True):
     """What an op may read besides its input: project files named in its params (palette files)."""
 
     read_file: Callable[[str], bytes]
@@ -48,8 +48,7 @@ ParamNormaliser = Callable[[dict[str, Any]], dict[str, Any]]
 FileCheck = Callable[[Mapping[str, Any], Callable[[str], bytes]], None]
 
 
-@dataclass(frozen=True, slots=True)
-class OpDef:
+class OpDef(msgspec.Struct, frozen=True):
     """A registered op: its function, what it does, its declared params and its semantic extras.
 
     ``signature`` declares every param once (type, range, default, when it applies); checking,

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from pixelbuild.limits import Size
 from pixelbuild.post import PostContext, register
@@ -59,8 +60,7 @@ _INNER_NUM, _INNER_DEN = 3, 5
 _MAX_SAMPLES = 5
 
 
-@dataclass(frozen=True, slots=True)
-class Axis:
+class Axis(msgspec.Struct, frozen=True):
     """The grid along one axis: cell size and first boundary in 1/1024 px, cell count and confidence.
 
     ``first`` is the first cell's left (top) edge and may be negative: the first cell can start
@@ -79,8 +79,7 @@ class Axis:
         return self.period / FIXED
 
 
-@dataclass(frozen=True, slots=True)
-class Grid:
+class Grid(msgspec.Struct, frozen=True):
     """A detected pixel grid: one ``Axis`` per direction."""
 
     x: Axis
@@ -95,8 +94,7 @@ class Grid:
 # --------------------------------------------------------------------------------------- edge profile
 
 
-@dataclass(frozen=True, slots=True)
-class Edges:
+class Edges(msgspec.Struct, frozen=True):
     """One frame's edge signals, per column edge (x) and per row edge (y).
 
     ``profile``: summed absolute differences between neighbouring columns (rows), the spectral signal.
