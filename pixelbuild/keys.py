@@ -9,8 +9,9 @@ JSON, prefixed by ``KEY_VERSION`` so a change of the scheme itself invalidates e
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from pixelbuild.backends import backend_info
 from pixelbuild.hashing import (
@@ -33,8 +34,7 @@ RefHasher = Callable[[str], str | None]
 _FILE_FIELDS = ("workflow_file", "init_image", "source_file")
 
 
-@dataclass(frozen=True, slots=True)
-class SpriteKeys:
+class SpriteKeys(msgspec.Struct, frozen=True):
     """A sprite's stage keys and a short digest per input field (to tell which field changed)."""
 
     generations: tuple[str, ...]

@@ -15,7 +15,6 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +87,7 @@ def _object(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class OutputRecord:
+class OutputRecord(msgspec.Struct, frozen=True):
     """One file a build wrote: its path under the output root and its byte hash; for images also the
     hash of the decoded pixels and the size (an atlas's data files have none)."""
 
@@ -118,8 +116,7 @@ class OutputRecord:
         return cls(path, file_hash, pixels, _size(data.get("width")), _size(data.get("height")))
 
 
-@dataclass(frozen=True, slots=True)
-class AtlasEntry:
+class AtlasEntry(msgspec.Struct, frozen=True):
     """What the lock knows of one atlas: its pack key, members and the files it wrote."""
 
     pack_key: str
@@ -148,8 +145,7 @@ class AtlasEntry:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class LockEntry:
+class LockEntry(msgspec.Struct, frozen=True):
     """What the lock knows of one sprite: its stage keys, seeds, generator identity and outputs."""
 
     generations: tuple[tuple[str, int], ...]
@@ -202,12 +198,11 @@ class LockEntry:
         )
 
 
-@dataclass(slots=True)
-class Lock:
+class Lock(msgspec.Struct):
     """The whole lock: an entry per sprite id and one per atlas id."""
 
-    sprites: dict[str, LockEntry] = field(default_factory=dict)
-    atlases: dict[str, AtlasEntry] = field(default_factory=dict)
+    sprites: dict[str, LockEntry] = msgspec.field(default_factory=dict)
+    atlases: dict[str, AtlasEntry] = msgspec.field(default_factory=dict)
 
 
 def _render_block(entry_id: str, entry: LockEntry | AtlasEntry) -> str:

@@ -13,11 +13,11 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import yaml
 
 from pixelbuild.errors import ManifestError
@@ -90,8 +90,7 @@ class ManifestFile:
         return {**self.header, "sprites": self.sprites}
 
 
-@dataclass(frozen=True, slots=True)
-class Manifest:
+class Manifest(msgspec.Struct, frozen=True):
     """The root manifest file and all files it includes, root first, in include order."""
 
     project_dir: Path

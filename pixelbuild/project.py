@@ -5,10 +5,11 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from pixelbuild.errors import PixelbuildError, UsageError
 from pixelbuild.fsguard import OutputGuard
@@ -27,8 +28,7 @@ if TYPE_CHECKING:
     from pixelbuild.preload import Preloaded
 
 
-@dataclass
-class Session:
+class Session(msgspec.Struct, dict=True):
     """A loaded project: manifest, resolved sprites, their keys, and access to files and cache."""
 
     paths: ProjectPaths

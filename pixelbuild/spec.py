@@ -7,12 +7,12 @@ normalised and the seed derived. Nothing downstream looks at the raw manifest ag
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 
-@dataclass(frozen=True, slots=True)
-class Lora:
+
+class Lora(msgspec.Struct, frozen=True):
     """One LoRA applied on top of the checkpoint, in manifest order."""
 
     name: str
@@ -20,16 +20,14 @@ class Lora:
     sha256: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PostOp:
+class PostOp(msgspec.Struct, frozen=True):
     """One step of a post-processing chain: an op name and its (already validated) parameters."""
 
     op: str
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
+class Source(msgspec.Struct, frozen=True):
     """Where a sprite was declared, for error messages (never hashed).
 
     ``file`` is the manifest file as shown to the user; ``path`` is the sprite's place in that
@@ -40,8 +38,7 @@ class Source:
     path: tuple[str | int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class GenerationSpec:
+class GenerationSpec(msgspec.Struct, frozen=True):
     """Everything the generator sees for one image (or one batch of images).
 
     File references (``workflow_file``, ``init_image``, ``source_file``) are project-relative POSIX paths;
@@ -67,13 +64,12 @@ class GenerationSpec:
     workflow_file: str
     batch_size: int = 1
     init_image: str | None = None
-    bindings: Mapping[str, Any] = field(default_factory=dict)
+    bindings: Mapping[str, Any] = msgspec.field(default_factory=dict)
     source_file: str | None = None
     frame_size: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SpriteSpec:
+class SpriteSpec(msgspec.Struct, frozen=True):
     """A fully resolved sprite: its generation(s), its post chain and where its output goes.
 
     ``generations`` usually holds one entry; an animation has one per frame (or one batch).
@@ -86,7 +82,7 @@ class SpriteSpec:
     output: str
     source: Source
     post_files: tuple[str, ...] = ()
-    layout: Mapping[str, Any] = field(default_factory=lambda: {"type": "strip", "columns": None, "padding": 0})
+    layout: Mapping[str, Any] = msgspec.field(default_factory=lambda: {"type": "strip", "columns": None, "padding": 0})
 
 
 #: Atlas data formats and the file each writes next to the atlas image (``{stem}``: its name without .png).
@@ -99,8 +95,7 @@ ATLAS_FORMATS: Mapping[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class AtlasSpec:
+class AtlasSpec(msgspec.Struct, frozen=True):
     """A resolved atlas: its member sprites (in atlas order) packed into one image plus data files."""
 
     id: str

@@ -149,7 +149,7 @@ def test_the_spec_cache_keeps_a_file_with_a_hand_drawn_source_sprite(make_projec
 def test_keys_computed_together_equal_keys_computed_alone() -> None:
     """compute_keys reuses the JSON of values sprites share; values equal in Python (1, 1.0, True) but not
     in JSON must still give each sprite its own keys."""
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     from pixelbuild.keys import compute_keys
     from pixelbuild.spec import GenerationSpec, Lora, PostOp, Source

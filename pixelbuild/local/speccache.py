@@ -16,7 +16,6 @@ import contextlib
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +114,7 @@ class SpecCache:
         display = manifest_file.display
         if any(spec.source.file != display for spec in specs):
             # Shown relative to the working folder, which may differ from the run that wrote the entry.
-            specs = [replace(spec, source=Source(display, spec.source.path)) for spec in specs]
+            specs = [msgspec.structs.replace(spec, source=Source(display, spec.source.path)) for spec in specs]
         for spec, spec_keys in zip(specs, keys, strict=True):
             self.keys[spec.id] = spec_keys
         return specs, list(refs), absent

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
+
+import msgspec
 
 from pixelbuild.errors import UsageError
 
@@ -38,8 +39,7 @@ class BadRemote(ValueError):
     """A remote cache setting that cannot be used; the message says why (callers say where)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteConfig:
+class RemoteConfig(msgspec.Struct, frozen=True):
     """A remote cache: ``url`` is ``s3://bucket/prefix`` or an absolute folder; ``push``: write through;
     ``transfers`` in flight at once; ``timeout``: seconds one request may take."""
 

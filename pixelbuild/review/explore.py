@@ -10,13 +10,14 @@ no generator call. Nothing is written to the asset tree or the lock; the candida
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from pixelbuild.errors import GenerationError, ManifestError
 from pixelbuild.local.layout import ProjectPaths
@@ -42,10 +43,10 @@ def with_seed(sprite: SpriteSpec, seed: int, own_seeds: Sequence[bool]) -> Sprit
     generations = tuple(
         generation
         if index < len(own_seeds) and own_seeds[index]
-        else dataclasses.replace(generation, seed=(seed + index) % (1 << 64))
+        else msgspec.structs.replace(generation, seed=(seed + index) % (1 << 64))
         for index, generation in enumerate(sprite.generations)
     )
-    return dataclasses.replace(sprite, generations=generations)
+    return msgspec.structs.replace(sprite, generations=generations)
 
 
 def _own_seeds(session: Any, sprite: SpriteSpec) -> list[bool]:
