@@ -299,8 +299,10 @@ def _decode(raw: bytes, path: Path) -> str | bytes:
         ) from None
 
 
-#: A YAML anchor (``&name``) as it starts a value; a '&' inside text ("salt & pepper", "R&D") is not one.
-_ANCHOR = re.compile(rb"(?:^|[\s\[{,])&[^\s,\[\]{}]")
+#: A YAML anchor (``&name``) as it starts a value, searched in the bytes after a line break; a '&' inside
+#: text ("salt & pepper", "R&D") is not one. The '&' comes first so that the search skips to each '&'
+#: (testing every position for what may precede one took ~0.4 ms per 30 kB file).
+_ANCHOR = re.compile(rb"&(?<=[\s\[{,]&)[^\s,\[\]{}]")
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -370,7 +372,7 @@ def parse_yaml(raw: bytes, path: Path) -> Any:
         if node is None:
             return None
         # A file without anchors has as many nodes as it has values, which its size bounds.
-        if len(raw) > MAX_YAML_NODES or _ANCHOR.search(raw):
+        if len(raw) > MAX_YAML_NODES or _ANCHOR.search(b"\n" + raw):
             _check_expansion(node, path)
         return _construct(loader, node)
     except _LoadError as error:

@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 
 from pixelbuild import limits
+from pixelbuild.errors import ManifestError
 from pixelbuild.limits import MAX_PIXELS, MAX_SIDE
+from pixelbuild.manifest import parse_yaml
 from pixelbuild.post import PostContext, load_ops, normalise_post_entry
 from tests.conftest import Result
 from tests.refusal import COMMANDS, assert_accepted, assert_refused
@@ -189,6 +191,16 @@ def test_alias_bomb_fails_fast_with_a_located_error(
 def test_a_value_that_contains_itself_is_refused(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
     project = make_project("version: 1\ndefaults:\n  bindings: &loop {x: *loop}\nsprites: []\n")
     assert_refused(cli, project, "validate", ["pixelbuild.yaml:3:", "contains itself through an alias"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["&a [*a]", "x: &a [*a]", "x: [&a [*a]]", "x: {y: &a [*a]}", "x: [1,&a [*a]]", "x:\t&a [*a]", "x:\r\n  &a [*a]"],
+)
+def test_an_anchor_is_found_wherever_a_value_may_start(text: str, tmp_path: Path) -> None:
+    # Found at the very first byte too: a value that contains itself is refused, never recursed into.
+    with pytest.raises(ManifestError, match="contains itself through an alias"):
+        parse_yaml(text.encode(), tmp_path / "pixelbuild.yaml")
 
 
 def test_aliases_of_ordinary_size_are_fine(cli: Callable[..., Result], make_project: Callable[..., Path]) -> None:
