@@ -117,17 +117,20 @@ class _StrictLoader(_BaseLoader):
 
     def __init__(self, stream: str | bytes) -> None:
         super().__init__(stream)
-        self._tags: dict[tuple[str, Any], str] = {}
+        self._tags: dict[str, str] = {}
 
     def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
-        """The tag of a node, once per distinct scalar: the C parser asks for every node, and a manifest
-        repeats its keys and many values (``size``, ``box``) on every sprite."""
-        if kind is not yaml.ScalarNode or self.yaml_path_resolvers:
+        """The tag of a node, as PyYAML's resolver gives it, worked out once per distinct plain scalar: the C
+        parser asks for every node, and a manifest repeats its keys and many values on every sprite."""
+        if self.yaml_path_resolvers:  # none in a safe loader: without them, only a plain scalar's text counts
             return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
-        key = (value, implicit)
-        tag = self._tags.get(key)
+        if kind is not yaml.ScalarNode:
+            return self.DEFAULT_SEQUENCE_TAG if kind is yaml.SequenceNode else self.DEFAULT_MAPPING_TAG
+        if not implicit[0]:  # quoted, or tagged '!': text
+            return self.DEFAULT_SCALAR_TAG
+        tag = self._tags.get(value)
         if tag is None:
-            tag = self._tags[key] = str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+            tag = self._tags[value] = str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
         return tag
 
     def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
@@ -164,14 +167,19 @@ _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
+#: The strict loader's constructors of numbers, booleans and null (by tag).
+_SCALARS: dict[str, Callable[[_StrictLoader, yaml.ScalarNode], Any]] = {
+    f"tag:yaml.org,2002:{name}": _StrictLoader.yaml_constructors[f"tag:yaml.org,2002:{name}"]
+    for name in ("int", "float", "bool", "null")
+}
 
 
 def _construct(loader: _StrictLoader, node: yaml.Node) -> Any:
     """The Python value of a composed node: what ``loader.construct_document`` gives, with the same checks.
 
     Text, mappings and lists (nearly every node of a manifest) are built here directly, a few times
-    faster than PyYAML's constructor; any other node (numbers, booleans, null, merge keys, other tags)
-    goes to the strict loader's own constructors.
+    faster than PyYAML's constructor, and numbers, booleans and null by the strict loader's constructors
+    of them; any other node (merge keys, other tags) goes through the strict loader's ``construct_object``.
     """
     tag = node.tag
     if tag == _STR and isinstance(node, yaml.ScalarNode):
@@ -197,6 +205,9 @@ def _construct(loader: _StrictLoader, node: yaml.Node) -> Any:
         return dict(zip(keys, values, strict=True))
     if tag == _SEQ and isinstance(node, yaml.SequenceNode):
         return [_construct(loader, item) for item in node.value]
+    scalar = _SCALARS.get(tag)
+    if scalar is not None and isinstance(node, yaml.ScalarNode):
+        return scalar(loader, node)  # what construct_object would call, without its bookkeeping
     return loader.construct_object(node, deep=True)
 
 
