@@ -301,6 +301,10 @@ def _outputs_clash(stamp: Mapping[str, Any], old_outputs: Sequence[str], new_out
     """Whether an output of the changed files' sprites clashes with one of another file's (the stamp's
     outputs, less those the changed files' sprites had)."""
     left = set(old_outputs)
+    if {path.lower() for path in new_outputs} <= {path.lower() for path in left}:
+        # Outputs the changed files' sprites already had (an edit that moves none, the usual one): the last
+        # complete build found them clashing with no other file's, and those are unchanged.
+        return False
     return _clashes(new_outputs, [path for path in stamp["outputs"]["paths"] if path not in left])
 
 

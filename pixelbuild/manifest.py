@@ -220,28 +220,26 @@ def _fragment_schema(root: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @cache
-def _fast_validators() -> tuple[Any, Any]:
-    """Compiled validators (jsonschema-rs): a verdict on a 10,000-sprite manifest in milliseconds, where
-    jsonschema takes seconds. They only say whether a document is valid; the errors come from ``_validators``."""
+def _fast_validator(is_root: bool) -> Any:
+    """The compiled validator (jsonschema-rs) of a root manifest or of an included file: a verdict on a
+    10,000-sprite manifest in milliseconds, where jsonschema takes seconds. It only says whether a document
+    is valid; the errors come from ``_validators``. Each is compiled when first needed (an edit build that
+    reads one included file needs only that one's)."""
     import jsonschema_rs
 
     # The files as they are: jsonschema-rs resolves references itself, at compile time (inlining them
     # costs more than it saves here; every "$ref" has only annotations beside it, so both read the same).
     root, post_ops = manifest_schema(), post_ops_schema()
     registry = jsonschema_rs.Registry([(root["$id"], root), (post_ops["$id"], post_ops)])
-    return (
-        jsonschema_rs.Draft202012Validator(root, registry=registry),
-        jsonschema_rs.Draft202012Validator(_fragment_schema(root), registry=registry),
-    )
+    return jsonschema_rs.Draft202012Validator(root if is_root else _fragment_schema(root), registry=registry)
 
 
 def _surely_valid(data: Mapping[str, Any], *, is_root: bool) -> bool:
     """Whether the compiled validator accepts ``data``; False when it cannot tell (a value that is not
     JSON, such as a YAML date, or a number past 64 bits). jsonschema has the last word on False: the two
     disagree in corners (a pattern's ``$`` matches before a final line break in Python only)."""
-    root_validator, fragment_validator = _fast_validators()
     try:
-        return bool((root_validator if is_root else fragment_validator).is_valid(data))
+        return bool(_fast_validator(is_root).is_valid(data))
     except (ValueError, TypeError, OverflowError, RecursionError):
         return False
 
