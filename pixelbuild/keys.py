@@ -8,6 +8,7 @@ JSON, prefixed by ``KEY_VERSION`` so a change of the scheme itself invalidates e
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -17,7 +18,6 @@ from pixelbuild.backends import backend_info
 from pixelbuild.hashing import (
     canonical_json,
     canonical_json_of_normalised,
-    canonical_object,
     hash_text,
     short_hash_text,
 )
@@ -59,6 +59,18 @@ def _canonical_value(value: Any) -> Any:
 _SCALARS = (str, int, float, bool, type(None))
 _V = canonical_json(KEY_VERSION)
 _POST_V = canonical_json(POST_VERSION)
+_encode_string = json.encoder.encode_basestring
+# A generation key hashes {"generation": {inputs}, "v": KEY_VERSION}; a post key hashes the object of
+# chain, files, generations, layout, post_version and v: the canonical JSON of both, in key order, is
+# spelled here once so that each sprite's only costs are its own pieces.
+_GENERATION_OPEN = '{"generation":{'
+_GENERATION_CLOSE = "}," + f'"v":{_V}' + "}"
+_POST_OPEN = '{"chain":'
+_POST_FILES = ',"files":'
+_POST_GENERATIONS = ',"generations":'
+_POST_LAYOUT = ',"layout":'
+_POST_CLOSE = f',"post_version":{_POST_V},"v":{_V}' + "}"
+_NO_FILES = canonical_json({})
 
 
 def _value_key(value: Any) -> Any:
@@ -75,18 +87,38 @@ def _value_key(value: Any) -> Any:
     return None
 
 
+class _Backend(msgspec.Struct, frozen=True):
+    """How the keys read one backend's generations: its ``backend`` piece, the fields it reads (in the
+    order their digests are listed), and where each one goes in the key's canonical JSON."""
+
+    piece: tuple[str, str]
+    inputs: tuple[str, ...]
+    files: tuple[bool, ...]
+    #: (index into ``("backend", *inputs)``, the JSON name and colon before its piece), by name.
+    order: tuple[tuple[int, str], ...]
+
+
 class _Shared:
     """What many sprites of one project have alike (a negative prompt, a checkpoint, a post chain, a layout):
     its canonical JSON and short digest, computed once per distinct value instead of once per sprite."""
 
     def __init__(self) -> None:
-        self.pieces: dict[tuple[str, Any], tuple[str, str]] = {}
+        # By (field, value key), or (field, type, value) for text and whole numbers.
+        self.pieces: dict[tuple[Any, ...], tuple[str, str]] = {}
         # By identity (the resolver hands sprites with one chain the same tuple); the value is kept alive.
         self.chains: dict[int, tuple[tuple[PostOp, ...], str]] = {}
         self.layouts: dict[Any, tuple[str, str]] = {}
+        self.backends: dict[str, _Backend] = {}
 
     def piece(self, name: str, value: Any) -> tuple[str, str]:
         """The canonical JSON of one input field's value and its short digest."""
+        kind = type(value)
+        if kind is str or kind is int:  # most fields, those unique to a sprite (prompt, seed) among them
+            found = self.pieces.get((name, kind, value))
+            if found is None:
+                piece = _encode_string(value) if kind is str else str(value)
+                found = self.pieces[name, kind, value] = piece, short_hash_text(piece)
+            return found
         key = _value_key(value)
         if key is None:
             piece = canonical_json_of_normalised(_canonical_value(value))
@@ -95,6 +127,21 @@ class _Shared:
         if found is None:
             piece = canonical_json_of_normalised(_canonical_value(value))
             found = self.pieces[name, key] = piece, short_hash_text(piece)
+        return found
+
+    def backend(self, name: str) -> _Backend:
+        """How generations of backend ``name`` are keyed (``UsageError`` for an unknown backend)."""
+        found = self.backends.get(name)
+        if found is None:
+            info = backend_info(name)
+            names = ("backend", *info.inputs)
+            order = sorted(range(len(names)), key=names.__getitem__)
+            found = self.backends[name] = _Backend(
+                self.piece("backend", f"{name}/{info.version}"),
+                info.inputs,
+                tuple(name in _FILE_FIELDS for name in info.inputs),
+                tuple((index, f"{_encode_string(names[index])}:") for index in order),
+            )
         return found
 
     def chain(self, post: tuple[PostOp, ...]) -> str:
@@ -118,29 +165,34 @@ class _Shared:
         return found
 
 
-def _inputs(generation: GenerationSpec, file_hash: FileHasher, shared: _Shared) -> dict[str, tuple[str, str]]:
-    info = backend_info(generation.backend)
-    inputs = {"backend": shared.piece("backend", f"{generation.backend}/{info.version}")}
-    for name in info.inputs:
+def _inputs(
+    generation: GenerationSpec, file_hash: FileHasher, shared: _Shared
+) -> tuple[_Backend, list[tuple[str, str]]]:
+    """The generation's backend, and the piece of each field it reads (``backend`` first, then its inputs)."""
+    backend = shared.backend(generation.backend)
+    pieces = [backend.piece]
+    for name, is_file in zip(backend.inputs, backend.files, strict=True):
         value = getattr(generation, name)
-        if name in _FILE_FIELDS:
+        if is_file:
             value = file_hash(value) if value else None
-        inputs[name] = shared.piece(name, value)
-    return inputs
+        pieces.append(shared.piece(name, value))
+    return backend, pieces
+
+
+def _generation_key(backend: _Backend, pieces: list[tuple[str, str]]) -> str:
+    members = ",".join([name + pieces[index][0] for index, name in backend.order])
+    return hash_text(_GENERATION_OPEN + members + _GENERATION_CLOSE)
 
 
 def generation_inputs(generation: GenerationSpec, file_hash: FileHasher) -> dict[str, str]:
     """The canonical JSON of every field the generation's backend reads (files as content hashes)."""
-    return {name: piece for name, (piece, _short) in _inputs(generation, file_hash, _Shared()).items()}
-
-
-def _generation_key(inputs: Mapping[str, str]) -> str:
-    return hash_text(canonical_object({"v": _V, "generation": canonical_object(inputs)}))
+    backend, pieces = _inputs(generation, file_hash, _Shared())
+    return {name: piece for name, (piece, _short) in zip(("backend", *backend.inputs), pieces, strict=True)}
 
 
 def generation_key(generation: GenerationSpec, file_hash: FileHasher) -> str:
     """The generation key of one generation (what ``sprite_keys`` computes for each)."""
-    return _generation_key(generation_inputs(generation, file_hash))
+    return _generation_key(*_inputs(generation, file_hash, _Shared()))
 
 
 def sprite_keys(sprite: SpriteSpec, file_hash: FileHasher, shared: _Shared | None = None) -> SpriteKeys:
@@ -151,25 +203,19 @@ def sprite_keys(sprite: SpriteSpec, file_hash: FileHasher, shared: _Shared | Non
     generation_keys: list[str] = []
     several = len(sprite.generations) > 1
     for index, generation in enumerate(sprite.generations):
-        inputs = _inputs(generation, file_hash, shared)
-        generation_keys.append(_generation_key({name: piece for name, (piece, _short) in inputs.items()}))
+        backend, pieces = _inputs(generation, file_hash, shared)
+        generation_keys.append(_generation_key(backend, pieces))
         prefix = f"frames[{index}]." if several else ""
-        for name, (_piece, short) in inputs.items():
+        fields[prefix + "backend"] = pieces[0][1]
+        for name, (_piece, short) in zip(backend.inputs, pieces[1:], strict=True):
             fields[prefix + name] = short
     chain = shared.chain(sprite.post)
     layout, fields["post"] = shared.layout(chain, sprite.layout)
     post_files = {ref: file_hash(ref) for ref in sprite.post_files}
+    files = canonical_json(post_files) if post_files else _NO_FILES
+    generations = "[" + ",".join([_encode_string(key) for key in generation_keys]) + "]"
     post_key = hash_text(
-        canonical_object(
-            {
-                "v": _V,
-                "post_version": _POST_V,
-                "generations": canonical_json(generation_keys),
-                "chain": chain,
-                "files": canonical_json(post_files),
-                "layout": layout,
-            }
-        )
+        _POST_OPEN + chain + _POST_FILES + files + _POST_GENERATIONS + generations + _POST_LAYOUT + layout + _POST_CLOSE
     )
     for ref, digest in post_files.items():
         fields[f"file:{ref}"] = digest[:16]
