@@ -9,7 +9,6 @@ sprite still fails, or is deferred, on its own.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import Executor
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,8 @@ from pixelbuild.lock import LockEntry, OutputRecord
 from pixelbuild.plan import Action
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from pixelbuild.execute.context import EngineContext
     from pixelbuild.execute.generation import Generation
     from pixelbuild.execute.outcomes import Outcomes

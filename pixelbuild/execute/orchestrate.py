@@ -9,7 +9,7 @@ keeps it. Generation runs in threads; CPU-bound post-processing in worker proces
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor
+from typing import TYPE_CHECKING
 
 from pixelbuild.execute.atlases import Atlases
 from pixelbuild.execute.context import EngineContext
@@ -20,6 +20,9 @@ from pixelbuild.execute.outcomes import EngineResult, Outcomes
 from pixelbuild.execute.outputs import Outputs
 from pixelbuild.execute.worker import start_pool
 from pixelbuild.plan import Action, Decision, Plan
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 #: Sprites per doit run (see ``batches``), unless ``EngineContext.sprites_per_run`` says otherwise.
 SPRITES_PER_RUN = 1000

@@ -11,9 +11,8 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import msgspec
 
@@ -22,6 +21,9 @@ from pixelbuild.execute.outcomes import CacheMiss, Deferred, WorkerBug
 from pixelbuild.fsguard import OutputGuard
 from pixelbuild.lifeline import follow_parent
 from pixelbuild.local.store import FinishedImage, PostRecord, Store
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 #: Below this many post-processing tasks, worker processes cost more to start than they save.
 MIN_TASKS_FOR_PROCESSES = 8
