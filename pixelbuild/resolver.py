@@ -13,10 +13,10 @@ import math
 import posixpath
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
 import xxhash
 
 from pixelbuild._resources import data_dir
@@ -61,8 +61,7 @@ _STRICT_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-@dataclass(frozen=True, slots=True)
-class ProjectSettings:
+class ProjectSettings(msgspec.Struct, frozen=True):
     """The manifest's ``project`` section, with defaults filled in."""
 
     project_dir: Path
@@ -81,8 +80,7 @@ class ProjectSettings:
         return self.project_dir / self.output
 
 
-@dataclass(frozen=True, slots=True)
-class Resolved:
+class Resolved(msgspec.Struct, frozen=True):
     """Every sprite of a manifest, resolved, plus the project settings and the files they read.
 
     ``absent`` lists project paths whose absence a resolution relied on (a workflow name that fell
@@ -95,7 +93,7 @@ class Resolved:
     sprites: tuple[SpriteSpec, ...]
     files: tuple[str, ...]
     absent: tuple[str, ...] = ()
-    by_id: Mapping[str, SpriteSpec] = field(default_factory=dict)
+    by_id: Mapping[str, SpriteSpec] = msgspec.field(default_factory=dict)
     atlases: tuple[AtlasSpec, ...] = ()
     warnings: tuple[str, ...] = ()
 
@@ -127,8 +125,7 @@ def project_file_path(project_dir: Path, ref: str) -> Path:
     return project_dir / ref
 
 
-@dataclass(slots=True)
-class _Layer:
+class _Layer(msgspec.Struct):
     """One source of field values: a defaults mapping or the sprite itself, and where it was written."""
 
     file: ManifestFile
