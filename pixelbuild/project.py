@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from pixelbuild.errors import PixelbuildError, UsageError
+from pixelbuild.errors import UsageError
 from pixelbuild.fsguard import OutputGuard
 from pixelbuild.keys import SpriteKeys, atlas_key, compute_keys
 from pixelbuild.local.filehashes import Clock, FileHashCache
@@ -205,17 +205,6 @@ def open_session(paths: ProjectPaths, clock: Clock | None = None, preloaded: Pre
         from pixelbuild.preload import preload
 
         preloaded = preload(paths)
-    if not preloaded.shares:
-        return _load_session(paths, clock, None)
-    try:
-        return _load_session(paths, clock, preloaded)
-    except PixelbuildError:
-        pass
-    # Loaded alone, a bad manifest fails exactly as it always has (the first problem in file order).
-    return _load_session(paths, clock, None)
-
-
-def _load_session(paths: ProjectPaths, clock: Clock | None, preloaded: Preloaded | None) -> Session:
     from pixelbuild.local.speccache import SpecCache
 
     parse_cache = ParseCache(paths.parse_cache, deferred=True)
@@ -225,7 +214,9 @@ def _load_session(paths: ProjectPaths, clock: Clock | None, preloaded: Preloaded
         return hashes.hash(project_file_path(paths.project_dir, ref))
 
     cache = SpecCache(paths.spec_cache, file_hash, paths.project_dir)
-    if preloaded is not None:
+    # A cached sprite that meets an error is resolved again from its YAML (pixelbuild.resolver), so a bad
+    # manifest fails with the error it gives loaded alone, whatever the workers made.
+    if preloaded.shares:
         parse_cache.stage(preloaded.parse.items())
         cache.stage(preloaded.spec.items())
     manifest = load_manifest(paths.manifest, parse_cache=parse_cache)
